@@ -1,0 +1,216 @@
+//! The pipeline model: what a pipeline file says, after parsing and validation.
+//!
+//! Every other pipeline format is imported into this one model; the engine knows only it.
+
+mod parse;
+pub mod refs;
+mod validate;
+pub mod value;
+
+use crate::diag::{Diagnostics, Span};
+pub use value::{ParamType, Value};
+
+/// The container-side locations where a step finds its inputs and leaves its outputs.
+pub mod paths {
+    pub const INPUT_ARTIFACTS: &str = "/sluice/inputs/artifacts";
+    pub const OUTPUT_ARTIFACTS: &str = "/sluice/outputs/artifacts";
+    pub const OUTPUT_PARAMS: &str = "/sluice/outputs/params";
+    pub const SCRIPT: &str = "/sluice/script";
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub name: String,
+    pub description: Option<String>,
+    pub params: Vec<ParamDecl>,
+    pub components: Vec<Component>,
+    pub steps: Vec<Step>,
+    /// Steps that run when the pipeline finishes, whatever its outcome (exit handlers).
+    pub on_exit: Vec<Step>,
+    pub span: Span,
+}
+
+/// A typed parameter: a pipeline input, or a step's input or output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamDecl {
+    pub name: String,
+    pub ty: ParamType,
+    pub default: Option<Value>,
+    pub description: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactDecl {
+    pub name: String,
+    /// What the artifact holds (`dataset`, `model`, `metrics`, …); free text, `artifact` when unset.
+    pub kind: Option<String>,
+    pub description: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Io {
+    pub params: Vec<ParamDecl>,
+    pub artifacts: Vec<ArtifactDecl>,
+}
+
+impl Io {
+    pub fn param(&self, name: &str) -> Option<&ParamDecl> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    pub fn artifact(&self, name: &str) -> Option<&ArtifactDecl> {
+        self.artifacts.iter().find(|a| a.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resources {
+    /// CPU in thousandths of a core (`500m` = 500, `2` = 2000).
+    pub cpu_millis: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub gpu: u32,
+}
+
+/// What runs: an image with a command, or an inline script.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Template {
+    pub image: Spanned<String>,
+    /// Replaces the image's entrypoint when set (as Kubernetes' `command` does).
+    pub command: Option<Vec<Spanned<String>>>,
+    /// Replaces the image's cmd when set (as Kubernetes' `args` does).
+    pub args: Option<Vec<Spanned<String>>>,
+    /// Source run by `command` (default `sh`), written to [`paths::SCRIPT`] in the container.
+    pub script: Option<Spanned<String>>,
+    pub env: Vec<(String, Spanned<String>)>,
+    pub working_dir: Option<Spanned<String>>,
+    pub resources: Resources,
+    pub inputs: Io,
+    pub outputs: Io,
+}
+
+/// Control flow a step or component may ask for. Parsed into the model so that importers can map
+/// Kubeflow's and Argo's features onto it; validation reports what this version does not run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Control {
+    pub when: Option<Spanned<String>>,
+    pub for_each: Option<Spanned<Value>>,
+    pub parallelism: Option<Spanned<u32>>,
+    pub retry: Option<Spanned<Retry>>,
+    pub timeout: Option<Spanned<u64>>,
+    pub cache: Option<Spanned<Cache>>,
+}
+
+impl Control {
+    pub fn is_empty(&self) -> bool {
+        *self == Control::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    pub limit: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_factor: f64,
+    pub backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cache {
+    pub enabled: bool,
+    pub max_age_secs: Option<u64>,
+}
+
+/// A reusable step definition, used by several steps with different arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    pub name: String,
+    pub description: Option<String>,
+    pub template: Template,
+    pub control: Control,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Uses {
+    Component(Spanned<String>),
+    Inline(Box<Template>),
+}
+
+/// A value given to a step's input: a literal, or text with `{{…}}` references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub name: String,
+    pub value: Value,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub description: Option<String>,
+    pub uses: Uses,
+    pub params: Vec<Binding>,
+    pub artifacts: Vec<Binding>,
+    pub depends_on: Vec<Spanned<String>>,
+    pub control: Control,
+    pub span: Span,
+}
+
+impl Pipeline {
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&ParamDecl> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The template a step runs. Validation guarantees that component references resolve.
+    pub fn template_of<'a>(&'a self, step: &'a Step) -> Option<&'a Template> {
+        match &step.uses {
+            Uses::Inline(t) => Some(t),
+            Uses::Component(name) => self.component(&name.value).map(|c| &c.template),
+        }
+    }
+}
+
+/// Parses and validates a pipeline file, returning every problem found at once.
+pub fn load(file: &str, source: &str) -> Result<Pipeline, Diagnostics> {
+    let mut diags = Diagnostics::new(file);
+    let pipeline = crate::yaml::parse(source, &mut diags)
+        .and_then(|node| parse::pipeline(&node, &mut diags));
+    if let Some(p) = &pipeline {
+        validate::pipeline(p, &mut diags);
+    }
+    diags.finish();
+    match pipeline {
+        Some(p) if diags.is_empty() => Ok(p),
+        _ => Err(diags),
+    }
+}
+
+/// The sha256 of a pipeline file's bytes, as `sha256:<hex>`.
+pub fn digest(source: &str) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(source.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests;

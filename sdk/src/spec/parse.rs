@@ -1,0 +1,532 @@
+//! From a YAML tree to the pipeline model: shapes, field names and scalar types, with every problem
+//! reported at its place. Cross-references are checked afterwards, in `validate`.
+
+use super::*;
+use crate::diag::did_you_mean;
+use crate::yaml::{Key, Kind, Node};
+
+const TEMPLATE_KEYS: &[&str] = &[
+    "image", "command", "args", "script", "env", "workingDir", "resources", "inputs", "outputs",
+];
+const CONTROL_KEYS: &[&str] = &["when", "forEach", "parallelism", "retry", "timeout", "cache"];
+
+/// A mapping node whose keys are checked against what the schema allows.
+struct Fields<'a> {
+    node: &'a Node,
+    entries: &'a [(Key, Node)],
+}
+
+impl<'a> Fields<'a> {
+    fn new(node: &'a Node, what: &str, allowed: &[&[&str]], d: &mut Diagnostics) -> Option<Self> {
+        let Kind::Map(entries) = &node.kind else {
+            d.error(node.span, format!("{what} must be a mapping, found {}", node.describe()));
+            return None;
+        };
+        let all: Vec<&str> = allowed.iter().flat_map(|s| s.iter().copied()).collect();
+        for (k, _) in entries {
+            if !all.contains(&k.name.as_str()) {
+                let hint = match did_you_mean(&k.name, all.iter().copied()) {
+                    Some(s) => format!(" (did you mean `{s}`?)"),
+                    None => format!("; expected one of: {}", all.join(", ")),
+                };
+                d.error(k.span, format!("unknown field `{}` in {what}{hint}", k.name));
+            }
+        }
+        Some(Fields { node, entries })
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+    }
+
+    fn required(&self, key: &str, what: &str, d: &mut Diagnostics) -> Option<&'a Node> {
+        let v = self.get(key);
+        if v.is_none() {
+            d.error(self.node.span, format!("{what} is missing the required field `{key}`"));
+        }
+        v
+    }
+
+    fn string(&self, key: &str, d: &mut Diagnostics) -> Option<Spanned<String>> {
+        self.get(key).and_then(|n| string(n, key, d))
+    }
+}
+
+fn string(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Spanned<String>> {
+    match &node.kind {
+        Kind::Str { value, .. } => Some(Spanned::new(value.clone(), node.span)),
+        Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
+            Some(Spanned::new(node.scalar_text().unwrap_or_default(), node.span))
+        }
+        _ => {
+            d.error(node.span, format!("`{what}` must be a string, found {}", node.describe()));
+            None
+        }
+    }
+}
+
+fn string_list(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Vec<Spanned<String>>> {
+    match &node.kind {
+        Kind::Seq(items) => Some(items.iter().filter_map(|n| string(n, what, d)).collect()),
+        Kind::Str { .. } => {
+            d.error(
+                node.span,
+                format!("`{what}` must be a list of strings, such as [\"python\", \"train.py\"]; found a single string"),
+            );
+            None
+        }
+        _ => {
+            d.error(node.span, format!("`{what}` must be a list of strings, found {}", node.describe()));
+            None
+        }
+    }
+}
+
+fn entries<'a>(node: &'a Node, what: &str, d: &mut Diagnostics) -> &'a [(Key, Node)] {
+    match &node.kind {
+        Kind::Map(e) => e,
+        Kind::Null => &[],
+        _ => {
+            d.error(node.span, format!("`{what}` must be a mapping of names, found {}", node.describe()));
+            &[]
+        }
+    }
+}
+
+fn opt_string(f: &Fields, key: &str, d: &mut Diagnostics) -> Option<String> {
+    f.string(key, d).map(|s| s.value)
+}
+
+pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
+    let f = Fields::new(
+        node,
+        "the pipeline",
+        &[&["apiVersion", "kind", "name", "description", "params", "components", "steps", "onExit"]],
+        d,
+    )?;
+    if let Some(v) = f.string("apiVersion", d) {
+        if v.value != "sluice/v1" {
+            d.error(v.span, format!("unsupported apiVersion `{}`: expected `sluice/v1`", v.value));
+        }
+    }
+    if let Some(v) = f.string("kind", d) {
+        if v.value != "Pipeline" {
+            d.error(v.span, format!("unsupported kind `{}`: expected `Pipeline`", v.value));
+        }
+    }
+    let name = f.required("name", "the pipeline", d).and_then(|n| string(n, "name", d));
+    let params = f
+        .get("params")
+        .map(|n| param_decls(n, "params", false, d))
+        .unwrap_or_default();
+    let components = f
+        .get("components")
+        .map(|n| {
+            entries(n, "components", d)
+                .iter()
+                .filter_map(|(k, v)| component(k, v, d))
+                .collect()
+        })
+        .unwrap_or_default();
+    let steps = match f.required("steps", "the pipeline", d) {
+        Some(n) => step_list(n, "steps", d),
+        None => Vec::new(),
+    };
+    let on_exit = f.get("onExit").map(|n| step_list(n, "onExit", d)).unwrap_or_default();
+    Some(Pipeline {
+        name: name.map(|n| n.value).unwrap_or_default(),
+        description: opt_string(&f, "description", d),
+        params,
+        components,
+        steps,
+        on_exit,
+        span: node.span,
+    })
+}
+
+fn step_list(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<Step> {
+    match &node.kind {
+        Kind::Seq(items) => items.iter().filter_map(|n| step(n, d)).collect(),
+        _ => {
+            d.error(node.span, format!("`{what}` must be a list of steps, found {}", node.describe()));
+            Vec::new()
+        }
+    }
+}
+
+/// Parameter declarations. Each is `{type, default, description}`, or a bare literal that is
+/// the default and gives the type; for outputs, a bare string is the type's name.
+fn param_decls(node: &Node, what: &str, bare_is_type: bool, d: &mut Diagnostics) -> Vec<ParamDecl> {
+    let mut out = Vec::new();
+    for (k, v) in entries(node, what, d) {
+        let decl = |ty, default, description| ParamDecl {
+            name: k.name.clone(),
+            ty,
+            default,
+            description,
+            span: k.span,
+        };
+        match &v.kind {
+            Kind::Map(_) => {
+                let Some(f) = Fields::new(v, &format!("parameter `{}`", k.name), &[&["type", "default", "description"]], d) else {
+                    continue;
+                };
+                let default = f.get("default").map(|n| n.to_json()).filter(|v| !v.is_null());
+                let ty = match f.string("type", d) {
+                    Some(t) => match ParamType::from_name(&t.value) {
+                        Some(ty) => ty,
+                        None => {
+                            d.error(t.span, format!("unknown parameter type `{}`: expected one of {}", t.value, ParamType::NAMES.join(", ")));
+                            continue;
+                        }
+                    },
+                    None => match default.as_ref().and_then(ParamType::of) {
+                        Some(ty) => ty,
+                        None => {
+                            d.error(k.span, format!("parameter `{}` needs a `type` (one of {}) or a default to take it from", k.name, ParamType::NAMES.join(", ")));
+                            continue;
+                        }
+                    },
+                };
+                let default = match default.map(|v| ty.check(&v)) {
+                    Some(Err(e)) => {
+                        let at = f.get("default").map(|n| n.span).unwrap_or(k.span);
+                        d.error(at, format!("default of parameter `{}` does not match its type {ty}: {e}", k.name));
+                        None
+                    }
+                    Some(Ok(v)) => Some(v),
+                    None => None,
+                };
+                out.push(decl(ty, default, opt_string(&f, "description", d)));
+            }
+            Kind::Null => {
+                d.error(v.span, format!("parameter `{}` needs a type or a default", k.name));
+            }
+            Kind::Str { value, .. } if bare_is_type => match ParamType::from_name(value) {
+                Some(ty) => out.push(decl(ty, None, None)),
+                None => d.error(v.span, format!("unknown parameter type `{value}`: expected one of {}", ParamType::NAMES.join(", "))),
+            },
+            _ => {
+                let value = v.to_json();
+                match ParamType::of(&value) {
+                    Some(ty) => out.push(decl(ty, Some(value), None)),
+                    None => d.error(v.span, format!("parameter `{}` needs a type or a default", k.name)),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn artifact_decls(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<ArtifactDecl> {
+    let mut out = Vec::new();
+    for (k, v) in entries(node, what, d) {
+        let (kind, description) = match &v.kind {
+            Kind::Null => (None, None),
+            Kind::Str { value, .. } => (Some(value.clone()), None),
+            Kind::Map(_) => {
+                let Some(f) = Fields::new(v, &format!("artifact `{}`", k.name), &[&["type", "description"]], d) else {
+                    continue;
+                };
+                (opt_string(&f, "type", d), opt_string(&f, "description", d))
+            }
+            _ => {
+                d.error(v.span, format!("artifact `{}` must be a mapping such as {{type: model}}, found {}", k.name, v.describe()));
+                continue;
+            }
+        };
+        out.push(ArtifactDecl {
+            name: k.name.clone(),
+            kind,
+            description,
+            span: k.span,
+        });
+    }
+    out
+}
+
+fn io(node: &Node, what: &str, outputs: bool, d: &mut Diagnostics) -> Io {
+    let Some(f) = Fields::new(node, what, &[&["params", "artifacts"]], d) else {
+        return Io::default();
+    };
+    Io {
+        params: f.get("params").map(|n| param_decls(n, "params", outputs, d)).unwrap_or_default(),
+        artifacts: f.get("artifacts").map(|n| artifact_decls(n, "artifacts", d)).unwrap_or_default(),
+    }
+}
+
+fn template(f: &Fields, d: &mut Diagnostics) -> Template {
+    let env = match f.get("env") {
+        None => Vec::new(),
+        Some(n) => match &n.kind {
+            Kind::Map(e) => e
+                .iter()
+                .filter_map(|(k, v)| string(v, &format!("env.{}", k.name), d).map(|s| (k.name.clone(), s)))
+                .collect(),
+            Kind::Seq(items) => items
+                .iter()
+                .filter_map(|item| {
+                    let f = Fields::new(item, "an env entry", &[&["name", "value"]], d)?;
+                    let name = f.required("name", "an env entry", d).and_then(|n| string(n, "name", d))?;
+                    let value = f.string("value", d).unwrap_or_else(|| Spanned::new(String::new(), item.span));
+                    Some((name.value, value))
+                })
+                .collect(),
+            _ => {
+                d.error(n.span, format!("`env` must be a mapping of NAME: value, found {}", n.describe()));
+                Vec::new()
+            }
+        },
+    };
+    Template {
+        image: f.string("image", d).unwrap_or_default(),
+        command: f.get("command").and_then(|n| string_list(n, "command", d)),
+        args: f.get("args").and_then(|n| string_list(n, "args", d)),
+        script: f.string("script", d),
+        env,
+        working_dir: f.string("workingDir", d),
+        resources: f.get("resources").map(|n| resources(n, d)).unwrap_or_default(),
+        inputs: f.get("inputs").map(|n| io(n, "inputs", false, d)).unwrap_or_default(),
+        outputs: f.get("outputs").map(|n| io(n, "outputs", true, d)).unwrap_or_default(),
+    }
+}
+
+fn component(key: &Key, node: &Node, d: &mut Diagnostics) -> Option<Component> {
+    let what = format!("component `{}`", key.name);
+    let f = Fields::new(node, &what, &[&["description"], TEMPLATE_KEYS, &["retry", "timeout", "cache"]], d)?;
+    f.required("image", &what, d);
+    Some(Component {
+        name: key.name.clone(),
+        description: opt_string(&f, "description", d),
+        template: template(&f, d),
+        control: control(&f, d),
+        span: key.span,
+    })
+}
+
+fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
+    let f = Fields::new(
+        node,
+        "a step",
+        &[&["name", "description", "component", "params", "artifacts", "dependsOn"], TEMPLATE_KEYS, CONTROL_KEYS],
+        d,
+    )?;
+    let name = f.required("name", "a step", d).and_then(|n| string(n, "name", d))?;
+    let what = format!("step `{}`", name.value);
+    let uses = match f.string("component", d) {
+        Some(c) => {
+            for k in TEMPLATE_KEYS {
+                if let Some(n) = f.get(k) {
+                    d.error(n.span, format!("{what} uses component `{}` and so cannot set `{k}`; set it in the component or drop `component`", c.value));
+                }
+            }
+            Uses::Component(c)
+        }
+        None => {
+            if f.get("image").is_none() {
+                d.error(node.span, format!("{what} needs either `component` or an `image`"));
+            }
+            Uses::Inline(Box::new(template(&f, d)))
+        }
+    };
+    let bindings = |key: &str, d: &mut Diagnostics| -> Vec<Binding> {
+        f.get(key)
+            .map(|n| {
+                entries(n, key, d)
+                    .iter()
+                    .map(|(k, v)| Binding {
+                        name: k.name.clone(),
+                        value: v.to_json(),
+                        span: v.span,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let params = bindings("params", d);
+    let artifacts = bindings("artifacts", d);
+    let depends_on = match f.get("dependsOn") {
+        Some(n) => match &n.kind {
+            Kind::Str { .. } => string(n, "dependsOn", d).into_iter().collect(),
+            _ => string_list(n, "dependsOn", d).unwrap_or_default(),
+        },
+        None => Vec::new(),
+    };
+    Some(Step {
+        name: name.value,
+        description: opt_string(&f, "description", d),
+        uses,
+        params,
+        artifacts,
+        depends_on,
+        control: control(&f, d),
+        span: name.span,
+    })
+}
+
+fn resources(node: &Node, d: &mut Diagnostics) -> Resources {
+    let Some(f) = Fields::new(node, "resources", &[&["cpu", "memory", "gpu"]], d) else {
+        return Resources::default();
+    };
+    let cpu_millis = f.get("cpu").and_then(|n| {
+        let text = n.scalar_text().unwrap_or_default();
+        let v = parse_cpu(&text);
+        if v.is_none() {
+            d.error(n.span, format!("`cpu` must be cores such as 2, 0.5 or 500m, found `{text}`"));
+        }
+        v
+    });
+    let memory_bytes = f.get("memory").and_then(|n| {
+        let text = n.scalar_text().unwrap_or_default();
+        let v = parse_bytes(&text);
+        if v.is_none() {
+            d.error(n.span, format!("`memory` must be a size such as 512Mi, 2Gi or 1G, found `{text}`"));
+        }
+        v
+    });
+    let gpu = match f.get("gpu") {
+        None => 0,
+        Some(n) => match n.kind {
+            Kind::Int(i) if (0..=64).contains(&i) => i as u32,
+            _ => {
+                d.error(n.span, format!("`gpu` must be a whole number of GPUs, found {}", n.describe()));
+                0
+            }
+        },
+    };
+    Resources {
+        cpu_millis,
+        memory_bytes,
+        gpu,
+    }
+}
+
+fn control(f: &Fields, d: &mut Diagnostics) -> Control {
+    Control {
+        when: f.string("when", d),
+        for_each: f.get("forEach").map(|n| Spanned::new(n.to_json(), n.span)),
+        parallelism: f.get("parallelism").and_then(|n| match n.kind {
+            Kind::Int(i) if i > 0 => Some(Spanned::new(i as u32, n.span)),
+            _ => {
+                d.error(n.span, "`parallelism` must be a positive whole number");
+                None
+            }
+        }),
+        retry: f.get("retry").and_then(|n| retry(n, d)),
+        timeout: f.get("timeout").and_then(|n| {
+            let text = n.scalar_text().unwrap_or_default();
+            match parse_duration_ms(&text) {
+                Some(ms) => Some(Spanned::new(ms, n.span)),
+                None => {
+                    d.error(n.span, format!("`timeout` must be a duration such as 30s, 10m or 2h, found `{text}`"));
+                    None
+                }
+            }
+        }),
+        cache: f.get("cache").and_then(|n| match &n.kind {
+            Kind::Bool(b) => Some(Spanned::new(Cache { enabled: *b, max_age_secs: None }, n.span)),
+            Kind::Map(_) => {
+                let c = Fields::new(n, "cache", &[&["enabled", "maxAge"]], d)?;
+                let enabled = !matches!(c.get("enabled").map(|n| &n.kind), Some(Kind::Bool(false)));
+                let max_age_secs = c.get("maxAge").and_then(|n| parse_duration_ms(&n.scalar_text().unwrap_or_default())).map(|ms| ms / 1000);
+                Some(Spanned::new(Cache { enabled, max_age_secs }, n.span))
+            }
+            _ => {
+                d.error(n.span, "`cache` must be true, false or {enabled, maxAge}");
+                None
+            }
+        }),
+    }
+}
+
+fn retry(node: &Node, d: &mut Diagnostics) -> Option<Spanned<Retry>> {
+    let mut r = Retry {
+        limit: 0,
+        backoff_initial_ms: 1000,
+        backoff_factor: 2.0,
+        backoff_max_ms: 60_000,
+    };
+    match &node.kind {
+        Kind::Int(i) if *i >= 0 => r.limit = *i as u32,
+        Kind::Map(_) => {
+            let f = Fields::new(node, "retry", &[&["limit", "backoff"]], d)?;
+            if let Some(Kind::Int(i)) = f.get("limit").map(|n| &n.kind) {
+                r.limit = (*i).max(0) as u32;
+            }
+            if let Some(b) = f.get("backoff") {
+                let b = Fields::new(b, "backoff", &[&["initial", "factor", "max"]], d)?;
+                let dur = |k: &str| b.get(k).and_then(|n| parse_duration_ms(&n.scalar_text().unwrap_or_default()));
+                r.backoff_initial_ms = dur("initial").unwrap_or(r.backoff_initial_ms);
+                r.backoff_max_ms = dur("max").unwrap_or(r.backoff_max_ms);
+                if let Some(f) = b.get("factor").and_then(|n| n.to_json().as_f64()) {
+                    r.backoff_factor = f;
+                }
+            }
+        }
+        _ => {
+            d.error(node.span, "`retry` must be a number of retries or {limit, backoff}");
+            return None;
+        }
+    }
+    Some(Spanned::new(r, node.span))
+}
+
+/// `2`, `0.5` or `500m` cores, in thousandths of a core.
+pub fn parse_cpu(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Some(m) = s.strip_suffix('m') {
+        return m.parse::<u64>().ok().filter(|v| *v > 0);
+    }
+    let cores = s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)?;
+    Some((cores * 1000.0).round() as u64)
+}
+
+/// Kubernetes-style quantities: `512Mi`, `2Gi`, `1G`, `1000000`.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let units: &[(&str, u64)] = &[
+        ("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40),
+        ("K", 1_000), ("k", 1_000), ("M", 1_000_000), ("G", 1_000_000_000), ("T", 1_000_000_000_000),
+    ];
+    for (suffix, mult) in units {
+        if let Some(n) = s.strip_suffix(suffix) {
+            let v = n.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)?;
+            return Some((v * *mult as f64) as u64);
+        }
+    }
+    s.parse::<u64>().ok().filter(|v| *v > 0)
+}
+
+/// `500ms`, `30s`, `10m`, `2h`, `1h30m`, or a bare number of seconds.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Some(secs * 1000);
+    }
+    let mut total = 0u64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (mult, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else if rest.starts_with('s') {
+            (1000, 1)
+        } else if rest.starts_with('m') {
+            (60_000, 1)
+        } else if rest.starts_with('h') {
+            (3_600_000, 1)
+        } else if rest.starts_with('d') {
+            (86_400_000, 1)
+        } else {
+            return None;
+        };
+        total += n * mult;
+        rest = &rest[len..];
+    }
+    Some(total)
+}

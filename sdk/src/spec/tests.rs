@@ -1,0 +1,178 @@
+//! Parsing and validation of pipeline files, error by error.
+
+use super::*;
+
+const GOOD: &str = r#"
+apiVersion: sluice/v1
+kind: Pipeline
+name: iris
+description: train and evaluate
+params:
+  n_estimators: {type: int, default: 50}
+  test_size: 0.25
+  dataset: {type: string}
+components:
+  train:
+    image: 127.0.0.1:5000/ml/sklearn:1
+    inputs:
+      params:
+        n: {type: int}
+        split: {type: float, default: 0.2}
+      artifacts:
+        data: {type: dataset}
+    outputs:
+      params:
+        accuracy: float
+      artifacts:
+        model: {type: model}
+    command: [python3, /app/train.py]
+    args: ["--n={{inputs.params.n}}", "--data={{inputs.artifacts.data}}", "--out={{outputs.artifacts.model}}", "--acc={{outputs.params.accuracy}}"]
+    resources: {cpu: 500m, memory: 1Gi}
+steps:
+  - name: prepare
+    image: busybox
+    script: |
+      echo {{params.dataset}} > {{outputs.artifacts.data}}/name
+    outputs:
+      artifacts:
+        data: {type: dataset}
+  - name: train
+    component: train
+    params: {n: "{{params.n_estimators}}"}
+    artifacts: {data: "{{steps.prepare.outputs.artifacts.data}}"}
+  - name: report
+    image: busybox
+    command: [echo, "accuracy {{steps.train.outputs.params.accuracy}} on {{run.id}}"]
+    dependsOn: [prepare]
+"#;
+
+fn errors(src: &str) -> Vec<String> {
+    match load("p.yaml", src) {
+        Ok(_) => Vec::new(),
+        Err(d) => d.items.iter().map(|i| format!("{}:{}: {}", i.line, i.col, i.message)).collect(),
+    }
+}
+
+#[test]
+fn a_full_pipeline_loads() {
+    let p = load("p.yaml", GOOD).unwrap_or_else(|d| panic!("{}", d.render(GOOD)));
+    assert_eq!(p.name, "iris");
+    assert_eq!(p.params.len(), 3);
+    assert_eq!(p.params[1].ty, ParamType::Float);
+    let train = p.step("train").unwrap();
+    let tpl = p.template_of(train).unwrap();
+    assert_eq!(tpl.resources.cpu_millis, Some(500));
+    assert_eq!(tpl.resources.memory_bytes, Some(1 << 30));
+    assert_eq!(validate::dependencies(&p, train), vec!["prepare"]);
+    let report = p.step("report").unwrap();
+    assert_eq!(validate::dependencies(&p, report), vec!["prepare", "train"]);
+}
+
+/// Each case: a YAML snippet and the errors it must produce, as `line:col: message fragment`.
+#[test]
+fn every_error_is_placed_and_explained() {
+    let cases: &[(&str, &[&str])] = &[
+        ("name: x\nsteps: [\n", &["invalid YAML"]),
+        ("- a\n- b\n", &["1:1: the pipeline must be a mapping, found a list"]),
+        ("name: x\nsteps:\n  - name: a\n    imgae: busybox\n", &[
+            "3:5: step `a` needs either `component` or an `image`",
+            "4:5: unknown field `imgae` in a step (did you mean `image`?)",
+        ]),
+        ("steps:\n  - name: a\n    image: b\n", &["1:1: the pipeline is missing the required field `name`"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n  - name: a\n    image: b\n", &["5:11: duplicate step name `a` (first used at line 3)"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    dependsOn: [c]\n", &["5:17: step `a` depends on unknown step `c`"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    dependsOn: [b]\n  - name: b\n    image: b\n    dependsOn: [a]\n", &["dependency cycle: a → b → a"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    command: [echo, '{{params.nope}}']\n", &["5:21: unknown pipeline parameter `nope`"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    command: [echo, '{{steps.z.outputs.params.v}}']\n", &["unknown step `z`"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    command: '{{params.n}}'\n", &["5:14: `command` must be a list of strings"]),
+        ("name: x\nparams:\n  n: {type: int, default: abc}\nsteps:\n  - name: a\n    image: b\n", &["3:27: default of parameter `n` does not match its type int"]),
+        ("name: x\nparams:\n  n: {type: integr}\nsteps:\n  - name: a\n    image: b\n", &["3:13: unknown parameter type `integr`"]),
+        ("name: x\nsteps:\n  - name: a\n    component: trian\ncomponents:\n  train: {image: b}\n", &["4:16: step `a` uses unknown component `trian` (did you mean `train`?)"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    when: '{{params.x}} == 1'\n", &["5:11: `when` (conditions) is not supported by this version of sluice yet"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: 3\n    timeout: 10m\n", &["`retry` is not supported", "`timeout` is not supported"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    resources: {memory: lots}\n", &["5:25: `memory` must be a size"]),
+        ("name: x\nname: y\nsteps: []\n", &["2:1: duplicate key `name`", "the pipeline has no steps"]),
+    ];
+    for (src, want) in cases {
+        let got = errors(src);
+        for w in *want {
+            assert!(got.iter().any(|g| g.contains(w)), "for\n{src}\nwanted `{w}`, got {got:#?}");
+        }
+        assert!(!got.is_empty(), "for\n{src}\nexpected errors");
+    }
+}
+
+#[test]
+fn type_mismatches_between_producer_and_consumer() {
+    let src = r#"
+name: x
+params:
+  flag: {type: bool, default: true}
+components:
+  use:
+    image: b
+    inputs:
+      params:
+        n: {type: int}
+        f: {type: float}
+      artifacts:
+        m: {type: model}
+steps:
+  - name: a
+    image: b
+    outputs:
+      params: {acc: float, label: string}
+      artifacts: {d: {type: dataset}}
+  - name: c
+    component: use
+    params:
+      n: "{{steps.a.outputs.params.acc}}"
+      f: "{{params.flag}}"
+    artifacts:
+      m: "{{steps.a.outputs.artifacts.d}}"
+  - name: e
+    component: use
+    params:
+      n: 3
+      f: "{{steps.a.outputs.params.nope}}"
+      extra: 1
+    artifacts:
+      m: "a literal"
+"#;
+    let got = errors(src);
+    let want = [
+        "23:10: type mismatch: input parameter `n` of step `c` is int, but `{{steps.a.outputs.params.acc}}` is float",
+        "24:10: type mismatch: input parameter `f` of step `c` is float, but `{{params.flag}}` is bool",
+        "26:10: type mismatch: input artifact `m` of step `c` is a model, but `a.d` is a dataset",
+        "31:10: step `a` has no output param `nope` (it has: acc, label)",
+        "32:14: step `e` has no input parameter `extra`",
+        "34:10: input artifact `m` of step `e` must be exactly one",
+    ];
+    for w in want {
+        assert!(got.iter().any(|g| g.contains(w)), "wanted `{w}`, got {got:#?}");
+    }
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+}
+
+#[test]
+fn components_see_only_their_own_inputs() {
+    let src = "name: x\ncomponents:\n  c:\n    image: b\n    command: ['{{params.p}}', '{{inputs.params.q}}']\nsteps:\n  - name: a\n    component: c\n";
+    let got = errors(src);
+    assert!(got.iter().any(|g| g.contains("a component cannot refer to `{{params.p}}` directly")), "{got:#?}");
+    assert!(got.iter().any(|g| g.contains("`{{inputs.params.q}}` names an input that is not declared")), "{got:#?}");
+}
+
+#[test]
+fn quantities_and_durations() {
+    assert_eq!(parse::parse_cpu("2"), Some(2000));
+    assert_eq!(parse::parse_cpu("0.5"), Some(500));
+    assert_eq!(parse::parse_cpu("250m"), Some(250));
+    assert_eq!(parse::parse_cpu("-1"), None);
+    assert_eq!(parse::parse_bytes("512Mi"), Some(512 << 20));
+    assert_eq!(parse::parse_bytes("1G"), Some(1_000_000_000));
+    assert_eq!(parse::parse_bytes("x"), None);
+    assert_eq!(parse::parse_duration_ms("1h30m"), Some(5_400_000));
+    assert_eq!(parse::parse_duration_ms("250ms"), Some(250));
+    assert_eq!(parse::parse_duration_ms("45"), Some(45_000));
+    assert_eq!(parse::parse_duration_ms("soon"), None);
+}

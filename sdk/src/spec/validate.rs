@@ -1,0 +1,418 @@
+//! Cross-checks of a parsed pipeline: names, references, dependencies, cycles and types.
+
+use super::refs::{self, IoKind, Ref};
+use super::*;
+use crate::diag::did_you_mean;
+use std::collections::{BTreeSet, HashMap};
+
+/// Names of parameters, artifacts, steps and components: a letter or `_`, then letters, digits, `_` or `-`.
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.len() <= 63
+}
+
+fn check_name(name: &str, what: &str, span: Span, d: &mut Diagnostics) {
+    if !is_name(name) {
+        d.error(
+            span,
+            format!("invalid {what} name `{name}`: use letters, digits, `_` and `-`, starting with a letter (at most 63)"),
+        );
+    }
+}
+
+/// Where a template is used from: a component may see only its own inputs and outputs; an inline
+/// step may also name pipeline parameters and other steps' outputs directly.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Component,
+    Step(&'a Step),
+}
+
+pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
+    if p.name.is_empty() {
+        // Reported by the parser as a missing field.
+    } else if !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || p.name.len() > 128 {
+        d.error(p.span, format!("invalid pipeline name `{}`: use letters, digits, `-`, `_` and `.` (at most 128)", p.name));
+    }
+    for param in &p.params {
+        check_name(&param.name, "parameter", param.span, d);
+    }
+    for c in &p.components {
+        check_name(&c.name, "component", c.span, d);
+        template(p, &c.template, Scope::Component, d);
+        unsupported(&c.control, d);
+    }
+    if p.steps.is_empty() {
+        d.error(p.span, "the pipeline has no steps: `steps` must list at least one");
+    }
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    for s in &p.steps {
+        check_name(&s.name, "step", s.span, d);
+        if let Some(first) = seen.insert(&s.name, s.span) {
+            d.error(s.span, format!("duplicate step name `{}` (first used at line {})", s.name, first.line));
+        }
+        step(p, s, d);
+    }
+    if let Some(first) = p.on_exit.first() {
+        d.error(first.span, "`onExit` (exit handlers) is not supported by this version of sluice yet");
+    }
+    cycles(p, d);
+}
+
+fn unsupported(c: &Control, d: &mut Diagnostics) {
+    let items: [(&str, Option<Span>); 6] = [
+        ("`when` (conditions)", c.when.as_ref().map(|s| s.span)),
+        ("`forEach` (loops)", c.for_each.as_ref().map(|s| s.span)),
+        ("`parallelism`", c.parallelism.as_ref().map(|s| s.span)),
+        ("`retry`", c.retry.as_ref().map(|s| s.span)),
+        ("`timeout`", c.timeout.as_ref().map(|s| s.span)),
+        ("`cache`", c.cache.as_ref().map(|s| s.span)),
+    ];
+    for (what, span) in items {
+        if let Some(span) = span {
+            d.error(span, format!("{what} is not supported by this version of sluice yet"));
+        }
+    }
+}
+
+fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
+    unsupported(&s.control, d);
+    let tpl = match &s.uses {
+        Uses::Inline(t) => {
+            template(p, t, Scope::Step(s), d);
+            Some(&**t)
+        }
+        Uses::Component(name) => match p.component(&name.value) {
+            Some(c) => Some(&c.template),
+            None => {
+                let hint = did_you_mean(&name.value, p.components.iter().map(|c| c.name.as_str()))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                d.error(name.span, format!("step `{}` uses unknown component `{}`{hint}", s.name, name.value));
+                None
+            }
+        },
+    };
+    for dep in &s.depends_on {
+        if dep.value == s.name {
+            d.error(dep.span, format!("step `{}` depends on itself", s.name));
+        } else if p.step(&dep.value).is_none() {
+            d.error(dep.span, format!("step `{}` depends on unknown step `{}`{}", s.name, dep.value, step_hint(p, &dep.value)));
+        }
+    }
+    let Some(tpl) = tpl else { return };
+    let inline = matches!(s.uses, Uses::Inline(_));
+    let declared_inputs = !tpl.inputs.params.is_empty() || !tpl.inputs.artifacts.is_empty();
+    for b in &s.params {
+        let decl = tpl.inputs.param(&b.name);
+        if decl.is_none() && (!inline || declared_inputs) {
+            d.error(b.span, format!("step `{}` has no input parameter `{}`{}", s.name, b.name, io_hint(&tpl.inputs, IoKind::Param, &b.name)));
+            continue;
+        }
+        param_binding(p, s, b, decl.map(|d| d.ty), d);
+    }
+    for b in &s.artifacts {
+        let decl = tpl.inputs.artifact(&b.name);
+        if decl.is_none() && (!inline || declared_inputs) {
+            d.error(b.span, format!("step `{}` has no input artifact `{}`{}", s.name, b.name, io_hint(&tpl.inputs, IoKind::Artifact, &b.name)));
+            continue;
+        }
+        artifact_binding(p, s, b, decl, d);
+    }
+    for input in &tpl.inputs.params {
+        if input.default.is_none() && !s.params.iter().any(|b| b.name == input.name) {
+            d.error(s.span, format!("step `{}` does not give a value to required input parameter `{}` ({})", s.name, input.name, input.ty));
+        }
+    }
+    for input in &tpl.inputs.artifacts {
+        if !s.artifacts.iter().any(|b| b.name == input.name) {
+            d.error(s.span, format!("step `{}` does not give required input artifact `{}`", s.name, input.name));
+        }
+    }
+}
+
+fn step_hint(p: &Pipeline, name: &str) -> String {
+    did_you_mean(name, p.steps.iter().map(|s| s.name.as_str()))
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+fn io_hint(io: &Io, kind: IoKind, name: &str) -> String {
+    let names: Vec<&str> = match kind {
+        IoKind::Param => io.params.iter().map(|p| p.name.as_str()).collect(),
+        IoKind::Artifact => io.artifacts.iter().map(|a| a.name.as_str()).collect(),
+    };
+    match did_you_mean(name, names.iter().copied()) {
+        Some(c) => format!(" (did you mean `{c}`?)"),
+        None if names.is_empty() => format!(": it declares no input {}", kind.plural()),
+        None => format!(": it declares {}", names.join(", ")),
+    }
+}
+
+/// The type a reference yields when used as a parameter value, reporting a dangling one.
+fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) -> Option<ParamType> {
+    match r {
+        Ref::Param(name) => match p.param(name) {
+            Some(decl) => Some(decl.ty),
+            None => {
+                let hint = did_you_mean(name, p.params.iter().map(|p| p.name.as_str()))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                d.error(span, format!("unknown pipeline parameter `{name}` in `{{{{{r}}}}}`{hint}"));
+                None
+            }
+        },
+        Ref::StepOutput { step, kind, name } => {
+            let producer = step_output(p, s, step, *kind, name, span, d)?;
+            match kind {
+                IoKind::Param => producer.outputs.param(name).map(|o| o.ty),
+                IoKind::Artifact => Some(ParamType::String),
+            }
+        }
+        Ref::Context("task.attempt") => Some(ParamType::Int),
+        Ref::Context(_) => Some(ParamType::String),
+        Ref::Input(..) | Ref::Output(..) => {
+            d.error(span, format!("`{{{{{r}}}}}` names the step's own inputs or outputs; a step's `params` and `artifacts` take pipeline parameters, upstream outputs or literals"));
+            None
+        }
+    }
+}
+
+/// Checks that `{{steps.STEP.outputs.KIND.NAME}}` names a real output of another step, returning its template.
+fn step_output<'a>(p: &'a Pipeline, s: &Step, step: &str, kind: IoKind, name: &str, span: Span, d: &mut Diagnostics) -> Option<&'a Template> {
+    if step == s.name {
+        d.error(span, format!("step `{}` refers to its own output `{name}`; use `{{{{outputs.{}.{name}}}}}` to write it", s.name, kind.plural()));
+        return None;
+    }
+    let Some(producer) = p.step(step) else {
+        d.error(span, format!("reference to unknown step `{step}`{}", step_hint(p, step)));
+        return None;
+    };
+    let tpl = p.template_of(producer)?;
+    let exists = match kind {
+        IoKind::Param => tpl.outputs.param(name).is_some(),
+        IoKind::Artifact => tpl.outputs.artifact(name).is_some(),
+    };
+    if !exists {
+        let names: Vec<&str> = match kind {
+            IoKind::Param => tpl.outputs.params.iter().map(|p| p.name.as_str()).collect(),
+            IoKind::Artifact => tpl.outputs.artifacts.iter().map(|a| a.name.as_str()).collect(),
+        };
+        let have = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        d.error(span, format!("step `{step}` has no output {} `{name}` (it has: {have})", &kind.plural()[..kind.plural().len() - 1]));
+        return None;
+    }
+    Some(tpl)
+}
+
+fn param_binding(p: &Pipeline, s: &Step, b: &Binding, want: Option<ParamType>, d: &mut Diagnostics) {
+    let Value::String(text) = &b.value else {
+        if let Some(ty) = want {
+            if let Err(e) = ty.check(&b.value) {
+                d.error(b.span, format!("input parameter `{}` of step `{}` is {ty}: {e}", b.name, s.name));
+            }
+        }
+        return;
+    };
+    let pieces = match refs::parse(text) {
+        Ok(p) => p,
+        Err(e) => return d.error(b.span, e),
+    };
+    let mut found = Vec::new();
+    for piece in &pieces {
+        if let refs::Piece::Ref(r) = piece {
+            if let Some(ty) = ref_type(p, s, r, b.span, d) {
+                found.push((r, ty));
+            }
+        }
+    }
+    if let (Some(want), [refs::Piece::Ref(r)]) = (want, pieces.as_slice()) {
+        if let Some((_, got)) = found.first() {
+            if !want.accepts(*got) {
+                d.error(b.span, format!("type mismatch: input parameter `{}` of step `{}` is {want}, but `{{{{{r}}}}}` is {got}", b.name, s.name));
+            }
+        }
+    } else if let (Some(want), true) = (want, found.is_empty()) {
+        if let Err(e) = want.check(&b.value) {
+            d.error(b.span, format!("input parameter `{}` of step `{}` is {want}: {e}", b.name, s.name));
+        }
+    }
+}
+
+fn artifact_binding(p: &Pipeline, s: &Step, b: &Binding, want: Option<&ArtifactDecl>, d: &mut Diagnostics) {
+    let r = match &b.value {
+        Value::String(text) => refs::sole_ref(text),
+        _ => None,
+    };
+    let Some(Ref::StepOutput { step, kind: IoKind::Artifact, name }) = r else {
+        d.error(b.span, format!("input artifact `{}` of step `{}` must be exactly one `{{{{steps.STEP.outputs.artifacts.NAME}}}}` reference", b.name, s.name));
+        return;
+    };
+    let Some(producer) = step_output(p, s, &step, IoKind::Artifact, &name, b.span, d) else { return };
+    let have = producer.outputs.artifact(&name).and_then(|a| a.kind.as_deref());
+    if let (Some(want), Some(have)) = (want.and_then(|w| w.kind.as_deref()), have) {
+        if want != have {
+            d.error(b.span, format!("type mismatch: input artifact `{}` of step `{}` is a {want}, but `{step}.{name}` is a {have}", b.name, s.name));
+        }
+    }
+}
+
+/// Checks every `{{…}}` in what a template runs.
+fn template(p: &Pipeline, t: &Template, scope: Scope, d: &mut Diagnostics) {
+    if t.image.value.is_empty() || t.image.value.chars().any(char::is_whitespace) || t.image.value.contains("{{") {
+        if !t.image.value.is_empty() {
+            d.error(t.image.span, format!("invalid image reference `{}`", t.image.value));
+        }
+    }
+    if let (Some(script), Some(args)) = (&t.script, &t.args) {
+        let at = args.first().map(|a| a.span).unwrap_or(script.span);
+        d.error(at, "`script` and `args` cannot both be set: the script's path is the command's argument");
+    }
+    for decl in t.inputs.params.iter().chain(&t.outputs.params) {
+        check_name(&decl.name, "parameter", decl.span, d);
+    }
+    for decl in t.inputs.artifacts.iter().chain(&t.outputs.artifacts) {
+        check_name(&decl.name, "artifact", decl.span, d);
+    }
+    let strings = t
+        .command
+        .iter()
+        .flatten()
+        .chain(t.args.iter().flatten())
+        .chain(&t.script)
+        .chain(t.env.iter().map(|(_, v)| v))
+        .chain(&t.working_dir);
+    for s in strings {
+        let pieces = match refs::parse(&s.value) {
+            Ok(p) => p,
+            Err(e) => {
+                d.error(s.span, e);
+                continue;
+            }
+        };
+        for piece in pieces {
+            if let refs::Piece::Ref(r) = piece {
+                template_ref(p, t, scope, &r, s.span, d);
+            }
+        }
+    }
+    for (name, v) in &t.env {
+        if name.is_empty() || name.contains('=') {
+            d.error(v.span, format!("invalid environment variable name `{name}`"));
+        }
+    }
+}
+
+fn template_ref(p: &Pipeline, t: &Template, scope: Scope, r: &Ref, span: Span, d: &mut Diagnostics) {
+    let bound = |kind: IoKind, name: &str| match scope {
+        Scope::Step(s) => match kind {
+            IoKind::Param => s.params.iter().any(|b| b.name == name),
+            IoKind::Artifact => s.artifacts.iter().any(|b| b.name == name),
+        },
+        Scope::Component => false,
+    };
+    match r {
+        Ref::Input(kind, name) => {
+            let declared = match kind {
+                IoKind::Param => t.inputs.param(name).is_some(),
+                IoKind::Artifact => t.inputs.artifact(name).is_some(),
+            };
+            if !declared && !bound(*kind, name) {
+                d.error(span, format!("`{{{{{r}}}}}` names an input that is not declared{}", io_hint(&t.inputs, *kind, name)));
+            }
+        }
+        Ref::Output(kind, name) => {
+            let declared = match kind {
+                IoKind::Param => t.outputs.param(name).is_some(),
+                IoKind::Artifact => t.outputs.artifact(name).is_some(),
+            };
+            if !declared {
+                d.error(span, format!("`{{{{{r}}}}}` names an output that is not declared under `outputs.{}`", kind.plural()));
+            }
+        }
+        Ref::Param(_) | Ref::StepOutput { .. } => match scope {
+            Scope::Component => d.error(
+                span,
+                format!("a component cannot refer to `{{{{{r}}}}}` directly: declare an input and bind it in the step"),
+            ),
+            Scope::Step(s) => {
+                ref_type(p, s, r, span, d);
+            }
+        },
+        Ref::Context(_) => {}
+    }
+}
+
+/// The steps a step waits for: those it names in `dependsOn` and those whose outputs it uses.
+pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
+    let mut deps: BTreeSet<String> = s.depends_on.iter().map(|d| d.value.clone()).collect();
+    let mut add = |text: &str| {
+        for r in refs::refs_in(text) {
+            if let Ref::StepOutput { step, .. } = r {
+                deps.insert(step);
+            }
+        }
+    };
+    for b in s.params.iter().chain(&s.artifacts) {
+        if let Value::String(text) = &b.value {
+            add(text);
+        }
+    }
+    if let Uses::Inline(t) = &s.uses {
+        for text in t.command.iter().flatten().chain(t.args.iter().flatten()).chain(&t.script).chain(t.env.iter().map(|(_, v)| v)).chain(&t.working_dir) {
+            add(&text.value);
+        }
+    }
+    deps.remove(&s.name);
+    deps.into_iter().filter(|d| p.step(d).is_some()).collect()
+}
+
+fn cycles(p: &Pipeline, d: &mut Diagnostics) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let index: HashMap<&str, usize> = p.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let deps: Vec<Vec<usize>> = p
+        .steps
+        .iter()
+        .map(|s| dependencies(p, s).iter().filter_map(|n| index.get(n.as_str()).copied()).collect())
+        .collect();
+    let mut mark = vec![Mark::New; p.steps.len()];
+    for start in 0..p.steps.len() {
+        if mark[start] != Mark::New {
+            continue;
+        }
+        // Iterative depth-first search; `path` holds the open steps.
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        mark[start] = Mark::Open;
+        while let Some((node, next)) = path.last_mut() {
+            let node = *node;
+            if let Some(&dep) = deps[node].get(*next) {
+                *next += 1;
+                match mark[dep] {
+                    Mark::New => {
+                        mark[dep] = Mark::Open;
+                        path.push((dep, 0));
+                    }
+                    Mark::Open => {
+                        let from = path.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                        let mut names: Vec<&str> = path[from..].iter().map(|(n, _)| p.steps[*n].name.as_str()).collect();
+                        names.reverse();
+                        names.insert(0, &p.steps[dep].name);
+                        let s = &p.steps[dep];
+                        d.error(s.span, format!("dependency cycle: {}", names.join(" → ")));
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                path.pop();
+            }
+        }
+    }
+}
