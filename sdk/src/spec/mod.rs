@@ -8,7 +8,8 @@ mod validate;
 pub mod value;
 
 use crate::diag::{Diagnostics, Span};
-pub use value::{ParamType, Value};
+pub use validate::{dependencies, is_name};
+pub use value::{render, ParamType, Value};
 
 /// The container-side locations where a step finds its inputs and leaves its outputs.
 pub mod paths {
@@ -40,6 +41,8 @@ pub struct Pipeline {
     /// Steps that run when the pipeline finishes, whatever its outcome (exit handlers).
     pub on_exit: Vec<Step>,
     pub span: Span,
+    /// Step name to its position in `steps` (the first, where a name repeats).
+    pub step_index: std::collections::HashMap<String, usize>,
 }
 
 /// A typed parameter: a pipeline input, or a step's input or output.
@@ -175,7 +178,7 @@ impl Pipeline {
     }
 
     pub fn step(&self, name: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.name == name)
+        self.step_index.get(name).map(|&i| &self.steps[i])
     }
 
     pub fn param(&self, name: &str) -> Option<&ParamDecl> {

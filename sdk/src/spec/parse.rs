@@ -133,7 +133,12 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
         None => Vec::new(),
     };
     let on_exit = f.get("onExit").map(|n| step_list(n, "onExit", d)).unwrap_or_default();
+    let mut step_index = std::collections::HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        step_index.entry(s.name.clone()).or_insert(i);
+    }
     Some(Pipeline {
+        step_index,
         name: name.map(|n| n.value).unwrap_or_default(),
         description: opt_string(&f, "description", d),
         params,

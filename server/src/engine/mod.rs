@@ -1,0 +1,362 @@
+//! The engine: a pure state machine over one run's task graph.
+//!
+//! It does no I/O: no clock (every time is passed in), no database, no tokio. Given a run and an
+//! event it updates the run and says what changed, so that the scheduler can persist exactly that
+//! and wake whoever waits. Dependencies, readiness, failure propagation, leases and cancellation are
+//! decided here.
+
+mod plan;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+pub use plan::{plan, resolve_params, Plan, PlanTask};
+use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
+use sluice_sdk::spec::Pipeline;
+use std::sync::Arc;
+
+/// What a task produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskOutputs {
+    pub params: Params,
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseInfo {
+    pub id: String,
+    pub worker: String,
+    pub expires_at: i64,
+}
+
+/// One task's state; times are milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub state: TaskState,
+    /// How many times the task has been leased.
+    pub attempt: u32,
+    pub lease: Option<LeaseInfo>,
+    /// The run was cancelled while this task ran: its worker must kill it.
+    pub cancel_requested: bool,
+    pub inputs: Params,
+    pub spec: Option<TaskSpec>,
+    pub outputs: TaskOutputs,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub ready_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl Task {
+    pub fn new() -> Task {
+        Task {
+            state: TaskState::Pending,
+            attempt: 0,
+            lease: None,
+            cancel_requested: false,
+            inputs: Params::new(),
+            spec: None,
+            outputs: TaskOutputs::default(),
+            exit_code: None,
+            error: None,
+            ready_at: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+impl Default for Task {
+    fn default() -> Self {
+        Task::new()
+    }
+}
+
+/// What an event changed, for the scheduler to persist and announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// The task's row changed.
+    Task(usize),
+    /// The task became ready: queue it for leasing.
+    Ready(usize),
+    /// The run's row changed (state, error, finish time).
+    Run,
+}
+
+/// Why an event from a worker was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The lease is not (or no longer) the task's current lease.
+    LeaseLost,
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: String,
+    pub name: String,
+    pub pipeline: Arc<Pipeline>,
+    pub params: Params,
+    pub plan: Plan,
+    pub state: RunState,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub tasks: Vec<Task>,
+}
+
+impl Run {
+    /// Plans a new run and marks the tasks without dependencies ready.
+    pub fn start(id: String, name: String, pipeline: Arc<Pipeline>, params: Params, now: i64) -> Result<(Run, Vec<Effect>), String> {
+        let plan = plan(&pipeline)?;
+        let tasks = vec![Task::new(); plan.tasks.len()];
+        let mut run = Run { id, name, pipeline, params, plan, state: RunState::Running, error: None, created_at: now, finished_at: None, tasks };
+        let mut fx = vec![Effect::Run];
+        for i in 0..run.tasks.len() {
+            fx.push(Effect::Task(i));
+            if run.plan.tasks[i].deps.is_empty() {
+                run.make_ready(i, now, &mut fx);
+            }
+        }
+        run.settle(now, &mut fx);
+        Ok((run, fx))
+    }
+
+    /// Rebuilds a run from what was stored (after a server restart). The plan is derived again
+    /// from the pipeline, so it must match the stored tasks one for one.
+    pub fn restore(id: String, name: String, pipeline: Arc<Pipeline>, params: Params, state: RunState, error: Option<String>, created_at: i64, finished_at: Option<i64>, tasks: Vec<Task>) -> Result<Run, String> {
+        let plan = plan(&pipeline)?;
+        if plan.tasks.len() != tasks.len() {
+            return Err(format!("stored run has {} tasks but its pipeline plans {}", tasks.len(), plan.tasks.len()));
+        }
+        Ok(Run { id, name, pipeline, params, plan, state, error, created_at, finished_at, tasks })
+    }
+
+    pub fn task_index(&self, name: &str) -> Option<usize> {
+        self.pipeline.step_index.get(name).copied()
+    }
+
+    fn make_ready(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
+        let attempt = self.tasks[i].attempt + 1;
+        match resolve::resolve(self, i, attempt) {
+            Ok((inputs, spec)) => {
+                let t = &mut self.tasks[i];
+                t.inputs = inputs;
+                t.spec = Some(spec);
+                t.state = TaskState::Ready;
+                t.ready_at = Some(now);
+                fx.push(Effect::Task(i));
+                fx.push(Effect::Ready(i));
+            }
+            Err(e) => self.finish_task(i, TaskState::Failed, None, Some(e), now, fx),
+        }
+    }
+
+    /// A worker takes a ready task. Returns false when the task is not ready (taken meanwhile).
+    pub fn lease(&mut self, i: usize, lease_id: String, worker: String, now: i64, ttl_ms: i64) -> (bool, Vec<Effect>) {
+        let t = &mut self.tasks[i];
+        if t.state != TaskState::Ready || self.state != RunState::Running {
+            return (false, Vec::new());
+        }
+        t.state = TaskState::Leased;
+        t.attempt += 1;
+        t.lease = Some(LeaseInfo { id: lease_id, worker, expires_at: now + ttl_ms });
+        t.started_at = None;
+        (true, vec![Effect::Task(i)])
+    }
+
+    fn check_lease(&self, i: usize, lease_id: &str) -> Result<(), Refused> {
+        match &self.tasks[i].lease {
+            Some(l) if l.id == lease_id => Ok(()),
+            _ => Err(Refused::LeaseLost),
+        }
+    }
+
+    /// The worker still holds the lease: push its expiry out.
+    pub fn heartbeat(&mut self, i: usize, lease_id: &str, now: i64, ttl_ms: i64) -> Result<(), Refused> {
+        self.check_lease(i, lease_id)?;
+        if let Some(l) = &mut self.tasks[i].lease {
+            l.expires_at = now + ttl_ms;
+        }
+        Ok(())
+    }
+
+    /// The container started.
+    pub fn started(&mut self, i: usize, lease_id: &str, now: i64, ttl_ms: i64) -> Result<Vec<Effect>, Refused> {
+        self.check_lease(i, lease_id)?;
+        let t = &mut self.tasks[i];
+        if let Some(l) = &mut t.lease {
+            l.expires_at = now + ttl_ms;
+        }
+        if t.state == TaskState::Leased {
+            t.state = TaskState::Running;
+            t.started_at = Some(now);
+            return Ok(vec![Effect::Task(i)]);
+        }
+        Ok(Vec::new())
+    }
+
+    /// The worker finished the task. Output parameters are checked against their declared types;
+    /// a missing or ill-typed one fails the task.
+    pub fn finished(&mut self, i: usize, lease_id: &str, result: TaskResult, now: i64) -> Result<Vec<Effect>, Refused> {
+        self.check_lease(i, lease_id)?;
+        let mut fx = Vec::new();
+        let t = &mut self.tasks[i];
+        if t.started_at.is_none() {
+            t.started_at = Some(now);
+        }
+        t.outputs.artifacts = result.artifacts;
+        let (state, error) = match result.outcome {
+            Outcome::Cancelled => (TaskState::Cancelled, result.error),
+            Outcome::Failed => (TaskState::Failed, result.error.or_else(|| result.exit_code.map(|c| format!("exited with code {c}")))),
+            Outcome::Succeeded => match typed_outputs(t.spec.as_ref(), &result.outputs) {
+                Ok(params) => {
+                    t.outputs.params = params;
+                    (TaskState::Succeeded, None)
+                }
+                Err(e) => (TaskState::Failed, Some(e)),
+            },
+        };
+        self.finish_task(i, state, result.exit_code, error, now, &mut fx);
+        self.settle(now, &mut fx);
+        Ok(fx)
+    }
+
+    /// The lease ran out without a heartbeat: the worker is presumed gone. The task runs again
+    /// elsewhere (or, if the run was cancelled meanwhile, is cancelled).
+    pub fn lease_expired(&mut self, i: usize, now: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let t = &mut self.tasks[i];
+        if !matches!(t.state, TaskState::Leased | TaskState::Running) {
+            return fx;
+        }
+        let worker = t.lease.as_ref().map(|l| l.worker.clone()).unwrap_or_default();
+        if t.cancel_requested || self.state != RunState::Running {
+            self.finish_task(i, TaskState::Cancelled, None, Some(format!("cancelled; worker {worker} stopped responding")), now, &mut fx);
+        } else {
+            t.lease = None;
+            t.state = TaskState::Ready;
+            t.started_at = None;
+            t.ready_at = Some(now);
+            t.error = Some(format!("attempt {} lost: worker {worker} stopped responding", t.attempt));
+            fx.push(Effect::Task(i));
+            fx.push(Effect::Ready(i));
+        }
+        self.settle(now, &mut fx);
+        fx
+    }
+
+    /// Cancels the run: tasks not started are cancelled, running ones are asked to stop.
+    pub fn cancel(&mut self, now: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.state.is_terminal() {
+            return fx;
+        }
+        self.state = RunState::Cancelling;
+        self.error = Some("cancelled".into());
+        fx.push(Effect::Run);
+        for i in 0..self.tasks.len() {
+            match self.tasks[i].state {
+                TaskState::Pending | TaskState::Ready => {
+                    self.finish_task(i, TaskState::Cancelled, None, None, now, &mut fx)
+                }
+                TaskState::Leased | TaskState::Running => {
+                    self.tasks[i].cancel_requested = true;
+                    fx.push(Effect::Task(i));
+                }
+                _ => {}
+            }
+        }
+        self.settle(now, &mut fx);
+        fx
+    }
+
+    /// Leases whose holder should be told to stop: the task was cancelled.
+    pub fn cancel_requested(&self, i: usize) -> bool {
+        self.tasks[i].cancel_requested
+    }
+
+    fn finish_task(&mut self, i: usize, state: TaskState, exit_code: Option<i32>, error: Option<String>, now: i64, fx: &mut Vec<Effect>) {
+        let t = &mut self.tasks[i];
+        t.state = state;
+        t.exit_code = exit_code;
+        t.error = error;
+        t.finished_at = Some(now);
+        t.lease = None;
+        fx.push(Effect::Task(i));
+        let dependents = self.plan.tasks[i].dependents.clone();
+        match state {
+            TaskState::Succeeded => {
+                for d in dependents {
+                    let ready = self.tasks[d].state == TaskState::Pending
+                        && self.plan.tasks[d].deps.iter().all(|&p| self.tasks[p].state == TaskState::Succeeded);
+                    if ready && self.state == RunState::Running {
+                        self.make_ready(d, now, fx);
+                    }
+                }
+            }
+            _ => {
+                let name = self.plan.tasks[i].name.clone();
+                for d in dependents {
+                    if self.tasks[d].state == TaskState::Pending {
+                        let (next, why) = if state == TaskState::Cancelled {
+                            (TaskState::Cancelled, None)
+                        } else {
+                            (TaskState::Skipped, Some(format!("upstream step `{name}` {state}")))
+                        };
+                        self.finish_task(d, next, None, why, now, fx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the run once every task has ended.
+    fn settle(&mut self, now: i64, fx: &mut Vec<Effect>) {
+        if self.state.is_terminal() || !self.tasks.iter().all(|t| t.state.is_terminal()) {
+            return;
+        }
+        let failed = self.tasks.iter().enumerate().find(|(_, t)| t.state == TaskState::Failed);
+        self.state = if self.state == RunState::Cancelling {
+            RunState::Cancelled
+        } else if let Some((i, t)) = failed {
+            self.error = Some(format!(
+                "step `{}` failed: {}",
+                self.plan.tasks[i].name,
+                t.error.as_deref().unwrap_or("unknown error")
+            ));
+            RunState::Failed
+        } else {
+            RunState::Succeeded
+        };
+        self.finished_at = Some(now);
+        fx.push(Effect::Run);
+    }
+
+    /// Tasks whose lease has run out by `now`.
+    pub fn expired_leases(&self, now: i64) -> Vec<usize> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.lease.as_ref().is_some_and(|l| l.expires_at <= now))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// Checks a finished task's output parameters against the types its spec declares.
+fn typed_outputs(spec: Option<&TaskSpec>, raw: &std::collections::BTreeMap<String, String>) -> Result<Params, String> {
+    let mut out = Params::new();
+    for decl in spec.map(|s| s.output_params.as_slice()).unwrap_or_default() {
+        let text = raw
+            .get(&decl.name)
+            .ok_or_else(|| format!("output parameter `{}` was not written to {}", decl.name, decl.path))?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let value = decl
+            .ty
+            .parse(text)
+            .map_err(|e| format!("output parameter `{}` is {}: {e}", decl.name, decl.ty))?;
+        out.insert(decl.name.clone(), value);
+    }
+    Ok(out)
+}

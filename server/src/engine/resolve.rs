@@ -1,0 +1,210 @@
+//! Resolution of a ready task: its inputs' values and every `{{…}}` in what it runs.
+
+use super::{Run, TaskOutputs};
+use sluice_sdk::api::{EnvVar, InputArtifact, OutputArtifact, OutputParam, Params, ResourceRequest, TaskSpec};
+use sluice_sdk::spec::refs::{self, IoKind, Piece, Ref};
+use sluice_sdk::spec::{paths, render, Step, Value};
+
+/// The task's input parameter values and its runnable spec, or why it cannot run.
+pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, TaskSpec), String> {
+    let p = &run.pipeline;
+    let step = &p.steps[idx];
+    let tpl = p
+        .template_of(step)
+        .ok_or_else(|| format!("step `{}` uses a component that does not exist", step.name))?;
+    let ctx = Ctx { run, step, attempt };
+
+    // Input parameters: bound values, then defaults; checked against declared types.
+    let mut inputs = Params::new();
+    for b in &step.params {
+        let value = ctx.value(&b.value)?;
+        let value = match tpl.inputs.param(&b.name) {
+            Some(decl) => decl
+                .ty
+                .check(&value)
+                .map_err(|e| format!("input parameter `{}` is {}: {e}", b.name, decl.ty))?,
+            None => value,
+        };
+        inputs.insert(b.name.clone(), value);
+    }
+    for decl in &tpl.inputs.params {
+        if !inputs.contains_key(&decl.name) {
+            if let Some(v) = &decl.default {
+                inputs.insert(decl.name.clone(), v.clone());
+            }
+        }
+    }
+
+    // Input artifacts: bound ones, and those an inline step names directly.
+    let mut input_artifacts = Vec::new();
+    for b in &step.artifacts {
+        let Some(Ref::StepOutput { step: producer, name, .. }) = b.value.as_str().and_then(refs::sole_ref) else {
+            return Err(format!("input artifact `{}` is not an upstream output", b.name));
+        };
+        input_artifacts.push(ctx.artifact(&b.name, &producer, &name)?);
+    }
+
+    let mut direct = Vec::new();
+    let mut sub = |s: &str| ctx.text(s, &inputs, &mut direct);
+    let command = tpl.command.as_ref().map(|c| c.iter().map(|s| sub(&s.value)).collect::<Result<Vec<_>, _>>()).transpose()?;
+    let mut args = tpl.args.as_ref().map(|c| c.iter().map(|s| sub(&s.value)).collect::<Result<Vec<_>, _>>()).transpose()?;
+    let script = tpl.script.as_ref().map(|s| sub(&s.value)).transpose()?;
+    let env = tpl
+        .env
+        .iter()
+        .map(|(name, v)| Ok(EnvVar { name: name.clone(), value: sub(&v.value)? }))
+        .collect::<Result<Vec<_>, String>>()?;
+    let working_dir = tpl.working_dir.as_ref().map(|s| sub(&s.value)).transpose()?;
+    for (producer, name) in direct {
+        let mounted = format!("{producer}.{name}");
+        if !input_artifacts.iter().any(|a: &InputArtifact| a.name == mounted) {
+            input_artifacts.push(ctx.artifact(&mounted, &producer, &name)?);
+        }
+    }
+    let command = match (&script, command) {
+        (Some(_), None) => Some(vec!["sh".to_string()]),
+        (_, c) => c,
+    };
+    if script.is_some() {
+        args = Some(vec![paths::SCRIPT.to_string()]);
+    }
+
+    let spec = TaskSpec {
+        image: tpl.image.value.clone(),
+        command,
+        args,
+        env,
+        working_dir,
+        script,
+        resources: ResourceRequest {
+            cpu_millis: tpl.resources.cpu_millis,
+            memory_bytes: tpl.resources.memory_bytes,
+            gpu: tpl.resources.gpu,
+        },
+        hostname: hostname(&step.name),
+        input_artifacts,
+        output_params: tpl
+            .outputs
+            .params
+            .iter()
+            .map(|o| OutputParam { name: o.name.clone(), ty: o.ty, path: format!("{}/{}", paths::OUTPUT_PARAMS, o.name) })
+            .collect(),
+        output_artifacts: tpl
+            .outputs
+            .artifacts
+            .iter()
+            .map(|o| OutputArtifact { name: o.name.clone(), path: format!("{}/{}", paths::OUTPUT_ARTIFACTS, o.name) })
+            .collect(),
+    };
+    Ok((inputs, spec))
+}
+
+/// A DNS label made from a step name.
+fn hostname(name: &str) -> String {
+    let h: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .take(63)
+        .collect();
+    h.trim_matches('-').to_string()
+}
+
+struct Ctx<'a> {
+    run: &'a Run,
+    step: &'a Step,
+    attempt: u32,
+}
+
+impl Ctx<'_> {
+    fn outputs_of(&self, producer: &str) -> Result<&TaskOutputs, String> {
+        let idx = self
+            .run
+            .pipeline
+            .step_index
+            .get(producer)
+            .copied()
+            .ok_or_else(|| format!("unknown step `{producer}`"))?;
+        Ok(&self.run.tasks[idx].outputs)
+    }
+
+    fn artifact(&self, mounted: &str, producer: &str, name: &str) -> Result<InputArtifact, String> {
+        let rec = self
+            .outputs_of(producer)?
+            .artifacts
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| format!("step `{producer}` did not record its output artifact `{name}`"))?;
+        Ok(InputArtifact {
+            name: mounted.to_string(),
+            path: format!("{}/{mounted}", paths::INPUT_ARTIFACTS),
+            uri: rec.uri.clone(),
+            producer: producer.to_string(),
+        })
+    }
+
+    fn lookup(&self, r: &Ref) -> Result<Value, String> {
+        match r {
+            Ref::Param(name) => self
+                .run
+                .params
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("pipeline parameter `{name}` has no value")),
+            Ref::StepOutput { step, kind: IoKind::Param, name } => self
+                .outputs_of(step)?
+                .params
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("step `{step}` did not produce output parameter `{name}`")),
+            Ref::Context("run.id") => Ok(Value::String(self.run.id.clone())),
+            Ref::Context("run.name") => Ok(Value::String(self.run.name.clone())),
+            Ref::Context("task.name") => Ok(Value::String(self.step.name.clone())),
+            Ref::Context("task.attempt") => Ok(Value::from(self.attempt)),
+            other => Err(format!("`{{{{{other}}}}}` cannot be used here")),
+        }
+    }
+
+    /// A binding's value: a sole reference keeps its type; text with references becomes a string.
+    fn value(&self, v: &Value) -> Result<Value, String> {
+        let Value::String(s) = v else { return Ok(v.clone()) };
+        if let Some(r) = refs::sole_ref(s) {
+            return self.lookup(&r);
+        }
+        let mut out = String::new();
+        for piece in refs::parse(s)? {
+            match piece {
+                Piece::Text(t) => out.push_str(&t),
+                Piece::Ref(r) => out.push_str(&render(&self.lookup(&r)?)),
+            }
+        }
+        Ok(Value::String(out))
+    }
+
+    /// Substitutes every reference in a command, argument, script, env value or working directory.
+    /// Upstream artifacts named directly are collected in `direct` so that they get mounted.
+    fn text(&self, s: &str, inputs: &sluice_sdk::api::Params, direct: &mut Vec<(String, String)>) -> Result<String, String> {
+        let mut out = String::new();
+        for piece in refs::parse(s)? {
+            match piece {
+                Piece::Text(t) => out.push_str(&t),
+                Piece::Ref(r) => {
+                    let v = match &r {
+                        Ref::Input(IoKind::Param, name) => render(
+                            inputs.get(name).ok_or_else(|| format!("input parameter `{name}` has no value"))?,
+                        ),
+                        Ref::Input(IoKind::Artifact, name) => format!("{}/{name}", paths::INPUT_ARTIFACTS),
+                        Ref::Output(IoKind::Param, name) => format!("{}/{name}", paths::OUTPUT_PARAMS),
+                        Ref::Output(IoKind::Artifact, name) => format!("{}/{name}", paths::OUTPUT_ARTIFACTS),
+                        Ref::StepOutput { step, kind: IoKind::Artifact, name } => {
+                            direct.push((step.clone(), name.clone()));
+                            format!("{}/{step}.{name}", paths::INPUT_ARTIFACTS)
+                        }
+                        other => render(&self.lookup(other)?),
+                    };
+                    out.push_str(&v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
