@@ -91,6 +91,19 @@ pub enum Refused {
     LeaseLost,
 }
 
+/// What the store keeps of a run, for [`Run::restore`].
+pub struct Restored {
+    pub id: String,
+    pub name: String,
+    pub pipeline: Arc<Pipeline>,
+    pub params: Params,
+    pub state: RunState,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub tasks: Vec<Task>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Run {
     pub id: String,
@@ -124,12 +137,12 @@ impl Run {
 
     /// Rebuilds a run from what was stored (after a server restart). The plan is derived again
     /// from the pipeline, so it must match the stored tasks one for one.
-    pub fn restore(id: String, name: String, pipeline: Arc<Pipeline>, params: Params, state: RunState, error: Option<String>, created_at: i64, finished_at: Option<i64>, tasks: Vec<Task>) -> Result<Run, String> {
-        let plan = plan(&pipeline)?;
-        if plan.tasks.len() != tasks.len() {
-            return Err(format!("stored run has {} tasks but its pipeline plans {}", tasks.len(), plan.tasks.len()));
+    pub fn restore(r: Restored) -> Result<Run, String> {
+        let plan = plan(&r.pipeline)?;
+        if plan.tasks.len() != r.tasks.len() {
+            return Err(format!("stored run has {} tasks but its pipeline plans {}", r.tasks.len(), plan.tasks.len()));
         }
-        Ok(Run { id, name, pipeline, params, plan, state, error, created_at, finished_at, tasks })
+        Ok(Run { id: r.id, name: r.name, pipeline: r.pipeline, params: r.params, plan, state: r.state, error: r.error, created_at: r.created_at, finished_at: r.finished_at, tasks: r.tasks })
     }
 
     pub fn task_index(&self, name: &str) -> Option<usize> {

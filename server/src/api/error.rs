@@ -1,0 +1,95 @@
+//! The API's one error type: an HTTP status, a stable machine-readable code and a message. Body
+//! and query extractors that turn malformed input into such errors.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use sluice_sdk::api::{ApiError, ErrorBody};
+
+#[derive(Debug)]
+pub struct ApiErr {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiErr {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiErr { status, code, message: message.into(), details: None }
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl IntoResponse for ApiErr {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        }
+        let body = ErrorBody { error: ApiError { code: self.code.to_string(), message: self.message, details: self.details } };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiErr {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl From<crate::scheduler::WorkerError> for ApiErr {
+    fn from(e: crate::scheduler::WorkerError) -> Self {
+        match e {
+            crate::scheduler::WorkerError::UnknownWorker(_) => ApiErr::new(StatusCode::NOT_FOUND, "unknown_worker", e.to_string()),
+            crate::scheduler::WorkerError::Store(e) => e.into(),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiErr>;
+
+/// A JSON body; anything malformed is a 400 `invalid_body` naming what is wrong.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiErr;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rej) => {
+                let msg = match &rej {
+                    JsonRejection::MissingJsonContentType(_) => "expected a JSON body with `Content-Type: application/json`".to_string(),
+                    other => format!("invalid JSON body: {}", other.body_text()),
+                };
+                Err(ApiErr::bad_request("invalid_body", msg))
+            }
+        }
+    }
+}
+
+/// Query parameters; malformed ones are a 400 `invalid_query`.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiErr;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|rej: QueryRejection| ApiErr::bad_request("invalid_query", format!("invalid query: {}", rej.body_text())))
+    }
+}

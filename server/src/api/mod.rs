@@ -1,0 +1,79 @@
+//! The REST API under `/api/v1` (axum, JSON), with server-sent event streams for live runs and logs.
+//! The OpenAPI document that describes it is served at `/api/v1/openapi.json`.
+
+pub mod error;
+mod pipelines;
+mod runs;
+mod stream;
+mod workers;
+
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use error::ApiErr;
+use std::sync::{Arc, OnceLock};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct App {
+    pub sched: Arc<Scheduler>,
+    /// When set, every API call must carry `Authorization: Bearer <token>`.
+    pub token: Option<Arc<str>>,
+}
+
+impl App {
+    pub fn store(&self) -> &Store {
+        self.sched.store()
+    }
+}
+
+pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/pipelines", post(pipelines::upload).get(pipelines::list))
+        .route("/pipelines/{name}", get(pipelines::get))
+        .route("/pipelines/{name}/versions", get(pipelines::versions))
+        .route("/pipelines/{name}/versions/{version}", get(pipelines::version))
+        .route("/runs", post(runs::create).get(runs::list))
+        .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/events", get(stream::run_events))
+        .route("/runs/{id}/tasks/{task}/logs", get(stream::task_logs))
+        .route("/workers", post(workers::register).get(workers::list))
+        .route("/workers/{id}/lease", post(workers::lease))
+        .route("/workers/{id}/heartbeat", post(workers::heartbeat))
+        .route("/workers/{id}/report", post(workers::report))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth))
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiErr::not_found("no such API endpoint") })
+        .with_state(app);
+    Router::new().nest("/api/v1", api)
+}
+
+async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    if let Some(token) = &app.token {
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(&**token) {
+            return ApiErr::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token (set SLUICE_TOKEN)").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The OpenAPI document, written as YAML beside this file and served as JSON.
+pub fn openapi_document() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut d = sluice_sdk::diag::Diagnostics::new("openapi.yaml");
+        sluice_sdk::yaml::parse(include_str!("openapi.yaml"), &mut d).map(|n| n.to_json()).unwrap_or_default()
+    })
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document().clone())
+}

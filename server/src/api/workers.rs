@@ -1,0 +1,58 @@
+//! `/workers`: what workers call: register, lease (long poll), heartbeat, report.
+
+use super::error::{ApiErr, ApiResult, Body};
+use super::App;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use sluice_sdk::api::{format_ts, Heartbeat, HeartbeatResponse, LeaseRequest, LeaseResponse, RegisterWorker, Report, ReportResponse, WorkerInfo, WorkerRegistration};
+use std::time::Duration;
+
+pub async fn register(State(app): State<App>, Body(req): Body<RegisterWorker>) -> ApiResult<(StatusCode, Json<WorkerRegistration>)> {
+    if req.name.trim().is_empty() || req.name.len() > 200 {
+        return Err(ApiErr::bad_request("invalid_body", "`name` must be 1 to 200 characters"));
+    }
+    if !(1..=4096).contains(&req.capacity) {
+        return Err(ApiErr::bad_request("invalid_body", "`capacity` must be between 1 and 4096"));
+    }
+    Ok((StatusCode::CREATED, Json(app.sched.register_worker(&req.name, req.capacity).await?)))
+}
+
+pub async fn list(State(app): State<App>) -> ApiResult<Json<Vec<WorkerInfo>>> {
+    let counts = app.sched.active_leases_by_worker().await;
+    let workers = app.store().list_workers().await?;
+    Ok(Json(
+        workers
+            .into_iter()
+            .map(|w| WorkerInfo {
+                active_leases: counts.get(&w.id).copied().unwrap_or(0),
+                id: w.id,
+                name: w.name,
+                capacity: w.capacity,
+                registered_at: format_ts(w.registered_at),
+                last_seen_at: format_ts(w.last_seen_at),
+            })
+            .collect(),
+    ))
+}
+
+pub async fn lease(State(app): State<App>, Path(id): Path<String>, Body(req): Body<LeaseRequest>) -> ApiResult<Json<LeaseResponse>> {
+    if !(1..=1024).contains(&req.max) {
+        return Err(ApiErr::bad_request("invalid_body", "`max` must be between 1 and 1024"));
+    }
+    if req.wait_ms > 60_000 {
+        return Err(ApiErr::bad_request("invalid_body", "`wait_ms` must be at most 60000"));
+    }
+    let leases = app.sched.lease(&id, req.max, Duration::from_millis(req.wait_ms)).await?;
+    Ok(Json(LeaseResponse { leases }))
+}
+
+pub async fn heartbeat(State(app): State<App>, Path(id): Path<String>, Body(req): Body<Heartbeat>) -> ApiResult<Json<HeartbeatResponse>> {
+    let (lost, cancel) = app.sched.heartbeat(&id, &req.leases).await?;
+    Ok(Json(HeartbeatResponse { lost, cancel }))
+}
+
+pub async fn report(State(app): State<App>, Path(id): Path<String>, Body(req): Body<Report>) -> ApiResult<Json<ReportResponse>> {
+    let lost = app.sched.report(&id, req.events).await?;
+    Ok(Json(ReportResponse { lost }))
+}

@@ -1,0 +1,215 @@
+//! The scheduler: holds the engine state of every active run in memory, applies events from the
+//! API and workers to it, persists exactly what changed (one transaction per step), and announces
+//! the changes to whoever watches. The database stays the truth: a restarted server rebuilds this
+//! state from it.
+
+mod runs;
+mod workers;
+
+use crate::engine::{Effect, Run};
+use crate::store::{RunRow, Store, StoreError, TaskRow, WriteBatch};
+use sluice_sdk::api::{format_ts, RunEvent};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, Mutex, Notify};
+
+pub use runs::{CreateError, NewRun};
+pub use workers::WorkerError;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// A lease not extended within this time is taken back and its task runs again.
+    pub lease_ttl_ms: i64,
+    pub heartbeat_interval_ms: u64,
+    /// How often expired leases are looked for.
+    pub reap_interval: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig { lease_ttl_ms: 30_000, heartbeat_interval_ms: 5_000, reap_interval: Duration::from_millis(500) }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A change announced to watchers of a run.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub run_id: String,
+    pub event: RunEvent,
+}
+
+/// A run being scheduled, with what its row needs besides the engine's state.
+struct Active {
+    run: Run,
+    row: RunRow,
+    deps: Vec<Vec<String>>,
+}
+
+impl Active {
+    fn task_row(&self, i: usize) -> TaskRow {
+        let t = &self.run.tasks[i];
+        let image = t.spec.as_ref().map(|s| s.image.clone()).unwrap_or_else(|| {
+            let step = &self.run.pipeline.steps[i];
+            self.run.pipeline.template_of(step).map(|t| t.image.value.clone()).unwrap_or_default()
+        });
+        TaskRow { run_id: self.run.id.clone(), idx: i, name: self.run.plan.tasks[i].name.clone(), image, depends_on: self.deps[i].clone(), task: t.clone() }
+    }
+
+    fn run_row(&mut self) -> RunRow {
+        self.row.state = self.run.state;
+        self.row.error = self.run.error.clone();
+        self.row.finished_at = self.run.finished_at;
+        self.row.clone()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    runs: HashMap<String, Active>,
+    /// Ready tasks in the order they became ready.
+    ready: VecDeque<(String, usize)>,
+    /// Lease id to the task it holds.
+    leases: HashMap<String, (String, usize)>,
+    /// Known workers (id to name).
+    workers: HashMap<String, String>,
+}
+
+/// What one step changed, to persist and then announce.
+#[derive(Default)]
+struct Step {
+    batch: WriteBatch,
+    announce: Vec<Announcement>,
+    readied: bool,
+}
+
+pub struct Scheduler {
+    store: Store,
+    cfg: SchedulerConfig,
+    state: Mutex<State>,
+    ready: Notify,
+    events: broadcast::Sender<Arc<Announcement>>,
+}
+
+impl Scheduler {
+    /// Takes up every run the store holds as active, as a restarted server must.
+    pub async fn new(store: Store, cfg: SchedulerConfig) -> Result<Arc<Scheduler>, StoreError> {
+        let (events, _) = broadcast::channel(8192);
+        let s = Arc::new(Scheduler { store, cfg, state: Mutex::new(State::default()), ready: Notify::new(), events });
+        s.restore().await?;
+        Ok(s)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.cfg
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Announcement>> {
+        self.events.subscribe()
+    }
+
+    /// Takes back expired leases, forever; spawn it once.
+    pub async fn reap_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.cfg.reap_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.reap(now_ms()).await {
+                tracing::error!(error = %e, "taking back expired leases failed");
+            }
+        }
+    }
+
+    pub async fn reap(&self, now: i64) -> Result<(), StoreError> {
+        let mut st = self.state.lock().await;
+        let mut step = Step::default();
+        let ids: Vec<String> = st.runs.keys().cloned().collect();
+        for id in ids {
+            let Some(active) = st.runs.get_mut(&id) else { continue };
+            let expired = active.run.expired_leases(now);
+            if expired.is_empty() {
+                continue;
+            }
+            let mut fx = Vec::new();
+            let mut lost = Vec::new();
+            for i in expired {
+                if let Some(l) = &active.run.tasks[i].lease {
+                    tracing::warn!(run = %id, task = %active.run.plan.tasks[i].name, worker = %l.worker, "lease expired; the task will run again");
+                    lost.push(l.id.clone());
+                }
+                fx.extend(active.run.lease_expired(i, now));
+            }
+            for l in lost {
+                st.leases.remove(&l);
+            }
+            collect(&mut st, &id, fx, now, &mut step);
+        }
+        self.commit(&mut st, step).await
+    }
+
+    /// Persists a step, then announces it and wakes lease waiters. Ended runs leave memory.
+    async fn commit(&self, st: &mut State, step: Step) -> Result<(), StoreError> {
+        self.store.apply(&step.batch).await?;
+        for a in step.announce {
+            let _ = self.events.send(Arc::new(a));
+        }
+        if step.readied {
+            self.ready.notify_waiters();
+        }
+        let ended: Vec<String> = st.runs.iter().filter(|(_, a)| a.run.state.is_terminal()).map(|(id, _)| id.clone()).collect();
+        for id in ended {
+            st.runs.remove(&id);
+            st.leases.retain(|_, (run, _)| *run != id);
+        }
+        Ok(())
+    }
+}
+
+/// Turns engine effects on one run into rows to write, announcements and queue entries.
+fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut Step) {
+    let Some(active) = st.runs.get_mut(run_id) else { return };
+    let mut tasks = BTreeSet::new();
+    let mut run_changed = false;
+    for e in fx {
+        match e {
+            Effect::Task(i) => {
+                tasks.insert(i);
+            }
+            Effect::Ready(i) => {
+                st.ready.push_back((run_id.to_string(), i));
+                step.readied = true;
+            }
+            Effect::Run => run_changed = true,
+        }
+    }
+    let ts = format_ts(now);
+    for i in tasks {
+        let row = active.task_row(i);
+        step.announce.push(Announcement {
+            run_id: run_id.to_string(),
+            event: RunEvent::Task {
+                task: row.name.clone(),
+                state: row.task.state,
+                attempt: row.task.attempt,
+                exit_code: row.task.exit_code,
+                error: row.task.error.clone(),
+                ts: ts.clone(),
+            },
+        });
+        step.batch.tasks.push(row);
+    }
+    if run_changed {
+        let row = active.run_row();
+        step.announce.push(Announcement { run_id: run_id.to_string(), event: RunEvent::Run { state: row.state, error: row.error.clone(), ts } });
+        step.batch.runs.push(row);
+    }
+}

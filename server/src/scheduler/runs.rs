@@ -1,0 +1,129 @@
+//! Starting, cancelling and restoring runs.
+
+use super::{collect, now_ms, Active, Scheduler, Step};
+use crate::engine::Run;
+use crate::store::{RunRow, StoreError};
+use sluice_sdk::api::{Params, RunState, TaskState};
+use sluice_sdk::spec::{self, Pipeline};
+use std::sync::Arc;
+
+/// A validated pipeline with checked parameter values, ready to run.
+pub struct NewRun {
+    pub name: Option<String>,
+    pub pipeline: Pipeline,
+    pub yaml: String,
+    pub digest: String,
+    pub pipeline_version_id: Option<String>,
+    pub pipeline_version: Option<u32>,
+    pub params: Params,
+}
+
+fn deps_of(run: &Run) -> Vec<Vec<String>> {
+    run.plan.tasks.iter().map(|t| t.deps.iter().map(|&d| run.plan.tasks[d].name.clone()).collect()).collect()
+}
+
+impl Scheduler {
+    /// Plans and stores a run; its first tasks become ready at once. Returns the run's id.
+    pub async fn create_run(&self, new: NewRun) -> Result<String, CreateError> {
+        let now = now_ms();
+        let id = uuid::Uuid::now_v7().to_string();
+        let name = new.name.unwrap_or_else(|| format!("{}-{}", new.pipeline.name, &id[id.len() - 6..]));
+        let pipeline_name = new.pipeline.name.clone();
+        let (run, fx) = Run::start(id.clone(), name.clone(), Arc::new(new.pipeline), new.params.clone(), now).map_err(CreateError::Plan)?;
+        let row = RunRow {
+            id: id.clone(),
+            name,
+            pipeline_name,
+            pipeline_version_id: new.pipeline_version_id,
+            pipeline_version: new.pipeline_version,
+            digest: new.digest.clone(),
+            params: new.params,
+            state: run.state,
+            error: None,
+            created_at: now,
+            finished_at: None,
+        };
+        let mut st = self.state.lock().await;
+        let mut step = Step::default();
+        step.batch.sources.push((new.digest, new.yaml));
+        step.batch.new_runs.push(row.clone());
+        let deps = deps_of(&run);
+        st.runs.insert(id.clone(), Active { run, row, deps });
+        collect(&mut st, &id, fx, now, &mut step);
+        if let Err(e) = self.commit(&mut st, step).await {
+            st.runs.remove(&id);
+            st.ready.retain(|(r, _)| *r != id);
+            return Err(CreateError::Store(e));
+        }
+        tracing::info!(run = %id, "run created");
+        Ok(id)
+    }
+
+    /// Cancels a run. Returns false when the run is not active (unknown or already ended).
+    pub async fn cancel_run(&self, id: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut st = self.state.lock().await;
+        let Some(active) = st.runs.get_mut(id) else { return Ok(false) };
+        let fx = active.run.cancel(now);
+        let mut step = Step::default();
+        collect(&mut st, id, fx, now, &mut step);
+        self.commit(&mut st, step).await?;
+        tracing::info!(run = %id, "run cancelled");
+        Ok(true)
+    }
+
+    /// Rebuilds the in-memory state of active runs from the store. Leases get a fresh expiry so
+    /// that workers have time to reach the restarted server.
+    pub(super) async fn restore(&self) -> Result<(), StoreError> {
+        let now = now_ms();
+        let stored = self.store.active_runs().await?;
+        let mut st = self.state.lock().await;
+        for s in stored {
+            let yaml = self.store.source(&s.row.digest).await?.ok_or_else(|| StoreError::Corrupt(format!("run {} has no pipeline file", s.row.id)))?;
+            let pipeline = spec::load("pipeline.yaml", &yaml).map_err(|d| StoreError::Corrupt(format!("run {}: stored pipeline no longer loads: {d}", s.row.id)))?;
+            let mut tasks: Vec<_> = s.tasks.into_iter().map(|t| t.task).collect();
+            for t in &mut tasks {
+                if let Some(l) = &mut t.lease {
+                    l.expires_at = now + self.cfg.lease_ttl_ms;
+                }
+            }
+            let run = Run::restore(crate::engine::Restored {
+                id: s.row.id.clone(),
+                name: s.row.name.clone(),
+                pipeline: Arc::new(pipeline),
+                params: s.row.params.clone(),
+                state: s.row.state,
+                error: s.row.error.clone(),
+                created_at: s.row.created_at,
+                finished_at: s.row.finished_at,
+                tasks,
+            })
+            .map_err(StoreError::Corrupt)?;
+            let mut ready: Vec<(i64, usize)> = Vec::new();
+            for (i, t) in run.tasks.iter().enumerate() {
+                if let Some(l) = &t.lease {
+                    st.leases.insert(l.id.clone(), (run.id.clone(), i));
+                }
+                if t.state == TaskState::Ready && run.state == RunState::Running {
+                    ready.push((t.ready_at.unwrap_or(0), i));
+                }
+            }
+            ready.sort();
+            for (_, i) in ready {
+                st.ready.push_back((run.id.clone(), i));
+            }
+            tracing::info!(run = %run.id, "run taken up again");
+            let deps = deps_of(&run);
+            st.runs.insert(run.id.clone(), Active { row: s.row, run, deps });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("cannot plan the run: {0}")]
+    Plan(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,30 @@
+//! Starting the server: open the store, take up active runs, serve the API.
+
+use crate::api::{self, App};
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::store::Store;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub scheduler: SchedulerConfig,
+    pub token: Option<String>,
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(cfg: ServerConfig, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let store = Store::open(&cfg.data_dir).await?;
+    let sched = Scheduler::new(store.clone(), cfg.scheduler.clone()).await?;
+    let reaper = tokio::spawn(sched.clone().reap_loop());
+    let app = App { sched, token: cfg.token.map(Arc::from) };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "sluice server listening");
+    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown).await?;
+    reaper.abort();
+    store.close().await;
+    Ok(())
+}

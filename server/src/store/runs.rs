@@ -1,0 +1,271 @@
+//! Runs and their tasks: batched writes of what the engine changed, and the reads behind the API.
+
+use super::{from_json, json, Result, Store, StoreError};
+use crate::engine::{LeaseInfo, Task, TaskOutputs};
+use sluice_sdk::api::{format_ts, ArtifactRecord, Params, RunState, RunSummary, TaskState};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+/// A run's own row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub name: String,
+    pub pipeline_name: String,
+    pub pipeline_version_id: Option<String>,
+    pub pipeline_version: Option<u32>,
+    pub digest: String,
+    pub params: Params,
+    pub state: RunState,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl RunRow {
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            pipeline: self.pipeline_name.clone(),
+            pipeline_version: self.pipeline_version,
+            state: self.state,
+            created_at: format_ts(self.created_at),
+            finished_at: self.finished_at.map(format_ts),
+            duration_ms: self.finished_at.map(|f| (f - self.created_at).max(0) as u64),
+        }
+    }
+}
+
+/// A task's row: the engine's view of it plus what the API shows without re-planning.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub run_id: String,
+    pub idx: usize,
+    pub name: String,
+    pub image: String,
+    pub depends_on: Vec<String>,
+    pub task: Task,
+}
+
+/// A run as stored: its row and its tasks in plan order.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub row: RunRow,
+    pub tasks: Vec<TaskRow>,
+}
+
+/// Everything one scheduler step changed, written in one transaction.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub sources: Vec<(String, String)>,
+    pub new_runs: Vec<RunRow>,
+    pub runs: Vec<RunRow>,
+    pub tasks: Vec<TaskRow>,
+    pub logs: Vec<super::logs::LogRow>,
+    pub workers_seen: Vec<(String, i64)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.new_runs.is_empty() && self.runs.is_empty() && self.tasks.is_empty() && self.logs.is_empty() && self.workers_seen.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub state: Option<RunState>,
+    pub pipeline: Option<String>,
+    /// Runs whose name contains this text.
+    pub search: Option<String>,
+    /// Runs older than this run id (the previous page's last).
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at";
+
+fn push_task<'a>(mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>, row: &'a TaskRow) {
+    let t = &row.task;
+    b.push_bind(&row.run_id)
+        .push_bind(row.idx as i64)
+        .push_bind(&row.name)
+        .push_bind(&row.image)
+        .push_bind(json(&row.depends_on))
+        .push_bind(t.state.as_str())
+        .push_bind(t.attempt as i64)
+        .push_bind(t.lease.as_ref().map(|l| l.id.clone()))
+        .push_bind(t.lease.as_ref().map(|l| l.worker.clone()))
+        .push_bind(t.cancel_requested)
+        .push_bind(if t.inputs.is_empty() { None } else { Some(json(&t.inputs)) })
+        .push_bind(t.spec.as_ref().map(json))
+        .push_bind(if t.outputs.params.is_empty() { None } else { Some(json(&t.outputs.params)) })
+        .push_bind(t.exit_code)
+        .push_bind(t.error.clone())
+        .push_bind(t.ready_at)
+        .push_bind(t.started_at)
+        .push_bind(t.finished_at);
+}
+
+fn run_row(r: &SqliteRow) -> Result<RunRow> {
+    let state: String = r.get("state");
+    Ok(RunRow {
+        id: r.get("id"),
+        name: r.get("name"),
+        pipeline_name: r.get("pipeline_name"),
+        pipeline_version_id: r.get("pipeline_version_id"),
+        pipeline_version: r.get::<Option<i64>, _>("pipeline_version").map(|v| v as u32),
+        digest: r.get("digest"),
+        params: from_json(Some(r.get("params")), "run params")?.unwrap_or_default(),
+        state: RunState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("run state `{state}`")))?,
+        error: r.get("error"),
+        created_at: r.get("created_at"),
+        finished_at: r.get("finished_at"),
+    })
+}
+
+fn task_row(r: &SqliteRow) -> Result<TaskRow> {
+    let state: String = r.get("state");
+    let lease_id: Option<String> = r.get("lease_id");
+    let worker: Option<String> = r.get("worker_id");
+    Ok(TaskRow {
+        run_id: r.get("run_id"),
+        idx: r.get::<i64, _>("idx") as usize,
+        name: r.get("name"),
+        image: r.get("image"),
+        depends_on: from_json(Some(r.get("depends_on")), "task dependencies")?.unwrap_or_default(),
+        task: Task {
+            state: TaskState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
+            attempt: r.get::<i64, _>("attempt") as u32,
+            lease: lease_id.map(|id| LeaseInfo { id, worker: worker.unwrap_or_default(), expires_at: 0 }),
+            cancel_requested: r.get("cancel_requested"),
+            inputs: from_json(r.get("inputs"), "task inputs")?.unwrap_or_default(),
+            spec: from_json(r.get("spec"), "task spec")?,
+            outputs: TaskOutputs { params: from_json(r.get("outputs"), "task outputs")?.unwrap_or_default(), artifacts: Vec::new() },
+            exit_code: r.get("exit_code"),
+            error: r.get("error"),
+            ready_at: r.get("ready_at"),
+            started_at: r.get("started_at"),
+            finished_at: r.get("finished_at"),
+        },
+    })
+}
+
+impl Store {
+    /// Writes a batch in one transaction.
+    pub async fn apply(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for (digest, yaml) in &batch.sources {
+            sqlx::query("INSERT OR IGNORE INTO sources (digest, yaml) VALUES (?, ?)").bind(digest).bind(yaml).execute(&mut *tx).await?;
+        }
+        for r in &batch.new_runs {
+            sqlx::query(
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, created_at, finished_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.id)
+            .bind(&r.name)
+            .bind(&r.pipeline_name)
+            .bind(&r.pipeline_version_id)
+            .bind(r.pipeline_version.map(|v| v as i64))
+            .bind(&r.digest)
+            .bind(json(&r.params))
+            .bind(r.state.as_str())
+            .bind(&r.error)
+            .bind(r.created_at)
+            .bind(r.finished_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for r in &batch.runs {
+            sqlx::query("UPDATE runs SET state = ?, error = ?, finished_at = ? WHERE id = ?")
+                .bind(r.state.as_str())
+                .bind(&r.error)
+                .bind(r.finished_at)
+                .bind(&r.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for chunk in batch.tasks.chunks(1000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT OR REPLACE INTO tasks ({TASK_COLS}) "));
+            q.push_values(chunk, push_task);
+            q.build().execute(&mut *tx).await?;
+        }
+        let artifacts: Vec<_> = batch
+            .tasks
+            .iter()
+            .filter(|r| r.task.state == TaskState::Succeeded)
+            .flat_map(|r| r.task.outputs.artifacts.iter().map(move |a| (&r.run_id, r.idx, a, r.task.finished_at.unwrap_or(0))))
+            .collect();
+        for chunk in artifacts.chunks(2000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, created_at) ");
+            q.push_values(chunk, |mut b, (run, idx, a, at)| {
+                b.push_bind(*run).push_bind(*idx as i64).push_bind(&a.name).push_bind(&a.uri).push_bind(a.size as i64).push_bind(&a.sha256).push_bind(*at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        super::logs::insert(&mut tx, &batch.logs).await?;
+        for (id, at) in &batch.workers_seen {
+            sqlx::query("UPDATE workers SET last_seen_at = ? WHERE id = ?").bind(at).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRow>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM runs WHERE 1 = 1");
+        if let Some(s) = f.state {
+            q.push(" AND state = ").push_bind(s.as_str());
+        }
+        if let Some(p) = &f.pipeline {
+            q.push(" AND pipeline_name = ").push_bind(p.clone());
+        }
+        if let Some(s) = &f.search {
+            q.push(" AND instr(name, ").push_bind(s.clone()).push(") > 0");
+        }
+        if let Some(b) = &f.before {
+            q.push(" AND id < ").push_bind(b.clone());
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit as i64);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(run_row).collect()
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<Option<StoredRun>> {
+        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?").bind(id).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let row = run_row(&row)?;
+        let tasks = self.tasks_of(&row.id).await?;
+        Ok(Some(StoredRun { row, tasks }))
+    }
+
+    async fn tasks_of(&self, run_id: &str) -> Result<Vec<TaskRow>> {
+        let rows = sqlx::query(&format!("SELECT {TASK_COLS} FROM tasks WHERE run_id = ? ORDER BY idx")).bind(run_id).fetch_all(&self.pool).await?;
+        let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
+        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256 FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
+        for a in arts {
+            let idx = a.get::<i64, _>("task_idx") as usize;
+            if let Some(t) = tasks.get_mut(idx) {
+                t.task.outputs.artifacts.push(ArtifactRecord { name: a.get("name"), uri: a.get("uri"), size: a.get::<i64, _>("size") as u64, sha256: a.get("sha256") });
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// Runs that have not ended, for the scheduler to take up again after a restart.
+    pub async fn active_runs(&self) -> Result<Vec<StoredRun>> {
+        let rows = sqlx::query("SELECT * FROM runs WHERE state IN ('running', 'cancelling') ORDER BY id").fetch_all(&self.pool).await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let row = run_row(r)?;
+            let tasks = self.tasks_of(&row.id).await?;
+            out.push(StoredRun { row, tasks });
+        }
+        Ok(out)
+    }
+}
