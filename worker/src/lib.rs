@@ -1,1 +1,9 @@
-//! placeholder
+//! sluice's worker: leases ready tasks from the server over HTTP, runs each through a container
+//! runtime, ships its logs while it runs, and reports its outputs. It knows the server only by URL.
+
+mod agent;
+mod outputs;
+mod reporter;
+pub mod runtime;
+
+pub use agent::{run, WorkerConfig};

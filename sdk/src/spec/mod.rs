@@ -2,12 +2,13 @@
 //!
 //! Every other pipeline format is imported into this one model; the engine knows only it.
 
-mod parse;
+pub(crate) mod parse;
 pub mod refs;
 mod validate;
 pub mod value;
 
 use crate::diag::{Diagnostics, Span};
+pub use parse::{parse_bytes, parse_cpu, parse_duration_ms};
 pub use validate::{dependencies, is_name};
 pub use value::{render, ParamType, Value};
 

@@ -222,7 +222,7 @@ impl Run {
         let (state, error) = match result.outcome {
             Outcome::Cancelled => (TaskState::Cancelled, result.error),
             Outcome::Failed => (TaskState::Failed, result.error.or_else(|| result.exit_code.map(|c| format!("exited with code {c}")))),
-            Outcome::Succeeded => match typed_outputs(t.spec.as_ref(), &result.outputs) {
+            Outcome::Succeeded => match typed_outputs(t.spec.as_ref(), &result.outputs, &t.outputs.artifacts) {
                 Ok(params) => {
                     t.outputs.params = params;
                     (TaskState::Succeeded, None)
@@ -357,8 +357,14 @@ impl Run {
     }
 }
 
-/// Checks a finished task's output parameters against the types its spec declares.
-fn typed_outputs(spec: Option<&TaskSpec>, raw: &std::collections::BTreeMap<String, String>) -> Result<Params, String> {
+/// Checks a finished task's output parameters against the types its spec declares, and that
+/// every declared output artifact was recorded.
+fn typed_outputs(spec: Option<&TaskSpec>, raw: &std::collections::BTreeMap<String, String>, artifacts: &[ArtifactRecord]) -> Result<Params, String> {
+    for decl in spec.map(|s| s.output_artifacts.as_slice()).unwrap_or_default() {
+        if !artifacts.iter().any(|a| a.name == decl.name) {
+            return Err(format!("output artifact `{}` was not written to {}", decl.name, decl.path));
+        }
+    }
     let mut out = Params::new();
     for decl in spec.map(|s| s.output_params.as_slice()).unwrap_or_default() {
         let text = raw

@@ -65,8 +65,11 @@ fn script(run: &mut Run, events: &[Ev]) {
             }
             Ev::Ok(n, outs) => {
                 let l = lease(run, n);
-                let outputs: BTreeMap<String, String> = outs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-                let artifacts = vec![ArtifactRecord { name: "data".into(), uri: format!("file:///a/{n}"), size: 1, sha256: "x".into() }];
+                let mut outputs: BTreeMap<String, String> = outs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                let artifacts = match outputs.remove("NO_ARTIFACTS") {
+                    Some(_) => vec![],
+                    None => vec![ArtifactRecord { name: "data".into(), uri: format!("file:///a/{n}"), size: 1, sha256: "x".into() }],
+                };
                 run.finished(idx(n), &l, TaskResult { outcome: Outcome::Succeeded, exit_code: Some(0), error: None, outputs, artifacts }, now).unwrap();
             }
             Ev::Fail(n) => {
@@ -108,6 +111,7 @@ fn transitions_table() {
             RunState::Running,
         ),
         ("missing output fails the task", &[Lease("a"), Ok("a", &[])], "a=failed b=skipped c=skipped d=skipped", RunState::Failed),
+        ("missing artifact fails the task", &[Lease("a"), Ok("a", &[("x", "1"), ("NO_ARTIFACTS", "")])], "a=failed b=skipped c=skipped d=skipped", RunState::Failed),
         ("ill-typed output fails the task", &[Lease("a"), Ok("a", &[("x", "seven")])], "a=failed b=skipped c=skipped d=skipped", RunState::Failed),
         ("expired lease makes the task ready again", &[Lease("a"), Start("a"), Expire("a")], "a=ready b=pending c=pending d=pending", RunState::Running),
         ("second attempt can finish", &[Lease("a"), Expire("a"), Lease("a"), Ok("a", &[("x", "1")])], "a=succeeded b=ready c=ready d=pending", RunState::Running),

@@ -1,0 +1,132 @@
+//! Command-line definitions and dispatch.
+
+mod bench;
+mod pipelines;
+mod runs;
+mod serve;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_sdk::client::{Client, ClientError};
+use std::path::PathBuf;
+
+/// Exit codes: 0 success; 1 a run failed or was cancelled, or a command failed; 2 invalid input;
+/// 3 the server could not be reached.
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8686";
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Machine-learning pipelines in real containers: one binary, a server, workers and a CLI")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+    /// Log filter for sluice's own diagnostics on stderr (e.g. `info`, `sluice_server=debug`).
+    #[arg(long, global = true, env = "SLUICE_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// The sluice server's URL.
+    #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:8686")]
+    pub server: String,
+    /// Bearer token, when the server requires one.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Conn {
+    pub fn client(&self) -> Client {
+        Client::new(&self.server, self.token.clone())
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Start a server and a worker in one process (SQLite under the data directory).
+    Up(serve::UpArgs),
+    /// Start the server alone.
+    Server(serve::ServerArgs),
+    /// Start a worker that leases tasks from a server.
+    Worker(serve::WorkerArgs),
+    /// Check pipeline files; print every problem with its line and column (exit 2 if any).
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Start a run of a pipeline file (or of a stored pipeline with --pipeline).
+    Submit(runs::SubmitArgs),
+    /// List, inspect and cancel runs.
+    Runs {
+        #[command(subcommand)]
+        cmd: runs::RunsCmd,
+    },
+    /// Print a run's logs (one task's, or every task's), optionally following them live.
+    Logs(runs::LogsArgs),
+    /// Upload pipeline files as versions, list pipelines and their versions.
+    Pipelines {
+        #[command(subcommand)]
+        cmd: pipelines::PipelinesCmd,
+    },
+    /// Measure sluice against its targets.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
+}
+
+pub fn init_tracing(cli: &Cli) {
+    let default = match cli.cmd {
+        Cmd::Up(_) | Cmd::Server(_) | Cmd::Worker(_) => "info",
+        _ => "warn",
+    };
+    let filter = cli.log.clone().unwrap_or_else(|| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    let result = match cli.cmd {
+        Cmd::Up(a) => serve::up(a).await,
+        Cmd::Server(a) => serve::server(a).await,
+        Cmd::Worker(a) => serve::worker(a).await,
+        Cmd::Validate { files } => return pipelines::validate(&files),
+        Cmd::Submit(a) => runs::submit(a).await,
+        Cmd::Runs { cmd } => runs::runs(cmd).await,
+        Cmd::Logs(a) => runs::logs(a).await,
+        Cmd::Pipelines { cmd } => pipelines::pipelines(cmd).await,
+        Cmd::Bench { cmd } => bench::bench(cmd).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit_code_of(&e)
+        }
+    }
+}
+
+/// Maps an error to the exit code a script can act on.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Unreachable { .. }) => EXIT_UNREACHABLE,
+        Some(ClientError::Api { status, .. }) if (400..500).contains(status) => EXIT_INVALID,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}

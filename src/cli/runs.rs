@@ -1,0 +1,311 @@
+//! `sluice submit`, `sluice runs …` and `sluice logs`.
+
+use super::pipelines::{explain, load_file};
+use super::{exit_code_of, print_json, Conn, Output, EXIT_FAILED, EXIT_INVALID};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use sluice_sdk::api::{CreateRun, LogLine, Params, RunDetail, RunEvent, RunState, Stream, TaskState};
+use sluice_sdk::client::{Client, ClientError};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The pipeline file to run.
+    #[arg(required_unless_present = "pipeline", conflicts_with = "pipeline")]
+    file: Option<PathBuf>,
+    /// Run a stored pipeline (by name or id) instead of a file.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// With --pipeline: the version to run (default: the latest).
+    #[arg(long, requires = "pipeline")]
+    version: Option<u32>,
+    /// A parameter value, `name=value` (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// The run's display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Follow the run, printing task changes and logs; exit 0 if it succeeds, 1 if not.
+    #[arg(long)]
+    wait: bool,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: Output,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+fn parse_params(raw: &[String]) -> Result<Params, String> {
+    let mut out = Params::new();
+    for p in raw {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(format!("parameter `{p}` must be written NAME=VALUE"));
+        };
+        if out.insert(k.to_string(), serde_json::Value::String(v.to_string())).is_some() {
+            return Err(format!("parameter `{k}` is given twice"));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
+    let params = match parse_params(&a.params) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let mut source = None;
+    let req = match &a.file {
+        Some(file) => {
+            let (text, _) = match load_file(file) {
+                Ok(v) => v,
+                Err(code) => return Ok(code),
+            };
+            source = Some(text.clone());
+            CreateRun { yaml: Some(text), file_name: Some(file.display().to_string()), params, name: a.name.clone(), ..Default::default() }
+        }
+        None => CreateRun { pipeline: a.pipeline.clone(), version: a.version, params, name: a.name.clone(), ..Default::default() },
+    };
+    let client = a.conn.client();
+    let run = match client.create_run(&req).await {
+        Ok(r) => r,
+        Err(e) => {
+            explain(&e, source.as_deref());
+            return Ok(exit_code_of(&e.into()));
+        }
+    };
+    if !a.wait {
+        match a.output {
+            Output::Json => print_json(&run),
+            Output::Text => println!("{}", run.summary.id),
+        }
+        return Ok(0);
+    }
+    if a.output == Output::Text {
+        eprintln!("run {} ({}) started; following it", run.summary.id, run.summary.name);
+    }
+    let state = follow(&client, &run.summary.id, a.output == Output::Text).await?;
+    let detail = client.get_run(&run.summary.id).await?;
+    match a.output {
+        Output::Json => print_json(&detail),
+        Output::Text => print_outcome(&detail),
+    }
+    Ok(if state == RunState::Succeeded { 0 } else { EXIT_FAILED })
+}
+
+fn print_outcome(d: &RunDetail) {
+    let took = d.summary.duration_ms.map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0)).unwrap_or_default();
+    eprintln!("run {} {}{took}", d.summary.id, d.summary.state);
+    if let Some(e) = &d.error {
+        eprintln!("  {e}");
+    }
+    for t in &d.tasks {
+        if !t.outputs.is_empty() {
+            let outs: Vec<String> = t.outputs.iter().map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v))).collect();
+            eprintln!("  {}: {}", t.name, outs.join(" "));
+        }
+    }
+}
+
+/// Follows a run's events until it ends, reconnecting when the stream breaks. Prints task changes
+/// and log lines when `print` is set. Returns the run's final state.
+pub async fn follow(client: &Client, run_id: &str, print: bool) -> anyhow::Result<RunState> {
+    let mut seen_logs: HashMap<String, (u32, u64)> = HashMap::new();
+    let mut seen_state: HashMap<String, (TaskState, u32)> = HashMap::new();
+    let mut backoff = Duration::from_millis(200);
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut stream = match client.run_events(run_id).await {
+            Ok(s) => s,
+            Err(e @ ClientError::Api { .. }) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the server; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        while let Some(ev) = stream.next::<RunEvent>().await {
+            let Ok(ev) = ev else { break };
+            backoff = Duration::from_millis(200);
+            match ev {
+                RunEvent::Task { task, state, attempt, error, ts, .. } => {
+                    if seen_state.get(&task) == Some(&(state, attempt)) {
+                        continue;
+                    }
+                    let first = !seen_state.contains_key(&task);
+                    seen_state.insert(task.clone(), (state, attempt));
+                    if print && !(first && state == TaskState::Pending) {
+                        let why = error.map(|e| format!(": {e}")).unwrap_or_default();
+                        let _ = writeln!(out, "{} {task} {state}{why}", &ts[11..19.min(ts.len())]);
+                    }
+                }
+                RunEvent::Log(l) => {
+                    let key = (l.attempt, l.seq);
+                    if seen_logs.get(&l.task).is_some_and(|k| *k >= key) {
+                        continue;
+                    }
+                    seen_logs.insert(l.task.clone(), key);
+                    if print {
+                        print_line(&mut out, &l, true);
+                    }
+                }
+                RunEvent::Run { state, .. } if state.is_terminal() => return Ok(state),
+                RunEvent::Run { .. } => {}
+            }
+        }
+        // The stream ended without the run ending: the server went away. Try again.
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn print_line(out: &mut impl Write, l: &LogLine, prefix: bool) {
+    let tag = if l.stream == Stream::Stderr { "!" } else { "|" };
+    if prefix {
+        let _ = writeln!(out, "{} {tag} {}", l.task, l.line);
+    } else {
+        let _ = writeln!(out, "{}", l.line);
+    }
+}
+
+#[derive(Subcommand)]
+pub enum RunsCmd {
+    /// List runs, newest first.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        page_token: Option<String>,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Output,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show a run with every task's state, timings and outputs.
+    Get {
+        id: String,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Output,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Cancel a run: running tasks are killed, pending ones never start.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
+    match cmd {
+        RunsCmd::List { state, pipeline, limit, page_token, output, conn } => {
+            let list = conn.client().list_runs(state.as_deref(), pipeline.as_deref(), limit, page_token.as_deref()).await?;
+            match output {
+                Output::Json => print_json(&list),
+                Output::Text => {
+                    println!("{:<36}  {:<28} {:<10}  {:<24}  DURATION", "ID", "NAME", "STATE", "CREATED");
+                    for r in &list.runs {
+                        let d = r.duration_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into());
+                        println!("{:<36}  {:<28} {:<10}  {:<24}  {d}", r.id, r.name, r.state, r.created_at);
+                    }
+                    if let Some(t) = list.next_page_token {
+                        println!("(more: --page-token {t})");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        RunsCmd::Get { id, output, conn } => {
+            let d = conn.client().get_run(&id).await?;
+            match output {
+                Output::Json => print_json(&d),
+                Output::Text => {
+                    println!("run       {} ({})", d.summary.id, d.summary.name);
+                    println!("pipeline  {}{}", d.summary.pipeline, d.summary.pipeline_version.map(|v| format!(" v{v}")).unwrap_or_default());
+                    println!("state     {}", d.summary.state);
+                    if let Some(e) = &d.error {
+                        println!("error     {e}");
+                    }
+                    println!("\n{:<24} {:<10} {:>7} {:>10}  OUTPUTS", "TASK", "STATE", "ATTEMPT", "DURATION");
+                    for t in &d.tasks {
+                        let dur = t.duration_ms.map(|ms| format!("{:.2}s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into());
+                        let outs: Vec<String> = t.outputs.iter().map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v))).collect();
+                        println!("{:<24} {:<10} {:>7} {:>10}  {}", t.name, t.state.to_string(), t.attempt, dur, outs.join(" "));
+                        if let Some(e) = &t.error {
+                            println!("{:<24} └ {e}", "");
+                        }
+                    }
+                }
+            }
+            Ok(0)
+        }
+        RunsCmd::Cancel { id, conn } => {
+            let d = conn.client().cancel_run(&id).await?;
+            println!("run {} {}", d.summary.id, d.summary.state);
+            Ok(0)
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    run: String,
+    /// One task's log; every task's when left out.
+    task: Option<String>,
+    /// Keep printing new lines until the task (or run) ends.
+    #[arg(long, short)]
+    follow: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub async fn logs(a: LogsArgs) -> anyhow::Result<u8> {
+    let client = a.conn.client();
+    let run = client.get_run(&a.run).await?;
+    let mut out = std::io::stdout().lock();
+    match (&a.task, a.follow) {
+        (Some(task), true) => {
+            let mut s = client.follow_logs(&a.run, task).await?;
+            while let Some(l) = s.next::<RunEvent>().await {
+                if let RunEvent::Log(l) = l? {
+                    print_line(&mut out, &l, false);
+                }
+            }
+        }
+        (None, true) => {
+            drop(out);
+            let state = follow(&client, &a.run, true).await?;
+            return Ok(if state == RunState::Succeeded { 0 } else { EXIT_FAILED });
+        }
+        (task, false) => {
+            let tasks: Vec<String> = match task {
+                Some(t) => vec![t.clone()],
+                None => run.tasks.iter().map(|t| t.name.clone()).collect(),
+            };
+            for t in &tasks {
+                let mut after = 0;
+                loop {
+                    let page = client.logs(&a.run, t, after, 5000).await.with_context(|| format!("reading the log of task `{t}`"))?;
+                    for l in &page.lines {
+                        print_line(&mut out, l, task.is_none());
+                    }
+                    if page.lines.is_empty() {
+                        break;
+                    }
+                    after = page.next_after;
+                }
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,326 @@
+//! The worker's loop: register, lease as many tasks as there are free slots (long poll), run each,
+//! heartbeat the leases held, and stop tasks whose run was cancelled or whose lease was lost.
+
+use crate::outputs;
+use crate::reporter::{self, Reporter};
+use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
+use sluice_sdk::api::{Lease, NewLogLine, Outcome, ReportEvent, TaskResult};
+use sluice_sdk::client::{Client, ClientError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub server: String,
+    pub token: Option<String>,
+    pub name: String,
+    /// How many tasks run at once.
+    pub capacity: u32,
+    /// Where task scratch files and output artifacts live.
+    pub data_dir: PathBuf,
+    /// How long one lease request waits for work.
+    pub poll_wait: Duration,
+    /// On shutdown, how long running tasks may take to finish before they are stopped.
+    pub drain: Duration,
+}
+
+type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>>;
+
+fn stop(running: &Running, lease: &str, why: StopReason) {
+    if let Some(tx) = running.lock().ok().and_then(|r| r.get(lease).cloned()) {
+        tracing::info!(lease, reason = ?why, "stopping task");
+        let _ = tx.send(Some(why));
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Registers with the server, retrying until it answers.
+async fn register(client: &Client, cfg: &WorkerConfig, shutdown: &mut watch::Receiver<bool>) -> Option<sluice_sdk::api::WorkerRegistration> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match client.register_worker(&cfg.name, cfg.capacity).await {
+            Ok(r) => return Some(r),
+            Err(e) => tracing::warn!(error = %e, "cannot register with the server; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait_for(|s| *s) => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Runs the worker until `shutdown` completes.
+pub async fn run(cfg: WorkerConfig, runtime: Arc<dyn ContainerRuntime>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    std::fs::create_dir_all(cfg.data_dir.join("tasks"))?;
+    std::fs::create_dir_all(cfg.data_dir.join("artifacts"))?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let client = Client::new(&cfg.server, cfg.token.clone());
+    let Some(reg) = register(&client, &cfg, &mut stop_rx).await else { return Ok(()) };
+    tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, "worker registered");
+    let worker_id = Arc::new(RwLock::new(reg.id.clone()));
+    let running: Running = Arc::default();
+
+    let (lost_tx, mut lost_rx) = mpsc::unbounded_channel::<String>();
+    let (reporter, reporter_done) = reporter::spawn(client.clone(), worker_id.clone(), lost_tx);
+    let lost_watch = {
+        let running = running.clone();
+        tokio::spawn(async move {
+            while let Some(l) = lost_rx.recv().await {
+                stop(&running, &l, StopReason::LeaseLost);
+            }
+        })
+    };
+    let heartbeats = tokio::spawn(heartbeat_loop(client.clone(), worker_id.clone(), running.clone(), Duration::from_millis(reg.heartbeat_interval_ms.max(100))));
+
+    let slots = Arc::new(Semaphore::new(cfg.capacity as usize));
+    let mut backoff = Duration::from_millis(100);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if *stop_rx.borrow() {
+            break;
+        }
+        // Wait for a free slot, then ask for as many tasks as there are free slots.
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = stop_rx.wait_for(|s| *s) => break,
+        };
+        let free = slots.available_permits() as u32 + 1;
+        let id = worker_id.read().map(|g| g.clone()).unwrap_or_default();
+        let resp = tokio::select! {
+            r = client.lease(&id, free, cfg.poll_wait.as_millis() as u64) => r,
+            _ = stop_rx.wait_for(|s| *s) => break,
+        };
+        let leases = match resp {
+            Ok(r) => {
+                backoff = Duration::from_millis(100);
+                r.leases
+            }
+            Err(e) => {
+                drop(first);
+                if e.code() == Some("unknown_worker") {
+                    tracing::warn!("the server does not know this worker; registering again");
+                    if let Some(reg) = register(&client, &cfg, &mut stop_rx).await {
+                        if let Ok(mut g) = worker_id.write() {
+                            *g = reg.id;
+                        }
+                    }
+                    continue;
+                }
+                tracing::warn!(error = %e, "leasing failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop_rx.wait_for(|s| *s) => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let mut first = Some(first);
+        for lease in leases {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => break, // cannot happen: the server grants at most `free`
+                },
+            };
+            let (tx, rx) = watch::channel(None);
+            if let Ok(mut r) = running.lock() {
+                r.insert(lease.lease_id.clone(), tx);
+            }
+            let ctx = TaskCtx { runtime: runtime.clone(), reporter: reporter.clone(), running: running.clone(), data_dir: cfg.data_dir.clone() };
+            tasks.spawn(async move {
+                ctx.execute(lease, rx).await;
+                drop(permit);
+            });
+        }
+    }
+
+    // Shutting down: let running tasks finish for a while, then stop them; their leases run out
+    // on the server and the tasks run again elsewhere.
+    let drained = tokio::time::timeout(cfg.drain, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        let leases: Vec<String> = running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        for l in leases {
+            stop(&running, &l, StopReason::Shutdown);
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+    heartbeats.abort();
+    lost_watch.abort();
+    drop(reporter);
+    let _ = tokio::time::timeout(Duration::from_secs(10), reporter_done).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+async fn heartbeat_loop(client: Client, worker_id: Arc<RwLock<String>>, running: Running, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let leases: Vec<String> = running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        let id = worker_id.read().map(|g| g.clone()).unwrap_or_default();
+        match client.heartbeat(&id, leases).await {
+            Ok(resp) => {
+                for l in resp.lost {
+                    stop(&running, &l, StopReason::LeaseLost);
+                }
+                for l in resp.cancel {
+                    stop(&running, &l, StopReason::Cancelled);
+                }
+            }
+            Err(ClientError::Api { error, .. }) if error.code == "unknown_worker" => {}
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+struct TaskCtx {
+    runtime: Arc<dyn ContainerRuntime>,
+    reporter: Reporter,
+    running: Running,
+    data_dir: PathBuf,
+}
+
+impl TaskCtx {
+    async fn execute(self, lease: Lease, stop_rx: watch::Receiver<Option<StopReason>>) {
+        let lease_id = lease.lease_id.clone();
+        let span = tracing::info_span!("task", run = %lease.run_id, task = %lease.task, attempt = lease.attempt);
+        let _g = span.enter();
+        let result = self.attempt(lease, stop_rx).await;
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&lease_id);
+        }
+        if let Some(result) = result {
+            self.reporter.send(ReportEvent::Finished { lease_id, ts_ms: now_ms(), result });
+        }
+    }
+
+    /// Runs one attempt. `None` means the worker must not report it (lease lost, or shutting down).
+    async fn attempt(&self, lease: Lease, stop_rx: watch::Receiver<Option<StopReason>>) -> Option<TaskResult> {
+        let failed = |error: String| Some(TaskResult { outcome: Outcome::Failed, exit_code: None, error: Some(error), outputs: Default::default(), artifacts: Vec::new() });
+        let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
+        let artifacts_dir = self.data_dir.join("artifacts").join(&lease.run_id).join(&lease.task).join(lease.attempt.to_string());
+        let params_dir = scratch.join("params");
+        if let Err(e) = std::fs::create_dir_all(&params_dir).and_then(|_| std::fs::create_dir_all(&artifacts_dir)) {
+            return failed(format!("worker cannot prepare task directories: {e}"));
+        }
+        let _cleanup = RemoveOnDrop(scratch.clone());
+        let script = match &lease.spec.script {
+            Some(text) => {
+                let p = scratch.join("script");
+                if let Err(e) = std::fs::write(&p, text) {
+                    return failed(format!("worker cannot write the script: {e}"));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let mut inputs = Vec::new();
+        for a in &lease.spec.input_artifacts {
+            match a.uri.strip_prefix("file://") {
+                Some(p) if Path::new(p).exists() => inputs.push(PathBuf::from(p)),
+                Some(p) => return failed(format!("input artifact `{}` from step `{}` is gone from {p}", a.name, a.producer)),
+                None => return failed(format!("input artifact `{}` is at `{}`, which this worker cannot reach", a.name, a.uri)),
+            }
+        }
+        let spec = lease.spec.clone();
+        let req = RunRequest {
+            lease_id: lease.lease_id.clone(),
+            run_id: lease.run_id.clone(),
+            task: lease.task.clone(),
+            attempt: lease.attempt,
+            spec: lease.spec,
+            params_dir: params_dir.clone(),
+            artifacts_dir: artifacts_dir.clone(),
+            script,
+            inputs,
+        };
+        let (log_tx, log_rx) = mpsc::unbounded_channel();
+        let (started_tx, started_rx) = oneshot::channel();
+        let shipper = tokio::spawn(ship(lease.lease_id.clone(), self.reporter.clone(), started_rx, log_rx));
+        let exit = self.runtime.run(req, Io { logs: LogSink(log_tx), started: started_tx, stop: stop_rx }).await;
+        let _ = shipper.await;
+        match exit {
+            Err(e) => failed(e.to_string()),
+            Ok(Exit { stopped: Some(StopReason::LeaseLost | StopReason::Shutdown), .. }) => None,
+            Ok(Exit { stopped: Some(StopReason::Cancelled), code, .. }) => Some(TaskResult { outcome: Outcome::Cancelled, exit_code: Some(code), error: Some("cancelled".into()), outputs: Default::default(), artifacts: Vec::new() }),
+            Ok(Exit { oom_killed: true, code, .. }) => {
+                let limit = spec.resources.memory_bytes.map(|b| format!(" of {} MiB", b >> 20)).unwrap_or_default();
+                Some(TaskResult { outcome: Outcome::Failed, exit_code: Some(code), error: Some(format!("out of memory: killed for exceeding its memory limit{limit}")), outputs: Default::default(), artifacts: Vec::new() })
+            }
+            Ok(Exit { code, .. }) if code != 0 => Some(TaskResult { outcome: Outcome::Failed, exit_code: Some(code), error: Some(format!("exited with code {code}")), outputs: Default::default(), artifacts: Vec::new() }),
+            Ok(Exit { code, .. }) => {
+                let outputs = match outputs::params(&spec, &params_dir) {
+                    Ok(o) => o,
+                    Err(e) => return failed(e),
+                };
+                let artifacts = match outputs::artifacts(&spec, &artifacts_dir) {
+                    Ok(a) => a,
+                    Err(e) => return failed(e),
+                };
+                Some(TaskResult { outcome: Outcome::Succeeded, exit_code: Some(code), error: None, outputs, artifacts })
+            }
+        }
+    }
+}
+
+/// Forwards the start and the log lines of one attempt to the reporter, numbering lines from 1.
+async fn ship(lease_id: String, reporter: Reporter, started: oneshot::Receiver<()>, mut lines: mpsc::UnboundedReceiver<(sluice_sdk::api::Stream, String)>) {
+    // The start is reported before any line.
+    let mut started = Some(started);
+    let mut seq = 0u64;
+    loop {
+        let next = match started.as_mut() {
+            Some(s) => tokio::select! {
+                biased;
+                r = s => {
+                    started = None;
+                    if r.is_ok() {
+                        reporter.send(ReportEvent::Started { lease_id: lease_id.clone(), ts_ms: now_ms() });
+                    }
+                    continue;
+                }
+                l = lines.recv() => l,
+            },
+            None => lines.recv().await,
+        };
+        let Some((stream, line)) = next else { break };
+        let mut batch = Vec::new();
+        seq += 1;
+        batch.push(NewLogLine { seq, ts_ms: now_ms(), stream, line });
+        while let Ok((stream, line)) = lines.try_recv() {
+            seq += 1;
+            batch.push(NewLogLine { seq, ts_ms: now_ms(), stream, line });
+        }
+        if let Some(s) = started.take() {
+            // Lines came before the start signal: report the start first.
+            drop(s);
+            reporter.send(ReportEvent::Started { lease_id: lease_id.clone(), ts_ms: now_ms() });
+        }
+        reporter.send(ReportEvent::Log { lease_id: lease_id.clone(), lines: batch });
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,107 @@
+//! A recording fake runtime for tests and control-plane benchmarks. It starts no container: it
+//! records each request and acts out what the task's environment tells it to, so that tests can
+//! drive the control plane end to end without root. It is never a default anywhere.
+//!
+//! Environment variables the fake reads from a task's spec:
+//! - `FAKE_SLEEP_MS`: how long the "container" runs (stopped early on cancel);
+//! - `FAKE_LOG`: lines to write to stdout, separated by `|`;
+//! - `FAKE_EXIT`: the exit code (default 0);
+//! - `FAKE_OUT_<name>`: a value written to output parameter `<name>`;
+//! - `FAKE_ART_<name>`: text written to output artifact `<name>` (a file).
+
+use super::{BoxFuture, ContainerRuntime, Exit, Io, RunRequest, RuntimeError};
+use sluice_sdk::api::Stream;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Recorded {
+    pub lease_id: String,
+    pub run_id: String,
+    pub task: String,
+    pub attempt: u32,
+    pub command: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
+    /// Whether the task ran to its end (false when it was stopped).
+    pub completed: bool,
+}
+
+#[derive(Default)]
+pub struct FakeRuntime {
+    records: Mutex<Vec<Recorded>>,
+    /// Also append each record as a JSON line to this file (for tests that run workers as processes).
+    journal: Option<PathBuf>,
+}
+
+impl FakeRuntime {
+    pub fn new(journal: Option<PathBuf>) -> FakeRuntime {
+        FakeRuntime { records: Mutex::new(Vec::new()), journal }
+    }
+
+    pub fn records(&self) -> Vec<Recorded> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, r: Recorded) {
+        if let Some(path) = &self.journal {
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                let _ = writeln!(f, "{}", serde_json::to_string(&r).unwrap_or_default());
+            }
+        }
+        if let Ok(mut recs) = self.records.lock() {
+            recs.push(r);
+        }
+    }
+}
+
+impl ContainerRuntime for FakeRuntime {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn run(&self, req: RunRequest, mut io: Io) -> BoxFuture<'_, Result<Exit, RuntimeError>> {
+        Box::pin(async move {
+            let env = |k: &str| req.spec.env.iter().find(|e| e.name == k).map(|e| e.value.clone());
+            let _ = io.started.send(());
+            let mut rec = Recorded {
+                lease_id: req.lease_id.clone(),
+                run_id: req.run_id.clone(),
+                task: req.task.clone(),
+                attempt: req.attempt,
+                command: req.spec.command.clone(),
+                args: req.spec.args.clone(),
+                completed: false,
+            };
+            if let Some(lines) = env("FAKE_LOG") {
+                for l in lines.split('|') {
+                    io.logs.line(Stream::Stdout, l);
+                }
+            }
+            let sleep = env("FAKE_SLEEP_MS").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            if sleep > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(sleep)) => {}
+                    r = io.stop.wait_for(|s| s.is_some()) => {
+                        let stopped = r.ok().and_then(|s| *s);
+                        self.record(rec);
+                        return Ok(Exit { code: 137, oom_killed: false, stopped });
+                    }
+                }
+            }
+            for e in &req.spec.env {
+                let write = |dir: &PathBuf, name: &str| std::fs::write(dir.join(name), &e.value).map_err(|err| RuntimeError::Failed(err.to_string()));
+                if let Some(name) = e.name.strip_prefix("FAKE_OUT_") {
+                    write(&req.params_dir, name)?;
+                } else if let Some(name) = e.name.strip_prefix("FAKE_ART_") {
+                    write(&req.artifacts_dir, name)?;
+                }
+            }
+            let code = env("FAKE_EXIT").and_then(|v| v.parse().ok()).unwrap_or(0);
+            rec.completed = true;
+            self.record(rec);
+            Ok(Exit { code, oom_killed: false, stopped: None })
+        })
+    }
+}
