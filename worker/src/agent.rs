@@ -217,8 +217,21 @@ impl TaskCtx {
         let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
         let artifacts_dir = self.data_dir.join("artifacts").join(&lease.run_id).join(&lease.task).join(lease.attempt.to_string());
         let params_dir = scratch.join("params");
-        if let Err(e) = std::fs::create_dir_all(&params_dir).and_then(|_| std::fs::create_dir_all(&artifacts_dir)) {
-            return failed(format!("worker cannot prepare task directories: {e}"));
+        // Only what the task declares is made: a task with no outputs costs no directories.
+        let mut dirs = Vec::new();
+        if !lease.spec.output_params.is_empty() {
+            dirs.push(&params_dir);
+        }
+        if !lease.spec.output_artifacts.is_empty() {
+            dirs.push(&artifacts_dir);
+        }
+        if lease.spec.script.is_some() {
+            dirs.push(&scratch);
+        }
+        for d in dirs {
+            if let Err(e) = std::fs::create_dir_all(d) {
+                return failed(format!("worker cannot prepare {}: {e}", d.display()));
+            }
         }
         let _cleanup = RemoveOnDrop(scratch.clone());
         let script = match &lease.spec.script {

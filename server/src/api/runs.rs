@@ -90,11 +90,11 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
         .map(|r| {
             let t = r.task;
             TaskInfo {
-                name: r.name,
+                name: r.stat.name.clone(),
                 state: t.state,
                 attempt: t.attempt,
-                depends_on: r.depends_on,
-                image: r.image,
+                depends_on: r.stat.depends_on.clone(),
+                image: t.spec.as_ref().map_or_else(|| r.stat.image.clone(), |s| s.image.clone()),
                 worker: t.lease.map(|l| l.worker),
                 ready_at: t.ready_at.map(format_ts),
                 started_at: t.started_at.map(format_ts),

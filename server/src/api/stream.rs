@@ -44,7 +44,7 @@ pub struct LogQuery {
 /// log as server-sent events (`log` events) that go on while the task runs.
 pub async fn task_logs(State(app): State<App>, Path((run_id, task)): Path<(String, String)>, Query(q): Query<LogQuery>) -> ApiResult<Response> {
     let run = runs::find(&app, &run_id).await?;
-    let Some(row) = run.tasks.iter().find(|t| t.name == task) else {
+    let Some(row) = run.tasks.iter().find(|t| t.stat.name == task) else {
         return Err(ApiErr::not_found(format!("run `{run_id}` has no task `{task}`")));
     };
     let idx = row.idx;
@@ -131,14 +131,14 @@ async fn replay(app: &App, run_id: &str, tx: &Tx, cursors: &mut HashMap<String, 
     let run = app.store().get_run(run_id).await.ok()??;
     let ts = format_ts(crate::scheduler::now_ms());
     for t in &run.tasks {
-        let ev = RunEvent::Task { task: t.name.clone(), state: t.task.state, attempt: t.task.attempt, exit_code: t.task.exit_code, error: t.task.error.clone(), ts: ts.clone() };
+        let ev = RunEvent::Task { task: t.stat.name.clone(), state: t.task.state, attempt: t.task.attempt, exit_code: t.task.exit_code, error: t.task.error.clone(), ts: ts.clone() };
         if !send(tx, &ev).await {
             return None;
         }
         if logs {
-            let cursor = cursors.entry(t.name.clone()).or_default();
+            let cursor = cursors.entry(t.stat.name.clone()).or_default();
             loop {
-                let lines = app.store().read_logs(run_id, t.idx, &t.name, *cursor, 1000).await.ok()?;
+                let lines = app.store().read_logs(run_id, t.idx, &t.stat.name, *cursor, 1000).await.ok()?;
                 if lines.is_empty() {
                     break;
                 }

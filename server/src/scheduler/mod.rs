@@ -7,7 +7,7 @@ mod runs;
 mod workers;
 
 use crate::engine::{Effect, Run};
-use crate::store::{RunRow, Store, StoreError, TaskRow, WriteBatch};
+use crate::store::{RunRow, Store, StoreError, TaskRow, TaskStatic, WriteBatch};
 use sluice_sdk::api::{format_ts, RunEvent};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -48,17 +48,28 @@ pub struct Announcement {
 struct Active {
     run: Run,
     row: RunRow,
-    deps: Vec<Vec<String>>,
+    run_id: Arc<str>,
+    statics: Vec<Arc<TaskStatic>>,
 }
 
 impl Active {
+    fn new(run: Run, row: RunRow) -> Active {
+        let statics = run
+            .plan
+            .tasks
+            .iter()
+            .zip(&run.pipeline.steps)
+            .map(|(t, step)| {
+                let image = run.pipeline.template_of(step).map(|t| t.image.value.clone()).unwrap_or_default();
+                let deps = t.deps.iter().map(|&d| run.plan.tasks[d].name.clone()).collect();
+                Arc::new(TaskStatic::new(t.name.clone(), image, deps))
+            })
+            .collect();
+        Active { run_id: Arc::from(run.id.as_str()), run, row, statics }
+    }
+
     fn task_row(&self, i: usize) -> TaskRow {
-        let t = &self.run.tasks[i];
-        let image = t.spec.as_ref().map(|s| s.image.clone()).unwrap_or_else(|| {
-            let step = &self.run.pipeline.steps[i];
-            self.run.pipeline.template_of(step).map(|t| t.image.value.clone()).unwrap_or_default()
-        });
-        TaskRow { run_id: self.run.id.clone(), idx: i, name: self.run.plan.tasks[i].name.clone(), image, depends_on: self.deps[i].clone(), task: t.clone() }
+        TaskRow { run_id: self.run_id.clone(), idx: i, stat: self.statics[i].clone(), task: self.run.tasks[i].clone() }
     }
 
     fn run_row(&mut self) -> RunRow {
@@ -194,10 +205,15 @@ fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut S
     let ts = format_ts(now);
     for i in tasks {
         let row = active.task_row(i);
+        // A task still pending has nothing to tell (a new run announces only what became ready).
+        if row.task.state == sluice_sdk::api::TaskState::Pending {
+            step.batch.tasks.push(row);
+            continue;
+        }
         step.announce.push(Announcement {
             run_id: run_id.to_string(),
             event: RunEvent::Task {
-                task: row.name.clone(),
+                task: row.stat.name.clone(),
                 state: row.task.state,
                 attempt: row.task.attempt,
                 exit_code: row.task.exit_code,

@@ -18,10 +18,6 @@ pub struct NewRun {
     pub params: Params,
 }
 
-fn deps_of(run: &Run) -> Vec<Vec<String>> {
-    run.plan.tasks.iter().map(|t| t.deps.iter().map(|&d| run.plan.tasks[d].name.clone()).collect()).collect()
-}
-
 impl Scheduler {
     /// Plans and stores a run; its first tasks become ready at once. Returns the run's id.
     pub async fn create_run(&self, new: NewRun) -> Result<String, CreateError> {
@@ -29,6 +25,7 @@ impl Scheduler {
         let id = uuid::Uuid::now_v7().to_string();
         let name = new.name.unwrap_or_else(|| format!("{}-{}", new.pipeline.name, &id[id.len() - 6..]));
         let pipeline_name = new.pipeline.name.clone();
+        let t0 = std::time::Instant::now();
         let (run, fx) = Run::start(id.clone(), name.clone(), Arc::new(new.pipeline), new.params.clone(), now).map_err(CreateError::Plan)?;
         let row = RunRow {
             id: id.clone(),
@@ -47,15 +44,15 @@ impl Scheduler {
         let mut step = Step::default();
         step.batch.sources.push((new.digest, new.yaml));
         step.batch.new_runs.push(row.clone());
-        let deps = deps_of(&run);
-        st.runs.insert(id.clone(), Active { run, row, deps });
+        st.runs.insert(id.clone(), Active::new(run, row));
         collect(&mut st, &id, fx, now, &mut step);
+        let planned = t0.elapsed();
         if let Err(e) = self.commit(&mut st, step).await {
             st.runs.remove(&id);
             st.ready.retain(|(r, _)| *r != id);
             return Err(CreateError::Store(e));
         }
-        tracing::info!(run = %id, "run created");
+        tracing::info!(run = %id, plan_ms = planned.as_secs_f64() * 1e3, total_ms = t0.elapsed().as_secs_f64() * 1e3, "run created");
         Ok(id)
     }
 
@@ -113,8 +110,7 @@ impl Scheduler {
                 st.ready.push_back((run.id.clone(), i));
             }
             tracing::info!(run = %run.id, "run taken up again");
-            let deps = deps_of(&run);
-            st.runs.insert(run.id.clone(), Active { row: s.row, run, deps });
+            st.runs.insert(run.id.clone(), Active::new(run, s.row));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ mod workers;
 
 pub use logs::{LogCursor, LogRow};
 pub use workers::WorkerRow;
-pub use runs::{RunFilter, RunRow, StoredRun, TaskRow, WriteBatch};
+pub use runs::{RunFilter, RunRow, StoredRun, TaskRow, TaskStatic, WriteBatch};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::sync::Arc;
@@ -49,7 +49,8 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-32000")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", "20000");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -60,6 +61,25 @@ impl Store {
             pool,
             write: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// Copies the write-ahead log back into the database file. Run in the background (see
+    /// [`Store::checkpoint_loop`]) so that commits on the hot path never pay for it.
+    pub async fn checkpoint(&self) -> Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Checkpoints every `every`, forever; spawn it once per server.
+    pub async fn checkpoint_loop(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.checkpoint().await {
+                tracing::warn!(error = %e, "database checkpoint failed");
+            }
+        }
     }
 
     pub async fn close(&self) {

@@ -5,6 +5,7 @@ use crate::engine::{LeaseInfo, Task, TaskOutputs};
 use sluice_sdk::api::{format_ts, ArtifactRecord, Params, RunState, RunSummary, TaskState};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
+use std::sync::Arc;
 
 /// A run's own row.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,14 +38,28 @@ impl RunRow {
     }
 }
 
-/// A task's row: the engine's view of it plus what the API shows without re-planning.
+/// What never changes about a task once planned; shared between writes.
 #[derive(Debug, Clone)]
-pub struct TaskRow {
-    pub run_id: String,
-    pub idx: usize,
+pub struct TaskStatic {
     pub name: String,
     pub image: String,
     pub depends_on: Vec<String>,
+    depends_on_json: String,
+}
+
+impl TaskStatic {
+    pub fn new(name: String, image: String, depends_on: Vec<String>) -> TaskStatic {
+        let depends_on_json = json(&depends_on);
+        TaskStatic { name, image, depends_on, depends_on_json }
+    }
+}
+
+/// A task's row: the engine's view of it plus what the API shows without re-planning.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub run_id: Arc<str>,
+    pub idx: usize,
+    pub stat: Arc<TaskStatic>,
     pub task: Task,
 }
 
@@ -87,11 +102,11 @@ const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, l
 
 fn push_task<'a>(mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>, row: &'a TaskRow) {
     let t = &row.task;
-    b.push_bind(&row.run_id)
+    b.push_bind(&*row.run_id)
         .push_bind(row.idx as i64)
-        .push_bind(&row.name)
-        .push_bind(&row.image)
-        .push_bind(json(&row.depends_on))
+        .push_bind(&row.stat.name)
+        .push_bind(&row.stat.image)
+        .push_bind(&row.stat.depends_on_json)
         .push_bind(t.state.as_str())
         .push_bind(t.attempt as i64)
         .push_bind(t.lease.as_ref().map(|l| l.id.clone()))
@@ -129,11 +144,9 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
     let lease_id: Option<String> = r.get("lease_id");
     let worker: Option<String> = r.get("worker_id");
     Ok(TaskRow {
-        run_id: r.get("run_id"),
+        run_id: Arc::from(r.get::<String, _>("run_id")),
         idx: r.get::<i64, _>("idx") as usize,
-        name: r.get("name"),
-        image: r.get("image"),
-        depends_on: from_json(Some(r.get("depends_on")), "task dependencies")?.unwrap_or_default(),
+        stat: Arc::new(TaskStatic::new(r.get("name"), r.get("image"), from_json(Some(r.get("depends_on")), "task dependencies")?.unwrap_or_default())),
         task: Task {
             state: TaskState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
             attempt: r.get::<i64, _>("attempt") as u32,
@@ -190,16 +203,26 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for chunk in batch.tasks.chunks(1000) {
+        // A new run's pending tasks are written in short rows (everything else is still unset);
+        // all other tasks replace what is stored.
+        let (fresh, changed): (Vec<&TaskRow>, Vec<&TaskRow>) = batch.tasks.iter().partition(|r| r.task.state == TaskState::Pending && r.task.attempt == 0 && batch.new_runs.iter().any(|n| *n.id == *r.run_id));
+        for chunk in fresh.chunks(4000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO tasks (run_id, idx, name, image, depends_on, state) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&*r.run_id).push_bind(r.idx as i64).push_bind(&r.stat.name).push_bind(&r.stat.image).push_bind(&r.stat.depends_on_json).push_bind("pending");
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in changed.chunks(1000) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT OR REPLACE INTO tasks ({TASK_COLS}) "));
-            q.push_values(chunk, push_task);
+            q.push_values(chunk, |b, r| push_task(b, r));
             q.build().execute(&mut *tx).await?;
         }
         let artifacts: Vec<_> = batch
             .tasks
             .iter()
             .filter(|r| r.task.state == TaskState::Succeeded)
-            .flat_map(|r| r.task.outputs.artifacts.iter().map(move |a| (&r.run_id, r.idx, a, r.task.finished_at.unwrap_or(0))))
+            .flat_map(|r| r.task.outputs.artifacts.iter().map(move |a| (&*r.run_id, r.idx, a, r.task.finished_at.unwrap_or(0))))
             .collect();
         for chunk in artifacts.chunks(2000) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, created_at) ");
