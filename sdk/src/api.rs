@@ -34,7 +34,10 @@ pub enum RunState {
 
 impl RunState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunState::Succeeded | RunState::Failed | RunState::Cancelled)
+        matches!(
+            self,
+            RunState::Succeeded | RunState::Failed | RunState::Cancelled
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -439,9 +442,19 @@ pub struct NewLogLine {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ReportEvent {
-    Started { lease_id: String, ts_ms: i64 },
-    Log { lease_id: String, lines: Vec<NewLogLine> },
-    Finished { lease_id: String, ts_ms: i64, result: TaskResult },
+    Started {
+        lease_id: String,
+        ts_ms: i64,
+    },
+    Log {
+        lease_id: String,
+        lines: Vec<NewLogLine>,
+    },
+    Finished {
+        lease_id: String,
+        ts_ms: i64,
+        result: TaskResult,
+    },
 }
 
 impl ReportEvent {

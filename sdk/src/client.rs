@@ -55,7 +55,11 @@ impl Client {
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        Client { base: base.trim_end_matches('/').to_string(), http, token }
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            token,
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -75,15 +79,32 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: describe(&e),
+        })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: describe(&e),
+        })?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("{e} in {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))));
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ClientError::Protocol(format!(
+                    "{e} in {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                ))
+            });
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api { status: status.as_u16(), error: body.error }),
-            Err(_) => Err(ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)])))),
+            Ok(body) => Err(ClientError::Api {
+                status: status.as_u16(),
+                error: body.error,
+            }),
+            Err(_) => Err(ClientError::Protocol(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ))),
         }
     }
 
@@ -92,7 +113,8 @@ impl Client {
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.send(self.req(reqwest::Method::POST, path).json(body)).await
+        self.send(self.req(reqwest::Method::POST, path).json(body))
+            .await
     }
 
     pub async fn health(&self) -> Result<serde_json::Value> {
@@ -101,8 +123,19 @@ impl Client {
 
     // ---- pipelines ----
 
-    pub async fn upload_pipeline(&self, yaml: &str, file_name: Option<&str>) -> Result<PipelineVersion> {
-        self.post("/pipelines", &UploadPipeline { yaml: yaml.to_string(), file_name: file_name.map(str::to_string) }).await
+    pub async fn upload_pipeline(
+        &self,
+        yaml: &str,
+        file_name: Option<&str>,
+    ) -> Result<PipelineVersion> {
+        self.post(
+            "/pipelines",
+            &UploadPipeline {
+                yaml: yaml.to_string(),
+                file_name: file_name.map(str::to_string),
+            },
+        )
+        .await
     }
 
     pub async fn list_pipelines(&self) -> Result<PipelineList> {
@@ -110,7 +143,8 @@ impl Client {
     }
 
     pub async fn pipeline_versions(&self, name: &str) -> Result<VersionList> {
-        self.get(&format!("/pipelines/{}/versions", enc(name))).await
+        self.get(&format!("/pipelines/{}/versions", enc(name)))
+            .await
     }
 
     // ---- runs ----
@@ -119,7 +153,13 @@ impl Client {
         self.post("/runs", req).await
     }
 
-    pub async fn list_runs(&self, state: Option<&str>, pipeline: Option<&str>, page_size: u32, page_token: Option<&str>) -> Result<RunList> {
+    pub async fn list_runs(
+        &self,
+        state: Option<&str>,
+        pipeline: Option<&str>,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<RunList> {
         let mut q = vec![("page_size", page_size.to_string())];
         if let Some(s) = state {
             q.push(("state", s.to_string()));
@@ -130,7 +170,8 @@ impl Client {
         if let Some(t) = page_token {
             q.push(("page_token", t.to_string()));
         }
-        self.send(self.req(reqwest::Method::GET, "/runs").query(&q)).await
+        self.send(self.req(reqwest::Method::GET, "/runs").query(&q))
+            .await
     }
 
     pub async fn get_run(&self, id: &str) -> Result<RunDetail> {
@@ -138,12 +179,20 @@ impl Client {
     }
 
     pub async fn cancel_run(&self, id: &str) -> Result<RunDetail> {
-        self.post(&format!("/runs/{}/cancel", enc(id)), &serde_json::json!({})).await
+        self.post(&format!("/runs/{}/cancel", enc(id)), &serde_json::json!({}))
+            .await
     }
 
     pub async fn logs(&self, run: &str, task: &str, after: u64, limit: u32) -> Result<LogPage> {
         let q = [("after", after.to_string()), ("limit", limit.to_string())];
-        self.send(self.req(reqwest::Method::GET, &format!("/runs/{}/tasks/{}/logs", enc(run), enc(task))).query(&q)).await
+        self.send(
+            self.req(
+                reqwest::Method::GET,
+                &format!("/runs/{}/tasks/{}/logs", enc(run), enc(task)),
+            )
+            .query(&q),
+        )
+        .await
     }
 
     /// The run's live events: every task's state first, then changes and log lines, until the run ends.
@@ -153,7 +202,12 @@ impl Client {
 
     /// A task's whole log, then new lines as they come, until the task ends.
     pub async fn follow_logs(&self, run: &str, task: &str) -> Result<EventStream> {
-        self.events(&format!("/runs/{}/tasks/{}/logs?follow=true", enc(run), enc(task))).await
+        self.events(&format!(
+            "/runs/{}/tasks/{}/logs?follow=true",
+            enc(run),
+            enc(task)
+        ))
+        .await
     }
 
     async fn events(&self, path: &str) -> Result<EventStream> {
@@ -162,22 +216,38 @@ impl Client {
             .header("accept", "text/event-stream")
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: describe(&e) })?;
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                reason: describe(&e),
+            })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let bytes = resp.bytes().await.unwrap_or_default();
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(b) => ClientError::Api { status, error: b.error },
+                Ok(b) => ClientError::Api {
+                    status,
+                    error: b.error,
+                },
                 Err(_) => ClientError::Protocol(format!("HTTP {status}")),
             });
         }
-        Ok(EventStream { body: Box::pin(resp.bytes_stream()), buf: Vec::new() })
+        Ok(EventStream {
+            body: Box::pin(resp.bytes_stream()),
+            buf: Vec::new(),
+        })
     }
 
     // ---- workers ----
 
     pub async fn register_worker(&self, name: &str, capacity: u32) -> Result<WorkerRegistration> {
-        self.post("/workers", &RegisterWorker { name: name.to_string(), capacity }).await
+        self.post(
+            "/workers",
+            &RegisterWorker {
+                name: name.to_string(),
+                capacity,
+            },
+        )
+        .await
     }
 
     pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
@@ -185,16 +255,30 @@ impl Client {
     }
 
     pub async fn lease(&self, worker: &str, max: u32, wait_ms: u64) -> Result<LeaseResponse> {
-        let req = self.req(reqwest::Method::POST, &format!("/workers/{}/lease", enc(worker))).json(&LeaseRequest { max, wait_ms }).timeout(Duration::from_millis(wait_ms + 15_000));
+        let req = self
+            .req(
+                reqwest::Method::POST,
+                &format!("/workers/{}/lease", enc(worker)),
+            )
+            .json(&LeaseRequest { max, wait_ms })
+            .timeout(Duration::from_millis(wait_ms + 15_000));
         self.send(req).await
     }
 
     pub async fn heartbeat(&self, worker: &str, leases: Vec<String>) -> Result<HeartbeatResponse> {
-        self.post(&format!("/workers/{}/heartbeat", enc(worker)), &Heartbeat { leases }).await
+        self.post(
+            &format!("/workers/{}/heartbeat", enc(worker)),
+            &Heartbeat { leases },
+        )
+        .await
     }
 
     pub async fn report(&self, worker: &str, events: Vec<ReportEvent>) -> Result<ReportResponse> {
-        self.post(&format!("/workers/{}/report", enc(worker)), &Report { events }).await
+        self.post(
+            &format!("/workers/{}/report", enc(worker)),
+            &Report { events },
+        )
+        .await
     }
 }
 
@@ -211,7 +295,8 @@ fn enc(s: &str) -> String {
     out
 }
 
-type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// A stream of server-sent events, each decoded from JSON.
 pub struct EventStream {
@@ -226,15 +311,27 @@ impl EventStream {
             if let Some(end) = find_blank_line(&self.buf) {
                 let block: Vec<u8> = self.buf.drain(..end.0 + end.1).collect();
                 let text = String::from_utf8_lossy(&block[..end.0]);
-                let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+                let data: Vec<&str> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
                 if data.is_empty() {
                     continue; // a comment or keep-alive
                 }
-                return Some(serde_json::from_str(&data.join("\n")).map_err(|e| ClientError::Protocol(e.to_string())));
+                return Some(
+                    serde_json::from_str(&data.join("\n"))
+                        .map_err(|e| ClientError::Protocol(e.to_string())),
+                );
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
-                Some(Err(e)) => return Some(Err(ClientError::Unreachable { url: String::new(), reason: describe(&e) })),
+                Some(Err(e)) => {
+                    return Some(Err(ClientError::Unreachable {
+                        url: String::new(),
+                        reason: describe(&e),
+                    }))
+                }
                 None => return None,
             }
         }
@@ -244,7 +341,10 @@ impl EventStream {
 /// Position and length of the first blank line (`\n\n` or `\r\n\r\n`) in a buffer.
 fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| (p, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),

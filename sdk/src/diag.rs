@@ -107,7 +107,10 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The closest candidate to a misspelt name, if one is close enough to suggest.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -137,7 +140,10 @@ mod tests {
     #[test]
     fn suggests_close_names_only() {
         assert_eq!(did_you_mean("imgae", ["image", "command"]), Some("image"));
-        assert_eq!(did_you_mean("dependson", ["dependsOn", "name"]), Some("dependsOn"));
+        assert_eq!(
+            did_you_mean("dependson", ["dependsOn", "name"]),
+            Some("dependsOn")
+        );
         assert_eq!(did_you_mean("zzz", ["image", "command"]), None);
     }
 
@@ -146,6 +152,9 @@ mod tests {
         let mut d = Diagnostics::new("p.yaml");
         d.error(Span::new(2, 3), "bad");
         let out = d.render("a: 1\nb: 2\n");
-        assert!(out.contains("p.yaml:2:3: error: bad\n2 | b: 2\n  |   ^"), "{out}");
+        assert!(
+            out.contains("p.yaml:2:3: error: bad\n2 | b: 2\n  |   ^"),
+            "{out}"
+        );
     }
 }

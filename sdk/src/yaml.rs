@@ -19,7 +19,10 @@ pub enum Kind {
     Int(i64),
     Float(f64),
     /// A string scalar; `quoted` is true when it was written in quotes or as a block.
-    Str { value: String, quoted: bool },
+    Str {
+        value: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Key, Node)>),
 }
@@ -93,7 +96,10 @@ pub fn parse(source: &str, diags: &mut Diagnostics) -> Option<Node> {
     match builder.stack.pop() {
         Some(Frame::Done(node)) => Some(node),
         _ => {
-            diags.error(Span::new(1, 1), "the file is empty: expected a pipeline mapping");
+            diags.error(
+                Span::new(1, 1),
+                "the file is empty: expected a pipeline mapping",
+            );
             None
         }
     }
@@ -130,7 +136,10 @@ impl Builder {
                         None => {
                             self.errors.push((
                                 node.span,
-                                format!("mapping keys must be plain names, found {}", node.describe()),
+                                format!(
+                                    "mapping keys must be plain names, found {}",
+                                    node.describe()
+                                ),
                             ));
                             String::new()
                         }
@@ -174,7 +183,9 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push_value(Node { span, kind }, anchor);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(span, anchor, Vec::new())),
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Seq(span, anchor, Vec::new()))
+            }
             Event::MappingStart(anchor, _) => {
                 self.stack.push(Frame::Map(span, anchor, Vec::new(), None))
             }
@@ -190,7 +201,9 @@ impl MarkedEventReceiver for Builder {
             Event::MappingEnd => {
                 if let Some(Frame::Map(span, anchor, entries, _)) = self.stack.pop() {
                     // A block mapping is marked at its first colon; its first key reads better.
-                    let span = entries.first().map_or(span, |(k, _)| k.span.min_by_line(span));
+                    let span = entries
+                        .first()
+                        .map_or(span, |(k, _)| k.span.min_by_line(span));
                     let node = Node {
                         span,
                         kind: Kind::Map(entries),
@@ -203,7 +216,9 @@ impl MarkedEventReceiver for Builder {
                     node.span = span;
                     self.push_value(node, 0);
                 }
-                None => self.errors.push((span, "alias to an unknown anchor".into())),
+                None => self
+                    .errors
+                    .push((span, "alias to an unknown anchor".into())),
             },
             _ => {}
         }
@@ -216,7 +231,9 @@ fn resolve_plain(s: &str) -> Kind {
         "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
         "true" | "True" | "TRUE" => return Kind::Bool(true),
         "false" | "False" | "FALSE" => return Kind::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Kind::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Kind::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Kind::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Kind::Float(f64::NAN),
         _ => {}
@@ -266,13 +283,20 @@ mod tests {
     fn spans_are_one_based() {
         let (n, d) = load("a: 1\nb:\n  - x\n  - 'y'\n");
         assert!(d.is_empty());
-        let Kind::Map(entries) = n.unwrap().kind else { panic!() };
+        let Kind::Map(entries) = n.unwrap().kind else {
+            panic!()
+        };
         assert_eq!(entries[1].0.span, Span::new(2, 1));
-        let Kind::Seq(items) = &entries[1].1.kind else { panic!() };
+        let Kind::Seq(items) = &entries[1].1.kind else {
+            panic!()
+        };
         assert_eq!(items[1].span, Span::new(4, 5));
         assert_eq!(
             items[1].kind,
-            Kind::Str { value: "y".into(), quoted: true }
+            Kind::Str {
+                value: "y".into(),
+                quoted: true
+            }
         );
     }
 
@@ -294,7 +318,9 @@ mod tests {
         let (_, d) = load("a: 1\nb: 2\na: 3\n");
         assert_eq!(d.items.len(), 1);
         assert_eq!((d.items[0].line, d.items[0].col), (3, 1));
-        assert!(d.items[0].message.contains("duplicate key `a` (first defined at line 1)"));
+        assert!(d.items[0]
+            .message
+            .contains("duplicate key `a` (first defined at line 1)"));
 
         let (n, d) = load("a: [1, 2\n");
         assert!(n.is_none());

@@ -1,9 +1,9 @@
 //! sluice's server: the pure engine, the SQLite store, the REST API and the scheduler that ties them.
 
-pub mod engine;
-pub mod store;
-pub mod scheduler;
 pub mod api;
+pub mod engine;
+pub mod scheduler;
 mod serve;
+pub mod store;
 
 pub use serve::{serve, ServerConfig};

@@ -16,15 +16,28 @@ pub struct ServerConfig {
 }
 
 /// Serves until `shutdown` completes.
-pub async fn serve(cfg: ServerConfig, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    cfg: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let store = Store::open(&cfg.data_dir).await?;
     let sched = Scheduler::new(store.clone(), cfg.scheduler.clone()).await?;
     let reaper = tokio::spawn(sched.clone().reap_loop());
-    let checkpoints = tokio::spawn(store.clone().checkpoint_loop(std::time::Duration::from_secs(1)));
-    let app = App { sched, token: cfg.token.map(Arc::from) };
+    let checkpoints = tokio::spawn(
+        store
+            .clone()
+            .checkpoint_loop(std::time::Duration::from_secs(1)),
+    );
+    let app = App {
+        sched,
+        token: cfg.token.map(Arc::from),
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "sluice server listening");
-    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, api::router(app))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     reaper.abort();
     checkpoints.abort();
     store.close().await;

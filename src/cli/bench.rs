@@ -29,7 +29,12 @@ pub enum BenchCmd {
 
 pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
     match cmd {
-        BenchCmd::Scheduler { dag_tasks, fanout, repeat, capacity } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
+        BenchCmd::Scheduler {
+            dag_tasks,
+            fanout,
+            repeat,
+            capacity,
+        } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
     }
 }
 
@@ -43,7 +48,9 @@ fn dag_yaml(n: usize) -> String {
     let width = 100;
     let mut s = String::from("name: bench-dag\nsteps:\n");
     for i in 0..n {
-        s.push_str(&format!("  - name: t{i}\n    image: busybox\n    command: [\"true\"]\n"));
+        s.push_str(&format!(
+            "  - name: t{i}\n    image: busybox\n    command: [\"true\"]\n"
+        ));
         if i >= width {
             let a = i - width;
             let b = i - width + (i % width != width - 1) as usize;
@@ -56,16 +63,24 @@ fn dag_yaml(n: usize) -> String {
 fn fanout_yaml(n: usize) -> String {
     let mut s = String::from("name: bench-fanout\nsteps:\n  - name: root\n    image: busybox\n");
     for i in 0..n {
-        s.push_str(&format!("  - name: t{i}\n    image: busybox\n    dependsOn: [root]\n"));
+        s.push_str(&format!(
+            "  - name: t{i}\n    image: busybox\n    dependsOn: [root]\n"
+        ));
     }
     s
 }
 
-async fn scheduler(dag_tasks: usize, fanout: usize, repeat: usize, capacity: u32) -> anyhow::Result<u8> {
+async fn scheduler(
+    dag_tasks: usize,
+    fanout: usize,
+    repeat: usize,
+    capacity: u32,
+) -> anyhow::Result<u8> {
     // 1. Plan and persist a large DAG.
     let yaml = dag_yaml(dag_tasks);
     let t = Instant::now();
-    let pipeline = sluice_sdk::spec::load("bench.yaml", &yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let pipeline =
+        sluice_sdk::spec::load("bench.yaml", &yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
     let digest = sluice_sdk::spec::digest(&yaml);
     let dir = tempfile::tempdir()?;
@@ -73,7 +88,15 @@ async fn scheduler(dag_tasks: usize, fanout: usize, repeat: usize, capacity: u32
     let sched = Scheduler::new(store.clone(), SchedulerConfig::default()).await?;
     let mut times = Vec::new();
     for _ in 0..repeat {
-        let new = NewRun { name: None, pipeline: pipeline.clone(), yaml: yaml.clone(), digest: digest.clone(), pipeline_version_id: None, pipeline_version: None, params: Default::default() };
+        let new = NewRun {
+            name: None,
+            pipeline: pipeline.clone(),
+            yaml: yaml.clone(),
+            digest: digest.clone(),
+            pipeline_version_id: None,
+            pipeline_version: None,
+            params: Default::default(),
+        };
         let t = Instant::now();
         let id = sched.create_run(new).await?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -89,7 +112,11 @@ async fn scheduler(dag_tasks: usize, fanout: usize, repeat: usize, capacity: u32
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let cfg = sluice_server::ServerConfig { data_dir: dir.path().join("server"), scheduler: SchedulerConfig::default(), token: None };
+    let cfg = sluice_server::ServerConfig {
+        data_dir: dir.path().join("server"),
+        scheduler: SchedulerConfig::default(),
+        token: None,
+    };
     let mut rx = stop_rx.clone();
     let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -104,19 +131,29 @@ async fn scheduler(dag_tasks: usize, fanout: usize, repeat: usize, capacity: u32
         drain: Duration::from_secs(5),
     };
     let mut rx = stop_rx.clone();
-    let worker = tokio::spawn(sluice_worker::run(wcfg, Arc::new(FakeRuntime::default()), async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
+    let worker = tokio::spawn(sluice_worker::run(
+        wcfg,
+        Arc::new(FakeRuntime::default()),
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        },
+    ));
     let client = sluice_sdk::client::Client::new(&url, None);
     let yaml = fanout_yaml(fanout);
     let mut rates = Vec::new();
     for _ in 0..repeat {
-        let req = sluice_sdk::api::CreateRun { yaml: Some(yaml.clone()), ..Default::default() };
+        let req = sluice_sdk::api::CreateRun {
+            yaml: Some(yaml.clone()),
+            ..Default::default()
+        };
         let t = Instant::now();
         let run = client.create_run(&req).await?;
         let state = super::runs::follow(&client, &run.summary.id, false).await?;
         let secs = t.elapsed().as_secs_f64();
-        anyhow::ensure!(state == sluice_sdk::api::RunState::Succeeded, "bench run ended {state}");
+        anyhow::ensure!(
+            state == sluice_sdk::api::RunState::Succeeded,
+            "bench run ended {state}"
+        );
         rates.push((fanout + 1) as f64 / secs);
     }
     let rate = median(rates);

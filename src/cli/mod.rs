@@ -18,7 +18,11 @@ pub const EXIT_UNREACHABLE: u8 = 3;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8686";
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Machine-learning pipelines in real containers: one binary, a server, workers and a CLI")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Machine-learning pipelines in real containers: one binary, a server, workers and a CLI"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -91,7 +95,10 @@ pub fn init_tracing(cli: &Cli) {
     };
     let filter = cli.log.clone().unwrap_or_else(|| default.to_string());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
         .with_writer(std::io::stderr)
         .try_init();
 }

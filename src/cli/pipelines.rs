@@ -30,7 +30,12 @@ pub fn validate(files: &[PathBuf]) -> u8 {
     let mut code = 0;
     for f in files {
         match load_file(f) {
-            Ok((_, p)) => println!("{}: ok (pipeline `{}`, {} step(s))", f.display(), p.name, p.steps.len()),
+            Ok((_, p)) => println!(
+                "{}: ok (pipeline `{}`, {} step(s))",
+                f.display(),
+                p.name,
+                p.steps.len()
+            ),
             Err(c) => code = c,
         }
     }
@@ -40,7 +45,11 @@ pub fn validate(files: &[PathBuf]) -> u8 {
 /// Prints an API error, with the pipeline's diagnostics rendered against its source when present.
 pub fn explain(e: &ClientError, source: Option<&str>) {
     if let (ClientError::Api { error, .. }, Some(src)) = (e, source) {
-        if let Some(d) = error.details.as_ref().and_then(|d| serde_json::from_value::<Diagnostics>(d.clone()).ok()) {
+        if let Some(d) = error
+            .details
+            .as_ref()
+            .and_then(|d| serde_json::from_value::<Diagnostics>(d.clone()).ok())
+        {
             eprint!("{}", d.render(src));
             return;
         }
@@ -82,7 +91,11 @@ pub async fn pipelines(cmd: PipelinesCmd) -> anyhow::Result<u8> {
                 Ok(v) => v,
                 Err(code) => return Ok(code),
             };
-            let v = match conn.client().upload_pipeline(&text, Some(&file.display().to_string())).await {
+            let v = match conn
+                .client()
+                .upload_pipeline(&text, Some(&file.display().to_string()))
+                .await
+            {
                 Ok(v) => v,
                 Err(e) => {
                     explain(&e, Some(&text));
@@ -91,8 +104,14 @@ pub async fn pipelines(cmd: PipelinesCmd) -> anyhow::Result<u8> {
             };
             match output {
                 Output::Json => print_json(&v),
-                Output::Text if v.created => println!("pipeline `{}` version {} stored ({})", v.pipeline_name, v.version, v.digest),
-                Output::Text => println!("pipeline `{}` version {} already holds this file ({})", v.pipeline_name, v.version, v.digest),
+                Output::Text if v.created => println!(
+                    "pipeline `{}` version {} stored ({})",
+                    v.pipeline_name, v.version, v.digest
+                ),
+                Output::Text => println!(
+                    "pipeline `{}` version {} already holds this file ({})",
+                    v.pipeline_name, v.version, v.digest
+                ),
             }
         }
         PipelinesCmd::List { conn, output } => {
@@ -100,9 +119,18 @@ pub async fn pipelines(cmd: PipelinesCmd) -> anyhow::Result<u8> {
             match output {
                 Output::Json => print_json(&list),
                 Output::Text => {
-                    println!("{:<32} {:>7}  {:<24}  DESCRIPTION", "NAME", "VERSION", "UPDATED");
+                    println!(
+                        "{:<32} {:>7}  {:<24}  DESCRIPTION",
+                        "NAME", "VERSION", "UPDATED"
+                    );
                     for p in list.pipelines {
-                        println!("{:<32} {:>7}  {:<24}  {}", p.name, p.latest_version, p.updated_at, p.description.unwrap_or_default());
+                        println!(
+                            "{:<32} {:>7}  {:<24}  {}",
+                            p.name,
+                            p.latest_version,
+                            p.updated_at,
+                            p.description.unwrap_or_default()
+                        );
                     }
                 }
             }

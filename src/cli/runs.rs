@@ -4,7 +4,9 @@ use super::pipelines::{explain, load_file};
 use super::{exit_code_of, print_json, Conn, Output, EXIT_FAILED, EXIT_INVALID};
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use sluice_sdk::api::{CreateRun, LogLine, Params, RunDetail, RunEvent, RunState, Stream, TaskState};
+use sluice_sdk::api::{
+    CreateRun, LogLine, Params, RunDetail, RunEvent, RunState, Stream, TaskState,
+};
 use sluice_sdk::client::{Client, ClientError};
 use std::collections::HashMap;
 use std::io::Write;
@@ -43,7 +45,10 @@ fn parse_params(raw: &[String]) -> Result<Params, String> {
         let Some((k, v)) = p.split_once('=') else {
             return Err(format!("parameter `{p}` must be written NAME=VALUE"));
         };
-        if out.insert(k.to_string(), serde_json::Value::String(v.to_string())).is_some() {
+        if out
+            .insert(k.to_string(), serde_json::Value::String(v.to_string()))
+            .is_some()
+        {
             return Err(format!("parameter `{k}` is given twice"));
         }
     }
@@ -66,9 +71,21 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
                 Err(code) => return Ok(code),
             };
             source = Some(text.clone());
-            CreateRun { yaml: Some(text), file_name: Some(file.display().to_string()), params, name: a.name.clone(), ..Default::default() }
+            CreateRun {
+                yaml: Some(text),
+                file_name: Some(file.display().to_string()),
+                params,
+                name: a.name.clone(),
+                ..Default::default()
+            }
         }
-        None => CreateRun { pipeline: a.pipeline.clone(), version: a.version, params, name: a.name.clone(), ..Default::default() },
+        None => CreateRun {
+            pipeline: a.pipeline.clone(),
+            version: a.version,
+            params,
+            name: a.name.clone(),
+            ..Default::default()
+        },
     };
     let client = a.conn.client();
     let run = match client.create_run(&req).await {
@@ -86,7 +103,10 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if a.output == Output::Text {
-        eprintln!("run {} ({}) started; following it", run.summary.id, run.summary.name);
+        eprintln!(
+            "run {} ({}) started; following it",
+            run.summary.id, run.summary.name
+        );
     }
     let state = follow(&client, &run.summary.id, a.output == Output::Text).await?;
     let detail = client.get_run(&run.summary.id).await?;
@@ -94,18 +114,30 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         Output::Json => print_json(&detail),
         Output::Text => print_outcome(&detail),
     }
-    Ok(if state == RunState::Succeeded { 0 } else { EXIT_FAILED })
+    Ok(if state == RunState::Succeeded {
+        0
+    } else {
+        EXIT_FAILED
+    })
 }
 
 fn print_outcome(d: &RunDetail) {
-    let took = d.summary.duration_ms.map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0)).unwrap_or_default();
+    let took = d
+        .summary
+        .duration_ms
+        .map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0))
+        .unwrap_or_default();
     eprintln!("run {} {}{took}", d.summary.id, d.summary.state);
     if let Some(e) = &d.error {
         eprintln!("  {e}");
     }
     for t in &d.tasks {
         if !t.outputs.is_empty() {
-            let outs: Vec<String> = t.outputs.iter().map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v))).collect();
+            let outs: Vec<String> = t
+                .outputs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v)))
+                .collect();
             eprintln!("  {}: {}", t.name, outs.join(" "));
         }
     }
@@ -133,7 +165,14 @@ pub async fn follow(client: &Client, run_id: &str, print: bool) -> anyhow::Resul
             let Ok(ev) = ev else { break };
             backoff = Duration::from_millis(200);
             match ev {
-                RunEvent::Task { task, state, attempt, error, ts, .. } => {
+                RunEvent::Task {
+                    task,
+                    state,
+                    attempt,
+                    error,
+                    ts,
+                    ..
+                } => {
                     if seen_state.get(&task) == Some(&(state, attempt)) {
                         continue;
                     }
@@ -208,15 +247,39 @@ pub enum RunsCmd {
 
 pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
     match cmd {
-        RunsCmd::List { state, pipeline, limit, page_token, output, conn } => {
-            let list = conn.client().list_runs(state.as_deref(), pipeline.as_deref(), limit, page_token.as_deref()).await?;
+        RunsCmd::List {
+            state,
+            pipeline,
+            limit,
+            page_token,
+            output,
+            conn,
+        } => {
+            let list = conn
+                .client()
+                .list_runs(
+                    state.as_deref(),
+                    pipeline.as_deref(),
+                    limit,
+                    page_token.as_deref(),
+                )
+                .await?;
             match output {
                 Output::Json => print_json(&list),
                 Output::Text => {
-                    println!("{:<36}  {:<28} {:<10}  {:<24}  DURATION", "ID", "NAME", "STATE", "CREATED");
+                    println!(
+                        "{:<36}  {:<28} {:<10}  {:<24}  DURATION",
+                        "ID", "NAME", "STATE", "CREATED"
+                    );
                     for r in &list.runs {
-                        let d = r.duration_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into());
-                        println!("{:<36}  {:<28} {:<10}  {:<24}  {d}", r.id, r.name, r.state, r.created_at);
+                        let d = r
+                            .duration_ms
+                            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                            .unwrap_or_else(|| "-".into());
+                        println!(
+                            "{:<36}  {:<28} {:<10}  {:<24}  {d}",
+                            r.id, r.name, r.state, r.created_at
+                        );
                     }
                     if let Some(t) = list.next_page_token {
                         println!("(more: --page-token {t})");
@@ -231,16 +294,40 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                 Output::Json => print_json(&d),
                 Output::Text => {
                     println!("run       {} ({})", d.summary.id, d.summary.name);
-                    println!("pipeline  {}{}", d.summary.pipeline, d.summary.pipeline_version.map(|v| format!(" v{v}")).unwrap_or_default());
+                    println!(
+                        "pipeline  {}{}",
+                        d.summary.pipeline,
+                        d.summary
+                            .pipeline_version
+                            .map(|v| format!(" v{v}"))
+                            .unwrap_or_default()
+                    );
                     println!("state     {}", d.summary.state);
                     if let Some(e) = &d.error {
                         println!("error     {e}");
                     }
-                    println!("\n{:<24} {:<10} {:>7} {:>10}  OUTPUTS", "TASK", "STATE", "ATTEMPT", "DURATION");
+                    println!(
+                        "\n{:<24} {:<10} {:>7} {:>10}  OUTPUTS",
+                        "TASK", "STATE", "ATTEMPT", "DURATION"
+                    );
                     for t in &d.tasks {
-                        let dur = t.duration_ms.map(|ms| format!("{:.2}s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into());
-                        let outs: Vec<String> = t.outputs.iter().map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v))).collect();
-                        println!("{:<24} {:<10} {:>7} {:>10}  {}", t.name, t.state.to_string(), t.attempt, dur, outs.join(" "));
+                        let dur = t
+                            .duration_ms
+                            .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
+                            .unwrap_or_else(|| "-".into());
+                        let outs: Vec<String> = t
+                            .outputs
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v)))
+                            .collect();
+                        println!(
+                            "{:<24} {:<10} {:>7} {:>10}  {}",
+                            t.name,
+                            t.state.to_string(),
+                            t.attempt,
+                            dur,
+                            outs.join(" ")
+                        );
                         if let Some(e) = &t.error {
                             println!("{:<24} └ {e}", "");
                         }
@@ -285,7 +372,11 @@ pub async fn logs(a: LogsArgs) -> anyhow::Result<u8> {
         (None, true) => {
             drop(out);
             let state = follow(&client, &a.run, true).await?;
-            return Ok(if state == RunState::Succeeded { 0 } else { EXIT_FAILED });
+            return Ok(if state == RunState::Succeeded {
+                0
+            } else {
+                EXIT_FAILED
+            });
         }
         (task, false) => {
             let tasks: Vec<String> = match task {
@@ -295,7 +386,10 @@ pub async fn logs(a: LogsArgs) -> anyhow::Result<u8> {
             for t in &tasks {
                 let mut after = 0;
                 loop {
-                    let page = client.logs(&a.run, t, after, 5000).await.with_context(|| format!("reading the log of task `{t}`"))?;
+                    let page = client
+                        .logs(&a.run, t, after, 5000)
+                        .await
+                        .with_context(|| format!("reading the log of task `{t}`"))?;
                     for l in &page.lines {
                         print_line(&mut out, l, task.is_none());
                     }

@@ -28,7 +28,9 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    sluice_sdk::spec::parse_duration_ms(s).map(Duration::from_millis).ok_or_else(|| format!("`{s}` is not a duration such as 30s or 2m"))
+    sluice_sdk::spec::parse_duration_ms(s)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{s}` is not a duration such as 30s or 2m"))
 }
 
 #[derive(Args, Clone)]
@@ -40,7 +42,7 @@ pub struct ServerOpts {
     #[arg(long, env = "SLUICE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
     lease_ttl: Duration,
     /// How often workers renew their leases.
-    #[arg(long, env = "SLUICE_HEARTBEAT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "SLUICE_HEARTBEAT", default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
     /// Require this bearer token on every API call.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
@@ -51,7 +53,11 @@ impl ServerOpts {
     fn config(&self) -> ServerConfig {
         ServerConfig {
             data_dir: self.data_dir.clone(),
-            scheduler: SchedulerConfig { lease_ttl_ms: self.lease_ttl.as_millis() as i64, heartbeat_interval_ms: self.heartbeat.as_millis() as u64, ..Default::default() },
+            scheduler: SchedulerConfig {
+                lease_ttl_ms: self.lease_ttl.as_millis() as i64,
+                heartbeat_interval_ms: self.heartbeat.as_millis() as u64,
+                ..Default::default()
+            },
             token: self.token.clone(),
         }
     }
@@ -102,10 +108,15 @@ pub struct WorkerArgs {
 }
 
 fn default_capacity() -> u32 {
-    std::thread::available_parallelism().map(|n| n.get() as u32 * 2).unwrap_or(4)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32 * 2)
+        .unwrap_or(4)
 }
 
-fn runtime(kind: Option<RuntimeKind>, journal: Option<PathBuf>) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+fn runtime(
+    kind: Option<RuntimeKind>,
+    journal: Option<PathBuf>,
+) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
     match kind {
         Some(RuntimeKind::Fake) => Ok(Arc::new(FakeRuntime::new(journal))),
         None => anyhow::bail!("this build of sluice has no container runtime yet; steps run only in real containers, so no worker can start"),
@@ -113,7 +124,9 @@ fn runtime(kind: Option<RuntimeKind>, journal: Option<PathBuf>) -> anyhow::Resul
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "worker".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "worker".into())
 }
 
 async fn ctrl_c() {
@@ -125,7 +138,9 @@ async fn ctrl_c() {
 }
 
 async fn listen(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {

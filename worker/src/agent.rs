@@ -38,11 +38,18 @@ fn stop(running: &Running, lease: &str, why: StopReason) {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Registers with the server, retrying until it answers.
-async fn register(client: &Client, cfg: &WorkerConfig, shutdown: &mut watch::Receiver<bool>) -> Option<sluice_sdk::api::WorkerRegistration> {
+async fn register(
+    client: &Client,
+    cfg: &WorkerConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<sluice_sdk::api::WorkerRegistration> {
     let mut backoff = Duration::from_millis(200);
     loop {
         match client.register_worker(&cfg.name, cfg.capacity).await {
@@ -58,7 +65,11 @@ async fn register(client: &Client, cfg: &WorkerConfig, shutdown: &mut watch::Rec
 }
 
 /// Runs the worker until `shutdown` completes.
-pub async fn run(cfg: WorkerConfig, runtime: Arc<dyn ContainerRuntime>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    cfg: WorkerConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(cfg.data_dir.join("tasks"))?;
     std::fs::create_dir_all(cfg.data_dir.join("artifacts"))?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -67,7 +78,9 @@ pub async fn run(cfg: WorkerConfig, runtime: Arc<dyn ContainerRuntime>, shutdown
         let _ = stop_tx.send(true);
     });
     let client = Client::new(&cfg.server, cfg.token.clone());
-    let Some(reg) = register(&client, &cfg, &mut stop_rx).await else { return Ok(()) };
+    let Some(reg) = register(&client, &cfg, &mut stop_rx).await else {
+        return Ok(());
+    };
     tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, "worker registered");
     let worker_id = Arc::new(RwLock::new(reg.id.clone()));
     let running: Running = Arc::default();
@@ -82,7 +95,12 @@ pub async fn run(cfg: WorkerConfig, runtime: Arc<dyn ContainerRuntime>, shutdown
             }
         })
     };
-    let heartbeats = tokio::spawn(heartbeat_loop(client.clone(), worker_id.clone(), running.clone(), Duration::from_millis(reg.heartbeat_interval_ms.max(100))));
+    let heartbeats = tokio::spawn(heartbeat_loop(
+        client.clone(),
+        worker_id.clone(),
+        running.clone(),
+        Duration::from_millis(reg.heartbeat_interval_ms.max(100)),
+    ));
 
     let slots = Arc::new(Semaphore::new(cfg.capacity as usize));
     let mut backoff = Duration::from_millis(100);
@@ -140,7 +158,12 @@ pub async fn run(cfg: WorkerConfig, runtime: Arc<dyn ContainerRuntime>, shutdown
             if let Ok(mut r) = running.lock() {
                 r.insert(lease.lease_id.clone(), tx);
             }
-            let ctx = TaskCtx { runtime: runtime.clone(), reporter: reporter.clone(), running: running.clone(), data_dir: cfg.data_dir.clone() };
+            let ctx = TaskCtx {
+                runtime: runtime.clone(),
+                reporter: reporter.clone(),
+                running: running.clone(),
+                data_dir: cfg.data_dir.clone(),
+            };
             tasks.spawn(async move {
                 ctx.execute(lease, rx).await;
                 drop(permit);
@@ -155,7 +178,10 @@ pub async fn run(cfg: WorkerConfig, runtime: Arc<dyn ContainerRuntime>, shutdown
     })
     .await;
     if drained.is_err() {
-        let leases: Vec<String> = running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        let leases: Vec<String> = running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
         for l in leases {
             stop(&running, &l, StopReason::Shutdown);
         }
@@ -169,11 +195,19 @@ pub async fn run(cfg: WorkerConfig, runtime: Arc<dyn ContainerRuntime>, shutdown
     Ok(())
 }
 
-async fn heartbeat_loop(client: Client, worker_id: Arc<RwLock<String>>, running: Running, every: Duration) {
+async fn heartbeat_loop(
+    client: Client,
+    worker_id: Arc<RwLock<String>>,
+    running: Running,
+    every: Duration,
+) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let leases: Vec<String> = running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        let leases: Vec<String> = running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
         let id = worker_id.read().map(|g| g.clone()).unwrap_or_default();
         match client.heartbeat(&id, leases).await {
             Ok(resp) => {
@@ -207,15 +241,36 @@ impl TaskCtx {
             r.remove(&lease_id);
         }
         if let Some(result) = result {
-            self.reporter.send(ReportEvent::Finished { lease_id, ts_ms: now_ms(), result });
+            self.reporter.send(ReportEvent::Finished {
+                lease_id,
+                ts_ms: now_ms(),
+                result,
+            });
         }
     }
 
     /// Runs one attempt. `None` means the worker must not report it (lease lost, or shutting down).
-    async fn attempt(&self, lease: Lease, stop_rx: watch::Receiver<Option<StopReason>>) -> Option<TaskResult> {
-        let failed = |error: String| Some(TaskResult { outcome: Outcome::Failed, exit_code: None, error: Some(error), outputs: Default::default(), artifacts: Vec::new() });
+    async fn attempt(
+        &self,
+        lease: Lease,
+        stop_rx: watch::Receiver<Option<StopReason>>,
+    ) -> Option<TaskResult> {
+        let failed = |error: String| {
+            Some(TaskResult {
+                outcome: Outcome::Failed,
+                exit_code: None,
+                error: Some(error),
+                outputs: Default::default(),
+                artifacts: Vec::new(),
+            })
+        };
         let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
-        let artifacts_dir = self.data_dir.join("artifacts").join(&lease.run_id).join(&lease.task).join(lease.attempt.to_string());
+        let artifacts_dir = self
+            .data_dir
+            .join("artifacts")
+            .join(&lease.run_id)
+            .join(&lease.task)
+            .join(lease.attempt.to_string());
         let params_dir = scratch.join("params");
         // Only what the task declares is made: a task with no outputs costs no directories.
         let mut dirs = Vec::new();
@@ -248,8 +303,18 @@ impl TaskCtx {
         for a in &lease.spec.input_artifacts {
             match a.uri.strip_prefix("file://") {
                 Some(p) if Path::new(p).exists() => inputs.push(PathBuf::from(p)),
-                Some(p) => return failed(format!("input artifact `{}` from step `{}` is gone from {p}", a.name, a.producer)),
-                None => return failed(format!("input artifact `{}` is at `{}`, which this worker cannot reach", a.name, a.uri)),
+                Some(p) => {
+                    return failed(format!(
+                        "input artifact `{}` from step `{}` is gone from {p}",
+                        a.name, a.producer
+                    ))
+                }
+                None => {
+                    return failed(format!(
+                        "input artifact `{}` is at `{}`, which this worker cannot reach",
+                        a.name, a.uri
+                    ))
+                }
             }
         }
         let spec = lease.spec.clone();
@@ -266,18 +331,68 @@ impl TaskCtx {
         };
         let (log_tx, log_rx) = mpsc::unbounded_channel();
         let (started_tx, started_rx) = oneshot::channel();
-        let shipper = tokio::spawn(ship(lease.lease_id.clone(), self.reporter.clone(), started_rx, log_rx));
-        let exit = self.runtime.run(req, Io { logs: LogSink(log_tx), started: started_tx, stop: stop_rx }).await;
+        let shipper = tokio::spawn(ship(
+            lease.lease_id.clone(),
+            self.reporter.clone(),
+            started_rx,
+            log_rx,
+        ));
+        let exit = self
+            .runtime
+            .run(
+                req,
+                Io {
+                    logs: LogSink(log_tx),
+                    started: started_tx,
+                    stop: stop_rx,
+                },
+            )
+            .await;
         let _ = shipper.await;
         match exit {
             Err(e) => failed(e.to_string()),
-            Ok(Exit { stopped: Some(StopReason::LeaseLost | StopReason::Shutdown), .. }) => None,
-            Ok(Exit { stopped: Some(StopReason::Cancelled), code, .. }) => Some(TaskResult { outcome: Outcome::Cancelled, exit_code: Some(code), error: Some("cancelled".into()), outputs: Default::default(), artifacts: Vec::new() }),
-            Ok(Exit { oom_killed: true, code, .. }) => {
-                let limit = spec.resources.memory_bytes.map(|b| format!(" of {} MiB", b >> 20)).unwrap_or_default();
-                Some(TaskResult { outcome: Outcome::Failed, exit_code: Some(code), error: Some(format!("out of memory: killed for exceeding its memory limit{limit}")), outputs: Default::default(), artifacts: Vec::new() })
+            Ok(Exit {
+                stopped: Some(StopReason::LeaseLost | StopReason::Shutdown),
+                ..
+            }) => None,
+            Ok(Exit {
+                stopped: Some(StopReason::Cancelled),
+                code,
+                ..
+            }) => Some(TaskResult {
+                outcome: Outcome::Cancelled,
+                exit_code: Some(code),
+                error: Some("cancelled".into()),
+                outputs: Default::default(),
+                artifacts: Vec::new(),
+            }),
+            Ok(Exit {
+                oom_killed: true,
+                code,
+                ..
+            }) => {
+                let limit = spec
+                    .resources
+                    .memory_bytes
+                    .map(|b| format!(" of {} MiB", b >> 20))
+                    .unwrap_or_default();
+                Some(TaskResult {
+                    outcome: Outcome::Failed,
+                    exit_code: Some(code),
+                    error: Some(format!(
+                        "out of memory: killed for exceeding its memory limit{limit}"
+                    )),
+                    outputs: Default::default(),
+                    artifacts: Vec::new(),
+                })
             }
-            Ok(Exit { code, .. }) if code != 0 => Some(TaskResult { outcome: Outcome::Failed, exit_code: Some(code), error: Some(format!("exited with code {code}")), outputs: Default::default(), artifacts: Vec::new() }),
+            Ok(Exit { code, .. }) if code != 0 => Some(TaskResult {
+                outcome: Outcome::Failed,
+                exit_code: Some(code),
+                error: Some(format!("exited with code {code}")),
+                outputs: Default::default(),
+                artifacts: Vec::new(),
+            }),
             Ok(Exit { code, .. }) => {
                 let outputs = match outputs::params(&spec, &params_dir) {
                     Ok(o) => o,
@@ -287,14 +402,25 @@ impl TaskCtx {
                     Ok(a) => a,
                     Err(e) => return failed(e),
                 };
-                Some(TaskResult { outcome: Outcome::Succeeded, exit_code: Some(code), error: None, outputs, artifacts })
+                Some(TaskResult {
+                    outcome: Outcome::Succeeded,
+                    exit_code: Some(code),
+                    error: None,
+                    outputs,
+                    artifacts,
+                })
             }
         }
     }
 }
 
 /// Forwards the start and the log lines of one attempt to the reporter, numbering lines from 1.
-async fn ship(lease_id: String, reporter: Reporter, started: oneshot::Receiver<()>, mut lines: mpsc::UnboundedReceiver<(sluice_sdk::api::Stream, String)>) {
+async fn ship(
+    lease_id: String,
+    reporter: Reporter,
+    started: oneshot::Receiver<()>,
+    mut lines: mpsc::UnboundedReceiver<(sluice_sdk::api::Stream, String)>,
+) {
     // The start is reported before any line.
     let mut started = Some(started);
     let mut seq = 0u64;
@@ -316,17 +442,33 @@ async fn ship(lease_id: String, reporter: Reporter, started: oneshot::Receiver<(
         let Some((stream, line)) = next else { break };
         let mut batch = Vec::new();
         seq += 1;
-        batch.push(NewLogLine { seq, ts_ms: now_ms(), stream, line });
+        batch.push(NewLogLine {
+            seq,
+            ts_ms: now_ms(),
+            stream,
+            line,
+        });
         while let Ok((stream, line)) = lines.try_recv() {
             seq += 1;
-            batch.push(NewLogLine { seq, ts_ms: now_ms(), stream, line });
+            batch.push(NewLogLine {
+                seq,
+                ts_ms: now_ms(),
+                stream,
+                line,
+            });
         }
         if let Some(s) = started.take() {
             // Lines came before the start signal: report the start first.
             drop(s);
-            reporter.send(ReportEvent::Started { lease_id: lease_id.clone(), ts_ms: now_ms() });
+            reporter.send(ReportEvent::Started {
+                lease_id: lease_id.clone(),
+                ts_ms: now_ms(),
+            });
         }
-        reporter.send(ReportEvent::Log { lease_id: lease_id.clone(), lines: batch });
+        reporter.send(ReportEvent::Log {
+            lease_id: lease_id.clone(),
+            lines: batch,
+        });
     }
 }
 

@@ -15,14 +15,20 @@ pub fn params(spec: &TaskSpec, dir: &Path) -> Result<BTreeMap<String, String>, S
     let mut out = BTreeMap::new();
     for p in &spec.output_params {
         let path = dir.join(&p.name);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
         if !meta.is_file() {
-            return Err(format!("output parameter `{}` at {} is not a regular file", p.name, p.path));
+            return Err(format!(
+                "output parameter `{}` at {} is not a regular file",
+                p.name, p.path
+            ));
         }
         if meta.len() > MAX_PARAM_BYTES {
             return Err(format!("output parameter `{}` is {} bytes; parameters hold at most {MAX_PARAM_BYTES} bytes, use an artifact", p.name, meta.len()));
         }
-        let text = std::fs::read(&path).map_err(|e| format!("cannot read output parameter `{}`: {e}", p.name))?;
+        let text = std::fs::read(&path)
+            .map_err(|e| format!("cannot read output parameter `{}`: {e}", p.name))?;
         out.insert(p.name.clone(), String::from_utf8_lossy(&text).into_owned());
     }
     Ok(out)
@@ -36,9 +42,15 @@ pub fn artifacts(spec: &TaskSpec, dir: &Path) -> Result<Vec<ArtifactRecord>, Str
         if std::fs::symlink_metadata(&path).is_err() {
             continue;
         }
-        let (size, sha256) = hash_tree(&path).map_err(|e| format!("cannot read output artifact `{}`: {e}", a.name))?;
+        let (size, sha256) = hash_tree(&path)
+            .map_err(|e| format!("cannot read output artifact `{}`: {e}", a.name))?;
         let uri = format!("file://{}", path.canonicalize().unwrap_or(path).display());
-        out.push(ArtifactRecord { name: a.name.clone(), uri, size, sha256 });
+        out.push(ArtifactRecord {
+            name: a.name.clone(),
+            uri,
+            size,
+            sha256,
+        });
     }
     Ok(out)
 }
@@ -67,7 +79,11 @@ pub fn hash_tree(path: &Path) -> std::io::Result<(u64, String)> {
     }
     entries.sort();
     for p in entries {
-        let rel = p.strip_prefix(path).unwrap_or(&p).to_string_lossy().into_owned();
+        let rel = p
+            .strip_prefix(path)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
         let m = std::fs::symlink_metadata(&p)?;
         if m.is_file() {
             let (size, digest) = hash_file(&p)?;
@@ -119,6 +135,9 @@ mod tests {
         assert_ne!(ha.1, hash_tree(&b.path().join("m")).unwrap().1);
         let f = a.path().join("file");
         std::fs::write(&f, b"abc").unwrap();
-        assert_eq!(hash_tree(&f).unwrap().1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash_tree(&f).unwrap().1,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -22,7 +22,11 @@ impl Reporter {
 
 /// Starts the shipping loop. It ends once every `Reporter` is dropped and the queue is sent.
 /// Leases the server says this worker no longer holds are passed to `lost`.
-pub fn spawn(client: Client, worker_id: Arc<RwLock<String>>, lost: mpsc::UnboundedSender<String>) -> (Reporter, JoinHandle<()>) {
+pub fn spawn(
+    client: Client,
+    worker_id: Arc<RwLock<String>>,
+    lost: mpsc::UnboundedSender<String>,
+) -> (Reporter, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ReportEvent>();
     let handle = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -57,7 +61,17 @@ pub fn spawn(client: Client, worker_id: Arc<RwLock<String>>, lost: mpsc::Unbound
 
 /// Appends an event, folding log lines into the previous event when it is the same lease's log.
 fn push(batch: &mut Vec<ReportEvent>, ev: ReportEvent) {
-    if let (Some(ReportEvent::Log { lease_id: prev, lines }), ReportEvent::Log { lease_id, lines: more }) = (batch.last_mut(), &ev) {
+    if let (
+        Some(ReportEvent::Log {
+            lease_id: prev,
+            lines,
+        }),
+        ReportEvent::Log {
+            lease_id,
+            lines: more,
+        },
+    ) = (batch.last_mut(), &ev)
+    {
         if prev == lease_id {
             lines.extend(more.iter().cloned());
             return;

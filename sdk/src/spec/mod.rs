@@ -198,8 +198,8 @@ impl Pipeline {
 /// Parses and validates a pipeline file, returning every problem found at once.
 pub fn load(file: &str, source: &str) -> Result<Pipeline, Diagnostics> {
     let mut diags = Diagnostics::new(file);
-    let pipeline = crate::yaml::parse(source, &mut diags)
-        .and_then(|node| parse::pipeline(&node, &mut diags));
+    let pipeline =
+        crate::yaml::parse(source, &mut diags).and_then(|node| parse::pipeline(&node, &mut diags));
     if let Some(p) = &pipeline {
         validate::pipeline(p, &mut diags);
     }
@@ -213,7 +213,10 @@ pub fn load(file: &str, source: &str) -> Result<Pipeline, Diagnostics> {
 /// The sha256 of a pipeline file's bytes, as `sha256:<hex>`.
 pub fn digest(source: &str) -> String {
     use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(source.as_bytes())))
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(source.as_bytes()))
+    )
 }
 
 #[cfg(test)]

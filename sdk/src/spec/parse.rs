@@ -6,9 +6,24 @@ use crate::diag::did_you_mean;
 use crate::yaml::{Key, Kind, Node};
 
 const TEMPLATE_KEYS: &[&str] = &[
-    "image", "command", "args", "script", "env", "workingDir", "resources", "inputs", "outputs",
+    "image",
+    "command",
+    "args",
+    "script",
+    "env",
+    "workingDir",
+    "resources",
+    "inputs",
+    "outputs",
 ];
-const CONTROL_KEYS: &[&str] = &["when", "forEach", "parallelism", "retry", "timeout", "cache"];
+const CONTROL_KEYS: &[&str] = &[
+    "when",
+    "forEach",
+    "parallelism",
+    "retry",
+    "timeout",
+    "cache",
+];
 
 /// A mapping node whose keys are checked against what the schema allows.
 struct Fields<'a> {
@@ -19,7 +34,10 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn new(node: &'a Node, what: &str, allowed: &[&[&str]], d: &mut Diagnostics) -> Option<Self> {
         let Kind::Map(entries) = &node.kind else {
-            d.error(node.span, format!("{what} must be a mapping, found {}", node.describe()));
+            d.error(
+                node.span,
+                format!("{what} must be a mapping, found {}", node.describe()),
+            );
             return None;
         };
         let all: Vec<&str> = allowed.iter().flat_map(|s| s.iter().copied()).collect();
@@ -29,20 +47,29 @@ impl<'a> Fields<'a> {
                     Some(s) => format!(" (did you mean `{s}`?)"),
                     None => format!("; expected one of: {}", all.join(", ")),
                 };
-                d.error(k.span, format!("unknown field `{}` in {what}{hint}", k.name));
+                d.error(
+                    k.span,
+                    format!("unknown field `{}` in {what}{hint}", k.name),
+                );
             }
         }
         Some(Fields { node, entries })
     }
 
     fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 
     fn required(&self, key: &str, what: &str, d: &mut Diagnostics) -> Option<&'a Node> {
         let v = self.get(key);
         if v.is_none() {
-            d.error(self.node.span, format!("{what} is missing the required field `{key}`"));
+            d.error(
+                self.node.span,
+                format!("{what} is missing the required field `{key}`"),
+            );
         }
         v
     }
@@ -55,11 +82,15 @@ impl<'a> Fields<'a> {
 fn string(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Spanned<String>> {
     match &node.kind {
         Kind::Str { value, .. } => Some(Spanned::new(value.clone(), node.span)),
-        Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
-            Some(Spanned::new(node.scalar_text().unwrap_or_default(), node.span))
-        }
+        Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => Some(Spanned::new(
+            node.scalar_text().unwrap_or_default(),
+            node.span,
+        )),
         _ => {
-            d.error(node.span, format!("`{what}` must be a string, found {}", node.describe()));
+            d.error(
+                node.span,
+                format!("`{what}` must be a string, found {}", node.describe()),
+            );
             None
         }
     }
@@ -76,7 +107,13 @@ fn string_list(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Vec<Spann
             None
         }
         _ => {
-            d.error(node.span, format!("`{what}` must be a list of strings, found {}", node.describe()));
+            d.error(
+                node.span,
+                format!(
+                    "`{what}` must be a list of strings, found {}",
+                    node.describe()
+                ),
+            );
             None
         }
     }
@@ -87,7 +124,13 @@ fn entries<'a>(node: &'a Node, what: &str, d: &mut Diagnostics) -> &'a [(Key, No
         Kind::Map(e) => e,
         Kind::Null => &[],
         _ => {
-            d.error(node.span, format!("`{what}` must be a mapping of names, found {}", node.describe()));
+            d.error(
+                node.span,
+                format!(
+                    "`{what}` must be a mapping of names, found {}",
+                    node.describe()
+                ),
+            );
             &[]
         }
     }
@@ -101,20 +144,37 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
     let f = Fields::new(
         node,
         "the pipeline",
-        &[&["apiVersion", "kind", "name", "description", "params", "components", "steps", "onExit"]],
+        &[&[
+            "apiVersion",
+            "kind",
+            "name",
+            "description",
+            "params",
+            "components",
+            "steps",
+            "onExit",
+        ]],
         d,
     )?;
     if let Some(v) = f.string("apiVersion", d) {
         if v.value != "sluice/v1" {
-            d.error(v.span, format!("unsupported apiVersion `{}`: expected `sluice/v1`", v.value));
+            d.error(
+                v.span,
+                format!("unsupported apiVersion `{}`: expected `sluice/v1`", v.value),
+            );
         }
     }
     if let Some(v) = f.string("kind", d) {
         if v.value != "Pipeline" {
-            d.error(v.span, format!("unsupported kind `{}`: expected `Pipeline`", v.value));
+            d.error(
+                v.span,
+                format!("unsupported kind `{}`: expected `Pipeline`", v.value),
+            );
         }
     }
-    let name = f.required("name", "the pipeline", d).and_then(|n| string(n, "name", d));
+    let name = f
+        .required("name", "the pipeline", d)
+        .and_then(|n| string(n, "name", d));
     let params = f
         .get("params")
         .map(|n| param_decls(n, "params", false, d))
@@ -132,7 +192,10 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
         Some(n) => step_list(n, "steps", d),
         None => Vec::new(),
     };
-    let on_exit = f.get("onExit").map(|n| step_list(n, "onExit", d)).unwrap_or_default();
+    let on_exit = f
+        .get("onExit")
+        .map(|n| step_list(n, "onExit", d))
+        .unwrap_or_default();
     let mut step_index = std::collections::HashMap::new();
     for (i, s) in steps.iter().enumerate() {
         step_index.entry(s.name.clone()).or_insert(i);
@@ -153,7 +216,13 @@ fn step_list(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<Step> {
     match &node.kind {
         Kind::Seq(items) => items.iter().filter_map(|n| step(n, d)).collect(),
         _ => {
-            d.error(node.span, format!("`{what}` must be a list of steps, found {}", node.describe()));
+            d.error(
+                node.span,
+                format!(
+                    "`{what}` must be a list of steps, found {}",
+                    node.describe()
+                ),
+            );
             Vec::new()
         }
     }
@@ -173,15 +242,30 @@ fn param_decls(node: &Node, what: &str, bare_is_type: bool, d: &mut Diagnostics)
         };
         match &v.kind {
             Kind::Map(_) => {
-                let Some(f) = Fields::new(v, &format!("parameter `{}`", k.name), &[&["type", "default", "description"]], d) else {
+                let Some(f) = Fields::new(
+                    v,
+                    &format!("parameter `{}`", k.name),
+                    &[&["type", "default", "description"]],
+                    d,
+                ) else {
                     continue;
                 };
-                let default = f.get("default").map(|n| n.to_json()).filter(|v| !v.is_null());
+                let default = f
+                    .get("default")
+                    .map(|n| n.to_json())
+                    .filter(|v| !v.is_null());
                 let ty = match f.string("type", d) {
                     Some(t) => match ParamType::from_name(&t.value) {
                         Some(ty) => ty,
                         None => {
-                            d.error(t.span, format!("unknown parameter type `{}`: expected one of {}", t.value, ParamType::NAMES.join(", ")));
+                            d.error(
+                                t.span,
+                                format!(
+                                    "unknown parameter type `{}`: expected one of {}",
+                                    t.value,
+                                    ParamType::NAMES.join(", ")
+                                ),
+                            );
                             continue;
                         }
                     },
@@ -196,7 +280,13 @@ fn param_decls(node: &Node, what: &str, bare_is_type: bool, d: &mut Diagnostics)
                 let default = match default.map(|v| ty.check(&v)) {
                     Some(Err(e)) => {
                         let at = f.get("default").map(|n| n.span).unwrap_or(k.span);
-                        d.error(at, format!("default of parameter `{}` does not match its type {ty}: {e}", k.name));
+                        d.error(
+                            at,
+                            format!(
+                                "default of parameter `{}` does not match its type {ty}: {e}",
+                                k.name
+                            ),
+                        );
                         None
                     }
                     Some(Ok(v)) => Some(v),
@@ -205,17 +295,29 @@ fn param_decls(node: &Node, what: &str, bare_is_type: bool, d: &mut Diagnostics)
                 out.push(decl(ty, default, opt_string(&f, "description", d)));
             }
             Kind::Null => {
-                d.error(v.span, format!("parameter `{}` needs a type or a default", k.name));
+                d.error(
+                    v.span,
+                    format!("parameter `{}` needs a type or a default", k.name),
+                );
             }
             Kind::Str { value, .. } if bare_is_type => match ParamType::from_name(value) {
                 Some(ty) => out.push(decl(ty, None, None)),
-                None => d.error(v.span, format!("unknown parameter type `{value}`: expected one of {}", ParamType::NAMES.join(", "))),
+                None => d.error(
+                    v.span,
+                    format!(
+                        "unknown parameter type `{value}`: expected one of {}",
+                        ParamType::NAMES.join(", ")
+                    ),
+                ),
             },
             _ => {
                 let value = v.to_json();
                 match ParamType::of(&value) {
                     Some(ty) => out.push(decl(ty, Some(value), None)),
-                    None => d.error(v.span, format!("parameter `{}` needs a type or a default", k.name)),
+                    None => d.error(
+                        v.span,
+                        format!("parameter `{}` needs a type or a default", k.name),
+                    ),
                 }
             }
         }
@@ -230,13 +332,25 @@ fn artifact_decls(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<ArtifactD
             Kind::Null => (None, None),
             Kind::Str { value, .. } => (Some(value.clone()), None),
             Kind::Map(_) => {
-                let Some(f) = Fields::new(v, &format!("artifact `{}`", k.name), &[&["type", "description"]], d) else {
+                let Some(f) = Fields::new(
+                    v,
+                    &format!("artifact `{}`", k.name),
+                    &[&["type", "description"]],
+                    d,
+                ) else {
                     continue;
                 };
                 (opt_string(&f, "type", d), opt_string(&f, "description", d))
             }
             _ => {
-                d.error(v.span, format!("artifact `{}` must be a mapping such as {{type: model}}, found {}", k.name, v.describe()));
+                d.error(
+                    v.span,
+                    format!(
+                        "artifact `{}` must be a mapping such as {{type: model}}, found {}",
+                        k.name,
+                        v.describe()
+                    ),
+                );
                 continue;
             }
         };
@@ -255,8 +369,14 @@ fn io(node: &Node, what: &str, outputs: bool, d: &mut Diagnostics) -> Io {
         return Io::default();
     };
     Io {
-        params: f.get("params").map(|n| param_decls(n, "params", outputs, d)).unwrap_or_default(),
-        artifacts: f.get("artifacts").map(|n| artifact_decls(n, "artifacts", d)).unwrap_or_default(),
+        params: f
+            .get("params")
+            .map(|n| param_decls(n, "params", outputs, d))
+            .unwrap_or_default(),
+        artifacts: f
+            .get("artifacts")
+            .map(|n| artifact_decls(n, "artifacts", d))
+            .unwrap_or_default(),
     }
 }
 
@@ -266,19 +386,31 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
         Some(n) => match &n.kind {
             Kind::Map(e) => e
                 .iter()
-                .filter_map(|(k, v)| string(v, &format!("env.{}", k.name), d).map(|s| (k.name.clone(), s)))
+                .filter_map(|(k, v)| {
+                    string(v, &format!("env.{}", k.name), d).map(|s| (k.name.clone(), s))
+                })
                 .collect(),
             Kind::Seq(items) => items
                 .iter()
                 .filter_map(|item| {
                     let f = Fields::new(item, "an env entry", &[&["name", "value"]], d)?;
-                    let name = f.required("name", "an env entry", d).and_then(|n| string(n, "name", d))?;
-                    let value = f.string("value", d).unwrap_or_else(|| Spanned::new(String::new(), item.span));
+                    let name = f
+                        .required("name", "an env entry", d)
+                        .and_then(|n| string(n, "name", d))?;
+                    let value = f
+                        .string("value", d)
+                        .unwrap_or_else(|| Spanned::new(String::new(), item.span));
                     Some((name.value, value))
                 })
                 .collect(),
             _ => {
-                d.error(n.span, format!("`env` must be a mapping of NAME: value, found {}", n.describe()));
+                d.error(
+                    n.span,
+                    format!(
+                        "`env` must be a mapping of NAME: value, found {}",
+                        n.describe()
+                    ),
+                );
                 Vec::new()
             }
         },
@@ -290,15 +422,33 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
         script: f.string("script", d),
         env,
         working_dir: f.string("workingDir", d),
-        resources: f.get("resources").map(|n| resources(n, d)).unwrap_or_default(),
-        inputs: f.get("inputs").map(|n| io(n, "inputs", false, d)).unwrap_or_default(),
-        outputs: f.get("outputs").map(|n| io(n, "outputs", true, d)).unwrap_or_default(),
+        resources: f
+            .get("resources")
+            .map(|n| resources(n, d))
+            .unwrap_or_default(),
+        inputs: f
+            .get("inputs")
+            .map(|n| io(n, "inputs", false, d))
+            .unwrap_or_default(),
+        outputs: f
+            .get("outputs")
+            .map(|n| io(n, "outputs", true, d))
+            .unwrap_or_default(),
     }
 }
 
 fn component(key: &Key, node: &Node, d: &mut Diagnostics) -> Option<Component> {
     let what = format!("component `{}`", key.name);
-    let f = Fields::new(node, &what, &[&["description"], TEMPLATE_KEYS, &["retry", "timeout", "cache"]], d)?;
+    let f = Fields::new(
+        node,
+        &what,
+        &[
+            &["description"],
+            TEMPLATE_KEYS,
+            &["retry", "timeout", "cache"],
+        ],
+        d,
+    )?;
     f.required("image", &what, d);
     Some(Component {
         name: key.name.clone(),
@@ -313,10 +463,23 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
     let f = Fields::new(
         node,
         "a step",
-        &[&["name", "description", "component", "params", "artifacts", "dependsOn"], TEMPLATE_KEYS, CONTROL_KEYS],
+        &[
+            &[
+                "name",
+                "description",
+                "component",
+                "params",
+                "artifacts",
+                "dependsOn",
+            ],
+            TEMPLATE_KEYS,
+            CONTROL_KEYS,
+        ],
         d,
     )?;
-    let name = f.required("name", "a step", d).and_then(|n| string(n, "name", d))?;
+    let name = f
+        .required("name", "a step", d)
+        .and_then(|n| string(n, "name", d))?;
     let what = format!("step `{}`", name.value);
     let uses = match f.string("component", d) {
         Some(c) => {
@@ -329,7 +492,10 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
         }
         None => {
             if f.get("image").is_none() {
-                d.error(node.span, format!("{what} needs either `component` or an `image`"));
+                d.error(
+                    node.span,
+                    format!("{what} needs either `component` or an `image`"),
+                );
             }
             Uses::Inline(Box::new(template(&f, d)))
         }
@@ -377,7 +543,10 @@ fn resources(node: &Node, d: &mut Diagnostics) -> Resources {
         let text = n.scalar_text().unwrap_or_default();
         let v = parse_cpu(&text);
         if v.is_none() {
-            d.error(n.span, format!("`cpu` must be cores such as 2, 0.5 or 500m, found `{text}`"));
+            d.error(
+                n.span,
+                format!("`cpu` must be cores such as 2, 0.5 or 500m, found `{text}`"),
+            );
         }
         v
     });
@@ -385,7 +554,10 @@ fn resources(node: &Node, d: &mut Diagnostics) -> Resources {
         let text = n.scalar_text().unwrap_or_default();
         let v = parse_bytes(&text);
         if v.is_none() {
-            d.error(n.span, format!("`memory` must be a size such as 512Mi, 2Gi or 1G, found `{text}`"));
+            d.error(
+                n.span,
+                format!("`memory` must be a size such as 512Mi, 2Gi or 1G, found `{text}`"),
+            );
         }
         v
     });
@@ -394,7 +566,13 @@ fn resources(node: &Node, d: &mut Diagnostics) -> Resources {
         Some(n) => match n.kind {
             Kind::Int(i) if (0..=64).contains(&i) => i as u32,
             _ => {
-                d.error(n.span, format!("`gpu` must be a whole number of GPUs, found {}", n.describe()));
+                d.error(
+                    n.span,
+                    format!(
+                        "`gpu` must be a whole number of GPUs, found {}",
+                        n.describe()
+                    ),
+                );
                 0
             }
         },
@@ -423,18 +601,38 @@ fn control(f: &Fields, d: &mut Diagnostics) -> Control {
             match parse_duration_ms(&text) {
                 Some(ms) => Some(Spanned::new(ms, n.span)),
                 None => {
-                    d.error(n.span, format!("`timeout` must be a duration such as 30s, 10m or 2h, found `{text}`"));
+                    d.error(
+                        n.span,
+                        format!(
+                            "`timeout` must be a duration such as 30s, 10m or 2h, found `{text}`"
+                        ),
+                    );
                     None
                 }
             }
         }),
         cache: f.get("cache").and_then(|n| match &n.kind {
-            Kind::Bool(b) => Some(Spanned::new(Cache { enabled: *b, max_age_secs: None }, n.span)),
+            Kind::Bool(b) => Some(Spanned::new(
+                Cache {
+                    enabled: *b,
+                    max_age_secs: None,
+                },
+                n.span,
+            )),
             Kind::Map(_) => {
                 let c = Fields::new(n, "cache", &[&["enabled", "maxAge"]], d)?;
                 let enabled = !matches!(c.get("enabled").map(|n| &n.kind), Some(Kind::Bool(false)));
-                let max_age_secs = c.get("maxAge").and_then(|n| parse_duration_ms(&n.scalar_text().unwrap_or_default())).map(|ms| ms / 1000);
-                Some(Spanned::new(Cache { enabled, max_age_secs }, n.span))
+                let max_age_secs = c
+                    .get("maxAge")
+                    .and_then(|n| parse_duration_ms(&n.scalar_text().unwrap_or_default()))
+                    .map(|ms| ms / 1000);
+                Some(Spanned::new(
+                    Cache {
+                        enabled,
+                        max_age_secs,
+                    },
+                    n.span,
+                ))
             }
             _ => {
                 d.error(n.span, "`cache` must be true, false or {enabled, maxAge}");
@@ -460,7 +658,10 @@ fn retry(node: &Node, d: &mut Diagnostics) -> Option<Spanned<Retry>> {
             }
             if let Some(b) = f.get("backoff") {
                 let b = Fields::new(b, "backoff", &[&["initial", "factor", "max"]], d)?;
-                let dur = |k: &str| b.get(k).and_then(|n| parse_duration_ms(&n.scalar_text().unwrap_or_default()));
+                let dur = |k: &str| {
+                    b.get(k)
+                        .and_then(|n| parse_duration_ms(&n.scalar_text().unwrap_or_default()))
+                };
                 r.backoff_initial_ms = dur("initial").unwrap_or(r.backoff_initial_ms);
                 r.backoff_max_ms = dur("max").unwrap_or(r.backoff_max_ms);
                 if let Some(f) = b.get("factor").and_then(|n| n.to_json().as_f64()) {
@@ -469,7 +670,10 @@ fn retry(node: &Node, d: &mut Diagnostics) -> Option<Spanned<Retry>> {
             }
         }
         _ => {
-            d.error(node.span, "`retry` must be a number of retries or {limit, backoff}");
+            d.error(
+                node.span,
+                "`retry` must be a number of retries or {limit, backoff}",
+            );
             return None;
         }
     }
@@ -482,7 +686,10 @@ pub fn parse_cpu(s: &str) -> Option<u64> {
     if let Some(m) = s.strip_suffix('m') {
         return m.parse::<u64>().ok().filter(|v| *v > 0);
     }
-    let cores = s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)?;
+    let cores = s
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)?;
     Some((cores * 1000.0).round() as u64)
 }
 
@@ -490,12 +697,23 @@ pub fn parse_cpu(s: &str) -> Option<u64> {
 pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();
     let units: &[(&str, u64)] = &[
-        ("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40),
-        ("K", 1_000), ("k", 1_000), ("M", 1_000_000), ("G", 1_000_000_000), ("T", 1_000_000_000_000),
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("K", 1_000),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
     ];
     for (suffix, mult) in units {
         if let Some(n) = s.strip_suffix(suffix) {
-            let v = n.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)?;
+            let v = n
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)?;
             return Some((v * *mult as f64) as u64);
         }
     }

@@ -166,9 +166,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        assert!(parse("{{params.a").unwrap_err().contains("without a closing"));
-        assert!(parse("{{inputs.models.a}}").unwrap_err().contains("expected `params` or `artifacts`"));
-        assert!(parse("{{foo}}").unwrap_err().contains("unknown reference `{{foo}}`"));
+        assert!(parse("{{params.a")
+            .unwrap_err()
+            .contains("without a closing"));
+        assert!(parse("{{inputs.models.a}}")
+            .unwrap_err()
+            .contains("expected `params` or `artifacts`"));
+        assert!(parse("{{foo}}")
+            .unwrap_err()
+            .contains("unknown reference `{{foo}}`"));
         assert!(parse("{{params.}}").is_err());
     }
 }

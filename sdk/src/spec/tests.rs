@@ -49,7 +49,11 @@ steps:
 fn errors(src: &str) -> Vec<String> {
     match load("p.yaml", src) {
         Ok(_) => Vec::new(),
-        Err(d) => d.items.iter().map(|i| format!("{}:{}: {}", i.line, i.col, i.message)).collect(),
+        Err(d) => d
+            .items
+            .iter()
+            .map(|i| format!("{}:{}: {}", i.line, i.col, i.message))
+            .collect(),
     }
 }
 
@@ -96,7 +100,10 @@ fn every_error_is_placed_and_explained() {
     for (src, want) in cases {
         let got = errors(src);
         for w in *want {
-            assert!(got.iter().any(|g| g.contains(w)), "for\n{src}\nwanted `{w}`, got {got:#?}");
+            assert!(
+                got.iter().any(|g| g.contains(w)),
+                "for\n{src}\nwanted `{w}`, got {got:#?}"
+            );
         }
         assert!(!got.is_empty(), "for\n{src}\nexpected errors");
     }
@@ -149,7 +156,10 @@ steps:
         "34:10: input artifact `m` of step `e` must be exactly one",
     ];
     for w in want {
-        assert!(got.iter().any(|g| g.contains(w)), "wanted `{w}`, got {got:#?}");
+        assert!(
+            got.iter().any(|g| g.contains(w)),
+            "wanted `{w}`, got {got:#?}"
+        );
     }
     assert_eq!(got.len(), want.len(), "{got:#?}");
 }
@@ -158,8 +168,16 @@ steps:
 fn components_see_only_their_own_inputs() {
     let src = "name: x\ncomponents:\n  c:\n    image: b\n    command: ['{{params.p}}', '{{inputs.params.q}}']\nsteps:\n  - name: a\n    component: c\n";
     let got = errors(src);
-    assert!(got.iter().any(|g| g.contains("a component cannot refer to `{{params.p}}` directly")), "{got:#?}");
-    assert!(got.iter().any(|g| g.contains("`{{inputs.params.q}}` names an input that is not declared")), "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|g| g.contains("a component cannot refer to `{{params.p}}` directly")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|g| g.contains("`{{inputs.params.q}}` names an input that is not declared")),
+        "{got:#?}"
+    );
 }
 
 #[test]

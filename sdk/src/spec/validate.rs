@@ -33,8 +33,19 @@ enum Scope<'a> {
 pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
     if p.name.is_empty() {
         // Reported by the parser as a missing field.
-    } else if !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || p.name.len() > 128 {
-        d.error(p.span, format!("invalid pipeline name `{}`: use letters, digits, `-`, `_` and `.` (at most 128)", p.name));
+    } else if !p
+        .name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || p.name.len() > 128
+    {
+        d.error(
+            p.span,
+            format!(
+                "invalid pipeline name `{}`: use letters, digits, `-`, `_` and `.` (at most 128)",
+                p.name
+            ),
+        );
     }
     for param in &p.params {
         check_name(&param.name, "parameter", param.span, d);
@@ -45,18 +56,30 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
         unsupported(&c.control, d);
     }
     if p.steps.is_empty() {
-        d.error(p.span, "the pipeline has no steps: `steps` must list at least one");
+        d.error(
+            p.span,
+            "the pipeline has no steps: `steps` must list at least one",
+        );
     }
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for s in &p.steps {
         check_name(&s.name, "step", s.span, d);
         if let Some(first) = seen.insert(&s.name, s.span) {
-            d.error(s.span, format!("duplicate step name `{}` (first used at line {})", s.name, first.line));
+            d.error(
+                s.span,
+                format!(
+                    "duplicate step name `{}` (first used at line {})",
+                    s.name, first.line
+                ),
+            );
         }
         step(p, s, d);
     }
     if let Some(first) = p.on_exit.first() {
-        d.error(first.span, "`onExit` (exit handlers) is not supported by this version of sluice yet");
+        d.error(
+            first.span,
+            "`onExit` (exit handlers) is not supported by this version of sluice yet",
+        );
     }
     cycles(p, d);
 }
@@ -72,7 +95,10 @@ fn unsupported(c: &Control, d: &mut Diagnostics) {
     ];
     for (what, span) in items {
         if let Some(span) = span {
-            d.error(span, format!("{what} is not supported by this version of sluice yet"));
+            d.error(
+                span,
+                format!("{what} is not supported by this version of sluice yet"),
+            );
         }
     }
 }
@@ -90,7 +116,13 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
                 let hint = did_you_mean(&name.value, p.components.iter().map(|c| c.name.as_str()))
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                d.error(name.span, format!("step `{}` uses unknown component `{}`{hint}", s.name, name.value));
+                d.error(
+                    name.span,
+                    format!(
+                        "step `{}` uses unknown component `{}`{hint}",
+                        s.name, name.value
+                    ),
+                );
                 None
             }
         },
@@ -99,7 +131,15 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
         if dep.value == s.name {
             d.error(dep.span, format!("step `{}` depends on itself", s.name));
         } else if p.step(&dep.value).is_none() {
-            d.error(dep.span, format!("step `{}` depends on unknown step `{}`{}", s.name, dep.value, step_hint(p, &dep.value)));
+            d.error(
+                dep.span,
+                format!(
+                    "step `{}` depends on unknown step `{}`{}",
+                    s.name,
+                    dep.value,
+                    step_hint(p, &dep.value)
+                ),
+            );
         }
     }
     let Some(tpl) = tpl else { return };
@@ -108,7 +148,15 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
     for b in &s.params {
         let decl = tpl.inputs.param(&b.name);
         if decl.is_none() && (!inline || declared_inputs) {
-            d.error(b.span, format!("step `{}` has no input parameter `{}`{}", s.name, b.name, io_hint(&tpl.inputs, IoKind::Param, &b.name)));
+            d.error(
+                b.span,
+                format!(
+                    "step `{}` has no input parameter `{}`{}",
+                    s.name,
+                    b.name,
+                    io_hint(&tpl.inputs, IoKind::Param, &b.name)
+                ),
+            );
             continue;
         }
         param_binding(p, s, b, decl.map(|d| d.ty), d);
@@ -116,19 +164,39 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
     for b in &s.artifacts {
         let decl = tpl.inputs.artifact(&b.name);
         if decl.is_none() && (!inline || declared_inputs) {
-            d.error(b.span, format!("step `{}` has no input artifact `{}`{}", s.name, b.name, io_hint(&tpl.inputs, IoKind::Artifact, &b.name)));
+            d.error(
+                b.span,
+                format!(
+                    "step `{}` has no input artifact `{}`{}",
+                    s.name,
+                    b.name,
+                    io_hint(&tpl.inputs, IoKind::Artifact, &b.name)
+                ),
+            );
             continue;
         }
         artifact_binding(p, s, b, decl, d);
     }
     for input in &tpl.inputs.params {
         if input.default.is_none() && !s.params.iter().any(|b| b.name == input.name) {
-            d.error(s.span, format!("step `{}` does not give a value to required input parameter `{}` ({})", s.name, input.name, input.ty));
+            d.error(
+                s.span,
+                format!(
+                    "step `{}` does not give a value to required input parameter `{}` ({})",
+                    s.name, input.name, input.ty
+                ),
+            );
         }
     }
     for input in &tpl.inputs.artifacts {
         if !s.artifacts.iter().any(|b| b.name == input.name) {
-            d.error(s.span, format!("step `{}` does not give required input artifact `{}`", s.name, input.name));
+            d.error(
+                s.span,
+                format!(
+                    "step `{}` does not give required input artifact `{}`",
+                    s.name, input.name
+                ),
+            );
         }
     }
 }
@@ -160,7 +228,10 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
                 let hint = did_you_mean(name, p.params.iter().map(|p| p.name.as_str()))
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                d.error(span, format!("unknown pipeline parameter `{name}` in `{{{{{r}}}}}`{hint}"));
+                d.error(
+                    span,
+                    format!("unknown pipeline parameter `{name}` in `{{{{{r}}}}}`{hint}"),
+                );
                 None
             }
         },
@@ -181,13 +252,24 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
 }
 
 /// Checks that `{{steps.STEP.outputs.KIND.NAME}}` names a real output of another step, returning its template.
-fn step_output<'a>(p: &'a Pipeline, s: &Step, step: &str, kind: IoKind, name: &str, span: Span, d: &mut Diagnostics) -> Option<&'a Template> {
+fn step_output<'a>(
+    p: &'a Pipeline,
+    s: &Step,
+    step: &str,
+    kind: IoKind,
+    name: &str,
+    span: Span,
+    d: &mut Diagnostics,
+) -> Option<&'a Template> {
     if step == s.name {
         d.error(span, format!("step `{}` refers to its own output `{name}`; use `{{{{outputs.{}.{name}}}}}` to write it", s.name, kind.plural()));
         return None;
     }
     let Some(producer) = p.step(step) else {
-        d.error(span, format!("reference to unknown step `{step}`{}", step_hint(p, step)));
+        d.error(
+            span,
+            format!("reference to unknown step `{step}`{}", step_hint(p, step)),
+        );
         return None;
     };
     let tpl = p.template_of(producer)?;
@@ -198,20 +280,47 @@ fn step_output<'a>(p: &'a Pipeline, s: &Step, step: &str, kind: IoKind, name: &s
     if !exists {
         let names: Vec<&str> = match kind {
             IoKind::Param => tpl.outputs.params.iter().map(|p| p.name.as_str()).collect(),
-            IoKind::Artifact => tpl.outputs.artifacts.iter().map(|a| a.name.as_str()).collect(),
+            IoKind::Artifact => tpl
+                .outputs
+                .artifacts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect(),
         };
-        let have = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-        d.error(span, format!("step `{step}` has no output {} `{name}` (it has: {have})", &kind.plural()[..kind.plural().len() - 1]));
+        let have = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        d.error(
+            span,
+            format!(
+                "step `{step}` has no output {} `{name}` (it has: {have})",
+                &kind.plural()[..kind.plural().len() - 1]
+            ),
+        );
         return None;
     }
     Some(tpl)
 }
 
-fn param_binding(p: &Pipeline, s: &Step, b: &Binding, want: Option<ParamType>, d: &mut Diagnostics) {
+fn param_binding(
+    p: &Pipeline,
+    s: &Step,
+    b: &Binding,
+    want: Option<ParamType>,
+    d: &mut Diagnostics,
+) {
     let Value::String(text) = &b.value else {
         if let Some(ty) = want {
             if let Err(e) = ty.check(&b.value) {
-                d.error(b.span, format!("input parameter `{}` of step `{}` is {ty}: {e}", b.name, s.name));
+                d.error(
+                    b.span,
+                    format!(
+                        "input parameter `{}` of step `{}` is {ty}: {e}",
+                        b.name, s.name
+                    ),
+                );
             }
         }
         return;
@@ -236,22 +345,44 @@ fn param_binding(p: &Pipeline, s: &Step, b: &Binding, want: Option<ParamType>, d
         }
     } else if let (Some(want), true) = (want, found.is_empty()) {
         if let Err(e) = want.check(&b.value) {
-            d.error(b.span, format!("input parameter `{}` of step `{}` is {want}: {e}", b.name, s.name));
+            d.error(
+                b.span,
+                format!(
+                    "input parameter `{}` of step `{}` is {want}: {e}",
+                    b.name, s.name
+                ),
+            );
         }
     }
 }
 
-fn artifact_binding(p: &Pipeline, s: &Step, b: &Binding, want: Option<&ArtifactDecl>, d: &mut Diagnostics) {
+fn artifact_binding(
+    p: &Pipeline,
+    s: &Step,
+    b: &Binding,
+    want: Option<&ArtifactDecl>,
+    d: &mut Diagnostics,
+) {
     let r = match &b.value {
         Value::String(text) => refs::sole_ref(text),
         _ => None,
     };
-    let Some(Ref::StepOutput { step, kind: IoKind::Artifact, name }) = r else {
+    let Some(Ref::StepOutput {
+        step,
+        kind: IoKind::Artifact,
+        name,
+    }) = r
+    else {
         d.error(b.span, format!("input artifact `{}` of step `{}` must be exactly one `{{{{steps.STEP.outputs.artifacts.NAME}}}}` reference", b.name, s.name));
         return;
     };
-    let Some(producer) = step_output(p, s, &step, IoKind::Artifact, &name, b.span, d) else { return };
-    let have = producer.outputs.artifact(&name).and_then(|a| a.kind.as_deref());
+    let Some(producer) = step_output(p, s, &step, IoKind::Artifact, &name, b.span, d) else {
+        return;
+    };
+    let have = producer
+        .outputs
+        .artifact(&name)
+        .and_then(|a| a.kind.as_deref());
     if let (Some(want), Some(have)) = (want.and_then(|w| w.kind.as_deref()), have) {
         if want != have {
             d.error(b.span, format!("type mismatch: input artifact `{}` of step `{}` is a {want}, but `{step}.{name}` is a {have}", b.name, s.name));
@@ -261,14 +392,21 @@ fn artifact_binding(p: &Pipeline, s: &Step, b: &Binding, want: Option<&ArtifactD
 
 /// Checks every `{{…}}` in what a template runs.
 fn template(p: &Pipeline, t: &Template, scope: Scope, d: &mut Diagnostics) {
-    if t.image.value.is_empty() || t.image.value.chars().any(char::is_whitespace) || t.image.value.contains("{{") {
-        if !t.image.value.is_empty() {
-            d.error(t.image.span, format!("invalid image reference `{}`", t.image.value));
-        }
+    let image = &t.image.value;
+    if image.is_empty() && t.image.span != Span::default() {
+        d.error(
+            t.image.span,
+            "`image` is empty: name an image such as busybox or 127.0.0.1:5000/ml/sklearn:1",
+        );
+    } else if image.chars().any(char::is_whitespace) || image.contains("{{") {
+        d.error(t.image.span, format!("invalid image reference `{image}`"));
     }
     if let (Some(script), Some(args)) = (&t.script, &t.args) {
         let at = args.first().map(|a| a.span).unwrap_or(script.span);
-        d.error(at, "`script` and `args` cannot both be set: the script's path is the command's argument");
+        d.error(
+            at,
+            "`script` and `args` cannot both be set: the script's path is the command's argument",
+        );
     }
     for decl in t.inputs.params.iter().chain(&t.outputs.params) {
         check_name(&decl.name, "parameter", decl.span, d);
@@ -300,12 +438,22 @@ fn template(p: &Pipeline, t: &Template, scope: Scope, d: &mut Diagnostics) {
     }
     for (name, v) in &t.env {
         if name.is_empty() || name.contains('=') {
-            d.error(v.span, format!("invalid environment variable name `{name}`"));
+            d.error(
+                v.span,
+                format!("invalid environment variable name `{name}`"),
+            );
         }
     }
 }
 
-fn template_ref(p: &Pipeline, t: &Template, scope: Scope, r: &Ref, span: Span, d: &mut Diagnostics) {
+fn template_ref(
+    p: &Pipeline,
+    t: &Template,
+    scope: Scope,
+    r: &Ref,
+    span: Span,
+    d: &mut Diagnostics,
+) {
     let bound = |kind: IoKind, name: &str| match scope {
         Scope::Step(s) => match kind {
             IoKind::Param => s.params.iter().any(|b| b.name == name),
@@ -361,7 +509,15 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
         }
     }
     if let Uses::Inline(t) = &s.uses {
-        for text in t.command.iter().flatten().chain(t.args.iter().flatten()).chain(&t.script).chain(t.env.iter().map(|(_, v)| v)).chain(&t.working_dir) {
+        for text in t
+            .command
+            .iter()
+            .flatten()
+            .chain(t.args.iter().flatten())
+            .chain(&t.script)
+            .chain(t.env.iter().map(|(_, v)| v))
+            .chain(&t.working_dir)
+        {
             add(&text.value);
         }
     }
@@ -376,11 +532,21 @@ fn cycles(p: &Pipeline, d: &mut Diagnostics) {
         Open,
         Done,
     }
-    let index: HashMap<&str, usize> = p.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = p
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let deps: Vec<Vec<usize>> = p
         .steps
         .iter()
-        .map(|s| dependencies(p, s).iter().filter_map(|n| index.get(n.as_str()).copied()).collect())
+        .map(|s| {
+            dependencies(p, s)
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect()
+        })
         .collect();
     let mut mark = vec![Mark::New; p.steps.len()];
     for start in 0..p.steps.len() {
@@ -401,7 +567,10 @@ fn cycles(p: &Pipeline, d: &mut Diagnostics) {
                     }
                     Mark::Open => {
                         let from = path.iter().position(|(n, _)| *n == dep).unwrap_or(0);
-                        let mut names: Vec<&str> = path[from..].iter().map(|(n, _)| p.steps[*n].name.as_str()).collect();
+                        let mut names: Vec<&str> = path[from..]
+                            .iter()
+                            .map(|(n, _)| p.steps[*n].name.as_str())
+                            .collect();
                         names.reverse();
                         names.insert(0, &p.steps[dep].name);
                         let s = &p.steps[dep];

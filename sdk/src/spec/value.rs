@@ -59,16 +59,16 @@ impl ParamType {
     /// Whether a value of type `from` may feed an input of this type: the same type, an int
     /// where a float is expected, or anything where a string is expected (it is rendered as text).
     pub fn accepts(self, from: ParamType) -> bool {
-        self == from || self == ParamType::String || (self == ParamType::Float && from == ParamType::Int)
+        self == from
+            || self == ParamType::String
+            || (self == ParamType::Float && from == ParamType::Int)
     }
 
     /// Checks a value against this type, converting where the conversion loses nothing.
     pub fn check(self, v: &Value) -> Result<Value, String> {
         match (self, v) {
             (ParamType::String, Value::String(_)) => Ok(v.clone()),
-            (ParamType::String, Value::Number(_) | Value::Bool(_)) => {
-                Ok(Value::String(render(v)))
-            }
+            (ParamType::String, Value::Number(_) | Value::Bool(_)) => Ok(Value::String(render(v))),
             (ParamType::Int, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(v.clone()),
             (ParamType::Int, Value::String(s)) => self.parse(s),
             (ParamType::Float, Value::Number(_)) => Ok(v.clone()),
@@ -78,7 +78,11 @@ impl ParamType {
             (ParamType::List, Value::Array(_)) => Ok(v.clone()),
             (ParamType::Object, Value::Object(_)) => Ok(v.clone()),
             (ParamType::List | ParamType::Object, Value::String(s)) => self.parse(s),
-            _ => Err(format!("expected {}, found {}", self.article(), describe(v))),
+            _ => Err(format!(
+                "expected {}, found {}",
+                self.article(),
+                describe(v)
+            )),
         }
     }
 
@@ -90,7 +94,9 @@ impl ParamType {
             ParamType::Int => s.trim().parse::<i64>().map(Value::from).map_err(|_| bad()),
             ParamType::Float => {
                 let f = s.trim().parse::<f64>().map_err(|_| bad())?;
-                serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(bad)
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(bad)
             }
             ParamType::Bool => match s.trim() {
                 "true" | "True" | "TRUE" | "1" => Ok(Value::Bool(true)),
@@ -103,7 +109,9 @@ impl ParamType {
             },
             ParamType::Object => match serde_json::from_str::<Value>(s) {
                 Ok(v @ Value::Object(_)) => Ok(v),
-                _ => Err(format!("expected a JSON object such as {{\"k\": 1}}, found `{s}`")),
+                _ => Err(format!(
+                    "expected a JSON object such as {{\"k\": 1}}, found `{s}`"
+                )),
             },
         }
     }

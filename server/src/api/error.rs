@@ -19,7 +19,12 @@ pub struct ApiErr {
 
 impl ApiErr {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiErr { status, code, message: message.into(), details: None }
+        ApiErr {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -38,7 +43,13 @@ impl IntoResponse for ApiErr {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        let body = ErrorBody { error: ApiError { code: self.code.to_string(), message: self.message, details: self.details } };
+        let body = ErrorBody {
+            error: ApiError {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -52,7 +63,9 @@ impl From<crate::store::StoreError> for ApiErr {
 impl From<crate::scheduler::WorkerError> for ApiErr {
     fn from(e: crate::scheduler::WorkerError) -> Self {
         match e {
-            crate::scheduler::WorkerError::UnknownWorker(_) => ApiErr::new(StatusCode::NOT_FOUND, "unknown_worker", e.to_string()),
+            crate::scheduler::WorkerError::UnknownWorker(_) => {
+                ApiErr::new(StatusCode::NOT_FOUND, "unknown_worker", e.to_string())
+            }
             crate::scheduler::WorkerError::Store(e) => e.into(),
         }
     }
@@ -71,7 +84,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             Ok(axum::Json(v)) => Ok(Body(v)),
             Err(rej) => {
                 let msg = match &rej {
-                    JsonRejection::MissingJsonContentType(_) => "expected a JSON body with `Content-Type: application/json`".to_string(),
+                    JsonRejection::MissingJsonContentType(_) => {
+                        "expected a JSON body with `Content-Type: application/json`".to_string()
+                    }
                     other => format!("invalid JSON body: {}", other.body_text()),
                 };
                 Err(ApiErr::bad_request("invalid_body", msg))
@@ -90,6 +105,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|rej: QueryRejection| ApiErr::bad_request("invalid_query", format!("invalid query: {}", rej.body_text())))
+            .map_err(|rej: QueryRejection| {
+                ApiErr::bad_request(
+                    "invalid_query",
+                    format!("invalid query: {}", rej.body_text()),
+                )
+            })
     }
 }

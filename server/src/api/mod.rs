@@ -37,7 +37,10 @@ pub fn router(app: App) -> Router {
         .route("/pipelines", post(pipelines::upload).get(pipelines::list))
         .route("/pipelines/{name}", get(pipelines::get))
         .route("/pipelines/{name}/versions", get(pipelines::versions))
-        .route("/pipelines/{name}/versions/{version}", get(pipelines::version))
+        .route(
+            "/pipelines/{name}/versions/{version}",
+            get(pipelines::version),
+        )
         .route("/runs", post(runs::create).get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/cancel", post(runs::cancel))
@@ -48,7 +51,10 @@ pub fn router(app: App) -> Router {
         .route("/workers/{id}/heartbeat", post(workers::heartbeat))
         .route("/workers/{id}/report", post(workers::report))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
-        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiErr::not_found("no such API endpoint") })
         .with_state(app);
@@ -57,9 +63,18 @@ pub fn router(app: App) -> Router {
 
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
     if let Some(token) = &app.token {
-        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(&**token) {
-            return ApiErr::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token (set SLUICE_TOKEN)").into_response();
+            return ApiErr::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token (set SLUICE_TOKEN)",
+            )
+            .into_response();
         }
     }
     next.run(req).await
@@ -70,7 +85,9 @@ pub fn openapi_document() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut d = sluice_sdk::diag::Diagnostics::new("openapi.yaml");
-        sluice_sdk::yaml::parse(include_str!("openapi.yaml"), &mut d).map(|n| n.to_json()).unwrap_or_default()
+        sluice_sdk::yaml::parse(include_str!("openapi.yaml"), &mut d)
+            .map(|n| n.to_json())
+            .unwrap_or_default()
     })
 }
 

@@ -5,7 +5,9 @@ use super::App;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use sluice_sdk::api::{PipelineList, PipelineSummary, PipelineVersion, UploadPipeline, VersionList};
+use sluice_sdk::api::{
+    PipelineList, PipelineSummary, PipelineVersion, UploadPipeline, VersionList,
+};
 use sluice_sdk::diag::Diagnostics;
 use sluice_sdk::spec::{self, Pipeline};
 
@@ -13,43 +15,84 @@ use sluice_sdk::spec::{self, Pipeline};
 pub fn load(file_name: Option<&str>, yaml: &str) -> ApiResult<Pipeline> {
     let file = file_name.unwrap_or("pipeline.yaml");
     spec::load(file, yaml).map_err(|d: Diagnostics| {
-        ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", format!("the pipeline has {} error(s):\n{d}", d.len()))
-            .with_details(serde_json::to_value(&d).unwrap_or_default())
+        ApiErr::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_pipeline",
+            format!("the pipeline has {} error(s):\n{d}", d.len()),
+        )
+        .with_details(serde_json::to_value(&d).unwrap_or_default())
     })
 }
 
-pub async fn upload(State(app): State<App>, Body(req): Body<UploadPipeline>) -> ApiResult<(StatusCode, Json<PipelineVersion>)> {
+pub async fn upload(
+    State(app): State<App>,
+    Body(req): Body<UploadPipeline>,
+) -> ApiResult<(StatusCode, Json<PipelineVersion>)> {
     let pipeline = load(req.file_name.as_deref(), &req.yaml)?;
     let digest = spec::digest(&req.yaml);
     let now = crate::scheduler::now_ms();
-    let v = app.store().put_pipeline_version(&pipeline.name, pipeline.description.as_deref(), &req.yaml, &digest, now).await?;
-    let status = if v.created { StatusCode::CREATED } else { StatusCode::OK };
+    let v = app
+        .store()
+        .put_pipeline_version(
+            &pipeline.name,
+            pipeline.description.as_deref(),
+            &req.yaml,
+            &digest,
+            now,
+        )
+        .await?;
+    let status = if v.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(v)))
 }
 
 pub async fn list(State(app): State<App>) -> ApiResult<Json<PipelineList>> {
-    Ok(Json(PipelineList { pipelines: app.store().list_pipelines().await? }))
+    Ok(Json(PipelineList {
+        pipelines: app.store().list_pipelines().await?,
+    }))
 }
 
 pub(super) async fn find(app: &App, name: &str) -> ApiResult<PipelineSummary> {
-    app.store().get_pipeline(name).await?.ok_or_else(|| ApiErr::not_found(format!("no pipeline named `{name}`")))
+    app.store()
+        .get_pipeline(name)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("no pipeline named `{name}`")))
 }
 
-pub async fn get(State(app): State<App>, Path(name): Path<String>) -> ApiResult<Json<PipelineSummary>> {
+pub async fn get(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PipelineSummary>> {
     Ok(Json(find(&app, &name).await?))
 }
 
-pub async fn versions(State(app): State<App>, Path(name): Path<String>) -> ApiResult<Json<VersionList>> {
+pub async fn versions(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<VersionList>> {
     let p = find(&app, &name).await?;
-    Ok(Json(VersionList { versions: app.store().list_versions(&p.id).await? }))
+    Ok(Json(VersionList {
+        versions: app.store().list_versions(&p.id).await?,
+    }))
 }
 
-pub async fn version(State(app): State<App>, Path((name, version)): Path<(String, String)>) -> ApiResult<Json<PipelineVersion>> {
+pub async fn version(
+    State(app): State<App>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<PipelineVersion>> {
     let p = find(&app, &name).await?;
     let n = if version == "latest" {
         None
     } else {
-        Some(version.parse::<u32>().map_err(|_| ApiErr::bad_request("invalid_version", format!("version must be a number or `latest`, found `{version}`")))?)
+        Some(version.parse::<u32>().map_err(|_| {
+            ApiErr::bad_request(
+                "invalid_version",
+                format!("version must be a number or `latest`, found `{version}`"),
+            )
+        })?)
     };
     app.store()
         .get_version(&p.id, n)

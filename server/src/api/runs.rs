@@ -12,37 +12,76 @@ use serde::Deserialize;
 use sluice_sdk::api::{format_ts, CreateRun, RunDetail, RunList, RunState, TaskInfo};
 use sluice_sdk::spec;
 
-pub async fn create(State(app): State<App>, Body(req): Body<CreateRun>) -> ApiResult<(StatusCode, Json<RunDetail>)> {
+pub async fn create(
+    State(app): State<App>,
+    Body(req): Body<CreateRun>,
+) -> ApiResult<(StatusCode, Json<RunDetail>)> {
     let (yaml, version_id, version) = match (&req.yaml, &req.pipeline) {
-        (Some(_), Some(_)) => return Err(ApiErr::bad_request("invalid_body", "give either `pipeline` (a stored pipeline) or `yaml` (an inline file), not both")),
-        (None, None) => return Err(ApiErr::bad_request("invalid_body", "give `pipeline` (a stored pipeline's name or id) or `yaml` (an inline pipeline file)")),
+        (Some(_), Some(_)) => {
+            return Err(ApiErr::bad_request(
+                "invalid_body",
+                "give either `pipeline` (a stored pipeline) or `yaml` (an inline file), not both",
+            ))
+        }
+        (None, None) => return Err(ApiErr::bad_request(
+            "invalid_body",
+            "give `pipeline` (a stored pipeline's name or id) or `yaml` (an inline pipeline file)",
+        )),
         (Some(yaml), None) => {
             if req.version.is_some() {
-                return Err(ApiErr::bad_request("invalid_body", "`version` applies only with `pipeline`"));
+                return Err(ApiErr::bad_request(
+                    "invalid_body",
+                    "`version` applies only with `pipeline`",
+                ));
             }
             (yaml.clone(), None, None)
         }
         (None, Some(name)) => {
             let p = pipelines::find(&app, name).await?;
-            let v = app.store().get_version(&p.id, req.version).await?.ok_or_else(|| {
-                ApiErr::not_found(format!("pipeline `{name}` has no version {}", req.version.map(|v| v.to_string()).unwrap_or_default()))
-            })?;
+            let v = app
+                .store()
+                .get_version(&p.id, req.version)
+                .await?
+                .ok_or_else(|| {
+                    ApiErr::not_found(format!(
+                        "pipeline `{name}` has no version {}",
+                        req.version.map(|v| v.to_string()).unwrap_or_default()
+                    ))
+                })?;
             (v.yaml, Some(v.id), Some(v.version))
         }
     };
     let pipeline = pipelines::load(req.file_name.as_deref(), &yaml)?;
     let params = resolve_params(&pipeline, &req.params).map_err(|errors| {
-        ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_params", errors.join("; ")).with_details(serde_json::json!(errors))
+        ApiErr::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_params",
+            errors.join("; "),
+        )
+        .with_details(serde_json::json!(errors))
     })?;
     if let Some(name) = &req.name {
         if name.trim().is_empty() || name.len() > 200 {
-            return Err(ApiErr::bad_request("invalid_body", "`name` must be 1 to 200 characters"));
+            return Err(ApiErr::bad_request(
+                "invalid_body",
+                "`name` must be 1 to 200 characters",
+            ));
         }
     }
     let digest = spec::digest(&yaml);
-    let new = NewRun { name: req.name, pipeline, yaml, digest, pipeline_version_id: version_id, pipeline_version: version, params };
+    let new = NewRun {
+        name: req.name,
+        pipeline,
+        yaml,
+        digest,
+        pipeline_version_id: version_id,
+        pipeline_version: version,
+        params,
+    };
     let id = app.sched.create_run(new).await.map_err(|e| match e {
-        CreateError::Plan(m) => ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", m),
+        CreateError::Plan(m) => {
+            ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", m)
+        }
         CreateError::Store(e) => e.into(),
     })?;
     Ok((StatusCode::CREATED, Json(detail(&app, &id).await?)))
@@ -66,9 +105,18 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
         .transpose()?;
     let limit = q.page_size.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiErr::bad_request("invalid_query", "page_size must be between 1 and 1000"));
+        return Err(ApiErr::bad_request(
+            "invalid_query",
+            "page_size must be between 1 and 1000",
+        ));
     }
-    let filter = RunFilter { state, pipeline: q.pipeline, search: q.q.filter(|s| !s.is_empty()), before: q.page_token, limit: limit + 1 };
+    let filter = RunFilter {
+        state,
+        pipeline: q.pipeline,
+        search: q.q.filter(|s| !s.is_empty()),
+        before: q.page_token,
+        limit: limit + 1,
+    };
     let mut rows = app.store().list_runs(&filter).await?;
     let next_page_token = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -76,11 +124,17 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
     } else {
         None
     };
-    Ok(Json(RunList { runs: rows.iter().map(|r| r.summary()).collect(), next_page_token }))
+    Ok(Json(RunList {
+        runs: rows.iter().map(|r| r.summary()).collect(),
+        next_page_token,
+    }))
 }
 
 pub(super) async fn find(app: &App, id: &str) -> ApiResult<StoredRun> {
-    app.store().get_run(id).await?.ok_or_else(|| ApiErr::not_found(format!("no run with id `{id}`")))
+    app.store()
+        .get_run(id)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("no run with id `{id}`")))
 }
 
 pub(super) fn to_detail(run: StoredRun) -> RunDetail {
@@ -94,12 +148,18 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                 state: t.state,
                 attempt: t.attempt,
                 depends_on: r.stat.depends_on.clone(),
-                image: t.spec.as_ref().map_or_else(|| r.stat.image.clone(), |s| s.image.clone()),
+                image: t
+                    .spec
+                    .as_ref()
+                    .map_or_else(|| r.stat.image.clone(), |s| s.image.clone()),
                 worker: t.lease.map(|l| l.worker),
                 ready_at: t.ready_at.map(format_ts),
                 started_at: t.started_at.map(format_ts),
                 finished_at: t.finished_at.map(format_ts),
-                duration_ms: t.started_at.zip(t.finished_at).map(|(s, f)| (f - s).max(0) as u64),
+                duration_ms: t
+                    .started_at
+                    .zip(t.finished_at)
+                    .map(|(s, f)| (f - s).max(0) as u64),
                 exit_code: t.exit_code,
                 error: t.error,
                 inputs: t.inputs,
@@ -108,7 +168,13 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
             }
         })
         .collect();
-    RunDetail { summary: run.row.summary(), params: run.row.params, digest: run.row.digest, error: run.row.error, tasks }
+    RunDetail {
+        summary: run.row.summary(),
+        params: run.row.params,
+        digest: run.row.digest,
+        error: run.row.error,
+        tasks,
+    }
 }
 
 async fn detail(app: &App, id: &str) -> ApiResult<RunDetail> {
@@ -122,7 +188,11 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Js
 pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<RunDetail>> {
     let run = find(&app, &id).await?;
     if run.row.state.is_terminal() {
-        return Err(ApiErr::new(StatusCode::CONFLICT, "run_finished", format!("run `{id}` already {}", run.row.state)));
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            "run_finished",
+            format!("run `{id}` already {}", run.row.state),
+        ));
     }
     app.sched.cancel_run(&id).await?;
     Ok(Json(detail(&app, &id).await?))

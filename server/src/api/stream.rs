@@ -19,7 +19,9 @@ use tokio_stream::wrappers::ReceiverStream;
 type Tx = mpsc::Sender<Result<Event, Infallible>>;
 
 fn sse(rx: mpsc::Receiver<Result<Event, Infallible>>) -> Response {
-    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 async fn send(tx: &Tx, ev: &RunEvent) -> bool {
@@ -29,7 +31,9 @@ async fn send(tx: &Tx, ev: &RunEvent) -> bool {
         RunEvent::Run { .. } => "run",
     };
     let data = serde_json::to_string(ev).unwrap_or_default();
-    tx.send(Ok(Event::default().event(name).data(data))).await.is_ok()
+    tx.send(Ok(Event::default().event(name).data(data)))
+        .await
+        .is_ok()
 }
 
 #[derive(Deserialize)]
@@ -42,22 +46,38 @@ pub struct LogQuery {
 
 /// `GET /runs/{id}/tasks/{task}/logs`: a page of the task's log, or with `follow=true` the whole
 /// log as server-sent events (`log` events) that go on while the task runs.
-pub async fn task_logs(State(app): State<App>, Path((run_id, task)): Path<(String, String)>, Query(q): Query<LogQuery>) -> ApiResult<Response> {
+pub async fn task_logs(
+    State(app): State<App>,
+    Path((run_id, task)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Response> {
     let run = runs::find(&app, &run_id).await?;
     let Some(row) = run.tasks.iter().find(|t| t.stat.name == task) else {
-        return Err(ApiErr::not_found(format!("run `{run_id}` has no task `{task}`")));
+        return Err(ApiErr::not_found(format!(
+            "run `{run_id}` has no task `{task}`"
+        )));
     };
     let idx = row.idx;
     let after = LogCursor(q.after.unwrap_or(0));
     if !q.follow {
         let limit = q.limit.unwrap_or(1000);
         if !(1..=10_000).contains(&limit) {
-            return Err(ApiErr::bad_request("invalid_query", "limit must be between 1 and 10000"));
+            return Err(ApiErr::bad_request(
+                "invalid_query",
+                "limit must be between 1 and 10000",
+            ));
         }
-        let lines = app.store().read_logs(&run_id, idx, &task, after, limit).await?;
+        let lines = app
+            .store()
+            .read_logs(&run_id, idx, &task, after, limit)
+            .await?;
         let next_after = lines.last().map(|(c, _)| c.0).unwrap_or(after.0);
         let complete = row.task.state.is_terminal() && (lines.len() as u32) < limit;
-        let page = LogPage { lines: lines.into_iter().map(|(_, l)| l).collect(), next_after, complete };
+        let page = LogPage {
+            lines: lines.into_iter().map(|(_, l)| l).collect(),
+            next_after,
+            complete,
+        };
         return Ok(Json(page).into_response());
     }
     let (tx, rx) = mpsc::channel(256);
@@ -67,7 +87,11 @@ pub async fn task_logs(State(app): State<App>, Path((run_id, task)): Path<(Strin
         let mut done = false;
         // What is stored first, page by page; then live lines, skipping what was already sent.
         loop {
-            let lines = match app.store().read_logs(&run_id, idx, &task, cursor, 1000).await {
+            let lines = match app
+                .store()
+                .read_logs(&run_id, idx, &task, cursor, 1000)
+                .await
+            {
                 Ok(l) => l,
                 Err(_) => return,
             };
@@ -96,14 +120,20 @@ pub async fn task_logs(State(app): State<App>, Path((run_id, task)): Path<(Strin
                             }
                         }
                     }
-                    RunEvent::Task { task: t, state, .. } if *t == task && state.is_terminal() => done = true,
+                    RunEvent::Task { task: t, state, .. } if *t == task && state.is_terminal() => {
+                        done = true
+                    }
                     RunEvent::Run { state, .. } if state.is_terminal() => done = true,
                     _ => {}
                 },
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
                     // Catch up from the store.
-                    if let Ok(lines) = app.store().read_logs(&run_id, idx, &task, cursor, 10_000).await {
+                    if let Ok(lines) = app
+                        .store()
+                        .read_logs(&run_id, idx, &task, cursor, 10_000)
+                        .await
+                    {
                         for (c, l) in lines {
                             cursor = c;
                             if !send(&tx, &RunEvent::Log(l)).await {
@@ -127,18 +157,35 @@ pub struct EventsQuery {
 
 /// Sends every task's current state and the stored log lines past each task's cursor. Returns
 /// `None` when the client went away, else whether the run has ended (its `run` event then sent).
-async fn replay(app: &App, run_id: &str, tx: &Tx, cursors: &mut HashMap<String, LogCursor>, logs: bool) -> Option<bool> {
+async fn replay(
+    app: &App,
+    run_id: &str,
+    tx: &Tx,
+    cursors: &mut HashMap<String, LogCursor>,
+    logs: bool,
+) -> Option<bool> {
     let run = app.store().get_run(run_id).await.ok()??;
     let ts = format_ts(crate::scheduler::now_ms());
     for t in &run.tasks {
-        let ev = RunEvent::Task { task: t.stat.name.clone(), state: t.task.state, attempt: t.task.attempt, exit_code: t.task.exit_code, error: t.task.error.clone(), ts: ts.clone() };
+        let ev = RunEvent::Task {
+            task: t.stat.name.clone(),
+            state: t.task.state,
+            attempt: t.task.attempt,
+            exit_code: t.task.exit_code,
+            error: t.task.error.clone(),
+            ts: ts.clone(),
+        };
         if !send(tx, &ev).await {
             return None;
         }
         if logs {
             let cursor = cursors.entry(t.stat.name.clone()).or_default();
             loop {
-                let lines = app.store().read_logs(run_id, t.idx, &t.stat.name, *cursor, 1000).await.ok()?;
+                let lines = app
+                    .store()
+                    .read_logs(run_id, t.idx, &t.stat.name, *cursor, 1000)
+                    .await
+                    .ok()?;
                 if lines.is_empty() {
                     break;
                 }
@@ -152,7 +199,11 @@ async fn replay(app: &App, run_id: &str, tx: &Tx, cursors: &mut HashMap<String, 
         }
     }
     if run.row.state.is_terminal() {
-        let ev = RunEvent::Run { state: run.row.state, error: run.row.error, ts: format_ts(run.row.finished_at.unwrap_or(0)) };
+        let ev = RunEvent::Run {
+            state: run.row.state,
+            error: run.row.error,
+            ts: format_ts(run.row.finished_at.unwrap_or(0)),
+        };
         send(tx, &ev).await;
         return Some(true);
     }
@@ -161,7 +212,11 @@ async fn replay(app: &App, run_id: &str, tx: &Tx, cursors: &mut HashMap<String, 
 
 /// `GET /runs/{id}/events`: every task's state, then each change, log line and finally the run's
 /// end, as server-sent events named `task`, `log` and `run`.
-pub async fn run_events(State(app): State<App>, Path(run_id): Path<String>, Query(q): Query<EventsQuery>) -> ApiResult<Response> {
+pub async fn run_events(
+    State(app): State<App>,
+    Path(run_id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Response> {
     let mut events = app.sched.subscribe();
     runs::find(&app, &run_id).await?;
     let logs = q.logs.unwrap_or(true);

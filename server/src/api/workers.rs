@@ -5,17 +5,32 @@ use super::App;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use sluice_sdk::api::{format_ts, Heartbeat, HeartbeatResponse, LeaseRequest, LeaseResponse, RegisterWorker, Report, ReportResponse, WorkerInfo, WorkerRegistration};
+use sluice_sdk::api::{
+    format_ts, Heartbeat, HeartbeatResponse, LeaseRequest, LeaseResponse, RegisterWorker, Report,
+    ReportResponse, WorkerInfo, WorkerRegistration,
+};
 use std::time::Duration;
 
-pub async fn register(State(app): State<App>, Body(req): Body<RegisterWorker>) -> ApiResult<(StatusCode, Json<WorkerRegistration>)> {
+pub async fn register(
+    State(app): State<App>,
+    Body(req): Body<RegisterWorker>,
+) -> ApiResult<(StatusCode, Json<WorkerRegistration>)> {
     if req.name.trim().is_empty() || req.name.len() > 200 {
-        return Err(ApiErr::bad_request("invalid_body", "`name` must be 1 to 200 characters"));
+        return Err(ApiErr::bad_request(
+            "invalid_body",
+            "`name` must be 1 to 200 characters",
+        ));
     }
     if !(1..=4096).contains(&req.capacity) {
-        return Err(ApiErr::bad_request("invalid_body", "`capacity` must be between 1 and 4096"));
+        return Err(ApiErr::bad_request(
+            "invalid_body",
+            "`capacity` must be between 1 and 4096",
+        ));
     }
-    Ok((StatusCode::CREATED, Json(app.sched.register_worker(&req.name, req.capacity).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(app.sched.register_worker(&req.name, req.capacity).await?),
+    ))
 }
 
 pub async fn list(State(app): State<App>) -> ApiResult<Json<Vec<WorkerInfo>>> {
@@ -36,23 +51,44 @@ pub async fn list(State(app): State<App>) -> ApiResult<Json<Vec<WorkerInfo>>> {
     ))
 }
 
-pub async fn lease(State(app): State<App>, Path(id): Path<String>, Body(req): Body<LeaseRequest>) -> ApiResult<Json<LeaseResponse>> {
+pub async fn lease(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Body(req): Body<LeaseRequest>,
+) -> ApiResult<Json<LeaseResponse>> {
     if !(1..=1024).contains(&req.max) {
-        return Err(ApiErr::bad_request("invalid_body", "`max` must be between 1 and 1024"));
+        return Err(ApiErr::bad_request(
+            "invalid_body",
+            "`max` must be between 1 and 1024",
+        ));
     }
     if req.wait_ms > 60_000 {
-        return Err(ApiErr::bad_request("invalid_body", "`wait_ms` must be at most 60000"));
+        return Err(ApiErr::bad_request(
+            "invalid_body",
+            "`wait_ms` must be at most 60000",
+        ));
     }
-    let leases = app.sched.lease(&id, req.max, Duration::from_millis(req.wait_ms)).await?;
+    let leases = app
+        .sched
+        .lease(&id, req.max, Duration::from_millis(req.wait_ms))
+        .await?;
     Ok(Json(LeaseResponse { leases }))
 }
 
-pub async fn heartbeat(State(app): State<App>, Path(id): Path<String>, Body(req): Body<Heartbeat>) -> ApiResult<Json<HeartbeatResponse>> {
+pub async fn heartbeat(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Body(req): Body<Heartbeat>,
+) -> ApiResult<Json<HeartbeatResponse>> {
     let (lost, cancel) = app.sched.heartbeat(&id, &req.leases).await?;
     Ok(Json(HeartbeatResponse { lost, cancel }))
 }
 
-pub async fn report(State(app): State<App>, Path(id): Path<String>, Body(req): Body<Report>) -> ApiResult<Json<ReportResponse>> {
+pub async fn report(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Body(req): Body<Report>,
+) -> ApiResult<Json<ReportResponse>> {
     let lost = app.sched.report(&id, req.events).await?;
     Ok(Json(ReportResponse { lost }))
 }

@@ -120,10 +120,27 @@ pub struct Run {
 
 impl Run {
     /// Plans a new run and marks the tasks without dependencies ready.
-    pub fn start(id: String, name: String, pipeline: Arc<Pipeline>, params: Params, now: i64) -> Result<(Run, Vec<Effect>), String> {
+    pub fn start(
+        id: String,
+        name: String,
+        pipeline: Arc<Pipeline>,
+        params: Params,
+        now: i64,
+    ) -> Result<(Run, Vec<Effect>), String> {
         let plan = plan(&pipeline)?;
         let tasks = vec![Task::new(); plan.tasks.len()];
-        let mut run = Run { id, name, pipeline, params, plan, state: RunState::Running, error: None, created_at: now, finished_at: None, tasks };
+        let mut run = Run {
+            id,
+            name,
+            pipeline,
+            params,
+            plan,
+            state: RunState::Running,
+            error: None,
+            created_at: now,
+            finished_at: None,
+            tasks,
+        };
         let mut fx = vec![Effect::Run];
         for i in 0..run.tasks.len() {
             fx.push(Effect::Task(i));
@@ -140,9 +157,24 @@ impl Run {
     pub fn restore(r: Restored) -> Result<Run, String> {
         let plan = plan(&r.pipeline)?;
         if plan.tasks.len() != r.tasks.len() {
-            return Err(format!("stored run has {} tasks but its pipeline plans {}", r.tasks.len(), plan.tasks.len()));
+            return Err(format!(
+                "stored run has {} tasks but its pipeline plans {}",
+                r.tasks.len(),
+                plan.tasks.len()
+            ));
         }
-        Ok(Run { id: r.id, name: r.name, pipeline: r.pipeline, params: r.params, plan, state: r.state, error: r.error, created_at: r.created_at, finished_at: r.finished_at, tasks: r.tasks })
+        Ok(Run {
+            id: r.id,
+            name: r.name,
+            pipeline: r.pipeline,
+            params: r.params,
+            plan,
+            state: r.state,
+            error: r.error,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+            tasks: r.tasks,
+        })
     }
 
     pub fn task_index(&self, name: &str) -> Option<usize> {
@@ -166,14 +198,25 @@ impl Run {
     }
 
     /// A worker takes a ready task. Returns false when the task is not ready (taken meanwhile).
-    pub fn lease(&mut self, i: usize, lease_id: String, worker: String, now: i64, ttl_ms: i64) -> (bool, Vec<Effect>) {
+    pub fn lease(
+        &mut self,
+        i: usize,
+        lease_id: String,
+        worker: String,
+        now: i64,
+        ttl_ms: i64,
+    ) -> (bool, Vec<Effect>) {
         let t = &mut self.tasks[i];
         if t.state != TaskState::Ready || self.state != RunState::Running {
             return (false, Vec::new());
         }
         t.state = TaskState::Leased;
         t.attempt += 1;
-        t.lease = Some(LeaseInfo { id: lease_id, worker, expires_at: now + ttl_ms });
+        t.lease = Some(LeaseInfo {
+            id: lease_id,
+            worker,
+            expires_at: now + ttl_ms,
+        });
         t.started_at = None;
         (true, vec![Effect::Task(i)])
     }
@@ -186,7 +229,13 @@ impl Run {
     }
 
     /// The worker still holds the lease: push its expiry out.
-    pub fn heartbeat(&mut self, i: usize, lease_id: &str, now: i64, ttl_ms: i64) -> Result<(), Refused> {
+    pub fn heartbeat(
+        &mut self,
+        i: usize,
+        lease_id: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<(), Refused> {
         self.check_lease(i, lease_id)?;
         if let Some(l) = &mut self.tasks[i].lease {
             l.expires_at = now + ttl_ms;
@@ -195,7 +244,13 @@ impl Run {
     }
 
     /// The container started.
-    pub fn started(&mut self, i: usize, lease_id: &str, now: i64, ttl_ms: i64) -> Result<Vec<Effect>, Refused> {
+    pub fn started(
+        &mut self,
+        i: usize,
+        lease_id: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<Vec<Effect>, Refused> {
         self.check_lease(i, lease_id)?;
         let t = &mut self.tasks[i];
         if let Some(l) = &mut t.lease {
@@ -211,7 +266,13 @@ impl Run {
 
     /// The worker finished the task. Output parameters are checked against their declared types;
     /// a missing or ill-typed one fails the task.
-    pub fn finished(&mut self, i: usize, lease_id: &str, result: TaskResult, now: i64) -> Result<Vec<Effect>, Refused> {
+    pub fn finished(
+        &mut self,
+        i: usize,
+        lease_id: &str,
+        result: TaskResult,
+        now: i64,
+    ) -> Result<Vec<Effect>, Refused> {
         self.check_lease(i, lease_id)?;
         let mut fx = Vec::new();
         let t = &mut self.tasks[i];
@@ -221,14 +282,21 @@ impl Run {
         t.outputs.artifacts = result.artifacts;
         let (state, error) = match result.outcome {
             Outcome::Cancelled => (TaskState::Cancelled, result.error),
-            Outcome::Failed => (TaskState::Failed, result.error.or_else(|| result.exit_code.map(|c| format!("exited with code {c}")))),
-            Outcome::Succeeded => match typed_outputs(t.spec.as_ref(), &result.outputs, &t.outputs.artifacts) {
-                Ok(params) => {
-                    t.outputs.params = params;
-                    (TaskState::Succeeded, None)
+            Outcome::Failed => (
+                TaskState::Failed,
+                result
+                    .error
+                    .or_else(|| result.exit_code.map(|c| format!("exited with code {c}"))),
+            ),
+            Outcome::Succeeded => {
+                match typed_outputs(t.spec.as_ref(), &result.outputs, &t.outputs.artifacts) {
+                    Ok(params) => {
+                        t.outputs.params = params;
+                        (TaskState::Succeeded, None)
+                    }
+                    Err(e) => (TaskState::Failed, Some(e)),
                 }
-                Err(e) => (TaskState::Failed, Some(e)),
-            },
+            }
         };
         self.finish_task(i, state, result.exit_code, error, now, &mut fx);
         self.settle(now, &mut fx);
@@ -243,17 +311,31 @@ impl Run {
         if !matches!(t.state, TaskState::Leased | TaskState::Running) {
             return fx;
         }
-        let worker = t.lease.as_ref().map(|l| l.worker.clone()).unwrap_or_default();
+        let worker = t
+            .lease
+            .as_ref()
+            .map(|l| l.worker.clone())
+            .unwrap_or_default();
         if t.cancel_requested || self.state != RunState::Running {
-            self.finish_task(i, TaskState::Cancelled, None, Some(format!("cancelled; worker {worker} stopped responding")), now, &mut fx);
+            self.finish_task(
+                i,
+                TaskState::Cancelled,
+                None,
+                Some(format!("cancelled; worker {worker} stopped responding")),
+                now,
+                &mut fx,
+            );
         } else {
+            // Ready again, resolved afresh (placeholders such as `{{task.attempt}}` change).
+            let lost = t.attempt;
             t.lease = None;
-            t.state = TaskState::Ready;
             t.started_at = None;
-            t.ready_at = Some(now);
-            t.error = Some(format!("attempt {} lost: worker {worker} stopped responding", t.attempt));
-            fx.push(Effect::Task(i));
-            fx.push(Effect::Ready(i));
+            self.make_ready(i, now, &mut fx);
+            if self.tasks[i].state == TaskState::Ready {
+                self.tasks[i].error = Some(format!(
+                    "attempt {lost} lost: worker {worker} stopped responding"
+                ));
+            }
         }
         self.settle(now, &mut fx);
         fx
@@ -289,7 +371,15 @@ impl Run {
         self.tasks[i].cancel_requested
     }
 
-    fn finish_task(&mut self, i: usize, state: TaskState, exit_code: Option<i32>, error: Option<String>, now: i64, fx: &mut Vec<Effect>) {
+    fn finish_task(
+        &mut self,
+        i: usize,
+        state: TaskState,
+        exit_code: Option<i32>,
+        error: Option<String>,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) {
         let t = &mut self.tasks[i];
         t.state = state;
         t.exit_code = exit_code;
@@ -302,7 +392,10 @@ impl Run {
             TaskState::Succeeded => {
                 for d in dependents {
                     let ready = self.tasks[d].state == TaskState::Pending
-                        && self.plan.tasks[d].deps.iter().all(|&p| self.tasks[p].state == TaskState::Succeeded);
+                        && self.plan.tasks[d]
+                            .deps
+                            .iter()
+                            .all(|&p| self.tasks[p].state == TaskState::Succeeded);
                     if ready && self.state == RunState::Running {
                         self.make_ready(d, now, fx);
                     }
@@ -315,7 +408,10 @@ impl Run {
                         let (next, why) = if state == TaskState::Cancelled {
                             (TaskState::Cancelled, None)
                         } else {
-                            (TaskState::Skipped, Some(format!("upstream step `{name}` {state}")))
+                            (
+                                TaskState::Skipped,
+                                Some(format!("upstream step `{name}` {state}")),
+                            )
                         };
                         self.finish_task(d, next, None, why, now, fx);
                     }
@@ -329,7 +425,11 @@ impl Run {
         if self.state.is_terminal() || !self.tasks.iter().all(|t| t.state.is_terminal()) {
             return;
         }
-        let failed = self.tasks.iter().enumerate().find(|(_, t)| t.state == TaskState::Failed);
+        let failed = self
+            .tasks
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.state == TaskState::Failed);
         self.state = if self.state == RunState::Cancelling {
             RunState::Cancelled
         } else if let Some((i, t)) = failed {
@@ -359,17 +459,30 @@ impl Run {
 
 /// Checks a finished task's output parameters against the types its spec declares, and that
 /// every declared output artifact was recorded.
-fn typed_outputs(spec: Option<&TaskSpec>, raw: &std::collections::BTreeMap<String, String>, artifacts: &[ArtifactRecord]) -> Result<Params, String> {
-    for decl in spec.map(|s| s.output_artifacts.as_slice()).unwrap_or_default() {
+fn typed_outputs(
+    spec: Option<&TaskSpec>,
+    raw: &std::collections::BTreeMap<String, String>,
+    artifacts: &[ArtifactRecord],
+) -> Result<Params, String> {
+    for decl in spec
+        .map(|s| s.output_artifacts.as_slice())
+        .unwrap_or_default()
+    {
         if !artifacts.iter().any(|a| a.name == decl.name) {
-            return Err(format!("output artifact `{}` was not written to {}", decl.name, decl.path));
+            return Err(format!(
+                "output artifact `{}` was not written to {}",
+                decl.name, decl.path
+            ));
         }
     }
     let mut out = Params::new();
     for decl in spec.map(|s| s.output_params.as_slice()).unwrap_or_default() {
-        let text = raw
-            .get(&decl.name)
-            .ok_or_else(|| format!("output parameter `{}` was not written to {}", decl.name, decl.path))?;
+        let text = raw.get(&decl.name).ok_or_else(|| {
+            format!(
+                "output parameter `{}` was not written to {}",
+                decl.name, decl.path
+            )
+        })?;
         let text = text.strip_suffix('\n').unwrap_or(text);
         let value = decl
             .ty

@@ -23,7 +23,9 @@ pub struct PlanTask {
 /// Builds the task graph. Fails on a dependency cycle (validation reports those first, with places).
 pub fn plan(pipeline: &Pipeline) -> Result<Plan, String> {
     let mut graph = DiGraph::<usize, ()>::with_capacity(pipeline.steps.len(), pipeline.steps.len());
-    let nodes: Vec<_> = (0..pipeline.steps.len()).map(|i| graph.add_node(i)).collect();
+    let nodes: Vec<_> = (0..pipeline.steps.len())
+        .map(|i| graph.add_node(i))
+        .collect();
     let mut tasks: Vec<PlanTask> = pipeline
         .steps
         .iter()
@@ -42,7 +44,10 @@ pub fn plan(pipeline: &Pipeline) -> Result<Plan, String> {
         }
     }
     toposort(&graph, None).map_err(|cycle| {
-        format!("dependency cycle through step `{}`", tasks[graph[cycle.node_id()]].name)
+        format!(
+            "dependency cycle through step `{}`",
+            tasks[graph[cycle.node_id()]].name
+        )
     })?;
     Ok(Plan { tasks })
 }
@@ -56,7 +61,11 @@ pub fn resolve_params(pipeline: &Pipeline, given: &Params) -> Result<Params, Vec
         match pipeline.param(name) {
             None => {
                 let known: Vec<&str> = pipeline.params.iter().map(|p| p.name.as_str()).collect();
-                let have = if known.is_empty() { "it has none".to_string() } else { format!("it has: {}", known.join(", ")) };
+                let have = if known.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has: {}", known.join(", "))
+                };
                 errors.push(format!("unknown parameter `{name}`: {have}"));
             }
             Some(decl) => match decl.ty.check(value) {
@@ -75,7 +84,10 @@ pub fn resolve_params(pipeline: &Pipeline, given: &Params) -> Result<Params, Vec
             Some(v) => {
                 out.insert(decl.name.clone(), v.clone());
             }
-            None => errors.push(format!("parameter `{}` ({}) has no default and needs a value", decl.name, decl.ty)),
+            None => errors.push(format!(
+                "parameter `{}` ({}) has no default and needs a value",
+                decl.name, decl.ty
+            )),
         }
     }
     if errors.is_empty() {

@@ -1,7 +1,9 @@
 //! Resolution of a ready task: its inputs' values and every `{{…}}` in what it runs.
 
 use super::{Run, TaskOutputs};
-use sluice_sdk::api::{EnvVar, InputArtifact, OutputArtifact, OutputParam, Params, ResourceRequest, TaskSpec};
+use sluice_sdk::api::{
+    EnvVar, InputArtifact, OutputArtifact, OutputParam, Params, ResourceRequest, TaskSpec,
+};
 use sluice_sdk::spec::refs::{self, IoKind, Piece, Ref};
 use sluice_sdk::spec::{paths, render, Step, Value};
 
@@ -38,26 +40,62 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
     // Input artifacts: bound ones, and those an inline step names directly.
     let mut input_artifacts = Vec::new();
     for b in &step.artifacts {
-        let Some(Ref::StepOutput { step: producer, name, .. }) = b.value.as_str().and_then(refs::sole_ref) else {
-            return Err(format!("input artifact `{}` is not an upstream output", b.name));
+        let Some(Ref::StepOutput {
+            step: producer,
+            name,
+            ..
+        }) = b.value.as_str().and_then(refs::sole_ref)
+        else {
+            return Err(format!(
+                "input artifact `{}` is not an upstream output",
+                b.name
+            ));
         };
         input_artifacts.push(ctx.artifact(&b.name, &producer, &name)?);
     }
 
     let mut direct = Vec::new();
     let mut sub = |s: &str| ctx.text(s, &inputs, &mut direct);
-    let command = tpl.command.as_ref().map(|c| c.iter().map(|s| sub(&s.value)).collect::<Result<Vec<_>, _>>()).transpose()?;
-    let mut args = tpl.args.as_ref().map(|c| c.iter().map(|s| sub(&s.value)).collect::<Result<Vec<_>, _>>()).transpose()?;
+    let command = tpl
+        .command
+        .as_ref()
+        .map(|c| {
+            c.iter()
+                .map(|s| sub(&s.value))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let mut args = tpl
+        .args
+        .as_ref()
+        .map(|c| {
+            c.iter()
+                .map(|s| sub(&s.value))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
     let script = tpl.script.as_ref().map(|s| sub(&s.value)).transpose()?;
     let env = tpl
         .env
         .iter()
-        .map(|(name, v)| Ok(EnvVar { name: name.clone(), value: sub(&v.value)? }))
+        .map(|(name, v)| {
+            Ok(EnvVar {
+                name: name.clone(),
+                value: sub(&v.value)?,
+            })
+        })
         .collect::<Result<Vec<_>, String>>()?;
-    let working_dir = tpl.working_dir.as_ref().map(|s| sub(&s.value)).transpose()?;
+    let working_dir = tpl
+        .working_dir
+        .as_ref()
+        .map(|s| sub(&s.value))
+        .transpose()?;
     for (producer, name) in direct {
         let mounted = format!("{producer}.{name}");
-        if !input_artifacts.iter().any(|a: &InputArtifact| a.name == mounted) {
+        if !input_artifacts
+            .iter()
+            .any(|a: &InputArtifact| a.name == mounted)
+        {
             input_artifacts.push(ctx.artifact(&mounted, &producer, &name)?);
         }
     }
@@ -87,13 +125,20 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
             .outputs
             .params
             .iter()
-            .map(|o| OutputParam { name: o.name.clone(), ty: o.ty, path: format!("{}/{}", paths::OUTPUT_PARAMS, o.name) })
+            .map(|o| OutputParam {
+                name: o.name.clone(),
+                ty: o.ty,
+                path: format!("{}/{}", paths::OUTPUT_PARAMS, o.name),
+            })
             .collect(),
         output_artifacts: tpl
             .outputs
             .artifacts
             .iter()
-            .map(|o| OutputArtifact { name: o.name.clone(), path: format!("{}/{}", paths::OUTPUT_ARTIFACTS, o.name) })
+            .map(|o| OutputArtifact {
+                name: o.name.clone(),
+                path: format!("{}/{}", paths::OUTPUT_ARTIFACTS, o.name),
+            })
             .collect(),
     };
     Ok((inputs, spec))
@@ -103,7 +148,13 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
 fn hostname(name: &str) -> String {
     let h: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
     h.trim_matches('-').to_string()
@@ -133,7 +184,9 @@ impl Ctx<'_> {
             .artifacts
             .iter()
             .find(|a| a.name == name)
-            .ok_or_else(|| format!("step `{producer}` did not record its output artifact `{name}`"))?;
+            .ok_or_else(|| {
+                format!("step `{producer}` did not record its output artifact `{name}`")
+            })?;
         Ok(InputArtifact {
             name: mounted.to_string(),
             path: format!("{}/{mounted}", paths::INPUT_ARTIFACTS),
@@ -150,7 +203,11 @@ impl Ctx<'_> {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| format!("pipeline parameter `{name}` has no value")),
-            Ref::StepOutput { step, kind: IoKind::Param, name } => self
+            Ref::StepOutput {
+                step,
+                kind: IoKind::Param,
+                name,
+            } => self
                 .outputs_of(step)?
                 .params
                 .get(name)
@@ -166,7 +223,9 @@ impl Ctx<'_> {
 
     /// A binding's value: a sole reference keeps its type; text with references becomes a string.
     fn value(&self, v: &Value) -> Result<Value, String> {
-        let Value::String(s) = v else { return Ok(v.clone()) };
+        let Value::String(s) = v else {
+            return Ok(v.clone());
+        };
         if let Some(r) = refs::sole_ref(s) {
             return self.lookup(&r);
         }
@@ -182,7 +241,12 @@ impl Ctx<'_> {
 
     /// Substitutes every reference in a command, argument, script, env value or working directory.
     /// Upstream artifacts named directly are collected in `direct` so that they get mounted.
-    fn text(&self, s: &str, inputs: &sluice_sdk::api::Params, direct: &mut Vec<(String, String)>) -> Result<String, String> {
+    fn text(
+        &self,
+        s: &str,
+        inputs: &sluice_sdk::api::Params,
+        direct: &mut Vec<(String, String)>,
+    ) -> Result<String, String> {
         let mut out = String::new();
         for piece in refs::parse(s)? {
             match piece {
@@ -190,12 +254,24 @@ impl Ctx<'_> {
                 Piece::Ref(r) => {
                     let v = match &r {
                         Ref::Input(IoKind::Param, name) => render(
-                            inputs.get(name).ok_or_else(|| format!("input parameter `{name}` has no value"))?,
+                            inputs
+                                .get(name)
+                                .ok_or_else(|| format!("input parameter `{name}` has no value"))?,
                         ),
-                        Ref::Input(IoKind::Artifact, name) => format!("{}/{name}", paths::INPUT_ARTIFACTS),
-                        Ref::Output(IoKind::Param, name) => format!("{}/{name}", paths::OUTPUT_PARAMS),
-                        Ref::Output(IoKind::Artifact, name) => format!("{}/{name}", paths::OUTPUT_ARTIFACTS),
-                        Ref::StepOutput { step, kind: IoKind::Artifact, name } => {
+                        Ref::Input(IoKind::Artifact, name) => {
+                            format!("{}/{name}", paths::INPUT_ARTIFACTS)
+                        }
+                        Ref::Output(IoKind::Param, name) => {
+                            format!("{}/{name}", paths::OUTPUT_PARAMS)
+                        }
+                        Ref::Output(IoKind::Artifact, name) => {
+                            format!("{}/{name}", paths::OUTPUT_ARTIFACTS)
+                        }
+                        Ref::StepOutput {
+                            step,
+                            kind: IoKind::Artifact,
+                            name,
+                        } => {
                             direct.push((step.clone(), name.clone()));
                             format!("{}/{step}.{name}", paths::INPUT_ARTIFACTS)
                         }

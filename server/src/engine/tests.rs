@@ -32,9 +32,14 @@ steps:
 
 fn start(src: &str, params: &[(&str, serde_json::Value)]) -> Run {
     let p = spec::load("t.yaml", src).unwrap_or_else(|d| panic!("{}", d.render(src)));
-    let given: Params = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let given: Params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let params = resolve_params(&p, &given).unwrap();
-    Run::start("r1".into(), "my-run".into(), Arc::new(p), params, 0).unwrap().0
+    Run::start("r1".into(), "my-run".into(), Arc::new(p), params, 0)
+        .unwrap()
+        .0
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +58,8 @@ fn script(run: &mut Run, events: &[Ev]) {
     for ev in events {
         now += 10;
         let idx = |n: &str| run.task_index(n).unwrap();
-        let lease = |run: &Run, n: &str| format!("{n}-{}", run.tasks[run.task_index(n).unwrap()].attempt);
+        let lease =
+            |run: &Run, n: &str| format!("{n}-{}", run.tasks[run.task_index(n).unwrap()].attempt);
         match *ev {
             Ev::Lease(n) => {
                 let id = format!("{n}-{}", run.tasks[idx(n)].attempt + 1);
@@ -65,16 +71,48 @@ fn script(run: &mut Run, events: &[Ev]) {
             }
             Ev::Ok(n, outs) => {
                 let l = lease(run, n);
-                let mut outputs: BTreeMap<String, String> = outs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                let mut outputs: BTreeMap<String, String> = outs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 let artifacts = match outputs.remove("NO_ARTIFACTS") {
                     Some(_) => vec![],
-                    None => vec![ArtifactRecord { name: "data".into(), uri: format!("file:///a/{n}"), size: 1, sha256: "x".into() }],
+                    None => vec![ArtifactRecord {
+                        name: "data".into(),
+                        uri: format!("file:///a/{n}"),
+                        size: 1,
+                        sha256: "x".into(),
+                    }],
                 };
-                run.finished(idx(n), &l, TaskResult { outcome: Outcome::Succeeded, exit_code: Some(0), error: None, outputs, artifacts }, now).unwrap();
+                run.finished(
+                    idx(n),
+                    &l,
+                    TaskResult {
+                        outcome: Outcome::Succeeded,
+                        exit_code: Some(0),
+                        error: None,
+                        outputs,
+                        artifacts,
+                    },
+                    now,
+                )
+                .unwrap();
             }
             Ev::Fail(n) => {
                 let l = lease(run, n);
-                run.finished(idx(n), &l, TaskResult { outcome: Outcome::Failed, exit_code: Some(3), error: None, outputs: BTreeMap::new(), artifacts: vec![] }, now).unwrap();
+                run.finished(
+                    idx(n),
+                    &l,
+                    TaskResult {
+                        outcome: Outcome::Failed,
+                        exit_code: Some(3),
+                        error: None,
+                        outputs: BTreeMap::new(),
+                        artifacts: vec![],
+                    },
+                    now,
+                )
+                .unwrap();
             }
             Ev::Expire(n) => {
                 run.lease_expired(idx(n), now);
@@ -87,37 +125,117 @@ fn script(run: &mut Run, events: &[Ev]) {
 }
 
 fn states(run: &Run) -> String {
-    run.tasks.iter().zip(&run.plan.tasks).map(|(t, p)| format!("{}={}", p.name, t.state)).collect::<Vec<_>>().join(" ")
+    run.tasks
+        .iter()
+        .zip(&run.plan.tasks)
+        .map(|(t, p)| format!("{}={}", p.name, t.state))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
 fn transitions_table() {
     use Ev::*;
     let cases: &[(&str, &[Ev], &str, RunState)] = &[
-        ("fresh", &[], "a=ready b=pending c=pending d=pending", RunState::Running),
-        ("leased then running", &[Lease("a"), Start("a")], "a=running b=pending c=pending d=pending", RunState::Running),
-        ("a done readies b and c", &[Lease("a"), Ok("a", &[("x", "7\n")])], "a=succeeded b=ready c=ready d=pending", RunState::Running),
+        (
+            "fresh",
+            &[],
+            "a=ready b=pending c=pending d=pending",
+            RunState::Running,
+        ),
+        (
+            "leased then running",
+            &[Lease("a"), Start("a")],
+            "a=running b=pending c=pending d=pending",
+            RunState::Running,
+        ),
+        (
+            "a done readies b and c",
+            &[Lease("a"), Ok("a", &[("x", "7\n")])],
+            "a=succeeded b=ready c=ready d=pending",
+            RunState::Running,
+        ),
         (
             "all succeed",
-            &[Lease("a"), Ok("a", &[("x", "7")]), Lease("b"), Lease("c"), Ok("c", &[("y", "C")]), Ok("b", &[("y", "B")]), Lease("d"), Ok("d", &[])],
+            &[
+                Lease("a"),
+                Ok("a", &[("x", "7")]),
+                Lease("b"),
+                Lease("c"),
+                Ok("c", &[("y", "C")]),
+                Ok("b", &[("y", "B")]),
+                Lease("d"),
+                Ok("d", &[]),
+            ],
             "a=succeeded b=succeeded c=succeeded d=succeeded",
             RunState::Succeeded,
         ),
-        ("failure skips dependents", &[Lease("a"), Fail("a")], "a=failed b=skipped c=skipped d=skipped", RunState::Failed),
+        (
+            "failure skips dependents",
+            &[Lease("a"), Fail("a")],
+            "a=failed b=skipped c=skipped d=skipped",
+            RunState::Failed,
+        ),
         (
             "one branch fails, the other finishes",
-            &[Lease("a"), Ok("a", &[("x", "1")]), Lease("b"), Lease("c"), Fail("b")],
+            &[
+                Lease("a"),
+                Ok("a", &[("x", "1")]),
+                Lease("b"),
+                Lease("c"),
+                Fail("b"),
+            ],
             "a=succeeded b=failed c=leased d=skipped",
             RunState::Running,
         ),
-        ("missing output fails the task", &[Lease("a"), Ok("a", &[])], "a=failed b=skipped c=skipped d=skipped", RunState::Failed),
-        ("missing artifact fails the task", &[Lease("a"), Ok("a", &[("x", "1"), ("NO_ARTIFACTS", "")])], "a=failed b=skipped c=skipped d=skipped", RunState::Failed),
-        ("ill-typed output fails the task", &[Lease("a"), Ok("a", &[("x", "seven")])], "a=failed b=skipped c=skipped d=skipped", RunState::Failed),
-        ("expired lease makes the task ready again", &[Lease("a"), Start("a"), Expire("a")], "a=ready b=pending c=pending d=pending", RunState::Running),
-        ("second attempt can finish", &[Lease("a"), Expire("a"), Lease("a"), Ok("a", &[("x", "1")])], "a=succeeded b=ready c=ready d=pending", RunState::Running),
-        ("cancel before anything runs", &[Cancel], "a=cancelled b=cancelled c=cancelled d=cancelled", RunState::Cancelled),
-        ("cancel while running waits for the worker", &[Lease("a"), Start("a"), Cancel], "a=running b=cancelled c=cancelled d=cancelled", RunState::Cancelling),
-        ("cancelled task whose worker vanished", &[Lease("a"), Cancel, Expire("a")], "a=cancelled b=cancelled c=cancelled d=cancelled", RunState::Cancelled),
+        (
+            "missing output fails the task",
+            &[Lease("a"), Ok("a", &[])],
+            "a=failed b=skipped c=skipped d=skipped",
+            RunState::Failed,
+        ),
+        (
+            "missing artifact fails the task",
+            &[Lease("a"), Ok("a", &[("x", "1"), ("NO_ARTIFACTS", "")])],
+            "a=failed b=skipped c=skipped d=skipped",
+            RunState::Failed,
+        ),
+        (
+            "ill-typed output fails the task",
+            &[Lease("a"), Ok("a", &[("x", "seven")])],
+            "a=failed b=skipped c=skipped d=skipped",
+            RunState::Failed,
+        ),
+        (
+            "expired lease makes the task ready again",
+            &[Lease("a"), Start("a"), Expire("a")],
+            "a=ready b=pending c=pending d=pending",
+            RunState::Running,
+        ),
+        (
+            "second attempt can finish",
+            &[Lease("a"), Expire("a"), Lease("a"), Ok("a", &[("x", "1")])],
+            "a=succeeded b=ready c=ready d=pending",
+            RunState::Running,
+        ),
+        (
+            "cancel before anything runs",
+            &[Cancel],
+            "a=cancelled b=cancelled c=cancelled d=cancelled",
+            RunState::Cancelled,
+        ),
+        (
+            "cancel while running waits for the worker",
+            &[Lease("a"), Start("a"), Cancel],
+            "a=running b=cancelled c=cancelled d=cancelled",
+            RunState::Cancelling,
+        ),
+        (
+            "cancelled task whose worker vanished",
+            &[Lease("a"), Cancel, Expire("a")],
+            "a=cancelled b=cancelled c=cancelled d=cancelled",
+            RunState::Cancelled,
+        ),
     ];
     for (name, events, want, want_run) in cases {
         let mut run = start(DIAMOND, &[]);
@@ -131,32 +249,100 @@ fn transitions_table() {
 fn parameters_and_artifacts_resolve_downstream() {
     use Ev::*;
     let mut run = start(DIAMOND, &[("seed", serde_json::json!(9))]);
-    assert_eq!(run.tasks[0].spec.as_ref().unwrap().command, Some(vec!["echo".into(), "9".into()]));
-    script(&mut run, &[Lease("a"), Ok("a", &[("x", "7")]), Lease("b"), Lease("c")]);
+    assert_eq!(
+        run.tasks[0].spec.as_ref().unwrap().command,
+        Some(vec!["echo".into(), "9".into()])
+    );
+    script(
+        &mut run,
+        &[Lease("a"), Ok("a", &[("x", "7")]), Lease("b"), Lease("c")],
+    );
     let b = run.tasks[1].spec.as_ref().unwrap();
     assert_eq!(b.command, Some(vec!["echo".into(), "b7".into()]));
     assert_eq!(run.tasks[1].inputs["x"], serde_json::json!(7));
     let c = run.tasks[2].spec.as_ref().unwrap();
-    assert_eq!(c.command, Some(vec!["cat".into(), "/sluice/inputs/artifacts/a.data/f".into()]));
+    assert_eq!(
+        c.command,
+        Some(vec![
+            "cat".into(),
+            "/sluice/inputs/artifacts/a.data/f".into()
+        ])
+    );
     assert_eq!(c.input_artifacts[0].uri, "file:///a/a");
     assert_eq!(c.input_artifacts[0].path, "/sluice/inputs/artifacts/a.data");
     script(&mut run, &[Ok("b", &[("y", "B")]), Ok("c", &[("y", "C")])]);
     let d = run.tasks[3].spec.as_ref().unwrap();
-    assert_eq!(d.command, Some(vec!["echo".into(), "B+C".into(), "my-run".into(), "1".into()]));
+    assert_eq!(
+        d.command,
+        Some(vec![
+            "echo".into(),
+            "B+C".into(),
+            "my-run".into(),
+            "1".into()
+        ])
+    );
 }
 
 #[test]
 fn stale_leases_are_refused() {
     let mut run = start(DIAMOND, &[]);
     assert!(run.lease(0, "L1".into(), "w1".into(), 0, 100).0);
-    assert!(!run.lease(0, "L2".into(), "w2".into(), 0, 100).0, "a leased task cannot be leased twice");
+    assert!(
+        !run.lease(0, "L2".into(), "w2".into(), 0, 100).0,
+        "a leased task cannot be leased twice"
+    );
     run.lease_expired(0, 200);
     assert!(run.lease(0, "L2".into(), "w2".into(), 200, 100).0);
-    let ok = TaskResult { outcome: Outcome::Succeeded, exit_code: Some(0), error: None, outputs: [("x".to_string(), "1".to_string())].into(), artifacts: vec![] };
-    assert_eq!(run.finished(0, "L1", ok.clone(), 210), Err(Refused::LeaseLost), "the first worker's late result is refused");
+    let ok = TaskResult {
+        outcome: Outcome::Succeeded,
+        exit_code: Some(0),
+        error: None,
+        outputs: [("x".to_string(), "1".to_string())].into(),
+        artifacts: vec![],
+    };
+    assert_eq!(
+        run.finished(0, "L1", ok.clone(), 210),
+        Err(Refused::LeaseLost),
+        "the first worker's late result is refused"
+    );
     assert_eq!(run.heartbeat(0, "L1", 210, 100), Err(Refused::LeaseLost));
     assert!(run.finished(0, "L2", ok, 220).is_ok());
     assert_eq!(run.tasks[0].attempt, 2);
+}
+
+#[test]
+fn a_retaken_task_is_resolved_for_its_new_attempt() {
+    let src =
+        "name: x\nsteps:\n  - name: a\n    image: b\n    command: [echo, '{{task.attempt}}']\n";
+    let mut run = start(src, &[]);
+    assert_eq!(
+        run.tasks[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .command
+            .as_ref()
+            .unwrap()[1],
+        "1"
+    );
+    run.lease(0, "L1".into(), "w1".into(), 0, 100);
+    run.lease_expired(0, 200);
+    assert_eq!(run.tasks[0].state, TaskState::Ready);
+    assert_eq!(
+        run.tasks[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .command
+            .as_ref()
+            .unwrap()[1],
+        "2"
+    );
+    assert!(run.tasks[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("attempt 1 lost"));
 }
 
 #[test]
@@ -172,21 +358,28 @@ fn heartbeats_push_expiry_out() {
 #[test]
 fn parameter_values_are_checked() {
     let p = spec::load("t.yaml", DIAMOND).unwrap();
-    let bad: Params = [("seed".to_string(), serde_json::json!("many")), ("nope".to_string(), serde_json::json!(1))].into();
+    let bad: Params = [
+        ("seed".to_string(), serde_json::json!("many")),
+        ("nope".to_string(), serde_json::json!(1)),
+    ]
+    .into();
     let errs = resolve_params(&p, &bad).unwrap_err();
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs.iter().any(|e| e.contains("unknown parameter `nope`")));
     assert!(errs.iter().any(|e| e.contains("parameter `seed` is int")));
     let src = "name: x\nparams:\n  need: {type: string}\nsteps:\n  - name: a\n    image: b\n";
     let p = spec::load("t.yaml", src).unwrap();
-    assert!(resolve_params(&p, &Params::new()).unwrap_err()[0].contains("`need` (string) has no default"));
+    assert!(resolve_params(&p, &Params::new()).unwrap_err()[0]
+        .contains("`need` (string) has no default"));
 }
 
 #[test]
 fn a_large_fan_out_plans_linearly() {
     let mut src = String::from("name: wide\nsteps:\n  - name: root\n    image: b\n");
     for i in 0..2000 {
-        src.push_str(&format!("  - name: t{i}\n    image: b\n    dependsOn: [root]\n"));
+        src.push_str(&format!(
+            "  - name: t{i}\n    image: b\n    dependsOn: [root]\n"
+        ));
     }
     let run = start(&src, &[]);
     assert_eq!(run.tasks.len(), 2001);

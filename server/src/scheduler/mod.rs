@@ -28,13 +28,20 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig { lease_ttl_ms: 30_000, heartbeat_interval_ms: 5_000, reap_interval: Duration::from_millis(500) }
+        SchedulerConfig {
+            lease_ttl_ms: 30_000,
+            heartbeat_interval_ms: 1_000,
+            reap_interval: Duration::from_millis(500),
+        }
     }
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A change announced to watchers of a run.
@@ -60,16 +67,34 @@ impl Active {
             .iter()
             .zip(&run.pipeline.steps)
             .map(|(t, step)| {
-                let image = run.pipeline.template_of(step).map(|t| t.image.value.clone()).unwrap_or_default();
-                let deps = t.deps.iter().map(|&d| run.plan.tasks[d].name.clone()).collect();
+                let image = run
+                    .pipeline
+                    .template_of(step)
+                    .map(|t| t.image.value.clone())
+                    .unwrap_or_default();
+                let deps = t
+                    .deps
+                    .iter()
+                    .map(|&d| run.plan.tasks[d].name.clone())
+                    .collect();
                 Arc::new(TaskStatic::new(t.name.clone(), image, deps))
             })
             .collect();
-        Active { run_id: Arc::from(run.id.as_str()), run, row, statics }
+        Active {
+            run_id: Arc::from(run.id.as_str()),
+            run,
+            row,
+            statics,
+        }
     }
 
     fn task_row(&self, i: usize) -> TaskRow {
-        TaskRow { run_id: self.run_id.clone(), idx: i, stat: self.statics[i].clone(), task: self.run.tasks[i].clone() }
+        TaskRow {
+            run_id: self.run_id.clone(),
+            idx: i,
+            stat: self.statics[i].clone(),
+            task: self.run.tasks[i].clone(),
+        }
     }
 
     fn run_row(&mut self) -> RunRow {
@@ -111,7 +136,13 @@ impl Scheduler {
     /// Takes up every run the store holds as active, as a restarted server must.
     pub async fn new(store: Store, cfg: SchedulerConfig) -> Result<Arc<Scheduler>, StoreError> {
         let (events, _) = broadcast::channel(8192);
-        let s = Arc::new(Scheduler { store, cfg, state: Mutex::new(State::default()), ready: Notify::new(), events });
+        let s = Arc::new(Scheduler {
+            store,
+            cfg,
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            events,
+        });
         s.restore().await?;
         Ok(s)
     }
@@ -145,7 +176,9 @@ impl Scheduler {
         let mut step = Step::default();
         let ids: Vec<String> = st.runs.keys().cloned().collect();
         for id in ids {
-            let Some(active) = st.runs.get_mut(&id) else { continue };
+            let Some(active) = st.runs.get_mut(&id) else {
+                continue;
+            };
             let expired = active.run.expired_leases(now);
             if expired.is_empty() {
                 continue;
@@ -176,7 +209,12 @@ impl Scheduler {
         if step.readied {
             self.ready.notify_waiters();
         }
-        let ended: Vec<String> = st.runs.iter().filter(|(_, a)| a.run.state.is_terminal()).map(|(id, _)| id.clone()).collect();
+        let ended: Vec<String> = st
+            .runs
+            .iter()
+            .filter(|(_, a)| a.run.state.is_terminal())
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in ended {
             st.runs.remove(&id);
             st.leases.retain(|_, (run, _)| *run != id);
@@ -187,7 +225,9 @@ impl Scheduler {
 
 /// Turns engine effects on one run into rows to write, announcements and queue entries.
 fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut Step) {
-    let Some(active) = st.runs.get_mut(run_id) else { return };
+    let Some(active) = st.runs.get_mut(run_id) else {
+        return;
+    };
     let mut tasks = BTreeSet::new();
     let mut run_changed = false;
     for e in fx {
@@ -225,7 +265,14 @@ fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut S
     }
     if run_changed {
         let row = active.run_row();
-        step.announce.push(Announcement { run_id: run_id.to_string(), event: RunEvent::Run { state: row.state, error: row.error.clone(), ts } });
+        step.announce.push(Announcement {
+            run_id: run_id.to_string(),
+            event: RunEvent::Run {
+                state: row.state,
+                error: row.error.clone(),
+                ts,
+            },
+        });
         step.batch.runs.push(row);
     }
 }

@@ -23,10 +23,19 @@ impl Scheduler {
     pub async fn create_run(&self, new: NewRun) -> Result<String, CreateError> {
         let now = now_ms();
         let id = uuid::Uuid::now_v7().to_string();
-        let name = new.name.unwrap_or_else(|| format!("{}-{}", new.pipeline.name, &id[id.len() - 6..]));
+        let name = new
+            .name
+            .unwrap_or_else(|| format!("{}-{}", new.pipeline.name, &id[id.len() - 6..]));
         let pipeline_name = new.pipeline.name.clone();
         let t0 = std::time::Instant::now();
-        let (run, fx) = Run::start(id.clone(), name.clone(), Arc::new(new.pipeline), new.params.clone(), now).map_err(CreateError::Plan)?;
+        let (run, fx) = Run::start(
+            id.clone(),
+            name.clone(),
+            Arc::new(new.pipeline),
+            new.params.clone(),
+            now,
+        )
+        .map_err(CreateError::Plan)?;
         let row = RunRow {
             id: id.clone(),
             name,
@@ -60,7 +69,9 @@ impl Scheduler {
     pub async fn cancel_run(&self, id: &str) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut st = self.state.lock().await;
-        let Some(active) = st.runs.get_mut(id) else { return Ok(false) };
+        let Some(active) = st.runs.get_mut(id) else {
+            return Ok(false);
+        };
         let fx = active.run.cancel(now);
         let mut step = Step::default();
         collect(&mut st, id, fx, now, &mut step);
@@ -76,8 +87,15 @@ impl Scheduler {
         let stored = self.store.active_runs().await?;
         let mut st = self.state.lock().await;
         for s in stored {
-            let yaml = self.store.source(&s.row.digest).await?.ok_or_else(|| StoreError::Corrupt(format!("run {} has no pipeline file", s.row.id)))?;
-            let pipeline = spec::load("pipeline.yaml", &yaml).map_err(|d| StoreError::Corrupt(format!("run {}: stored pipeline no longer loads: {d}", s.row.id)))?;
+            let yaml = self.store.source(&s.row.digest).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("run {} has no pipeline file", s.row.id))
+            })?;
+            let pipeline = spec::load("pipeline.yaml", &yaml).map_err(|d| {
+                StoreError::Corrupt(format!(
+                    "run {}: stored pipeline no longer loads: {d}",
+                    s.row.id
+                ))
+            })?;
             let mut tasks: Vec<_> = s.tasks.into_iter().map(|t| t.task).collect();
             for t in &mut tasks {
                 if let Some(l) = &mut t.lease {

@@ -15,12 +15,26 @@ pub enum WorkerError {
 }
 
 impl Scheduler {
-    pub async fn register_worker(&self, name: &str, capacity: u32) -> Result<WorkerRegistration, StoreError> {
+    pub async fn register_worker(
+        &self,
+        name: &str,
+        capacity: u32,
+    ) -> Result<WorkerRegistration, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
-        self.store.register_worker(&id, name, capacity, now_ms()).await?;
-        self.state.lock().await.workers.insert(id.clone(), name.to_string());
+        self.store
+            .register_worker(&id, name, capacity, now_ms())
+            .await?;
+        self.state
+            .lock()
+            .await
+            .workers
+            .insert(id.clone(), name.to_string());
         tracing::info!(worker = %id, name, capacity, "worker registered");
-        Ok(WorkerRegistration { id, lease_ttl_ms: self.cfg.lease_ttl_ms as u64, heartbeat_interval_ms: self.cfg.heartbeat_interval_ms })
+        Ok(WorkerRegistration {
+            id,
+            lease_ttl_ms: self.cfg.lease_ttl_ms as u64,
+            heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
+        })
     }
 
     /// Knows the worker, looking it up in the store after a restart.
@@ -38,7 +52,12 @@ impl Scheduler {
     }
 
     /// Leases up to `max` ready tasks, waiting up to `wait` for one when none is ready.
-    pub async fn lease(&self, worker: &str, max: u32, wait: Duration) -> Result<Vec<Lease>, WorkerError> {
+    pub async fn lease(
+        &self,
+        worker: &str,
+        max: u32,
+        wait: Duration,
+    ) -> Result<Vec<Lease>, WorkerError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.ready.notified();
@@ -63,10 +82,20 @@ impl Scheduler {
         let mut step = Step::default();
         let mut out = Vec::new();
         while out.len() < max as usize {
-            let Some((run_id, i)) = st.ready.pop_front() else { break };
-            let Some(active) = st.runs.get_mut(&run_id) else { continue };
+            let Some((run_id, i)) = st.ready.pop_front() else {
+                break;
+            };
+            let Some(active) = st.runs.get_mut(&run_id) else {
+                continue;
+            };
             let lease_id = uuid::Uuid::new_v4().simple().to_string();
-            let (ok, fx) = active.run.lease(i, lease_id.clone(), worker.to_string(), now, self.cfg.lease_ttl_ms);
+            let (ok, fx) = active.run.lease(
+                i,
+                lease_id.clone(),
+                worker.to_string(),
+                now,
+                self.cfg.lease_ttl_ms,
+            );
             if !ok {
                 continue;
             }
@@ -89,7 +118,11 @@ impl Scheduler {
     }
 
     /// Extends the worker's leases. Returns the leases it no longer holds and those to cancel.
-    pub async fn heartbeat(&self, worker: &str, leases: &[String]) -> Result<(Vec<String>, Vec<String>), WorkerError> {
+    pub async fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), WorkerError> {
         let now = now_ms();
         let mut st = self.state.lock().await;
         self.check_worker(&mut st, worker).await?;
@@ -117,7 +150,11 @@ impl Scheduler {
 
     /// Applies a worker's batch of events in order, in one transaction. Returns the leases whose
     /// events were refused because the worker no longer holds them.
-    pub async fn report(&self, worker: &str, events: Vec<ReportEvent>) -> Result<Vec<String>, WorkerError> {
+    pub async fn report(
+        &self,
+        worker: &str,
+        events: Vec<ReportEvent>,
+    ) -> Result<Vec<String>, WorkerError> {
         let now = now_ms();
         let ttl = self.cfg.lease_ttl_ms;
         let mut st = self.state.lock().await;
@@ -135,7 +172,9 @@ impl Scheduler {
                 continue;
             };
             let fx = match ev {
-                ReportEvent::Started { ts_ms, .. } => active.run.started(i, &lease_id, ts_ms.min(now), ttl),
+                ReportEvent::Started { ts_ms, .. } => {
+                    active.run.started(i, &lease_id, ts_ms.min(now), ttl)
+                }
                 ReportEvent::Finished { ts_ms, result, .. } => {
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {
@@ -153,9 +192,24 @@ impl Scheduler {
                     for l in lines {
                         step.announce.push(Announcement {
                             run_id: run_id.clone(),
-                            event: RunEvent::Log(LogLine { task: task.clone(), attempt, seq: l.seq, ts: format_ts(l.ts_ms), stream: l.stream, line: l.line.clone() }),
+                            event: RunEvent::Log(LogLine {
+                                task: task.clone(),
+                                attempt,
+                                seq: l.seq,
+                                ts: format_ts(l.ts_ms),
+                                stream: l.stream,
+                                line: l.line.clone(),
+                            }),
                         });
-                        step.batch.logs.push(LogRow { run_id: run_id.clone(), task_idx: i, attempt, seq: l.seq, ts: l.ts_ms, stream: l.stream, line: l.line });
+                        step.batch.logs.push(LogRow {
+                            run_id: run_id.clone(),
+                            task_idx: i,
+                            attempt,
+                            seq: l.seq,
+                            ts: l.ts_ms,
+                            stream: l.stream,
+                            line: l.line,
+                        });
                     }
                     Ok(Vec::new())
                 }
@@ -179,7 +233,11 @@ impl Scheduler {
         let st = self.state.lock().await;
         let mut out = std::collections::HashMap::new();
         for (run_id, i) in st.leases.values() {
-            if let Some(l) = st.runs.get(run_id).and_then(|a| a.run.tasks[*i].lease.as_ref()) {
+            if let Some(l) = st
+                .runs
+                .get(run_id)
+                .and_then(|a| a.run.tasks[*i].lease.as_ref())
+            {
                 *out.entry(l.worker.clone()).or_insert(0) += 1;
             }
         }

@@ -30,7 +30,9 @@ impl LogCursor {
 
 pub(super) async fn insert(tx: &mut sqlx::SqliteConnection, rows: &[LogRow]) -> Result<()> {
     for chunk in rows.chunks(4000) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR IGNORE INTO logs (run_id, task_idx, attempt, seq, ts, stream, line) ");
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR IGNORE INTO logs (run_id, task_idx, attempt, seq, ts, stream, line) ",
+        );
         q.push_values(chunk, |mut b, r| {
             b.push_bind(&r.run_id)
                 .push_bind(r.task_idx as i64)
@@ -50,7 +52,14 @@ pub(super) async fn insert(tx: &mut sqlx::SqliteConnection, rows: &[LogRow]) -> 
 
 impl Store {
     /// Up to `limit` lines of a task's log after `after`, in order.
-    pub async fn read_logs(&self, run_id: &str, task_idx: usize, task_name: &str, after: LogCursor, limit: u32) -> Result<Vec<(LogCursor, LogLine)>> {
+    pub async fn read_logs(
+        &self,
+        run_id: &str,
+        task_idx: usize,
+        task_name: &str,
+        after: LogCursor,
+        limit: u32,
+    ) -> Result<Vec<(LogCursor, LogLine)>> {
         let (attempt, seq) = after.parts();
         let rows = sqlx::query(
             "SELECT attempt, seq, ts, stream, line FROM logs WHERE run_id = ? AND task_idx = ? \
@@ -77,7 +86,11 @@ impl Store {
                         attempt,
                         seq,
                         ts: format_ts(r.get("ts")),
-                        stream: if stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
+                        stream: if stream == "stderr" {
+                            Stream::Stderr
+                        } else {
+                            Stream::Stdout
+                        },
                         line: r.get("line"),
                     },
                 )

@@ -7,12 +7,14 @@ mod runs;
 mod workers;
 
 pub use logs::{LogCursor, LogRow};
-pub use workers::WorkerRow;
 pub use runs::{RunFilter, RunRow, StoredRun, TaskRow, TaskStatic, WriteBatch};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+pub use workers::WorkerRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,7 +23,10 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -66,7 +71,9 @@ impl Store {
     /// Copies the write-ahead log back into the database file. Run in the background (see
     /// [`Store::checkpoint_loop`]) so that commits on the hot path never pay for it.
     pub async fn checkpoint(&self) -> Result<()> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -34,7 +34,14 @@ const VERSION_SELECT: &str = "SELECT v.id, v.pipeline_id, p.name, v.version, v.d
 impl Store {
     /// Stores a pipeline file as the next version of the pipeline it names, unless the very same
     /// bytes are already a version of it, in which case that version is returned.
-    pub async fn put_pipeline_version(&self, name: &str, description: Option<&str>, yaml: &str, digest: &str, now: i64) -> Result<PipelineVersion> {
+    pub async fn put_pipeline_version(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        yaml: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<PipelineVersion> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO sources (digest, yaml) VALUES (?, ?)")
@@ -61,11 +68,13 @@ impl Store {
                 id
             }
         };
-        let existing = sqlx::query(&format!("{VERSION_SELECT} WHERE v.pipeline_id = ? AND v.digest = ?"))
-            .bind(&pipeline_id)
-            .bind(digest)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing = sqlx::query(&format!(
+            "{VERSION_SELECT} WHERE v.pipeline_id = ? AND v.digest = ?"
+        ))
+        .bind(&pipeline_id)
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(r) = existing {
             tx.commit().await?;
             return Ok(version(&r));
@@ -126,25 +135,39 @@ impl Store {
     }
 
     pub async fn list_versions(&self, pipeline_id: &str) -> Result<Vec<PipelineVersion>> {
-        let rows = sqlx::query(&format!("{VERSION_SELECT} WHERE v.pipeline_id = ? ORDER BY v.version DESC"))
-            .bind(pipeline_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{VERSION_SELECT} WHERE v.pipeline_id = ? ORDER BY v.version DESC"
+        ))
+        .bind(pipeline_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(version).collect())
     }
 
     /// A version of a pipeline; the latest when `version` is `None`.
-    pub async fn get_version(&self, pipeline_id: &str, version_no: Option<u32>) -> Result<Option<PipelineVersion>> {
+    pub async fn get_version(
+        &self,
+        pipeline_id: &str,
+        version_no: Option<u32>,
+    ) -> Result<Option<PipelineVersion>> {
         let row = match version_no {
-            Some(n) => sqlx::query(&format!("{VERSION_SELECT} WHERE v.pipeline_id = ? AND v.version = ?"))
+            Some(n) => {
+                sqlx::query(&format!(
+                    "{VERSION_SELECT} WHERE v.pipeline_id = ? AND v.version = ?"
+                ))
                 .bind(pipeline_id)
                 .bind(n as i64)
                 .fetch_optional(&self.pool)
-                .await?,
-            None => sqlx::query(&format!("{VERSION_SELECT} WHERE v.pipeline_id = ? ORDER BY v.version DESC LIMIT 1"))
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "{VERSION_SELECT} WHERE v.pipeline_id = ? ORDER BY v.version DESC LIMIT 1"
+                ))
                 .bind(pipeline_id)
                 .fetch_optional(&self.pool)
-                .await?,
+                .await?
+            }
         };
         Ok(row.as_ref().map(version))
     }

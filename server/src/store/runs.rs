@@ -33,7 +33,9 @@ impl RunRow {
             state: self.state,
             created_at: format_ts(self.created_at),
             finished_at: self.finished_at.map(format_ts),
-            duration_ms: self.finished_at.map(|f| (f - self.created_at).max(0) as u64),
+            duration_ms: self
+                .finished_at
+                .map(|f| (f - self.created_at).max(0) as u64),
         }
     }
 }
@@ -50,7 +52,12 @@ pub struct TaskStatic {
 impl TaskStatic {
     pub fn new(name: String, image: String, depends_on: Vec<String>) -> TaskStatic {
         let depends_on_json = json(&depends_on);
-        TaskStatic { name, image, depends_on, depends_on_json }
+        TaskStatic {
+            name,
+            image,
+            depends_on,
+            depends_on_json,
+        }
     }
 }
 
@@ -83,7 +90,12 @@ pub struct WriteBatch {
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.sources.is_empty() && self.new_runs.is_empty() && self.runs.is_empty() && self.tasks.is_empty() && self.logs.is_empty() && self.workers_seen.is_empty()
+        self.sources.is_empty()
+            && self.new_runs.is_empty()
+            && self.runs.is_empty()
+            && self.tasks.is_empty()
+            && self.logs.is_empty()
+            && self.workers_seen.is_empty()
     }
 }
 
@@ -100,7 +112,10 @@ pub struct RunFilter {
 
 const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at";
 
-fn push_task<'a>(mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>, row: &'a TaskRow) {
+fn push_task<'a>(
+    mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
+    row: &'a TaskRow,
+) {
     let t = &row.task;
     b.push_bind(&*row.run_id)
         .push_bind(row.idx as i64)
@@ -112,9 +127,17 @@ fn push_task<'a>(mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static 
         .push_bind(t.lease.as_ref().map(|l| l.id.clone()))
         .push_bind(t.lease.as_ref().map(|l| l.worker.clone()))
         .push_bind(t.cancel_requested)
-        .push_bind(if t.inputs.is_empty() { None } else { Some(json(&t.inputs)) })
+        .push_bind(if t.inputs.is_empty() {
+            None
+        } else {
+            Some(json(&t.inputs))
+        })
         .push_bind(t.spec.as_ref().map(json))
-        .push_bind(if t.outputs.params.is_empty() { None } else { Some(json(&t.outputs.params)) })
+        .push_bind(if t.outputs.params.is_empty() {
+            None
+        } else {
+            Some(json(&t.outputs.params))
+        })
         .push_bind(t.exit_code)
         .push_bind(t.error.clone())
         .push_bind(t.ready_at)
@@ -129,10 +152,13 @@ fn run_row(r: &SqliteRow) -> Result<RunRow> {
         name: r.get("name"),
         pipeline_name: r.get("pipeline_name"),
         pipeline_version_id: r.get("pipeline_version_id"),
-        pipeline_version: r.get::<Option<i64>, _>("pipeline_version").map(|v| v as u32),
+        pipeline_version: r
+            .get::<Option<i64>, _>("pipeline_version")
+            .map(|v| v as u32),
         digest: r.get("digest"),
         params: from_json(Some(r.get("params")), "run params")?.unwrap_or_default(),
-        state: RunState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("run state `{state}`")))?,
+        state: RunState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("run state `{state}`")))?,
         error: r.get("error"),
         created_at: r.get("created_at"),
         finished_at: r.get("finished_at"),
@@ -146,15 +172,27 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
     Ok(TaskRow {
         run_id: Arc::from(r.get::<String, _>("run_id")),
         idx: r.get::<i64, _>("idx") as usize,
-        stat: Arc::new(TaskStatic::new(r.get("name"), r.get("image"), from_json(Some(r.get("depends_on")), "task dependencies")?.unwrap_or_default())),
+        stat: Arc::new(TaskStatic::new(
+            r.get("name"),
+            r.get("image"),
+            from_json(Some(r.get("depends_on")), "task dependencies")?.unwrap_or_default(),
+        )),
         task: Task {
-            state: TaskState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
+            state: TaskState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
             attempt: r.get::<i64, _>("attempt") as u32,
-            lease: lease_id.map(|id| LeaseInfo { id, worker: worker.unwrap_or_default(), expires_at: 0 }),
+            lease: lease_id.map(|id| LeaseInfo {
+                id,
+                worker: worker.unwrap_or_default(),
+                expires_at: 0,
+            }),
             cancel_requested: r.get("cancel_requested"),
             inputs: from_json(r.get("inputs"), "task inputs")?.unwrap_or_default(),
             spec: from_json(r.get("spec"), "task spec")?,
-            outputs: TaskOutputs { params: from_json(r.get("outputs"), "task outputs")?.unwrap_or_default(), artifacts: Vec::new() },
+            outputs: TaskOutputs {
+                params: from_json(r.get("outputs"), "task outputs")?.unwrap_or_default(),
+                artifacts: Vec::new(),
+            },
             exit_code: r.get("exit_code"),
             error: r.get("error"),
             ready_at: r.get("ready_at"),
@@ -173,7 +211,11 @@ impl Store {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         for (digest, yaml) in &batch.sources {
-            sqlx::query("INSERT OR IGNORE INTO sources (digest, yaml) VALUES (?, ?)").bind(digest).bind(yaml).execute(&mut *tx).await?;
+            sqlx::query("INSERT OR IGNORE INTO sources (digest, yaml) VALUES (?, ?)")
+                .bind(digest)
+                .bind(yaml)
+                .execute(&mut *tx)
+                .await?;
         }
         for r in &batch.new_runs {
             sqlx::query(
@@ -205,16 +247,28 @@ impl Store {
         }
         // A new run's pending tasks are written in short rows (everything else is still unset);
         // all other tasks replace what is stored.
-        let (fresh, changed): (Vec<&TaskRow>, Vec<&TaskRow>) = batch.tasks.iter().partition(|r| r.task.state == TaskState::Pending && r.task.attempt == 0 && batch.new_runs.iter().any(|n| *n.id == *r.run_id));
+        let (fresh, changed): (Vec<&TaskRow>, Vec<&TaskRow>) = batch.tasks.iter().partition(|r| {
+            r.task.state == TaskState::Pending
+                && r.task.attempt == 0
+                && batch.new_runs.iter().any(|n| *n.id == *r.run_id)
+        });
         for chunk in fresh.chunks(4000) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO tasks (run_id, idx, name, image, depends_on, state) ");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO tasks (run_id, idx, name, image, depends_on, state) ",
+            );
             q.push_values(chunk, |mut b, r| {
-                b.push_bind(&*r.run_id).push_bind(r.idx as i64).push_bind(&r.stat.name).push_bind(&r.stat.image).push_bind(&r.stat.depends_on_json).push_bind("pending");
+                b.push_bind(&*r.run_id)
+                    .push_bind(r.idx as i64)
+                    .push_bind(&r.stat.name)
+                    .push_bind(&r.stat.image)
+                    .push_bind(&r.stat.depends_on_json)
+                    .push_bind("pending");
             });
             q.build().execute(&mut *tx).await?;
         }
         for chunk in changed.chunks(1000) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT OR REPLACE INTO tasks ({TASK_COLS}) "));
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("INSERT OR REPLACE INTO tasks ({TASK_COLS}) "));
             q.push_values(chunk, |b, r| push_task(b, r));
             q.build().execute(&mut *tx).await?;
         }
@@ -222,18 +276,34 @@ impl Store {
             .tasks
             .iter()
             .filter(|r| r.task.state == TaskState::Succeeded)
-            .flat_map(|r| r.task.outputs.artifacts.iter().map(move |a| (&*r.run_id, r.idx, a, r.task.finished_at.unwrap_or(0))))
+            .flat_map(|r| {
+                r.task
+                    .outputs
+                    .artifacts
+                    .iter()
+                    .map(move |a| (&*r.run_id, r.idx, a, r.task.finished_at.unwrap_or(0)))
+            })
             .collect();
         for chunk in artifacts.chunks(2000) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, created_at) ");
             q.push_values(chunk, |mut b, (run, idx, a, at)| {
-                b.push_bind(*run).push_bind(*idx as i64).push_bind(&a.name).push_bind(&a.uri).push_bind(a.size as i64).push_bind(&a.sha256).push_bind(*at);
+                b.push_bind(*run)
+                    .push_bind(*idx as i64)
+                    .push_bind(&a.name)
+                    .push_bind(&a.uri)
+                    .push_bind(a.size as i64)
+                    .push_bind(&a.sha256)
+                    .push_bind(*at);
             });
             q.build().execute(&mut *tx).await?;
         }
         super::logs::insert(&mut tx, &batch.logs).await?;
         for (id, at) in &batch.workers_seen {
-            sqlx::query("UPDATE workers SET last_seen_at = ? WHERE id = ?").bind(at).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE workers SET last_seen_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -248,7 +318,9 @@ impl Store {
             q.push(" AND pipeline_name = ").push_bind(p.clone());
         }
         if let Some(s) = &f.search {
-            q.push(" AND instr(name, ").push_bind(s.clone()).push(") > 0");
+            q.push(" AND instr(name, ")
+                .push_bind(s.clone())
+                .push(") > 0");
         }
         if let Some(b) = &f.before {
             q.push(" AND id < ").push_bind(b.clone());
@@ -259,7 +331,11 @@ impl Store {
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Option<StoredRun>> {
-        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?").bind(id).fetch_optional(&self.pool).await? else {
+        let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
             return Ok(None);
         };
         let row = run_row(&row)?;
@@ -268,13 +344,23 @@ impl Store {
     }
 
     async fn tasks_of(&self, run_id: &str) -> Result<Vec<TaskRow>> {
-        let rows = sqlx::query(&format!("SELECT {TASK_COLS} FROM tasks WHERE run_id = ? ORDER BY idx")).bind(run_id).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLS} FROM tasks WHERE run_id = ? ORDER BY idx"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
         let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
         let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256 FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
         for a in arts {
             let idx = a.get::<i64, _>("task_idx") as usize;
             if let Some(t) = tasks.get_mut(idx) {
-                t.task.outputs.artifacts.push(ArtifactRecord { name: a.get("name"), uri: a.get("uri"), size: a.get::<i64, _>("size") as u64, sha256: a.get("sha256") });
+                t.task.outputs.artifacts.push(ArtifactRecord {
+                    name: a.get("name"),
+                    uri: a.get("uri"),
+                    size: a.get::<i64, _>("size") as u64,
+                    sha256: a.get("sha256"),
+                });
             }
         }
         Ok(tasks)
@@ -282,7 +368,10 @@ impl Store {
 
     /// Runs that have not ended, for the scheduler to take up again after a restart.
     pub async fn active_runs(&self) -> Result<Vec<StoredRun>> {
-        let rows = sqlx::query("SELECT * FROM runs WHERE state IN ('running', 'cancelling') ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT * FROM runs WHERE state IN ('running', 'cancelling') ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::new();
         for r in &rows {
             let row = run_row(r)?;

@@ -23,7 +23,13 @@ fn worker_row(r: &sqlx::sqlite::SqliteRow) -> WorkerRow {
 }
 
 impl Store {
-    pub async fn register_worker(&self, id: &str, name: &str, capacity: u32, now: i64) -> Result<()> {
+    pub async fn register_worker(
+        &self,
+        id: &str,
+        name: &str,
+        capacity: u32,
+        now: i64,
+    ) -> Result<()> {
         let _w = self.write.lock().await;
         sqlx::query("INSERT INTO workers (id, name, capacity, registered_at, last_seen_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
@@ -37,12 +43,17 @@ impl Store {
     }
 
     pub async fn get_worker(&self, id: &str) -> Result<Option<WorkerRow>> {
-        let row = sqlx::query("SELECT * FROM workers WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM workers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(worker_row))
     }
 
     pub async fn list_workers(&self) -> Result<Vec<WorkerRow>> {
-        let rows = sqlx::query("SELECT * FROM workers ORDER BY last_seen_at DESC LIMIT 1000").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM workers ORDER BY last_seen_at DESC LIMIT 1000")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(worker_row).collect())
     }
 }

@@ -37,7 +37,10 @@ pub struct FakeRuntime {
 
 impl FakeRuntime {
     pub fn new(journal: Option<PathBuf>) -> FakeRuntime {
-        FakeRuntime { records: Mutex::new(Vec::new()), journal }
+        FakeRuntime {
+            records: Mutex::new(Vec::new()),
+            journal,
+        }
     }
 
     pub fn records(&self) -> Vec<Recorded> {
@@ -46,7 +49,11 @@ impl FakeRuntime {
 
     fn record(&self, r: Recorded) {
         if let Some(path) = &self.journal {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = writeln!(f, "{}", serde_json::to_string(&r).unwrap_or_default());
             }
         }
@@ -63,7 +70,13 @@ impl ContainerRuntime for FakeRuntime {
 
     fn run(&self, req: RunRequest, mut io: Io) -> BoxFuture<'_, Result<Exit, RuntimeError>> {
         Box::pin(async move {
-            let env = |k: &str| req.spec.env.iter().find(|e| e.name == k).map(|e| e.value.clone());
+            let env = |k: &str| {
+                req.spec
+                    .env
+                    .iter()
+                    .find(|e| e.name == k)
+                    .map(|e| e.value.clone())
+            };
             let _ = io.started.send(());
             let mut rec = Recorded {
                 lease_id: req.lease_id.clone(),
@@ -79,7 +92,9 @@ impl ContainerRuntime for FakeRuntime {
                     io.logs.line(Stream::Stdout, l);
                 }
             }
-            let sleep = env("FAKE_SLEEP_MS").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let sleep = env("FAKE_SLEEP_MS")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
             if sleep > 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(sleep)) => {}
@@ -91,7 +106,10 @@ impl ContainerRuntime for FakeRuntime {
                 }
             }
             for e in &req.spec.env {
-                let write = |dir: &PathBuf, name: &str| std::fs::write(dir.join(name), &e.value).map_err(|err| RuntimeError::Failed(err.to_string()));
+                let write = |dir: &PathBuf, name: &str| {
+                    std::fs::write(dir.join(name), &e.value)
+                        .map_err(|err| RuntimeError::Failed(err.to_string()))
+                };
                 if let Some(name) = e.name.strip_prefix("FAKE_OUT_") {
                     write(&req.params_dir, name)?;
                 } else if let Some(name) = e.name.strip_prefix("FAKE_ART_") {
@@ -101,7 +119,11 @@ impl ContainerRuntime for FakeRuntime {
             let code = env("FAKE_EXIT").and_then(|v| v.parse().ok()).unwrap_or(0);
             rec.completed = true;
             self.record(rec);
-            Ok(Exit { code, oom_killed: false, stopped: None })
+            Ok(Exit {
+                code,
+                oom_killed: false,
+                stopped: None,
+            })
         })
     }
 }

@@ -1,0 +1,133 @@
+//! The command line as CI uses it: validate, submit --wait, runs, logs; exit codes included.
+
+use crate::harness::*;
+use std::process::Command;
+
+fn sluice(args: &[&str], server: &str) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("SLUICE_SERVER", server)
+        .env_remove("SLUICE_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_prints_every_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: x\nsteps:\n  - name: a\n    image: b\n    dependsOn: [zz]\n    command: [echo, '{{params.nope}}']\n").unwrap();
+    let (code, _, err) = sluice(&["validate", bad.to_str().unwrap()], "http://127.0.0.1:9");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad.yaml:5:17: error: step `a` depends on unknown step `zz`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml:6:21: error: unknown pipeline parameter `nope`"),
+        "{err}"
+    );
+    assert!(err.contains("2 error(s)"), "{err}");
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, crate::api::DIAMOND).unwrap();
+    let (code, out, _) = sluice(&["validate", good.to_str().unwrap()], "http://127.0.0.1:9");
+    assert_eq!(code, 0);
+    assert!(out.contains("ok (pipeline `diamond`, 4 step(s))"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_wait_follows_the_run_and_exits_with_its_outcome() {
+    let env = InProcess::start().await;
+    let url = env.url.clone();
+    let file = env.dir.path().join("diamond.yaml");
+    std::fs::write(&file, crate::api::DIAMOND).unwrap();
+    let f = file.to_str().unwrap().to_string();
+    let u = url.clone();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || sluice(&["submit", &f, "--wait", "-p", "seed=9"], &u))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("a | hello"),
+        "logs are printed as they come: {out}"
+    );
+    assert!(
+        out.contains(" d succeeded"),
+        "task transitions are printed: {out}"
+    );
+    assert!(
+        err.contains("succeeded") && err.contains("z=b9+c9"),
+        "{err}"
+    );
+
+    let failing = env.dir.path().join("fail.yaml");
+    std::fs::write(
+        &failing,
+        "name: f\nsteps:\n  - name: boom\n    image: b\n    env: {FAKE_EXIT: \"4\"}\n",
+    )
+    .unwrap();
+    let f = failing.to_str().unwrap().to_string();
+    let u = url.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        sluice(&["submit", &f, "--wait", "--output", "json"], &u)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{err}");
+    let detail: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(detail["state"], "failed");
+    assert_eq!(detail["tasks"][0]["exit_code"], 4);
+
+    let f = file.to_str().unwrap().to_string();
+    let u = url.clone();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || sluice(&["submit", &f, "-p", "seed=lots"], &u))
+            .await
+            .unwrap();
+    assert_eq!(code, 2, "bad parameter values are invalid input: {err}");
+    assert!(err.contains("parameter `seed` is int"), "{err}");
+
+    let (code, _, err) =
+        tokio::task::spawn_blocking(|| sluice(&["runs", "list"], "http://127.0.0.1:9"))
+            .await
+            .unwrap();
+    assert_eq!(
+        code, 3,
+        "an unreachable server has its own exit code: {err}"
+    );
+
+    let u = url.clone();
+    let (code, out, _) =
+        tokio::task::spawn_blocking(move || sluice(&["runs", "list", "--output", "json"], &u))
+            .await
+            .unwrap();
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let runs = list["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let ok_id = runs.iter().find(|r| r["state"] == "succeeded").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u = url.clone();
+    let id = ok_id.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || sluice(&["logs", &id, "a"], &u))
+        .await
+        .unwrap();
+    assert_eq!((code, out.as_str()), (0, "hello\nfrom a\n"));
+    let u = url.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || sluice(&["runs", "get", &ok_id], &u))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("state     succeeded") && out.contains("z=b9+c9"),
+        "{out}"
+    );
+}

@@ -1,0 +1,210 @@
+//! Starting servers and workers for tests, and waiting on runs.
+
+use sluice_sdk::api::{RunDetail, RunState};
+use sluice_sdk::client::Client;
+use sluice_server::scheduler::SchedulerConfig;
+use sluice_worker::runtime::fake::FakeRuntime;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// A server and a worker running inside the test process.
+pub struct InProcess {
+    pub client: Client,
+    pub url: String,
+    pub runtime: Arc<FakeRuntime>,
+    pub dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+}
+
+impl InProcess {
+    pub async fn start() -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = watch::channel(false);
+        let cfg = sluice_server::ServerConfig {
+            data_dir: dir.path().join("server"),
+            scheduler: SchedulerConfig::default(),
+            token: None,
+        };
+        let mut r = rx.clone();
+        tokio::spawn(sluice_server::serve(cfg, listener, async move {
+            let _ = r.wait_for(|s| *s).await;
+        }));
+        let runtime = Arc::new(FakeRuntime::default());
+        let wcfg = sluice_worker::WorkerConfig {
+            server: url.clone(),
+            token: None,
+            name: "test".into(),
+            capacity: 8,
+            data_dir: dir.path().join("worker"),
+            poll_wait: Duration::from_secs(5),
+            drain: Duration::from_secs(1),
+        };
+        let mut r = rx.clone();
+        let rt: Arc<dyn sluice_worker::runtime::ContainerRuntime> = runtime.clone();
+        tokio::spawn(sluice_worker::run(wcfg, rt, async move {
+            let _ = r.wait_for(|s| *s).await;
+        }));
+        let client = Client::new(&url, None);
+        InProcess {
+            client,
+            url,
+            runtime,
+            dir,
+            stop,
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Polls a run until it ends.
+pub async fn wait_run(client: &Client, id: &str, timeout: Duration) -> RunDetail {
+    let start = Instant::now();
+    loop {
+        if let Ok(d) = client.get_run(id).await {
+            if d.summary.state.is_terminal() {
+                return d;
+            }
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "run {id} did not end within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls until `check` holds for the run.
+pub async fn wait_until(
+    client: &Client,
+    id: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&RunDetail) -> bool,
+) -> RunDetail {
+    let start = Instant::now();
+    loop {
+        if let Ok(d) = client.get_run(id).await {
+            if check(&d) {
+                return d;
+            }
+            assert!(
+                d.summary.state == RunState::Running || d.summary.state == RunState::Cancelling,
+                "run ended ({}) before {what}",
+                d.summary.state
+            );
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn kill9(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn spawn(args: &[&str], log: &Path) -> Proc {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(BIN)
+        .args(args)
+        .env("SLUICE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Starts `sluice server` on `port` with short leases, and waits until it answers.
+pub async fn spawn_server(port: u16, data: &Path, log: &Path) -> Proc {
+    let addr = format!("127.0.0.1:{port}");
+    let p = spawn(
+        &[
+            "server",
+            "--addr",
+            &addr,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--lease-ttl",
+            "2s",
+            "--heartbeat",
+            "300ms",
+        ],
+        log,
+    );
+    let client = Client::new(&format!("http://{addr}"), None);
+    let start = Instant::now();
+    while client.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start; see {}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p
+}
+
+pub fn spawn_worker(url: &str, dir: &Path, journal: &Path, log: &Path) -> Proc {
+    spawn(
+        &[
+            "worker",
+            "--server",
+            url,
+            "--runtime",
+            "fake",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--fake-journal",
+            journal.to_str().unwrap(),
+            "--capacity",
+            "4",
+        ],
+        log,
+    )
+}
+
+pub fn journal(path: &PathBuf) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

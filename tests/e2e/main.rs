@@ -1,0 +1,9 @@
+//! End-to-end tests of the `sluice` binary and its crates: a real server on a random port with a
+//! temporary SQLite file, real workers (in-process, or as separate processes killed with SIGKILL),
+//! the fake runtime standing in for containers.
+
+mod harness;
+
+mod api;
+mod cli;
+mod processes;

@@ -1,0 +1,118 @@
+//! Failure of real processes: a worker killed with SIGKILL mid-task, a server killed and restarted
+//! mid-run. Nothing may be lost and no task may run twice at once.
+
+use crate::harness::*;
+use sluice_sdk::api::{CreateRun, RunState, TaskState};
+use sluice_sdk::client::Client;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_worker_killed_mid_task_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = spawn_server(
+        port,
+        &dir.path().join("server"),
+        &dir.path().join("server.log"),
+    )
+    .await;
+    let client = Client::new(&url, None);
+    let yaml = "name: long\nsteps:\n  - name: work\n    image: b\n    env: {FAKE_SLEEP_MS: \"2500\", FAKE_OUT_n: \"{{task.attempt}}\"}\n    outputs: {params: {n: int}}\n  - name: after\n    image: b\n    params: {n: \"{{steps.work.outputs.params.n}}\"}\n    env: {FAKE_OUT_m: \"{{inputs.params.n}}\"}\n    outputs: {params: {m: int}}\n";
+    let j1 = dir.path().join("w1.jsonl");
+    let j2 = dir.path().join("w2.jsonl");
+    let mut w1 = spawn_worker(
+        &url,
+        &dir.path().join("w1"),
+        &j1,
+        &dir.path().join("w1.log"),
+    );
+    let run = client
+        .create_run(&CreateRun {
+            yaml: Some(yaml.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = run.summary.id;
+    let d = wait_until(
+        &client,
+        &id,
+        Duration::from_secs(20),
+        "work running on worker 1",
+        |d| d.tasks[0].state == TaskState::Running,
+    )
+    .await;
+    let first_worker = d.tasks[0].worker.clone().unwrap();
+    w1.kill9();
+    let _w2 = spawn_worker(
+        &url,
+        &dir.path().join("w2"),
+        &j2,
+        &dir.path().join("w2.log"),
+    );
+    let done = wait_run(&client, &id, Duration::from_secs(30)).await;
+    assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
+    assert_eq!(
+        done.tasks[0].attempt, 2,
+        "the task ran again after its lease expired"
+    );
+    assert_eq!(done.tasks[0].outputs["n"], serde_json::json!(2));
+    assert_eq!(
+        done.tasks[1].outputs["m"],
+        serde_json::json!(2),
+        "the downstream task saw the second attempt's output"
+    );
+    assert!(
+        journal(&j1).is_empty(),
+        "the killed worker completed nothing"
+    );
+    let second: Vec<_> = journal(&j2)
+        .into_iter()
+        .filter(|r| r["task"] == "work")
+        .collect();
+    assert_eq!(second.len(), 1, "exactly one more run of the task");
+    assert_eq!(second[0]["attempt"], 2);
+    let workers = client.list_workers().await.unwrap();
+    assert!(workers.iter().any(|w| w.id == first_worker));
+}
+
+#[tokio::test]
+async fn a_restarted_server_picks_its_runs_up_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("server");
+    let log = dir.path().join("server.log");
+    let mut server = spawn_server(port, &data, &log).await;
+    let client = Client::new(&url, None);
+    let yaml = "name: chain\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_SLEEP_MS: \"1500\", FAKE_OUT_v: \"41\", FAKE_LOG: \"a says hi\"}\n    outputs: {params: {v: int}}\n  - name: b\n    image: b\n    params: {v: \"{{steps.a.outputs.params.v}}\"}\n    env: {FAKE_SLEEP_MS: \"500\", FAKE_OUT_w: \"{{inputs.params.v}}1\"}\n    outputs: {params: {w: int}}\n";
+    let j = dir.path().join("w.jsonl");
+    let _w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
+    let run = client
+        .create_run(&CreateRun {
+            yaml: Some(yaml.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = run.summary.id;
+    wait_until(&client, &id, Duration::from_secs(20), "a running", |d| {
+        d.tasks[0].state == TaskState::Running
+    })
+    .await;
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _server = spawn_server(port, &data, &log).await;
+    let done = wait_run(&client, &id, Duration::from_secs(30)).await;
+    assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.tasks[1].outputs["w"], serde_json::json!(411));
+    assert_eq!(
+        done.tasks.iter().map(|t| t.attempt).collect::<Vec<_>>(),
+        [1, 1],
+        "nothing ran twice: the worker kept its lease across the restart"
+    );
+    let lines = client.logs(&id, "a", 0, 10).await.unwrap().lines;
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].line, "a says hi");
+}
