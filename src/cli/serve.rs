@@ -83,7 +83,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = default_capacity())]
     capacity: u32,
     /// The built-in worker's container runtime.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, hide = true)]
     runtime: Option<RuntimeKind>,
 }
 
@@ -100,7 +100,7 @@ pub struct WorkerArgs {
     /// The worker's name (default: the host name).
     #[arg(long)]
     name: Option<String>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, hide = true)]
     runtime: Option<RuntimeKind>,
     /// A JSON line per task the fake runtime ran (tests only).
     #[arg(long, hide = true)]

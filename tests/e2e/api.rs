@@ -377,3 +377,89 @@ async fn the_openapi_document_describes_every_route() {
         assert!(paths.contains_key(p), "openapi.json lacks {p}");
     }
 }
+
+#[tokio::test]
+async fn logs_and_events_stream_live_while_a_task_runs() {
+    let env = InProcess::start().await;
+    let yaml = "name: live\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_LOG: \"one|two\", FAKE_SLEEP_MS: \"800\"}\n";
+    let run = env
+        .client
+        .create_run(&CreateRun {
+            yaml: Some(yaml.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = run.summary.id;
+    let mut events = env.client.run_events(&id).await.unwrap();
+    let mut logs = env.client.follow_logs(&id, "a").await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(ev) = logs.next::<sluice_sdk::api::RunEvent>().await {
+        if let sluice_sdk::api::RunEvent::Log(l) = ev.unwrap() {
+            // Lines arrive before the task has finished.
+            if seen.is_empty() {
+                let d = env.client.get_run(&id).await.unwrap();
+                assert!(
+                    !d.tasks[0].state.is_terminal(),
+                    "the first line came only after the task ended"
+                );
+            }
+            seen.push(l.line);
+        }
+    }
+    assert_eq!(
+        seen,
+        ["one", "two"],
+        "the follow stream ends when the task does"
+    );
+    let mut kinds = Vec::new();
+    while let Some(ev) = events.next::<sluice_sdk::api::RunEvent>().await {
+        match ev.unwrap() {
+            sluice_sdk::api::RunEvent::Task { state, .. } => kinds.push(format!("task:{state}")),
+            sluice_sdk::api::RunEvent::Log(l) => kinds.push(format!("log:{}", l.line)),
+            sluice_sdk::api::RunEvent::Run { state, .. } => kinds.push(format!("run:{state}")),
+        }
+    }
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("run:succeeded"),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"log:one".to_string()) && kinds.contains(&"task:succeeded".to_string()),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_token_is_required_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cfg = sluice_server::ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        scheduler: Default::default(),
+        token: Some("s3cret".into()),
+    };
+    tokio::spawn(sluice_server::serve(cfg, listener, std::future::pending()));
+    let anon = sluice_sdk::client::Client::new(&url, None);
+    while anon.health().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match anon.list_runs(None, None, 10, None).await {
+        Err(ClientError::Api { status: 401, error }) => assert_eq!(error.code, "unauthorized"),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    let wrong = sluice_sdk::client::Client::new(&url, Some("nope".into()));
+    assert!(matches!(
+        wrong.register_worker("w", 1).await,
+        Err(ClientError::Api { status: 401, .. })
+    ));
+    let ok = sluice_sdk::client::Client::new(&url, Some("s3cret".into()));
+    assert!(ok
+        .list_runs(None, None, 10, None)
+        .await
+        .unwrap()
+        .runs
+        .is_empty());
+}

@@ -1,0 +1,100 @@
+//! The architecture's invariants that a test can check, and the example pipelines.
+
+use std::path::Path;
+
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(rust_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_engine_does_no_io() {
+    let forbidden = [
+        "tokio",
+        "sqlx",
+        "std::fs",
+        "std::net",
+        "SystemTime",
+        "Instant::now",
+        "reqwest",
+        "crate::store",
+        "crate::scheduler",
+    ];
+    for f in rust_files(&root().join("server/src/engine")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for word in forbidden {
+            assert!(
+                !code.contains(word),
+                "{} mentions `{word}`: the engine must stay pure",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_store_writes_sql() {
+    for f in rust_files(&root().join("server/src")) {
+        if f.starts_with(root().join("server/src/store")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains("sqlx::query"),
+            "{} runs SQL outside the store",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn the_worker_and_sdk_do_not_depend_on_the_server() {
+    for krate in ["worker", "sdk"] {
+        let toml = std::fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        assert!(
+            !toml.contains("sluice-server"),
+            "{krate} depends on the server"
+        );
+        assert!(!toml.contains("sqlx"), "{krate} depends on sqlx");
+    }
+    let sdk = std::fs::read_to_string(root().join("sdk/Cargo.toml")).unwrap();
+    assert!(!sdk.contains("axum"), "the sdk depends on axum");
+}
+
+#[test]
+fn every_example_pipeline_validates() {
+    let mut n = 0;
+    let mut stack = vec![root().join("pipelines")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                if let Err(d) = sluice_sdk::spec::load(&p.display().to_string(), &text) {
+                    panic!("{}", d.render(&text));
+                }
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 0, "no example pipelines found");
+}
