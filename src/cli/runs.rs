@@ -272,10 +272,7 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                         "ID", "NAME", "STATE", "CREATED"
                     );
                     for r in &list.runs {
-                        let d = r
-                            .duration_ms
-                            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-                            .unwrap_or_else(|| "-".into());
+                        let d = seconds(r.duration_ms);
                         println!(
                             "{:<36}  {:<28} {:<10}  {:<24}  {d}",
                             r.id, r.name, r.state, r.created_at
@@ -311,10 +308,7 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                         "TASK", "STATE", "ATTEMPT", "DURATION"
                     );
                     for t in &d.tasks {
-                        let dur = t
-                            .duration_ms
-                            .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
-                            .unwrap_or_else(|| "-".into());
+                        let dur = seconds(t.duration_ms);
                         let outs: Vec<String> = t
                             .outputs
                             .iter()
@@ -402,4 +396,10 @@ pub async fn logs(a: LogsArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// A duration for tables: `12.3s`, or `-` when unknown.
+fn seconds(ms: Option<u64>) -> String {
+    ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
 }

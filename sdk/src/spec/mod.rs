@@ -105,6 +105,19 @@ pub struct Template {
     pub outputs: Io,
 }
 
+impl Template {
+    /// Every string a container sees, where `{{…}}` references may appear.
+    pub fn strings(&self) -> impl Iterator<Item = &Spanned<String>> {
+        self.command
+            .iter()
+            .flatten()
+            .chain(self.args.iter().flatten())
+            .chain(&self.script)
+            .chain(self.env.iter().map(|(_, v)| v))
+            .chain(&self.working_dir)
+    }
+}
+
 /// Control flow a step or component may ask for. Parsed into the model so that importers can map
 /// Kubeflow's and Argo's features onto it; validation reports what this version does not run.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -414,15 +414,7 @@ fn template(p: &Pipeline, t: &Template, scope: Scope, d: &mut Diagnostics) {
     for decl in t.inputs.artifacts.iter().chain(&t.outputs.artifacts) {
         check_name(&decl.name, "artifact", decl.span, d);
     }
-    let strings = t
-        .command
-        .iter()
-        .flatten()
-        .chain(t.args.iter().flatten())
-        .chain(&t.script)
-        .chain(t.env.iter().map(|(_, v)| v))
-        .chain(&t.working_dir);
-    for s in strings {
+    for s in t.strings() {
         let pieces = match refs::parse(&s.value) {
             Ok(p) => p,
             Err(e) => {
@@ -509,15 +501,7 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
         }
     }
     if let Uses::Inline(t) = &s.uses {
-        for text in t
-            .command
-            .iter()
-            .flatten()
-            .chain(t.args.iter().flatten())
-            .chain(&t.script)
-            .chain(t.env.iter().map(|(_, v)| v))
-            .chain(&t.working_dir)
-        {
+        for text in t.strings() {
             add(&text.value);
         }
     }

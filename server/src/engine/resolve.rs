@@ -5,7 +5,7 @@ use sluice_sdk::api::{
     EnvVar, InputArtifact, OutputArtifact, OutputParam, Params, ResourceRequest, TaskSpec,
 };
 use sluice_sdk::spec::refs::{self, IoKind, Piece, Ref};
-use sluice_sdk::spec::{paths, render, Step, Value};
+use sluice_sdk::spec::{paths, render, Spanned, Step, Value};
 
 /// The task's input parameter values and its runnable spec, or why it cannot run.
 pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, TaskSpec), String> {
@@ -56,24 +56,17 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
 
     let mut direct = Vec::new();
     let mut sub = |s: &str| ctx.text(s, &inputs, &mut direct);
-    let command = tpl
-        .command
-        .as_ref()
-        .map(|c| {
-            c.iter()
-                .map(|s| sub(&s.value))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    let mut args = tpl
-        .args
-        .as_ref()
-        .map(|c| {
-            c.iter()
-                .map(|s| sub(&s.value))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
+    let mut sub_all = |list: &Option<Vec<Spanned<String>>>| {
+        list.as_ref()
+            .map(|c| {
+                c.iter()
+                    .map(|s| sub(&s.value))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+    };
+    let command = sub_all(&tpl.command)?;
+    let mut args = sub_all(&tpl.args)?;
     let script = tpl.script.as_ref().map(|s| sub(&s.value)).transpose()?;
     let env = tpl
         .env
