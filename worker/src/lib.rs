@@ -2,6 +2,7 @@
 //! runtime, ships its logs while it runs, and reports its outputs. It knows the server only by URL.
 
 mod agent;
+pub mod images;
 mod outputs;
 mod reporter;
 pub mod runtime;
