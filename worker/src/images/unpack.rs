@@ -16,6 +16,8 @@ pub enum UnpackError {
     Unsafe { path: String, why: &'static str },
     #[error("layer is compressed with zstd, which this version cannot read")]
     Zstd,
+    #[error("layer content is {got}, but the image says {want}")]
+    DiffId { want: String, got: String },
     #[error("cannot read the layer: {0}")]
     Read(std::io::Error),
     #[error("cannot write `{path}`: {source}")]
@@ -31,11 +33,33 @@ pub struct Unpacked {
     pub bytes: u64,
     pub whiteouts: u64,
     pub skipped_devices: u64,
+    /// `sha256:<hex>` of the uncompressed tar (the image config's `diff_id`).
+    pub diff_id: String,
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hash: sha2::Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Unpacks a layer into `dest`, which must not exist yet; it is created only when every entry
-/// unpacked (the work happens in a sibling directory that is renamed at the end).
-pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<Unpacked, UnpackError> {
+/// unpacked and, when `diff_id` is given, the uncompressed content hashed to it (the work happens
+/// in a sibling directory that is renamed at the end).
+pub fn unpack_layer(
+    reader: impl Read,
+    dest: &Path,
+    diff_id: Option<&str>,
+) -> Result<Unpacked, UnpackError> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -47,6 +71,14 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<Unpacked, UnpackEr
         source,
     })?;
     let result = unpack_into(reader, &tmp).and_then(|stats| {
+        if let Some(want) = diff_id {
+            if want != stats.diff_id {
+                return Err(UnpackError::DiffId {
+                    want: want.to_string(),
+                    got: stats.diff_id,
+                });
+            }
+        }
         std::fs::rename(&tmp, dest).map_err(|source| UnpackError::Write {
             path: dest.display().to_string(),
             source,
@@ -66,11 +98,23 @@ pub fn unpack_into(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackErr
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         return Err(UnpackError::Zstd);
     }
-    if head.starts_with(&[0x1f, 0x8b]) {
-        unpack_tar(flate2::read::GzDecoder::new(buf), root)
+    let plain: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(buf))
     } else {
-        unpack_tar(buf, root)
-    }
+        Box::new(buf)
+    };
+    let mut hashing = Hashing {
+        inner: plain,
+        hash: sha2::Digest::new(),
+    };
+    let mut stats = unpack_tar(&mut hashing, root)?;
+    // The tar reader stops at the end-of-archive marker; the digest covers the padding after it.
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(UnpackError::Read)?;
+    stats.diff_id = format!(
+        "sha256:{}",
+        hex::encode(sha2::Digest::finalize(hashing.hash))
+    );
+    Ok(stats)
 }
 
 fn unsafe_entry(path: &Path, why: &'static str) -> UnpackError {

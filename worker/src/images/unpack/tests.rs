@@ -114,7 +114,7 @@ fn contents_and_metadata_are_kept() {
         E::Dir("ro/", 0o555),
         E::File("ro/inside", b"ok", 0o444, 0),
     ]);
-    let stats = unpack_layer(&tar[..], &dest).unwrap();
+    let stats = unpack_layer(&tar[..], &dest, None).unwrap();
     assert_eq!(stats.skipped_devices, 1);
     assert_eq!(
         std::fs::read(dest.join("etc/os-release")).unwrap(),
@@ -172,7 +172,7 @@ fn whiteouts_become_overlay_whiteouts() {
         E::File("opt/app/.wh..wh..opq", b"", 0o644, 0),
         E::File("opt/app/new", b"n", 0o644, 0),
     ]);
-    let stats = unpack_layer(&tar[..], &dest).unwrap();
+    let stats = unpack_layer(&tar[..], &dest, None).unwrap();
     assert_eq!(stats.whiteouts, 2);
     let w = std::fs::symlink_metadata(dest.join("etc/passwd")).unwrap();
     assert!(
@@ -251,7 +251,9 @@ fn every_escape_is_refused_and_nothing_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("sub/layer");
         std::fs::create_dir_all(dir.path().join("sub")).unwrap();
-        let err = unpack_layer(&tar[..], &dest).expect_err(name).to_string();
+        let err = unpack_layer(&tar[..], &dest, None)
+            .expect_err(name)
+            .to_string();
         assert!(err.contains(want), "{name}: {err}");
         assert!(
             !dest.exists(),
@@ -273,11 +275,25 @@ fn gzip_layers_unpack_and_zstd_is_named() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&plain).unwrap();
     let gz = gz.finish().unwrap();
-    unpack_layer(&gz[..], &dir.path().join("l1")).unwrap();
+    let diff_id = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&plain))
+    );
+    let stats = unpack_layer(&gz[..], &dir.path().join("l1"), Some(&diff_id)).unwrap();
+    assert_eq!(
+        stats.diff_id, diff_id,
+        "the diff id is the digest of the uncompressed tar"
+    );
+    let wrong = unpack_layer(&gz[..], &dir.path().join("l3"), Some("sha256:00")).unwrap_err();
+    assert!(matches!(wrong, UnpackError::DiffId { .. }), "{wrong}");
+    assert!(
+        !dir.path().join("l3").exists(),
+        "a layer that does not match its diff id is not kept"
+    );
     assert_eq!(std::fs::read(dir.path().join("l1/a")).unwrap(), b"hello");
     let zstd = [0x28u8, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
     assert!(matches!(
-        unpack_layer(&zstd[..], &dir.path().join("l2")),
+        unpack_layer(&zstd[..], &dir.path().join("l2"), None),
         Err(UnpackError::Zstd)
     ));
     assert!(!dir.path().join("l2").exists());
@@ -293,7 +309,7 @@ fn later_entries_replace_earlier_ones() {
         E::File("y", b"1", 0o644, 0),
         E::File("y", b"2", 0o644, 0),
     ]);
-    unpack_layer(&tar[..], &dest).unwrap();
+    unpack_layer(&tar[..], &dest, None).unwrap();
     assert_eq!(
         std::fs::read_link(dest.join("x")).unwrap(),
         Path::new("target")
