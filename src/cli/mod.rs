@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch.
 
 mod bench;
+mod image;
 mod pipelines;
 mod runs;
 mod serve;
@@ -81,6 +82,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: pipelines::PipelinesCmd,
     },
+    /// Manage the local image store (load, import, list, remove, prune).
+    Image {
+        #[command(subcommand)]
+        cmd: image::ImageCmd,
+    },
     /// Measure sluice against its targets.
     Bench {
         #[command(subcommand)]
@@ -113,6 +119,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Cmd::Runs { cmd } => runs::runs(cmd).await,
         Cmd::Logs(a) => runs::logs(a).await,
         Cmd::Pipelines { cmd } => pipelines::pipelines(cmd).await,
+        Cmd::Image { cmd } => image::image(cmd).await,
         Cmd::Bench { cmd } => bench::bench(cmd).await,
     };
     match result {

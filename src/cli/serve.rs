@@ -27,6 +27,10 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
+pub fn default_worker_dir() -> PathBuf {
+    default_data_dir().join("worker")
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     sluice_sdk::spec::parse_duration_ms(s)
         .map(Duration::from_millis)
@@ -92,7 +96,7 @@ pub struct WorkerArgs {
     #[command(flatten)]
     conn: super::Conn,
     /// Where task scratch files and output artifacts live.
-    #[arg(long, env = "SLUICE_WORKER_DIR", default_value_os_t = default_data_dir().join("worker"))]
+    #[arg(long, env = "SLUICE_WORKER_DIR", default_value_os_t = default_worker_dir())]
     data_dir: PathBuf,
     /// How many tasks run at once.
     #[arg(long, default_value_t = default_capacity())]

@@ -34,7 +34,16 @@ pub fn load(
         .tmp_dir()
         .join(format!("load-{}-{}", std::process::id(), now_ms()));
     let f = std::fs::File::open(path).map_err(io(format!("cannot open {}", path.display())))?;
-    let result = tar::Archive::new(std::io::BufReader::new(f))
+    let mut buf = std::io::BufReader::new(f);
+    let gz = std::io::BufRead::fill_buf(&mut buf)
+        .map(|h| h.starts_with(&[0x1f, 0x8b]))
+        .unwrap_or(false);
+    let reader: Box<dyn std::io::Read> = if gz {
+        Box::new(flate2::read::GzDecoder::new(buf))
+    } else {
+        Box::new(buf)
+    };
+    let result = tar::Archive::new(reader)
         .unpack(&scratch)
         .map_err(io(format!("{} is not a readable tar", path.display())))
         .and_then(|_| load_dir(store, &scratch, tag));
@@ -92,6 +101,18 @@ fn finish(
     config_bytes: &[u8],
     layer_blobs: Vec<(String, String, u64)>,
 ) -> Result<Vec<ImageRecord>, ImageError> {
+    finish_with_manifest(store, names, config_bytes, layer_blobs, None)
+}
+
+/// As [`finish`], keeping a registry's own manifest bytes (verified against their digest) instead
+/// of writing one.
+pub(super) fn finish_with_manifest(
+    store: &ImageStore,
+    names: &[String],
+    config_bytes: &[u8],
+    layer_blobs: Vec<(String, String, u64)>,
+    manifest: Option<(&[u8], &str)>,
+) -> Result<Vec<ImageRecord>, ImageError> {
     let cfg = ImageConfiguration::from_reader(config_bytes)
         .map_err(|e| invalid(format!("image config is invalid: {e}")))?;
     let diff_ids: Vec<String> = cfg.rootfs().diff_ids().to_vec();
@@ -107,14 +128,10 @@ fn finish(
     for ((blob, _, _), diff_id) in layer_blobs.iter().zip(&diff_ids) {
         size += store.ensure_layer(blob, diff_id)?;
     }
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_bytes.len()},
-        "layers": layer_blobs.iter().map(|(d, mt, sz)| json!({"mediaType": mt, "digest": d, "size": sz})).collect::<Vec<_>>(),
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
-    let digest = store.put_blob(&manifest_bytes[..], None, "manifest")?;
+    let digest = match manifest {
+        Some((bytes, want)) => store.put_blob(bytes, Some(want), "manifest")?,
+        None => write_manifest(store, &config_digest, config_bytes.len(), &layer_blobs)?,
+    };
     let mut out = Vec::new();
     for name in names {
         let rec = ImageRecord {
@@ -130,6 +147,22 @@ fn finish(
         out.push(rec);
     }
     Ok(out)
+}
+
+fn write_manifest(
+    store: &ImageStore,
+    config_digest: &str,
+    config_len: usize,
+    layer_blobs: &[(String, String, u64)],
+) -> Result<String, ImageError> {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_len},
+        "layers": layer_blobs.iter().map(|(d, mt, sz)| json!({"mediaType": mt, "digest": d, "size": sz})).collect::<Vec<_>>(),
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+    store.put_blob(&manifest_bytes[..], None, "manifest")
 }
 
 fn full_names(raw: &[String]) -> Result<Vec<String>, ImageError> {

@@ -1,0 +1,273 @@
+//! Pulling images from, and pushing them to, OCI registries (with `oci-client`). Blobs stream to
+//! disk and are verified by digest; an interrupted download resumes from what it already has;
+//! layers already stored cost nothing; concurrent pulls of one image download it once.
+
+use super::store::{io, ImageError, ImageRecord, ImageStore};
+use super::{auth, load, reference};
+use futures_util::StreamExt;
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
+use oci_client::manifest::{
+    OciDescriptor, OciImageManifest, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+};
+use oci_client::{Client, Reference};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+/// Registries reached over plain HTTP: loopback ones always, others when listed.
+fn insecure(registry: &str, listed: &[String]) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    host == "localhost"
+        || host.starts_with("127.")
+        || host == "[::1]"
+        || listed.iter().any(|r| r == registry)
+}
+
+fn err(e: impl std::fmt::Display) -> ImageError {
+    ImageError::Invalid(e.to_string())
+}
+
+pub struct Registries {
+    store: Arc<ImageStore>,
+    insecure: Vec<String>,
+    docker_config: Option<std::path::PathBuf>,
+    clients: std::sync::Mutex<HashMap<String, Client>>,
+    /// One lock per image reference and per blob digest, so concurrent pulls share the work.
+    inflight: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl Registries {
+    /// `insecure` lists registries (host:port) to reach over plain HTTP besides loopback ones.
+    pub fn new(store: Arc<ImageStore>, insecure: Vec<String>) -> Registries {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Registries {
+            store,
+            insecure,
+            docker_config: auth::default_config_path(),
+            clients: Default::default(),
+            inflight: Default::default(),
+        }
+    }
+
+    /// Reads credentials from this Docker config file instead of the default one.
+    pub fn with_docker_config(mut self, path: std::path::PathBuf) -> Registries {
+        self.docker_config = Some(path);
+        self
+    }
+
+    fn client(&self, registry: &str) -> Client {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(registry.to_string())
+            .or_insert_with(|| {
+                let protocol = if insecure(registry, &self.insecure) {
+                    ClientProtocol::Http
+                } else {
+                    ClientProtocol::Https
+                };
+                Client::new(ClientConfig {
+                    protocol,
+                    ..Default::default()
+                })
+            })
+            .clone()
+    }
+
+    fn lock(&self, key: &str) -> Arc<Mutex<()>> {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The stored image, pulling it first when it is missing (as `docker run` does).
+    pub async fn ensure(&self, image: &str) -> Result<ImageRecord, ImageError> {
+        let full = reference::parse(image)
+            .map_err(ImageError::Invalid)?
+            .to_string();
+        if let Some(rec) = self.store.get(&full)? {
+            return Ok(rec);
+        }
+        self.pull(image).await
+    }
+
+    /// Pulls an image (the host's platform from a multi-arch index) and names it.
+    pub async fn pull(&self, image: &str) -> Result<ImageRecord, ImageError> {
+        let parsed = reference::parse(image).map_err(ImageError::Invalid)?;
+        let full = parsed.to_string();
+        let lock = self.lock(&full);
+        let _g = lock.lock().await;
+        let r: Reference = full
+            .parse()
+            .map_err(|e| err(format!("invalid image reference `{image}`: {e}")))?;
+        let auth = auth::for_registry(&parsed.registry, self.docker_config.as_deref())
+            .map_err(ImageError::Invalid)?;
+        let client = self.client(&parsed.registry);
+        let (manifest, digest, config) = client
+            .pull_manifest_and_config(&r, &auth)
+            .await
+            .map_err(|e| err(format!("cannot pull {full}: {e}")))?;
+        if let Some(rec) = self.store.list()?.into_iter().find(|i| i.digest == digest) {
+            // Every layer is here already: the manifest was all it cost.
+            let rec = ImageRecord {
+                reference: full,
+                ..rec
+            };
+            self.store.tag(rec.clone())?;
+            return Ok(rec);
+        }
+        let pinned = r.clone_with_digest(digest.clone());
+        let (raw, _) = client
+            .pull_manifest_raw(
+                &pinned,
+                &auth,
+                &[OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE],
+            )
+            .await
+            .map_err(|e| err(format!("cannot pull the manifest of {full}: {e}")))?;
+        let mut layers = Vec::new();
+        for l in &manifest.layers {
+            self.fetch_blob(&client, &pinned, l).await?;
+            layers.push((l.digest.clone(), l.media_type.clone(), l.size.max(0) as u64));
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            load::finish_with_manifest(
+                &store,
+                &[full],
+                config.as_bytes(),
+                layers,
+                Some((&raw[..], &digest)),
+            )
+        })
+        .await
+        .map_err(err)?
+        .and_then(|mut v| v.pop().ok_or_else(|| err("pull produced no image")))
+    }
+
+    /// Downloads one blob into the store unless it is there, resuming a partial download.
+    async fn fetch_blob(
+        &self,
+        client: &Client,
+        r: &Reference,
+        desc: &OciDescriptor,
+    ) -> Result<(), ImageError> {
+        let dest = self.store.blob_path(&desc.digest)?;
+        let lock = self.lock(&desc.digest);
+        let _g = lock.lock().await;
+        if dest.exists() {
+            return Ok(());
+        }
+        let partial = self
+            .store
+            .tmp_dir()
+            .join(format!("{}.partial", &desc.digest[7..]));
+        let mut hash = Sha256::new();
+        let have = match tokio::fs::read(&partial).await {
+            Ok(bytes) => {
+                hash.update(&bytes);
+                bytes.len() as u64
+            }
+            Err(_) => 0,
+        };
+        let stream = if have > 0 {
+            match client
+                .pull_blob_stream_partial(r, desc, have, None)
+                .await
+                .map_err(|e| err(format!("cannot pull blob {}: {e}", desc.digest)))?
+            {
+                BlobResponse::Partial(s) => (s, true),
+                BlobResponse::Full(s) => {
+                    hash = Sha256::new();
+                    (s, false)
+                }
+            }
+        } else {
+            (
+                client
+                    .pull_blob_stream(r, desc)
+                    .await
+                    .map_err(|e| err(format!("cannot pull blob {}: {e}", desc.digest)))?,
+                false,
+            )
+        };
+        let (mut stream, append) = stream;
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(append)
+            .write(true)
+            .truncate(!append)
+            .open(&partial)
+            .await
+            .map_err(io(format!("cannot write {}", partial.display())))?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| err(format!("download of blob {} broke off: {e}", desc.digest)))?;
+            hash.update(&chunk);
+            f.write_all(&chunk)
+                .await
+                .map_err(io(format!("cannot write {}", partial.display())))?;
+        }
+        f.flush().await.map_err(io("cannot flush a blob"))?;
+        drop(f);
+        let got = format!("sha256:{}", hex::encode(hash.finalize()));
+        if got != desc.digest {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(ImageError::DigestMismatch {
+                what: format!("layer of {}", r.whole()),
+                want: desc.digest.clone(),
+                got,
+            });
+        }
+        tokio::fs::rename(&partial, &dest)
+            .await
+            .map_err(io(format!("cannot store blob {}", desc.digest)))
+    }
+
+    /// Pushes a stored image to `target` (defaults to its own name).
+    pub async fn push(&self, image: &str, target: Option<&str>) -> Result<String, ImageError> {
+        let full = reference::parse(image)
+            .map_err(ImageError::Invalid)?
+            .to_string();
+        let rec = self
+            .store
+            .get(&full)?
+            .ok_or_else(|| ImageError::NotFound(full.clone()))?;
+        let dest = reference::parse(target.unwrap_or(image)).map_err(ImageError::Invalid)?;
+        let r: Reference = dest.to_string().parse().map_err(err)?;
+        let auth = auth::for_registry(&dest.registry, self.docker_config.as_deref())
+            .map_err(ImageError::Invalid)?;
+        let client = self.client(&dest.registry);
+        client
+            .auth(&r, &auth, oci_client::RegistryOperation::Push)
+            .await
+            .map_err(|e| err(format!("cannot log in to {}: {e}", dest.registry)))?;
+        let raw = self.store.read_blob(&rec.digest)?;
+        let manifest: OciImageManifest = serde_json::from_slice(&raw)
+            .map_err(|e| err(format!("stored manifest is invalid: {e}")))?;
+        for desc in manifest.layers.iter().chain([&manifest.config]) {
+            if client.blob_exists(&r, &desc.digest).await.unwrap_or(false) {
+                continue;
+            }
+            let data = self.store.read_blob(&desc.digest)?;
+            client
+                .push_blob(&r, data, &desc.digest)
+                .await
+                .map_err(|e| err(format!("cannot push blob {}: {e}", desc.digest)))?;
+        }
+        let media = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| OCI_IMAGE_MEDIA_TYPE.to_string());
+        let ct = media.parse().map_err(err)?;
+        client
+            .push_manifest_raw(&r, raw, ct)
+            .await
+            .map_err(|e| err(format!("cannot push the manifest to {dest}: {e}")))?;
+        Ok(dest.to_string())
+    }
+}
