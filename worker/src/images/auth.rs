@@ -44,7 +44,7 @@ pub fn for_registry(
     let Some(path) = path else {
         return Ok(RegistryAuth::Anonymous);
     };
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Ok(bytes) = std::fs::read(path) else {
         return Ok(RegistryAuth::Anonymous);
     };
     let cfg: Value = serde_json::from_slice(&bytes)
