@@ -49,6 +49,8 @@ fn describe(e: &reqwest::Error) -> String {
 impl Client {
     /// A client for the server at `base` (such as `http://127.0.0.1:8686`).
     pub fn new(base: &str, token: Option<String>) -> Client {
+        // TLS uses rustls with the ring provider (lighter to build than aws-lc).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(16)
