@@ -2,7 +2,8 @@
 
 use super::{print_json, Output};
 use clap::Subcommand;
-use sluice_worker::images::{load, reference, registry::Registries, store::ImageStore};
+use sluice_worker::images::registry::{Progress, Registries};
+use sluice_worker::images::{load, reference, store::ImageStore};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -80,6 +81,36 @@ impl StoreDir {
     }
 }
 
+/// One line per layer on a terminal, rewritten as bytes arrive.
+fn progress_line(p: Progress) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = match p {
+        Progress::Cached { digest } => writeln!(err, "{}: already stored", short(&digest)),
+        Progress::Layer {
+            digest,
+            done,
+            total,
+        } if done >= total => writeln!(
+            err,
+            "\r{}: {:.1} MB done      ",
+            short(&digest),
+            done as f64 / 1e6
+        ),
+        Progress::Layer {
+            digest,
+            done,
+            total,
+        } => write!(
+            err,
+            "\r{}: {:.1} / {:.1} MB",
+            short(&digest),
+            done as f64 / 1e6,
+            total as f64 / 1e6
+        ),
+    };
+}
+
 fn short(digest: &str) -> &str {
     digest
         .strip_prefix("sha256:")
@@ -120,7 +151,10 @@ pub async fn image(cmd: ImageCmd) -> anyhow::Result<u8> {
             println!("imported {} ({})", r.reference, r.digest);
         }
         ImageCmd::Pull { image, dir } => {
-            let regs = Registries::new(std::sync::Arc::new(dir.open()?), dir.insecure.clone());
+            let mut regs = Registries::new(std::sync::Arc::new(dir.open()?), dir.insecure.clone());
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                regs = regs.with_progress(std::sync::Arc::new(progress_line));
+            }
             let r = regs.pull(&image).await?;
             println!(
                 "pulled {} ({}, {} layer(s))",

@@ -29,7 +29,23 @@ fn err(e: impl std::fmt::Display) -> ImageError {
     ImageError::Invalid(e.to_string())
 }
 
+/// What a pull reports as it goes, for a progress display.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Bytes of one layer blob received so far (and its size, when known).
+    Layer {
+        digest: String,
+        done: u64,
+        total: u64,
+    },
+    /// A layer that was already stored.
+    Cached { digest: String },
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
 pub struct Registries {
+    progress: Option<ProgressFn>,
     store: Arc<ImageStore>,
     insecure: Vec<String>,
     docker_config: Option<std::path::PathBuf>,
@@ -48,6 +64,19 @@ impl Registries {
             docker_config: auth::default_config_path(),
             clients: Default::default(),
             inflight: Default::default(),
+            progress: None,
+        }
+    }
+
+    /// Calls `f` as layers arrive.
+    pub fn with_progress(mut self, f: ProgressFn) -> Registries {
+        self.progress = Some(f);
+        self
+    }
+
+    fn report(&self, p: Progress) {
+        if let Some(f) = &self.progress {
+            f(p);
         }
     }
 
@@ -160,6 +189,9 @@ impl Registries {
         let lock = self.lock(&desc.digest);
         let _g = lock.lock().await;
         if dest.exists() {
+            self.report(Progress::Cached {
+                digest: desc.digest.clone(),
+            });
             return Ok(());
         }
         let partial = self
@@ -196,6 +228,9 @@ impl Registries {
             )
         };
         let (mut stream, append) = stream;
+        let total = desc.size.max(0) as u64;
+        let mut done = if append { have } else { 0 };
+        let mut last_report = 0u64;
         let mut f = tokio::fs::OpenOptions::new()
             .create(true)
             .append(append)
@@ -211,6 +246,15 @@ impl Registries {
             f.write_all(&chunk)
                 .await
                 .map_err(io(format!("cannot write {}", partial.display())))?;
+            done += chunk.len() as u64;
+            if done - last_report >= 1 << 20 || done == total {
+                last_report = done;
+                self.report(Progress::Layer {
+                    digest: desc.digest.clone(),
+                    done,
+                    total,
+                });
+            }
         }
         f.flush().await.map_err(io("cannot flush a blob"))?;
         drop(f);
