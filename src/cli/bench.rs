@@ -25,6 +25,14 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 256)]
         capacity: u32,
     },
+    /// Image pulls from a registry, next to `skopeo copy` + `umoci unpack` on the same image.
+    Images {
+        /// The image to pull (from a local registry, such as scripts/images serves).
+        #[arg(long, default_value = "127.0.0.1:5000/sluice/busybox:1")]
+        image: String,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
 }
 
 pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
@@ -35,6 +43,7 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             repeat,
             capacity,
         } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
+        BenchCmd::Images { image, repeat } => images(&image, repeat.max(1)).await,
     }
 }
 
@@ -161,5 +170,82 @@ async fn scheduler(
     let _ = stop_tx.send(true);
     worker.await??;
     server.await??;
+    Ok(0)
+}
+
+fn run_timed(cmd: &mut std::process::Command) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Pull + unpack of an image from a registry into an empty store, and a pull of the same image
+/// under another name (layers already stored), next to `skopeo copy` + `umoci unpack` doing the same.
+async fn images(image: &str, repeat: usize) -> anyhow::Result<u8> {
+    use sluice_worker::images::registry::Registries;
+    use sluice_worker::images::store::ImageStore;
+    let parsed = sluice_worker::images::reference::parse(image).map_err(anyhow::Error::msg)?;
+    let alias = format!("{}/{}-bench-alias:1", parsed.registry, parsed.repository);
+    {
+        // The alias shares every layer: pushing it costs the registry nothing.
+        let dir = tempfile::tempdir()?;
+        let regs = Registries::new(Arc::new(ImageStore::open(dir.path())?), vec![]);
+        regs.pull(image).await?;
+        regs.push(image, Some(&alias)).await?;
+    }
+    let loopback = parsed.registry.starts_with("127.") || parsed.registry.starts_with("localhost");
+    let tls = format!("--src-tls-verify={}", !loopback);
+    let (mut cold, mut warm, mut peer_cold, mut peer_warm) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let dir = tempfile::tempdir()?;
+        let regs = Registries::new(Arc::new(ImageStore::open(dir.path())?), vec![]);
+        let t = Instant::now();
+        regs.pull(image).await?;
+        cold.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        regs.pull(&alias).await?;
+        warm.push(t.elapsed().as_secs_f64() * 1e3);
+
+        let peer = tempfile::tempdir()?;
+        let layout = peer.path().join("layout");
+        let copy = |src: &str, tag: &str| {
+            let mut c = std::process::Command::new("skopeo");
+            c.args([
+                "copy",
+                "--quiet",
+                &tls,
+                &format!("docker://{src}"),
+                &format!("oci:{}:{tag}", layout.display()),
+            ]);
+            c
+        };
+        let unpack = |tag: &str, bundle: &str| {
+            let mut c = std::process::Command::new("umoci");
+            c.args([
+                "unpack",
+                "--image",
+                &format!("{}:{tag}", layout.display()),
+                &peer.path().join(bundle).display().to_string(),
+            ]);
+            c
+        };
+        peer_cold.push(run_timed(&mut copy(image, "a"))? + run_timed(&mut unpack("a", "a"))?);
+        peer_warm.push(run_timed(&mut copy(&alias, "b"))? + run_timed(&mut unpack("b", "b"))?);
+    }
+    let (c, w, pc, pw) = (
+        median(cold),
+        median(warm),
+        median(peer_cold),
+        median(peer_warm),
+    );
+    println!("pull + unpack {image}: sluice {c:.0} ms, skopeo copy + umoci unpack {pc:.0} ms (ratio {:.2}), median of {repeat}", c / pc);
+    println!("the same layers under another name: sluice {w:.0} ms, skopeo copy + umoci unpack {pw:.0} ms (ratio {:.2})", w / pw);
     Ok(0)
 }
