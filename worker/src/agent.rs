@@ -37,12 +37,7 @@ fn stop(running: &Running, lease: &str, why: StopReason) {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use sluice_sdk::api::now_ms;
 
 /// Registers with the server, retrying until it answers.
 async fn register(
@@ -439,16 +434,9 @@ async fn ship(
             },
             None => lines.recv().await,
         };
-        let Some((stream, line)) = next else { break };
+        let Some(first) = next else { break };
         let mut batch = Vec::new();
-        seq += 1;
-        batch.push(NewLogLine {
-            seq,
-            ts_ms: now_ms(),
-            stream,
-            line,
-        });
-        while let Ok((stream, line)) = lines.try_recv() {
+        let mut push = |(stream, line): (sluice_sdk::api::Stream, String)| {
             seq += 1;
             batch.push(NewLogLine {
                 seq,
@@ -456,6 +444,10 @@ async fn ship(
                 stream,
                 line,
             });
+        };
+        push(first);
+        while let Ok(more) = lines.try_recv() {
+            push(more);
         }
         if let Some(s) = started.take() {
             // Lines came before the start signal: report the start first.

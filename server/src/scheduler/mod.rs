@@ -37,12 +37,7 @@ impl Default for SchedulerConfig {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use sluice_sdk::api::now_ms;
 
 /// A change announced to watchers of a run.
 #[derive(Debug, Clone)]

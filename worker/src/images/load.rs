@@ -11,12 +11,7 @@ fn invalid(msg: impl Into<String>) -> ImageError {
     ImageError::Invalid(msg.into())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use sluice_sdk::api::now_ms;
 
 /// Loads every image in a `docker save` tarball or an OCI layout (directory or tar). `tag`
 /// names the image when the file does not (an OCI layout without full reference names).
