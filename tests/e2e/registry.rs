@@ -233,3 +233,57 @@ async fn registry_credentials_come_from_the_docker_config() {
         .unwrap();
     assert_eq!(rec.layers.len(), 1);
 }
+
+#[tokio::test]
+async fn an_interrupted_pull_resumes_from_what_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = start_registry(dir.path(), None);
+    let name = format!("{}/sluice/resume:1", reg.addr);
+    let a = store(dir.path(), "a");
+    let rec = import(&a, &rootfs(dir.path()), &name).unwrap();
+    Registries::new(a.clone(), vec![])
+        .push(&name, None)
+        .await
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&a.read_blob(&rec.digest).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let whole = a.read_blob(&layer).unwrap();
+
+    // Half a download left behind by an earlier, interrupted pull.
+    let b = store(dir.path(), "b");
+    let partial = dir
+        .path()
+        .join("b/tmp")
+        .join(format!("{}.partial", &layer[7..]));
+    std::fs::write(&partial, &whole[..whole.len() / 2]).unwrap();
+    let got = Registries::new(b.clone(), vec![])
+        .pull(&name)
+        .await
+        .unwrap();
+    assert_eq!(got.digest, rec.digest);
+    assert_eq!(
+        b.read_blob(&layer).unwrap(),
+        whole,
+        "the rest was fetched and the blob verified whole"
+    );
+    assert!(!partial.exists());
+
+    // A partial file that is wrong is found out by the digest and thrown away; the next pull works.
+    let c = store(dir.path(), "c");
+    let bad = dir
+        .path()
+        .join("c/tmp")
+        .join(format!("{}.partial", &layer[7..]));
+    std::fs::write(&bad, vec![0u8; whole.len() / 2]).unwrap();
+    let regs = Registries::new(c.clone(), vec![]);
+    assert!(matches!(
+        regs.pull(&name).await,
+        Err(ImageError::DigestMismatch { .. })
+    ));
+    assert!(!bad.exists(), "the bad partial download is removed");
+    assert_eq!(regs.pull(&name).await.unwrap().digest, rec.digest);
+}
