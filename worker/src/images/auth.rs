@@ -132,4 +132,35 @@ mod tests {
             RegistryAuth::Anonymous
         ));
     }
+
+    #[test]
+    fn asks_credential_helpers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-sluicetest");
+        std::fs::write(&helper, "#!/bin/sh\nread reg\n[ \"$reg\" = 127.0.0.1:5000 ] && echo '{\"Username\":\"carol\",\"Secret\":\"pw\"}' && exit 0\necho 'credentials not found' >&2; exit 1\n").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"credHelpers": {"127.0.0.1:5000": "sluicetest"}, "credsStore": "sluicetest"}"#,
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        std::env::set_var("PATH", path);
+        assert!(
+            matches!(for_registry("127.0.0.1:5000", Some(&config)).unwrap(), RegistryAuth::Basic(u, p) if u == "carol" && p == "pw")
+        );
+        assert!(
+            matches!(
+                for_registry("ghcr.io", Some(&config)).unwrap(),
+                RegistryAuth::Anonymous
+            ),
+            "a helper with nothing stored means anonymous"
+        );
+    }
 }
