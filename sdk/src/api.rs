@@ -230,6 +230,8 @@ pub struct TaskInfo {
     pub attempt: u32,
     pub depends_on: Vec<String>,
     pub image: String,
+    /// The digest the image resolved to when the task started.
+    pub image_digest: Option<String>,
     pub worker: Option<String>,
     pub ready_at: Option<String>,
     pub started_at: Option<String>,
@@ -445,6 +447,9 @@ pub enum ReportEvent {
     Started {
         lease_id: String,
         ts_ms: i64,
+        /// The resolved digest of the image the container runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_digest: Option<String>,
     },
     Log {
         lease_id: String,

@@ -18,7 +18,7 @@ steps:
   - name: b
     image: busybox
     params: {x: "{{steps.a.outputs.params.x}}"}
-    env: {FAKE_OUT_y: "b{{inputs.params.x}}"}
+    env: {FAKE_OUT_y: "b{{inputs.params.x}}", FAKE_IMAGE_DIGEST: "sha256:1111111111111111111111111111111111111111111111111111111111111111"}
     outputs: {params: {y: string}}
   - name: c
     image: busybox
@@ -56,6 +56,12 @@ async fn a_diamond_passes_parameters_and_artifacts_end_to_end() {
     assert_eq!(task("d").outputs["z"], serde_json::json!("b7+c7"));
     assert_eq!(task("d").inputs["both"], serde_json::json!("b7+c7"));
     assert_eq!(task("d").depends_on, vec!["b", "c"]);
+    assert_eq!(
+        task("b").image_digest.as_deref(),
+        Some("sha256:1111111111111111111111111111111111111111111111111111111111111111"),
+        "the image's resolved digest is recorded on the task"
+    );
+    assert_eq!(task("a").image_digest, None);
     let model = &task("c").artifacts[0];
     assert_eq!((model.name.as_str(), model.size), ("model", 7));
     assert_eq!(model.sha256, sha256_hex(b"weights"));

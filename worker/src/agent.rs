@@ -312,6 +312,10 @@ impl TaskCtx {
                 }
             }
         }
+        let image_digest = match self.runtime.prepare(&lease.spec).await {
+            Ok(d) => d,
+            Err(e) => return failed(format!("cannot prepare image `{}`: {e}", lease.spec.image)),
+        };
         let spec = lease.spec.clone();
         let req = RunRequest {
             lease_id: lease.lease_id.clone(),
@@ -331,6 +335,7 @@ impl TaskCtx {
             self.reporter.clone(),
             started_rx,
             log_rx,
+            image_digest,
         ));
         let exit = self
             .runtime
@@ -415,6 +420,7 @@ async fn ship(
     reporter: Reporter,
     started: oneshot::Receiver<()>,
     mut lines: mpsc::UnboundedReceiver<(sluice_sdk::api::Stream, String)>,
+    image_digest: Option<String>,
 ) {
     // The start is reported before any line.
     let mut started = Some(started);
@@ -426,7 +432,7 @@ async fn ship(
                 r = s => {
                     started = None;
                     if r.is_ok() {
-                        reporter.send(ReportEvent::Started { lease_id: lease_id.clone(), ts_ms: now_ms() });
+                        reporter.send(ReportEvent::Started { lease_id: lease_id.clone(), ts_ms: now_ms(), image_digest: image_digest.clone() });
                     }
                     continue;
                 }
@@ -455,6 +461,7 @@ async fn ship(
             reporter.send(ReportEvent::Started {
                 lease_id: lease_id.clone(),
                 ts_ms: now_ms(),
+                image_digest: image_digest.clone(),
             });
         }
         reporter.send(ReportEvent::Log {

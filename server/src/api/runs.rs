@@ -152,6 +152,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                     .spec
                     .as_ref()
                     .map_or_else(|| r.stat.image.clone(), |s| s.image.clone()),
+                image_digest: t.image_digest,
                 worker: t.lease.map(|l| l.worker),
                 ready_at: t.ready_at.map(format_ts),
                 started_at: t.started_at.map(format_ts),

@@ -40,6 +40,8 @@ pub struct Task {
     pub cancel_requested: bool,
     pub inputs: Params,
     pub spec: Option<TaskSpec>,
+    /// The digest of the image the latest attempt ran.
+    pub image_digest: Option<String>,
     pub outputs: TaskOutputs,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
@@ -57,6 +59,7 @@ impl Task {
             cancel_requested: false,
             inputs: Params::new(),
             spec: None,
+            image_digest: None,
             outputs: TaskOutputs::default(),
             exit_code: None,
             error: None,
@@ -243,16 +246,20 @@ impl Run {
         Ok(())
     }
 
-    /// The container started.
+    /// The container started, from the image with this digest.
     pub fn started(
         &mut self,
         i: usize,
         lease_id: &str,
         now: i64,
         ttl_ms: i64,
+        image_digest: Option<String>,
     ) -> Result<Vec<Effect>, Refused> {
         self.check_lease(i, lease_id)?;
         let t = &mut self.tasks[i];
+        if image_digest.is_some() {
+            t.image_digest = image_digest;
+        }
         if let Some(l) = &mut t.lease {
             l.expires_at = now + ttl_ms;
         }

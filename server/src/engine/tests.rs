@@ -67,7 +67,7 @@ fn script(run: &mut Run, events: &[Ev]) {
             }
             Ev::Start(n) => {
                 let l = lease(run, n);
-                run.started(idx(n), &l, now, 1000).unwrap();
+                run.started(idx(n), &l, now, 1000, None).unwrap();
             }
             Ev::Ok(n, outs) => {
                 let l = lease(run, n);

@@ -172,9 +172,13 @@ impl Scheduler {
                 continue;
             };
             let fx = match ev {
-                ReportEvent::Started { ts_ms, .. } => {
-                    active.run.started(i, &lease_id, ts_ms.min(now), ttl)
-                }
+                ReportEvent::Started {
+                    ts_ms,
+                    image_digest,
+                    ..
+                } => active
+                    .run
+                    .started(i, &lease_id, ts_ms.min(now), ttl, image_digest),
                 ReportEvent::Finished { ts_ms, result, .. } => {
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {

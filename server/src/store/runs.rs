@@ -110,7 +110,7 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at";
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -142,7 +142,8 @@ fn push_task<'a>(
         .push_bind(t.error.clone())
         .push_bind(t.ready_at)
         .push_bind(t.started_at)
-        .push_bind(t.finished_at);
+        .push_bind(t.finished_at)
+        .push_bind(t.image_digest.clone());
 }
 
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
@@ -189,6 +190,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             cancel_requested: r.get("cancel_requested"),
             inputs: from_json(r.get("inputs"), "task inputs")?.unwrap_or_default(),
             spec: from_json(r.get("spec"), "task spec")?,
+            image_digest: r.get("image_digest"),
             outputs: TaskOutputs {
                 params: from_json(r.get("outputs"), "task outputs")?.unwrap_or_default(),
                 artifacts: Vec::new(),

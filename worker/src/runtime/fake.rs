@@ -68,6 +68,20 @@ impl ContainerRuntime for FakeRuntime {
         "fake"
     }
 
+    /// The fake has no images: it reports `FAKE_IMAGE_DIGEST` from the task's environment.
+    fn prepare<'a>(
+        &'a self,
+        spec: &'a sluice_sdk::api::TaskSpec,
+    ) -> BoxFuture<'a, Result<Option<String>, RuntimeError>> {
+        Box::pin(async move {
+            Ok(spec
+                .env
+                .iter()
+                .find(|e| e.name == "FAKE_IMAGE_DIGEST")
+                .map(|e| e.value.clone()))
+        })
+    }
+
     fn run(&self, req: RunRequest, mut io: Io) -> BoxFuture<'_, Result<Exit, RuntimeError>> {
         Box::pin(async move {
             let env = |k: &str| {

@@ -80,6 +80,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// A short name for logs (`fake`, `embedded`, `runc`…).
     fn name(&self) -> &'static str;
 
+    /// Makes the task's image ready (pulling it when missing) and returns its resolved digest.
+    fn prepare<'a>(
+        &'a self,
+        spec: &'a TaskSpec,
+    ) -> BoxFuture<'a, Result<Option<String>, RuntimeError>>;
+
     /// Runs the task's container to its end (or until stopped) and cleans up after it.
     fn run(&self, req: RunRequest, io: Io) -> BoxFuture<'_, Result<Exit, RuntimeError>>;
 }
