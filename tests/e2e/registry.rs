@@ -83,6 +83,35 @@ fn store(dir: &Path, name: &str) -> Arc<ImageStore> {
     Arc::new(ImageStore::open(&dir.join(name)).unwrap())
 }
 
+/// A registry with a one-layer test image pushed to it: the registry, the image's name, the store
+/// it was pushed from, its record and its layer blob's digest.
+async fn pushed(
+    dir: &Path,
+    repo: &str,
+) -> (
+    Registry,
+    String,
+    Arc<ImageStore>,
+    sluice_worker::images::store::ImageRecord,
+    String,
+) {
+    let reg = start_registry(dir, None);
+    let name = format!("{}/sluice/{repo}:1", reg.addr);
+    let a = store(dir, "a");
+    let rec = import(&a, &rootfs(dir), &name).unwrap();
+    Registries::new(a.clone(), vec![])
+        .push(&name, None)
+        .await
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&a.read_blob(&rec.digest).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (reg, name, a, rec, layer)
+}
+
 #[tokio::test]
 async fn push_then_pull_round_trips_and_a_second_pull_costs_only_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,17 +177,8 @@ async fn push_then_pull_round_trips_and_a_second_pull_costs_only_the_manifest() 
 #[tokio::test]
 async fn a_tampered_blob_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let reg = start_registry(dir.path(), None);
-    let name = format!("{}/sluice/tamper:1", reg.addr);
-    let a = store(dir.path(), "a");
-    let rec = import(&a, &rootfs(dir.path()), &name).unwrap();
-    Registries::new(a.clone(), vec![])
-        .push(&name, None)
-        .await
-        .unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&a.read_blob(&rec.digest).unwrap()).unwrap();
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let (reg, name, _a, _rec, layer) = pushed(dir.path(), "tamper").await;
+    let layer = layer.as_str();
     let hex = &layer[7..];
     let data = reg.data.join(format!(
         "docker/registry/v2/blobs/sha256/{}/{hex}/data",
@@ -237,20 +257,7 @@ async fn registry_credentials_come_from_the_docker_config() {
 #[tokio::test]
 async fn an_interrupted_pull_resumes_from_what_it_has() {
     let dir = tempfile::tempdir().unwrap();
-    let reg = start_registry(dir.path(), None);
-    let name = format!("{}/sluice/resume:1", reg.addr);
-    let a = store(dir.path(), "a");
-    let rec = import(&a, &rootfs(dir.path()), &name).unwrap();
-    Registries::new(a.clone(), vec![])
-        .push(&name, None)
-        .await
-        .unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&a.read_blob(&rec.digest).unwrap()).unwrap();
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_reg, name, a, rec, layer) = pushed(dir.path(), "resume").await;
     let whole = a.read_blob(&layer).unwrap();
 
     // Half a download left behind by an earlier, interrupted pull.
