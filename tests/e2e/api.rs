@@ -322,15 +322,7 @@ async fn bad_input_gets_a_coded_4xx_and_leaves_nothing_behind() {
 async fn cancel_stops_running_tasks_and_skips_the_rest() {
     let env = InProcess::start().await;
     let yaml = "name: slow\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_SLEEP_MS: \"30000\"}\n  - name: b\n    image: b\n    dependsOn: [a]\n";
-    let run = env
-        .client
-        .create_run(&CreateRun {
-            yaml: Some(yaml.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let id = run.summary.id.clone();
+    let id = submit(&env.client, yaml).await;
     wait_until(
         &env.client,
         &id,
@@ -388,15 +380,7 @@ async fn the_openapi_document_describes_every_route() {
 async fn logs_and_events_stream_live_while_a_task_runs() {
     let env = InProcess::start().await;
     let yaml = "name: live\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_LOG: \"one|two\", FAKE_SLEEP_MS: \"800\"}\n";
-    let run = env
-        .client
-        .create_run(&CreateRun {
-            yaml: Some(yaml.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let id = run.summary.id;
+    let id = submit(&env.client, yaml).await;
     let mut events = env.client.run_events(&id).await.unwrap();
     let mut logs = env.client.follow_logs(&id, "a").await.unwrap();
     let mut seen = Vec::new();

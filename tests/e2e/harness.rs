@@ -208,3 +208,12 @@ pub fn journal(path: &PathBuf) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// Starts a run of an inline pipeline file; returns its id.
+pub async fn submit(client: &Client, yaml: &str) -> String {
+    let req = sluice_sdk::api::CreateRun {
+        yaml: Some(yaml.into()),
+        ..Default::default()
+    };
+    client.create_run(&req).await.unwrap().summary.id
+}

@@ -2,7 +2,7 @@
 //! mid-run. Nothing may be lost and no task may run twice at once.
 
 use crate::harness::*;
-use sluice_sdk::api::{CreateRun, RunState, TaskState};
+use sluice_sdk::api::{RunState, TaskState};
 use sluice_sdk::client::Client;
 use std::time::Duration;
 
@@ -27,14 +27,7 @@ async fn a_worker_killed_mid_task_loses_nothing() {
         &j1,
         &dir.path().join("w1.log"),
     );
-    let run = client
-        .create_run(&CreateRun {
-            yaml: Some(yaml.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let id = run.summary.id;
+    let id = submit(&client, yaml).await;
     let d = wait_until(
         &client,
         &id,
@@ -89,14 +82,7 @@ async fn a_restarted_server_picks_its_runs_up_again() {
     let yaml = "name: chain\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_SLEEP_MS: \"1500\", FAKE_OUT_v: \"41\", FAKE_LOG: \"a says hi\"}\n    outputs: {params: {v: int}}\n  - name: b\n    image: b\n    params: {v: \"{{steps.a.outputs.params.v}}\"}\n    env: {FAKE_SLEEP_MS: \"500\", FAKE_OUT_w: \"{{inputs.params.v}}1\"}\n    outputs: {params: {w: int}}\n";
     let j = dir.path().join("w.jsonl");
     let _w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
-    let run = client
-        .create_run(&CreateRun {
-            yaml: Some(yaml.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let id = run.summary.id;
+    let id = submit(&client, yaml).await;
     wait_until(&client, &id, Duration::from_secs(20), "a running", |d| {
         d.tasks[0].state == TaskState::Running
     })

@@ -315,29 +315,11 @@ fn a_retaken_task_is_resolved_for_its_new_attempt() {
     let src =
         "name: x\nsteps:\n  - name: a\n    image: b\n    command: [echo, '{{task.attempt}}']\n";
     let mut run = start(src, &[]);
-    assert_eq!(
-        run.tasks[0]
-            .spec
-            .as_ref()
-            .unwrap()
-            .command
-            .as_ref()
-            .unwrap()[1],
-        "1"
-    );
+    assert_eq!(command_of(&run, 0)[1], "1");
     run.lease(0, "L1".into(), "w1".into(), 0, 100);
     run.lease_expired(0, 200);
     assert_eq!(run.tasks[0].state, TaskState::Ready);
-    assert_eq!(
-        run.tasks[0]
-            .spec
-            .as_ref()
-            .unwrap()
-            .command
-            .as_ref()
-            .unwrap()[1],
-        "2"
-    );
+    assert_eq!(command_of(&run, 0)[1], "2");
     assert!(run.tasks[0]
         .error
         .as_deref()
@@ -384,4 +366,12 @@ fn a_large_fan_out_plans_linearly() {
     let run = start(&src, &[]);
     assert_eq!(run.tasks.len(), 2001);
     assert_eq!(run.plan.tasks[0].dependents.len(), 2000);
+}
+
+fn command_of(run: &Run, i: usize) -> &[String] {
+    run.tasks[i]
+        .spec
+        .as_ref()
+        .and_then(|s| s.command.as_deref())
+        .unwrap_or_default()
 }
