@@ -3,8 +3,15 @@
 mod cli;
 
 use clap::Parser;
+use sluice_worker::runtime::embedded::shim;
 
 fn main() -> std::process::ExitCode {
+    // A container's helper process: single-threaded, no async runtime, no logging set up.
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().as_deref() == Some(std::ffi::OsStr::new(shim::SUBCOMMAND)) {
+        let state = std::path::PathBuf::from(argv.next().unwrap_or_default());
+        return std::process::ExitCode::from(shim::main(&state).clamp(0, 255) as u8);
+    }
     let args = cli::Cli::parse();
     cli::init_tracing(&args);
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -366,6 +366,20 @@ pub struct TaskSpec {
     pub input_artifacts: Vec<InputArtifact>,
     pub output_params: Vec<OutputParam>,
     pub output_artifacts: Vec<OutputArtifact>,
+    /// Share the host's network namespace (loopback only otherwise).
+    #[serde(default)]
+    pub host_network: bool,
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A volume mounted into the task: a host path or a named volume on the worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeMount {
+    pub name: Option<String>,
+    pub host_path: Option<String>,
+    pub path: String,
+    pub writable: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

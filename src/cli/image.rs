@@ -54,7 +54,7 @@ pub enum ImageCmd {
         #[command(flatten)]
         dir: StoreDir,
     },
-    /// Delete layers and blobs no stored image uses.
+    /// Delete layers and blobs no stored image or running task uses.
     Prune {
         #[command(flatten)]
         dir: StoreDir,
@@ -179,7 +179,9 @@ pub async fn image(cmd: ImageCmd) -> anyhow::Result<u8> {
             }
         }
         ImageCmd::Prune { dir } => {
-            let n = dir.open()?.prune(&[])?;
+            // Layers of containers that exist now (running tasks) are kept.
+            let in_use = sluice_worker::runtime::embedded::layers_in_use(&dir.worker_dir);
+            let n = dir.open()?.prune(&in_use)?;
             println!("removed {n} unused blob(s) and layer(s)");
         }
     }

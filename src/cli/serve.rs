@@ -5,19 +5,65 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use sluice_server::scheduler::SchedulerConfig;
 use sluice_server::ServerConfig;
+use sluice_worker::images::registry::Registries;
+use sluice_worker::images::store::ImageStore;
+use sluice_worker::runtime::embedded::cgroups::Limits;
+use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime};
 use sluice_worker::runtime::fake::FakeRuntime;
 use sluice_worker::runtime::ContainerRuntime;
 use sluice_worker::WorkerConfig;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Which container runtime a worker uses.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Default)]
 pub enum RuntimeKind {
+    /// sluice's own, built in: overlay root, namespaces, cgroups (needs root).
+    #[default]
+    Embedded,
     /// Test double that starts no container (for sluice's own tests and control-plane benchmarks).
     #[value(hide = true)]
     Fake,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    sluice_sdk::spec::parse_bytes(s)
+        .ok_or_else(|| format!("`{s}` is not a size such as 512Mi or 2Gi"))
+}
+
+fn parse_cores(s: &str) -> Result<u64, String> {
+    sluice_sdk::spec::parse_cpu(s)
+        .ok_or_else(|| format!("`{s}` is not cores such as 2, 0.5 or 500m"))
+}
+
+/// How a worker runs containers.
+#[derive(Args, Clone)]
+pub struct RuntimeOpts {
+    #[arg(long, value_enum, default_value_t, hide = true)]
+    runtime: RuntimeKind,
+    /// Registries (host:port) to reach over plain HTTP besides loopback ones.
+    #[arg(
+        long = "insecure-registry",
+        env = "SLUICE_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    insecure: Vec<String>,
+    /// Memory limit of steps that set none (default: no limit, as Docker has it).
+    #[arg(long, env = "SLUICE_DEFAULT_MEMORY", value_parser = parse_size)]
+    default_memory: Option<u64>,
+    /// CPU limit of steps that set none, in cores (default: no limit).
+    #[arg(long, env = "SLUICE_DEFAULT_CPU", value_parser = parse_cores)]
+    default_cpu: Option<u64>,
+    /// Most processes one step may have (contains fork bombs).
+    #[arg(long, env = "SLUICE_PIDS_LIMIT", default_value_t = 4096)]
+    pids_limit: u64,
+    /// Keep each container's writes (its upper directory) after it ends, for debugging.
+    #[arg(long)]
+    keep_containers: bool,
+    /// A JSON line per task the fake runtime ran (tests only).
+    #[arg(long, hide = true)]
+    fake_journal: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -86,9 +132,11 @@ pub struct UpArgs {
     /// How many tasks the built-in worker runs at once.
     #[arg(long, default_value_t = default_capacity())]
     capacity: u32,
-    /// The built-in worker's container runtime.
-    #[arg(long, value_enum, hide = true)]
-    runtime: Option<RuntimeKind>,
+    /// Serve the API only, with no built-in worker (workers join with `sluice worker`).
+    #[arg(long)]
+    no_worker: bool,
+    #[command(flatten)]
+    rt: RuntimeOpts,
 }
 
 #[derive(Args)]
@@ -104,11 +152,8 @@ pub struct WorkerArgs {
     /// The worker's name (default: the host name).
     #[arg(long)]
     name: Option<String>,
-    #[arg(long, value_enum, hide = true)]
-    runtime: Option<RuntimeKind>,
-    /// A JSON line per task the fake runtime ran (tests only).
-    #[arg(long, hide = true)]
-    fake_journal: Option<PathBuf>,
+    #[command(flatten)]
+    rt: RuntimeOpts,
 }
 
 fn default_capacity() -> u32 {
@@ -117,13 +162,30 @@ fn default_capacity() -> u32 {
         .unwrap_or(4)
 }
 
-fn runtime(
-    kind: Option<RuntimeKind>,
-    journal: Option<PathBuf>,
-) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
-    match kind {
-        Some(RuntimeKind::Fake) => Ok(Arc::new(FakeRuntime::new(journal))),
-        None => anyhow::bail!("this build of sluice has no container runtime yet; steps run only in real containers, so no worker can start"),
+fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+    match o.runtime {
+        RuntimeKind::Fake => Ok(Arc::new(FakeRuntime::new(o.fake_journal.clone()))),
+        RuntimeKind::Embedded => {
+            let store = Arc::new(
+                ImageStore::open(&worker_dir.join("images"))
+                    .context("cannot open the worker's image store")?,
+            );
+            let registries = Arc::new(Registries::new(store.clone(), o.insecure.clone()));
+            let cfg = EmbeddedConfig {
+                worker_dir: worker_dir.to_path_buf(),
+                helper: std::env::current_exe().context("cannot find the sluice binary")?,
+                defaults: Limits {
+                    memory_bytes: o.default_memory,
+                    cpu_millis: o.default_cpu,
+                    pids: Some(o.pids_limit),
+                },
+                keep: o.keep_containers,
+            };
+            Ok(Arc::new(
+                EmbeddedRuntime::new(cfg, store, registries)
+                    .context("cannot start the embedded container runtime")?,
+            ))
+        }
     }
 }
 
@@ -155,12 +217,9 @@ pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
-    let rt = match runtime(a.runtime, None) {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            tracing::warn!("{e:#}; serving the API without a worker");
-            None
-        }
+    let rt = match a.no_worker {
+        true => None,
+        false => Some(runtime(&a.rt, &a.opts.data_dir.join("worker"))?),
     };
     let listener = listen(&a.addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -196,7 +255,9 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
-    let rt = runtime(a.runtime, a.fake_journal)?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
+    let rt = runtime(&a.rt, &a.data_dir)?;
     let cfg = WorkerConfig {
         server: a.conn.server,
         token: a.conn.token,

@@ -6,6 +6,7 @@ mod harness;
 
 mod api;
 mod cli;
+mod containers;
 mod invariants;
 mod processes;
 mod registry;

@@ -103,6 +103,23 @@ pub struct Template {
     pub resources: Resources,
     pub inputs: Io,
     pub outputs: Io,
+    /// Share the host's network (`network: host`); by default a step has loopback only.
+    pub host_network: bool,
+    pub volumes: Vec<Volume>,
+}
+
+/// A host directory or a named volume mounted into a step (datasets shared across runs).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Volume {
+    /// A named volume, kept by the worker and shared by every run there.
+    pub name: Option<String>,
+    /// A path on the worker's host.
+    pub host_path: Option<String>,
+    /// Where the step sees it.
+    pub path: String,
+    /// Read-only unless declared writable.
+    pub writable: bool,
+    pub span: Span,
 }
 
 impl Template {

@@ -15,6 +15,8 @@ const TEMPLATE_KEYS: &[&str] = &[
     "resources",
     "inputs",
     "outputs",
+    "network",
+    "volumes",
 ];
 const CONTROL_KEYS: &[&str] = &[
     "when",
@@ -434,7 +436,116 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
             .get("outputs")
             .map(|n| io(n, "outputs", true, d))
             .unwrap_or_default(),
+        host_network: match f.string("network", d) {
+            None => false,
+            Some(n) if n.value == "host" => true,
+            Some(n) if n.value == "none" => false,
+            Some(n) => {
+                d.error(
+                    n.span,
+                    format!(
+                        "`network` must be `none` (loopback only, the default) or `host`, found `{}`",
+                        n.value
+                    ),
+                );
+                false
+            }
+        },
+        volumes: f.get("volumes").map(|n| volumes(n, d)).unwrap_or_default(),
     }
+}
+
+fn volumes(node: &Node, d: &mut Diagnostics) -> Vec<Volume> {
+    let Kind::Seq(items) = &node.kind else {
+        d.error(
+            node.span,
+            format!(
+                "`volumes` must be a list of {{name or hostPath, path, writable}}, found {}",
+                node.describe()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(f) = Fields::new(
+            item,
+            "a volume",
+            &[&["name", "hostPath", "path", "writable"]],
+            d,
+        ) else {
+            continue;
+        };
+        let name = f.string("name", d);
+        let host_path = f.string("hostPath", d);
+        let Some(path) = f
+            .required("path", "a volume", d)
+            .and_then(|n| string(n, "path", d))
+        else {
+            continue;
+        };
+        if !path.value.starts_with('/') || path.value.split('/').any(|c| c == "..") {
+            d.error(
+                path.span,
+                format!(
+                    "a volume's `path` must be absolute, without `..`; found `{}`",
+                    path.value
+                ),
+            );
+        } else if path.value == "/" || path.value == "/sluice" || path.value.starts_with("/sluice/")
+        {
+            d.error(
+                path.span,
+                format!(
+                    "a volume cannot be mounted at `{}`: sluice uses it",
+                    path.value
+                ),
+            );
+        }
+        match (&name, &host_path) {
+            (Some(_), Some(h)) => d.error(
+                h.span,
+                "a volume names either a volume (`name`) or a host path (`hostPath`), not both",
+            ),
+            (None, None) => d.error(
+                item.span,
+                "a volume needs a `name` (a named volume) or a `hostPath`",
+            ),
+            (Some(n), None) if !is_name(&n.value) => d.error(
+                n.span,
+                format!(
+                    "volume name `{}` must be letters, digits, `-` and `_`",
+                    n.value
+                ),
+            ),
+            (None, Some(h)) if !h.value.starts_with('/') => d.error(
+                h.span,
+                format!("`hostPath` must be an absolute path, found `{}`", h.value),
+            ),
+            _ => {}
+        }
+        let writable = match f.get("writable") {
+            None => false,
+            Some(n) => match &n.kind {
+                Kind::Bool(b) => *b,
+                _ => {
+                    d.error(
+                        n.span,
+                        format!("`writable` must be true or false, found {}", n.describe()),
+                    );
+                    false
+                }
+            },
+        };
+        out.push(Volume {
+            name: name.map(|n| n.value),
+            host_path: host_path.map(|h| h.value),
+            path: path.value,
+            writable,
+            span: item.span,
+        });
+    }
+    out
 }
 
 fn component(key: &Key, node: &Node, d: &mut Diagnostics) -> Option<Component> {

@@ -3,6 +3,7 @@
 use super::{Run, TaskOutputs};
 use sluice_sdk::api::{
     EnvVar, InputArtifact, OutputArtifact, OutputParam, Params, ResourceRequest, TaskSpec,
+    VolumeMount,
 };
 use sluice_sdk::spec::refs::{self, IoKind, Piece, Ref};
 use sluice_sdk::spec::{paths, render, Spanned, Step, Value};
@@ -131,6 +132,17 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
             .map(|o| OutputArtifact {
                 name: o.name.clone(),
                 path: format!("{}/{}", paths::OUTPUT_ARTIFACTS, o.name),
+            })
+            .collect(),
+        host_network: tpl.host_network,
+        volumes: tpl
+            .volumes
+            .iter()
+            .map(|v| VolumeMount {
+                name: v.name.clone(),
+                host_path: v.host_path.clone(),
+                path: v.path.clone(),
+                writable: v.writable,
             })
             .collect(),
     };

@@ -2,6 +2,7 @@
 //!
 //! Only implementations of [`ContainerRuntime`] touch namespaces, mounts and cgroups.
 
+pub mod embedded;
 pub mod fake;
 
 use sluice_sdk::api::{Stream, TaskSpec};

@@ -1,0 +1,568 @@
+//! Steps in real containers (root): a `sluice server` and a `sluice worker` with the embedded
+//! runtime as processes, images pulled from the local registry that `scripts/images` fills
+//! (127.0.0.1:5000, or `SLUICE_TEST_REGISTRY`). Isolation, limits, endings and cleanup.
+
+use crate::harness::*;
+use sluice_sdk::api::{RunDetail, RunState, Stream, TaskInfo, TaskState};
+use sluice_sdk::client::Client;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub fn registry() -> String {
+    std::env::var("SLUICE_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// A test image from the local registry, which must be serving it.
+pub fn image(name: &str) -> String {
+    let reg = registry();
+    assert!(
+        std::net::TcpStream::connect(&reg).is_ok(),
+        "no registry on {reg}: run scripts/images first (scripts/test does)"
+    );
+    format!("{reg}/sluice/{name}:1")
+}
+
+/// A server and one worker with the embedded runtime, each a process of the real binary.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub client: Client,
+    pub url: String,
+    _server: Proc,
+    pub worker: Option<Proc>,
+    worker_args: Vec<String>,
+}
+
+impl Cluster {
+    pub async fn start(worker_args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let server = spawn_server(
+            port,
+            &dir.path().join("server"),
+            &dir.path().join("server.log"),
+        )
+        .await;
+        let url = format!("http://127.0.0.1:{port}");
+        let mut c = Cluster {
+            client: Client::new(&url, None),
+            url,
+            _server: server,
+            worker: None,
+            worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
+            dir,
+        };
+        c.start_worker();
+        c
+    }
+
+    pub fn worker_dir(&self) -> PathBuf {
+        self.dir.path().join("worker")
+    }
+
+    pub fn start_worker(&mut self) {
+        let mut args = vec![
+            "worker".to_string(),
+            "--server".into(),
+            self.url.clone(),
+            "--data-dir".into(),
+            self.worker_dir().to_string_lossy().into_owned(),
+            "--capacity".into(),
+            "4".into(),
+        ];
+        args.extend(self.worker_args.iter().cloned());
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        self.worker = Some(spawn(&args, &self.dir.path().join("worker.log")));
+    }
+
+    pub async fn run(&self, yaml: &str) -> RunDetail {
+        let id = submit(&self.client, yaml).await;
+        wait_run(&self.client, &id, Duration::from_secs(120)).await
+    }
+
+    pub async fn logs(&self, run: &str, task: &str) -> Vec<(Stream, String)> {
+        let page = self.client.logs(run, task, 0, 10_000).await.unwrap();
+        page.lines.into_iter().map(|l| (l.stream, l.line)).collect()
+    }
+
+    pub async fn stdout(&self, run: &str, task: &str) -> String {
+        self.logs(run, task)
+            .await
+            .into_iter()
+            .filter(|(s, _)| *s == Stream::Stdout)
+            .map(|(_, l)| l + "\n")
+            .collect()
+    }
+
+    pub fn worker_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+    }
+
+    /// Directories, cgroups and mounts the worker's containers left behind.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let wd = self.worker_dir();
+        for sub in ["containers", "tasks"] {
+            for e in std::fs::read_dir(wd.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(e.path().display().to_string());
+            }
+        }
+        let scope = sluice_worker::images::store::sha256_hex(
+            std::fs::canonicalize(&wd)
+                .unwrap()
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        let scope = &scope["sha256:".len()..][..12];
+        for ctl in ["memory", "cpu", "pids", "unified", ""] {
+            let parent = Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join("sluice")
+                .join(scope);
+            for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let wd = wd.to_string_lossy().into_owned();
+        out.extend(
+            mounts
+                .lines()
+                .filter(|l| l.contains(&wd))
+                .map(str::to_string),
+        );
+        out
+    }
+}
+
+pub fn task<'a>(run: &'a RunDetail, name: &str) -> &'a TaskInfo {
+    run.tasks.iter().find(|t| t.name == name).unwrap()
+}
+
+fn assert_succeeded(c: &Cluster, run: &RunDetail) {
+    assert_eq!(
+        run.summary.state,
+        RunState::Succeeded,
+        "run failed: {:?}\nworker log:\n{}",
+        run.tasks
+            .iter()
+            .map(|t| (&t.name, t.state, &t.error))
+            .collect::<Vec<_>>(),
+        c.worker_log()
+    );
+}
+
+#[tokio::test]
+async fn a_three_step_pipeline_passes_a_parameter_and_an_artifact_in_real_containers() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            r#"
+name: three-steps
+params:
+  greeting: {{type: string, default: hello}}
+steps:
+  - name: make
+    image: {img}
+    inputs: {{params: {{greeting: {{type: string}}}}}}
+    params: {{greeting: "{{{{params.greeting}}}}"}}
+    outputs:
+      params: {{count: {{type: int}}}}
+      artifacts: {{words: {{type: dataset}}}}
+    script: |
+      mkdir -p /sluice/outputs/artifacts/words
+      for w in {{{{inputs.params.greeting}}}} from a container; do echo $w; done > /sluice/outputs/artifacts/words/list.txt
+      wc -l < /sluice/outputs/artifacts/words/list.txt | tr -d ' ' > /sluice/outputs/params/count
+      cat /etc/os-release
+  - name: read
+    image: {img}
+    outputs: {{params: {{first: {{type: string}}}}}}
+    script: |
+      head -n1 {{{{steps.make.outputs.artifacts.words}}}}/list.txt > /sluice/outputs/params/first
+      echo "count={{{{steps.make.outputs.params.count}}}}"
+      touch {{{{steps.make.outputs.artifacts.words}}}}/tamper 2>&1 || echo "input is read-only"
+  - name: report
+    image: {img}
+    command: [sh, -c]
+    args: ["echo first={{{{steps.read.outputs.params.first}}}} host=$(hostname)"]
+"#
+        ))
+        .await;
+    assert_succeeded(&c, &run);
+    let make = task(&run, "make");
+    assert_eq!(make.outputs["count"], serde_json::json!(4));
+    let words = &make.artifacts[0];
+    assert_eq!(words.name, "words");
+    assert!(words.size > 0 && words.sha256.len() == 64, "{words:?}");
+    // The step saw the image's /etc/os-release, not the host's.
+    let out = c.stdout(&run.summary.id, "make").await;
+    assert!(out.contains("ID=busybox"), "{out}");
+    let host = std::fs::read_to_string("/etc/os-release").unwrap();
+    assert!(!host.contains("ID=busybox"));
+    // The image's digest is recorded on each task.
+    assert!(make
+        .image_digest
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("sha256:"));
+    let read = c.stdout(&run.summary.id, "read").await;
+    assert!(
+        read.contains("count=4") && read.contains("input is read-only"),
+        "{read}"
+    );
+    assert_eq!(
+        task(&run, "read").outputs["first"],
+        serde_json::json!("hello")
+    );
+    let report = c.stdout(&run.summary.id, "report").await;
+    assert_eq!(report.trim(), "first=hello host=report");
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
+#[tokio::test]
+async fn writes_outside_the_volumes_stay_in_the_container() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let marker = format!("sluice-escape-{}", std::process::id());
+    let run = c
+        .run(&format!(
+            r#"
+name: escape
+steps:
+  - name: write
+    image: {img}
+    script: |
+      echo x > /etc/{marker}
+      echo x > /tmp/{marker}
+      echo x > /bin/{marker}
+      rm -f /bin/ls
+      ls /etc/{marker} && echo wrote
+      mknod /tmp/disk b 8 0 || echo "no device nodes"
+      echo 1 > /proc/sys/kernel/hostname || echo "proc read-only"
+      cat /proc/self/status | grep CapBnd
+  - name: after
+    image: {img}
+    dependsOn: [write]
+    command: [sh, -c, "ls /bin/ls && ls /etc/{marker} || echo clean"]
+"#
+        ))
+        .await;
+    assert_succeeded(&c, &run);
+    let out = c.stdout(&run.summary.id, "write").await;
+    assert!(
+        out.contains("wrote") && out.contains("no device nodes") && out.contains("proc read-only"),
+        "{out}"
+    );
+    // Docker's bounding set less CAP_MKNOD: 0xa00425fb & !(1 << 27).
+    assert!(out.contains("CapBnd:\t00000000a00425fb"), "{out}");
+    for dir in ["/etc", "/tmp", "/bin"] {
+        assert!(
+            !Path::new(dir).join(&marker).exists(),
+            "{dir}/{marker} reached the host"
+        );
+    }
+    // The next container starts from the untouched image.
+    let after = c.stdout(&run.summary.id, "after").await;
+    assert!(
+        after.contains("/bin/ls") && after.contains("clean"),
+        "{after}"
+    );
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_oom_killed_and_reported_so() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            r#"
+name: membomb
+steps:
+  - name: bomb
+    image: {img}
+    resources: {{memory: 32Mi}}
+    command: [dd, if=/dev/zero, of=/dev/null, bs=256M, count=1]
+"#
+        ))
+        .await;
+    assert_eq!(run.summary.state, RunState::Failed);
+    let t = task(&run, "bomb");
+    assert_eq!(t.exit_code, Some(137));
+    let err = t.error.clone().unwrap_or_default();
+    assert!(
+        err.contains("out of memory") && err.contains("32 MiB"),
+        "{err}"
+    );
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_held_by_the_pids_limit() {
+    let c = Cluster::start(&["--pids-limit", "32"]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            r#"
+name: forkbomb
+steps:
+  - name: bomb
+    image: {img}
+    script: |
+      bomb() {{ bomb | bomb & }}
+      bomb 2>/dev/null
+      sleep 1
+      echo "still here"
+"#
+        ))
+        .await;
+    // The bomb fills the container's PIDs budget and no more; the step's own shell lives on, and
+    // everything the bomb started dies with the container.
+    let logs = c.logs(&run.summary.id, "bomb").await;
+    let text: String = logs.iter().map(|(_, l)| format!("{l}\n")).collect();
+    assert!(
+        text.contains("can't fork") || text.contains("still here"),
+        "{text}"
+    );
+    assert!(run.summary.state.is_terminal());
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
+#[tokio::test]
+async fn a_step_without_network_cannot_reach_the_hosts_loopback_services() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Counts connections, closing each at once.
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if conn.is_ok() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let run = c
+        .run(&format!(
+            r#"
+name: network
+steps:
+  - name: isolated
+    image: {img}
+    command: [sh, -c, "echo ping | nc -w 2 127.0.0.1 {port} && echo reached || echo unreachable; ip -o link | cut -d: -f2"]
+  - name: host
+    image: {img}
+    dependsOn: [isolated]
+    network: host
+    command: [sh, -c, "echo ping | nc -w 2 127.0.0.1 {port} && echo reached || echo unreachable"]
+"#
+        ))
+        .await;
+    assert_succeeded(&c, &run);
+    let isolated = c.stdout(&run.summary.id, "isolated").await;
+    assert!(isolated.contains("unreachable"), "{isolated}");
+    assert_eq!(
+        isolated.lines().filter(|l| l.trim() == "lo").count(),
+        1,
+        "only loopback: {isolated}"
+    );
+    // The same step with host networking does reach it, so the first result is the namespace's doing.
+    let host = c.stdout(&run.summary.id, "host").await;
+    assert!(host.contains("reached"), "{host}");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the host-network step connected"
+    );
+}
+
+#[tokio::test]
+async fn cancel_mid_step_kills_every_process_of_the_container() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let tag = 3_000_000 + std::process::id() % 100_000;
+    let id = submit(
+        &c.client,
+        &format!(
+            r#"
+name: cancel
+steps:
+  - name: sleepy
+    image: {img}
+    script: |
+      sleep {tag} &
+      sleep {tag}
+"#
+        ),
+    )
+    .await;
+    wait_until(
+        &c.client,
+        &id,
+        Duration::from_secs(60),
+        "the step to run",
+        |d| d.tasks[0].state == TaskState::Running,
+    )
+    .await;
+    let sleeping = || sleepers(tag);
+    let start = Instant::now();
+    while sleeping().len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the step's processes never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.client.cancel_run(&id).await.unwrap();
+    let run = wait_run(&c.client, &id, Duration::from_secs(30)).await;
+    assert_eq!(run.summary.state, RunState::Cancelled);
+    assert_eq!(run.tasks[0].state, TaskState::Cancelled);
+    assert!(sleeping().is_empty(), "still running: {:?}", sleeping());
+    let start = Instant::now();
+    while !c.leftovers().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            c.leftovers()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Host pids of processes running `sleep <tag>`.
+fn sleepers(tag: u32) -> Vec<i32> {
+    let want = format!("sleep\0{tag}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c == want.as_bytes())
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hundreds_of_steps_leave_no_mount_cgroup_or_directory_behind() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let mut yaml = String::from("name: many\nsteps:\n");
+    for i in 0..200 {
+        yaml.push_str(&format!(
+            "  - name: s{i}\n    image: {img}\n    command: [sh, -c, \"echo $HOSTNAME > /tmp/x\"]\n"
+        ));
+    }
+    let run = c.run(&yaml).await;
+    assert_succeeded(&c, &run);
+    assert_eq!(run.tasks.len(), 200);
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
+#[tokio::test]
+async fn a_restarted_worker_cleans_up_what_a_crashed_one_left() {
+    let mut c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let tag = 4_000_000 + std::process::id() % 100_000;
+    let id = submit(
+        &c.client,
+        &format!(
+            "name: crash\nsteps:\n  - name: s\n    image: {img}\n    command: [sleep, \"{tag}\"]\n"
+        ),
+    )
+    .await;
+    let start = Instant::now();
+    while sleepers(tag).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.worker.take().unwrap().kill9();
+    // The container outlives its worker...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sleepers(tag).len(), 1);
+    assert!(!c.leftovers().is_empty());
+    // ...until a worker starts on the same directory.
+    c.start_worker();
+    let start = Instant::now();
+    while !sleepers(tag).is_empty() || !c.leftovers().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "left: {:?} {:?}",
+            sleepers(tag),
+            c.leftovers()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(c.worker_log().contains("left behind"), "{}", c.worker_log());
+    c.client.cancel_run(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn volumes_are_read_only_unless_writable_and_named_ones_outlive_runs() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("labels.csv"), "a,b\n").unwrap();
+    let hp = host.path().display();
+    let write = c
+        .run(&format!(
+            r#"
+name: volumes
+steps:
+  - name: fill
+    image: {img}
+    volumes:
+      - {{name: cache, path: /cache, writable: true}}
+      - {{hostPath: {hp}, path: /data}}
+    script: |
+      cat /data/labels.csv
+      echo nope > /data/new.csv || echo "data is read-only"
+      echo kept > /cache/token
+"#
+        ))
+        .await;
+    assert_succeeded(&c, &write);
+    let out = c.stdout(&write.summary.id, "fill").await;
+    assert!(
+        out.contains("a,b") && out.contains("data is read-only"),
+        "{out}"
+    );
+    assert!(!host.path().join("new.csv").exists());
+    let read = c
+        .run(&format!(
+            "name: volumes2\nsteps:\n  - name: use\n    image: {img}\n    volumes: [{{name: cache, path: /cache}}]\n    command: [cat, /cache/token]\n"
+        ))
+        .await;
+    assert_succeeded(&c, &read);
+    assert_eq!(c.stdout(&read.summary.id, "use").await.trim(), "kept");
+}
+
+#[tokio::test]
+async fn a_missing_program_or_image_fails_the_step_with_a_clear_error() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            "name: bad\nsteps:\n  - name: noprog\n    image: {img}\n    command: [train-model]\n  - name: noimage\n    image: {}/sluice/absent:1\n    command: [true]\n",
+            registry()
+        ))
+        .await;
+    assert_eq!(run.summary.state, RunState::Failed);
+    let e = task(&run, "noprog").error.clone().unwrap_or_default();
+    assert!(e.contains("`train-model` not found in $PATH"), "{e}");
+    let e = task(&run, "noimage").error.clone().unwrap_or_default();
+    assert!(e.contains("sluice/absent:1"), "{e}");
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}

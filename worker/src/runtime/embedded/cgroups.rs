@@ -1,0 +1,341 @@
+//! Control groups for containers, on cgroup v2 hosts and on v1 hosts (one hierarchy per
+//! controller): create one group per container under a parent that belongs to this worker, set its
+//! memory, CPU and PIDs limits, tell whether the kernel OOM-killed in it, kill everything in it and
+//! remove it.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const CPU_PERIOD_US: u64 = 100_000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    /// Thousandths of a core.
+    pub cpu_millis: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+enum Layout {
+    /// The unified hierarchy's mount point.
+    V2(PathBuf),
+    /// Mount points of the v1 hierarchies sluice uses.
+    V1 {
+        memory: Option<PathBuf>,
+        cpu: Option<PathBuf>,
+        pids: Option<PathBuf>,
+    },
+}
+
+/// The host's cgroup layout and the parent path (relative to each hierarchy's root) under which
+/// this worker's containers get their groups.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    layout: Layout,
+    parent: PathBuf,
+}
+
+/// One container's groups (one directory on v2, one per controller on v1).
+#[derive(Debug, Clone)]
+pub struct Group {
+    v2: bool,
+    dirs: Vec<PathBuf>,
+    memory: Option<PathBuf>,
+}
+
+fn write(path: &Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, value).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot write `{value}` to {}: {e}", path.display()),
+        )
+    })
+}
+
+impl Cgroups {
+    /// Reads the host's cgroup mounts from `/proc/self/mountinfo`. A host whose unified hierarchy
+    /// has the memory controller is treated as v2; otherwise the v1 hierarchies are used.
+    pub fn detect(parent: &Path) -> std::io::Result<Cgroups> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let mut v2 = None;
+        let (mut memory, mut cpu, mut pids) = (None, None, None);
+        for line in info.lines() {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mount = left.split(' ').nth(4).unwrap_or("");
+            let mut r = right.split(' ');
+            let fstype = r.next().unwrap_or("");
+            let super_opts = r.nth(1).unwrap_or("");
+            match fstype {
+                "cgroup2" if v2.is_none() => {
+                    let controllers =
+                        std::fs::read_to_string(Path::new(mount).join("cgroup.controllers"))
+                            .unwrap_or_default();
+                    if controllers.split_whitespace().any(|c| c == "memory") {
+                        v2 = Some(PathBuf::from(mount));
+                    }
+                }
+                "cgroup" => {
+                    for opt in super_opts.split(',') {
+                        let slot = match opt {
+                            "memory" => &mut memory,
+                            "cpu" => &mut cpu,
+                            "pids" => &mut pids,
+                            _ => continue,
+                        };
+                        slot.get_or_insert_with(|| PathBuf::from(mount));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let layout = match v2 {
+            Some(root) => Layout::V2(root),
+            None if memory.is_some() || pids.is_some() => Layout::V1 { memory, cpu, pids },
+            None => {
+                return Err(std::io::Error::new(
+                    ErrorKind::NotFound,
+                    "no cgroup hierarchy with the memory or pids controller is mounted",
+                ))
+            }
+        };
+        Ok(Cgroups {
+            layout,
+            parent: parent.to_path_buf(),
+        })
+    }
+
+    pub fn version(&self) -> u8 {
+        match self.layout {
+            Layout::V2(_) => 2,
+            Layout::V1 { .. } => 1,
+        }
+    }
+
+    fn roots(&self) -> Vec<(&'static str, PathBuf)> {
+        match &self.layout {
+            Layout::V2(root) => vec![("unified", root.clone())],
+            Layout::V1 { memory, cpu, pids } => [("memory", memory), ("cpu", cpu), ("pids", pids)]
+                .into_iter()
+                .filter_map(|(n, p)| p.clone().map(|p| (n, p)))
+                .collect(),
+        }
+    }
+
+    /// The group of container `id`, as [`Cgroups::create`] makes it (nothing is created here).
+    pub fn group(&self, id: &str) -> Group {
+        let v2 = matches!(self.layout, Layout::V2(_));
+        let mut dirs = Vec::new();
+        let mut memory = None;
+        for (name, root) in self.roots() {
+            let dir = root.join(&self.parent).join(id);
+            if name == "memory" || v2 {
+                memory = Some(dir.clone());
+            }
+            dirs.push(dir);
+        }
+        Group { v2, dirs, memory }
+    }
+
+    /// Creates container `id`'s group with its limits.
+    pub fn create(&self, id: &str, limits: &Limits) -> std::io::Result<Group> {
+        if let Layout::V2(root) = &self.layout {
+            // Each level above the container must hand the controllers down.
+            let mut dir = root.clone();
+            for part in self.parent.components() {
+                enable_controllers(&dir)?;
+                dir.push(part);
+                mkdir(&dir)?;
+            }
+            enable_controllers(&dir)?;
+        }
+        let group = self.group(id);
+        for dir in &group.dirs {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot create cgroup {}: {e}", dir.display()),
+                )
+            })?;
+        }
+        if let Err(e) = group.limit(limits) {
+            group.remove();
+            return Err(e);
+        }
+        Ok(group)
+    }
+
+    /// Groups left under this worker's parent (by a worker that crashed), by container id.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for (_, root) in self.roots() {
+            for e in std::fs::read_dir(root.join(&self.parent))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    let id = e.file_name().to_string_lossy().into_owned();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids
+    }
+}
+
+fn mkdir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot create cgroup {}: {e}", dir.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn enable_controllers(dir: &Path) -> std::io::Result<()> {
+    let available = std::fs::read_to_string(dir.join("cgroup.controllers"))?;
+    let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control"))?;
+    let want: Vec<String> = ["memory", "cpu", "pids"]
+        .into_iter()
+        .filter(|c| available.split_whitespace().any(|a| a == *c))
+        .filter(|c| !enabled.split_whitespace().any(|a| a == *c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    write(&dir.join("cgroup.subtree_control"), &want.join(" "))
+}
+
+impl Group {
+    /// The `cgroup.procs` files a process writes itself into to join this group.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    fn file(&self, name: &str) -> Option<PathBuf> {
+        self.dirs.iter().map(|d| d.join(name)).find(|p| p.exists())
+    }
+
+    fn limit(&self, l: &Limits) -> std::io::Result<()> {
+        if let Some(bytes) = l.memory_bytes {
+            if self.v2 {
+                self.set("memory.max", &bytes.to_string())?;
+                // No swapping past the limit: a step over its memory is killed, not slowed.
+                self.set_if_present("memory.swap.max", "0")?;
+            } else {
+                self.set("memory.limit_in_bytes", &bytes.to_string())?;
+                self.set_if_present("memory.memsw.limit_in_bytes", &bytes.to_string())?;
+                self.set_if_present("memory.swappiness", "0")?;
+            }
+        }
+        if let Some(m) = l.cpu_millis {
+            let quota = (m * CPU_PERIOD_US / 1000).max(1000);
+            if self.v2 {
+                self.set("cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
+            } else {
+                self.set("cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                self.set("cpu.cfs_quota_us", &quota.to_string())?;
+            }
+        }
+        if let Some(p) = l.pids {
+            self.set("pids.max", &p.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn set(&self, name: &str, value: &str) -> std::io::Result<()> {
+        match self.file(name) {
+            Some(p) => write(&p, value),
+            None => Err(std::io::Error::new(
+                ErrorKind::NotFound,
+                format!("this host's cgroups have no `{name}` (is the controller enabled?)"),
+            )),
+        }
+    }
+
+    fn set_if_present(&self, name: &str, value: &str) -> std::io::Result<()> {
+        match self.file(name) {
+            Some(p) => write(&p, value),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the kernel killed a process of this group for exceeding its memory limit.
+    pub fn oom_killed(&self) -> bool {
+        let Some(dir) = &self.memory else {
+            return false;
+        };
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("oom_kill "))
+            .any(|n| n.trim().parse::<u64>().unwrap_or(0) > 0)
+    }
+
+    /// The processes in the group (host pids).
+    pub fn pids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for f in self.procs_files() {
+            for l in std::fs::read_to_string(f).unwrap_or_default().lines() {
+                if let Ok(p) = l.trim().parse::<i32>() {
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Kills every process in the group and waits (briefly) until it is empty.
+    pub fn kill_all(&self) {
+        if self.v2 {
+            if let Some(k) = self.file("cgroup.kill") {
+                let _ = std::fs::write(k, "1");
+            }
+        }
+        for _ in 0..200 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return;
+            }
+            for p in pids {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Removes the group's directories (a group is removable once its processes have exited).
+    pub fn remove(&self) {
+        for dir in &self.dirs {
+            for attempt in 0..100 {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == ErrorKind::NotFound => break,
+                    Err(e) => {
+                        if attempt == 99 {
+                            tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove cgroup");
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+    }
+}

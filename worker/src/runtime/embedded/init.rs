@@ -1,0 +1,413 @@
+//! The container's first process, between fork and exec: joins its cgroups, enters its own
+//! namespaces, builds the root filesystem (overlay, /proc, a minimal /dev, /sys, bind mounts),
+//! pivots into it, hides and write-protects what Docker hides, sets hostname, loopback, user and
+//! capabilities, and execs the step. Runs only in the helper's forked child, never in the worker.
+
+use super::config::{BindMount, ContainerConfig};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::stat::{mknod, Mode, SFlag};
+use nix::unistd::{chdir, pivot_root, sethostname, Gid, Uid};
+use std::ffi::CString;
+use std::io::ErrorKind;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Why the container could not start, and the exit code that says so (126: found but cannot run,
+/// 127: not found, as shells have it).
+pub struct InitError {
+    pub code: i32,
+    pub message: String,
+}
+
+fn fail(what: impl std::fmt::Display) -> impl FnOnce(nix::Error) -> InitError {
+    move |e| InitError {
+        code: 1,
+        message: format!("{what}: {}", e.desc()),
+    }
+}
+
+fn io_fail(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> InitError {
+    move |e| InitError {
+        code: 1,
+        message: format!("{what}: {e}"),
+    }
+}
+
+const NONE: Option<&str> = None;
+
+/// Sets the container up and execs its process; returns only on failure.
+pub fn run(cfg: &ContainerConfig) -> InitError {
+    match setup(cfg) {
+        Ok((path, argv, env)) => {
+            let e = nix::unistd::execve(&path, &argv, &env).unwrap_err();
+            InitError {
+                code: if e == nix::Error::ENOENT { 127 } else { 126 },
+                message: format!("cannot exec `{}`: {}", cfg.process.args[0], e.desc()),
+            }
+        }
+        Err(e) => e,
+    }
+}
+
+type Exec = (CString, Vec<CString>, Vec<CString>);
+
+fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
+    // The container's stdin is empty; fd 0 of the helper is its control socket.
+    let null = std::fs::File::open("/dev/null").map_err(io_fail("cannot open /dev/null"))?;
+    nix::unistd::dup2_stdin(&null).map_err(fail("cannot redirect stdin"))?;
+    drop(null);
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(fail("cannot set the parent-death signal"))?;
+    for procs in &cfg.cgroup_procs {
+        std::fs::write(procs, "0")
+            .map_err(io_fail(format!("cannot join cgroup {}", procs.display())))?;
+    }
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if !cfg.host_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(fail("cannot create the container's namespaces"))?;
+    nix::sys::stat::umask(Mode::empty());
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+        .map_err(fail("cannot make the mount namespace private"))?;
+    let root = &cfg.rootfs.target;
+    mount_rootfs(cfg)?;
+    mount_kernel_fs(root)?;
+    mount_dev(root)?;
+    for b in &cfg.mounts {
+        bind(root, b)?;
+    }
+    enter(root)?;
+    for p in &cfg.masked_paths {
+        mask(p)?;
+    }
+    for p in &cfg.readonly_paths {
+        readonly(p)?;
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+    sethostname(&cfg.hostname).map_err(fail("cannot set the hostname"))?;
+    if !cfg.host_network {
+        loopback_up()?;
+    }
+    let user = super::user::resolve(&cfg.process.user).map_err(|m| InitError {
+        code: 1,
+        message: m,
+    })?;
+    let mut env = cfg.process.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let cwd = &cfg.process.cwd;
+    if let Err(e) = std::fs::create_dir_all(cwd) {
+        return Err(io_fail(format!("cannot create working directory {cwd}"))(e));
+    }
+    chdir(cwd.as_str()).map_err(fail(format!("cannot enter working directory {cwd}")))?;
+    drop_privileges(cfg, &user)?;
+    let path = find_program(&cfg.process.args[0], &env)?;
+    let cstr = |s: &str| {
+        CString::new(s).map_err(|_| InitError {
+            code: 1,
+            message: format!("`{s}` contains a NUL byte"),
+        })
+    };
+    let argv = cfg
+        .process
+        .args
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    Ok((cstr(&path)?, argv, envp))
+}
+
+fn mount_rootfs(cfg: &ContainerConfig) -> Result<(), InitError> {
+    let r = &cfg.rootfs;
+    // Layers are named relative to their common directory, which keeps the options under a page.
+    chdir(&r.layers_root).map_err(fail(format!("cannot enter {}", r.layers_root.display())))?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        r.lower.join(":"),
+        r.upper.display(),
+        r.work.display()
+    );
+    mount(
+        Some("overlay"),
+        &r.target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(fail(format!(
+        "cannot mount the overlay root filesystem at {}",
+        r.target.display()
+    )))?;
+    chdir("/").map_err(fail("cannot leave the layers directory"))
+}
+
+fn mkdirs(p: &Path) -> Result<(), InitError> {
+    std::fs::create_dir_all(p).map_err(io_fail(format!("cannot create {}", p.display())))
+}
+
+fn at(root: &Path, target: &str) -> PathBuf {
+    root.join(target.trim_start_matches('/'))
+}
+
+fn mount_kernel_fs(root: &Path) -> Result<(), InitError> {
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let proc_dir = at(root, "/proc");
+    mkdirs(&proc_dir)?;
+    mount(Some("proc"), &proc_dir, Some("proc"), nosuid, NONE)
+        .map_err(fail("cannot mount /proc"))?;
+    let sys = at(root, "/sys");
+    mkdirs(&sys)?;
+    mount(
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        nosuid | MsFlags::MS_RDONLY,
+        NONE,
+    )
+    .map_err(fail("cannot mount /sys"))?;
+    Ok(())
+}
+
+/// A tmpfs /dev with the usual character devices, ptys, shared memory and message queues.
+fn mount_dev(root: &Path) -> Result<(), InitError> {
+    let dev = at(root, "/dev");
+    mkdirs(&dev)?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .map_err(fail("cannot mount /dev"))?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        mknod(
+            &dev.join(name),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .map_err(fail(format!("cannot create /dev/{name}")))?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        symlink(to, dev.join(link)).map_err(io_fail(format!("cannot create /dev/{link}")))?;
+    }
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    for (dir, fstype, flags, opts) in [
+        (
+            "pts",
+            "devpts",
+            nosuid,
+            "newinstance,ptmxmode=0666,mode=0620",
+        ),
+        (
+            "shm",
+            "tmpfs",
+            nosuid | MsFlags::MS_NODEV,
+            "mode=1777,size=65536k",
+        ),
+        ("mqueue", "mqueue", nosuid | MsFlags::MS_NODEV, ""),
+    ] {
+        let p = dev.join(dir);
+        mkdirs(&p)?;
+        mount(Some(fstype), &p, Some(fstype), flags, Some(opts))
+            .map_err(fail(format!("cannot mount /dev/{dir}")))?;
+    }
+    Ok(())
+}
+
+fn bind(root: &Path, b: &BindMount) -> Result<(), InitError> {
+    let target = at(root, &b.target);
+    let is_dir = std::fs::metadata(&b.source)
+        .map_err(io_fail(format!("cannot mount {}", b.source.display())))?
+        .is_dir();
+    // The mount point is made in the overlay's upper layer (or on /dev's tmpfs).
+    if is_dir {
+        mkdirs(&target)?;
+    } else {
+        if let Some(parent) = target.parent() {
+            mkdirs(parent)?;
+        }
+        if !target.exists() {
+            std::fs::File::create(&target)
+                .map_err(io_fail(format!("cannot create {}", b.target)))?;
+        }
+    }
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(&b.source), &target, NONE, flags, NONE).map_err(fail(format!(
+        "cannot mount {} at {}",
+        b.source.display(),
+        b.target
+    )))?;
+    if b.readonly {
+        mount(
+            NONE,
+            &target,
+            NONE,
+            flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID,
+            NONE,
+        )
+        .map_err(fail(format!("cannot make {} read-only", b.target)))?;
+    }
+    Ok(())
+}
+
+/// Makes `root` the container's `/` and lets go of the host's tree.
+fn enter(root: &Path) -> Result<(), InitError> {
+    chdir(root).map_err(fail("cannot enter the root filesystem"))?;
+    pivot_root(".", ".").map_err(fail("cannot pivot into the root filesystem"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(fail("cannot detach the host's root"))?;
+    chdir("/").map_err(fail("cannot enter /"))
+}
+
+fn mask(path: &str) -> Result<(), InitError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_fail(format!("cannot mask {path}"))(e)),
+    };
+    let r = if meta.is_dir() {
+        mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)
+    } else {
+        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+    };
+    r.map_err(fail(format!("cannot mask {path}")))
+}
+
+fn readonly(path: &str) -> Result<(), InitError> {
+    if !Path::new(path).exists() {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some(path), path, NONE, flags, NONE).map_err(fail(format!("cannot protect {path}")))?;
+    mount(
+        NONE,
+        path,
+        NONE,
+        flags
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        NONE,
+    )
+    .map_err(fail(format!("cannot make {path} read-only")))
+}
+
+/// Brings the private network namespace's loopback interface up.
+fn loopback_up() -> Result<(), InitError> {
+    // SAFETY: plain socket and ioctl calls on a zeroed `ifreq` that outlives them.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io_fail("cannot open a socket to configure loopback")(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if r != 0 {
+            return Err(io_fail("cannot bring loopback up")(err));
+        }
+    }
+    Ok(())
+}
+
+fn drop_privileges(cfg: &ContainerConfig, user: &super::user::User) -> Result<(), InitError> {
+    use caps::{CapSet, Capability};
+    let keep: caps::CapsHashSet = cfg
+        .capabilities
+        .iter()
+        .filter_map(|c| c.parse::<Capability>().ok())
+        .collect();
+    let capfail = |what: &'static str| {
+        move |e: caps::errors::CapsError| InitError {
+            code: 1,
+            message: format!("{what}: {e}"),
+        }
+    };
+    for cap in caps::all() {
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(capfail("cannot drop a capability"))?;
+        }
+    }
+    nix::unistd::setgroups(
+        &user
+            .groups
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(fail("cannot set supplementary groups"))?;
+    nix::unistd::setgid(Gid::from_raw(user.gid))
+        .map_err(fail(format!("cannot set gid {}", user.gid)))?;
+    nix::unistd::setuid(Uid::from_raw(user.uid))
+        .map_err(fail(format!("cannot set uid {}", user.uid)))?;
+    if user.uid == 0 {
+        caps::set(None, CapSet::Effective, &keep).map_err(capfail("cannot set capabilities"))?;
+        caps::set(None, CapSet::Permitted, &keep).map_err(capfail("cannot set capabilities"))?;
+    }
+    // Nothing is inherited across exec beyond what the rules above give (as Docker has it now).
+    caps::clear(None, CapSet::Inheritable)
+        .map_err(capfail("cannot clear inheritable capabilities"))?;
+    caps::clear(None, CapSet::Ambient).map_err(capfail("cannot clear ambient capabilities"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(fail("cannot set no_new_privs"))
+}
+
+/// Finds the program as `execvp` would, but in the container's `PATH`.
+fn find_program(name: &str, env: &[String]) -> Result<String, InitError> {
+    if name.contains('/') {
+        return Ok(name.to_string());
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(super::config::DEFAULT_PATH);
+    let mut found_unrunnable = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+            found_unrunnable.get_or_insert(candidate);
+        }
+    }
+    Err(match found_unrunnable {
+        Some(c) => InitError {
+            code: 126,
+            message: format!("`{c}` is not an executable file"),
+        },
+        None => InitError {
+            code: 127,
+            message: format!("executable `{name}` not found in $PATH ({path})"),
+        },
+    })
+}

@@ -1,0 +1,432 @@
+//! sluice's own container runtime, built into the binary: each task runs in an OCI-style container
+//! (overlay root over the image's layers, its own mount/PID/UTS/IPC/network namespaces, cgroup
+//! limits, Docker's capability set) with no daemon and no external runtime.
+//!
+//! The worker (a tokio process) never forks to make a container: it writes the container's
+//! [`config::ContainerConfig`] to a state directory and starts the sluice binary itself as a
+//! single-threaded helper ([`shim`]), which forks the container's first process ([`init`]).
+//! Mounts live only in the container's mount namespace, so they vanish with its last process;
+//! what outlives a container (its cgroup and state directory) is removed when it ends, and by the
+//! next worker on the same directory when a worker crashed.
+
+pub mod cgroups;
+pub mod config;
+mod gpu;
+mod init;
+mod logs;
+pub mod shim;
+mod user;
+
+use super::{BoxFuture, ContainerRuntime, Exit, Io, RunRequest, RuntimeError};
+use crate::images::registry::Registries;
+use crate::images::store::ImageStore;
+use cgroups::{Cgroups, Group, Limits};
+use config::{BindMount, TaskMounts};
+use sluice_sdk::api::Stream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::AsyncBufReadExt;
+
+/// How a worker's embedded runtime is set up.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// The worker's directory: container state goes under `containers/`, named volumes under
+    /// `volumes/`.
+    pub worker_dir: PathBuf,
+    /// The sluice binary, started as each container's helper.
+    pub helper: PathBuf,
+    /// Limits for steps that set none (`pids` always applies).
+    pub defaults: Limits,
+    /// Keep each container's upper directory (its writes) after it ends, for debugging.
+    pub keep: bool,
+}
+
+pub struct EmbeddedRuntime {
+    cfg: EmbeddedConfig,
+    store: Arc<ImageStore>,
+    registries: Arc<Registries>,
+    cgroups: Cgroups,
+    gpus: gpu::Gpus,
+}
+
+fn failed(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Failed(e.to_string())
+}
+
+/// Where a worker's containers keep their state.
+pub fn containers_dir(worker_dir: &Path) -> PathBuf {
+    worker_dir.join("containers")
+}
+
+/// The image layers used by containers that exist now under `worker_dir` (running, or left by a
+/// crashed worker): an image prune must keep them.
+pub fn layers_in_use(worker_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(containers_dir(worker_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(bytes) = std::fs::read(e.path().join("config.json")) else {
+            continue;
+        };
+        if let Ok(c) = serde_json::from_slice::<config::ContainerConfig>(&bytes) {
+            for l in c.rootfs.lower {
+                if let Some(hex) = Path::new(&l).file_name() {
+                    out.push(format!("sha256:{}", hex.to_string_lossy()));
+                }
+            }
+        }
+    }
+    out
+}
+
+impl EmbeddedRuntime {
+    /// Sets the runtime up on this host and removes whatever a crashed predecessor left in the
+    /// same worker directory.
+    pub fn new(
+        cfg: EmbeddedConfig,
+        store: Arc<ImageStore>,
+        registries: Arc<Registries>,
+    ) -> Result<EmbeddedRuntime, RuntimeError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(failed(
+                "the embedded container runtime needs root (namespaces, mounts and cgroups)",
+            ));
+        }
+        let dir = containers_dir(&cfg.worker_dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+        // Each worker directory gets its own cgroup parent, so that workers sharing a host never
+        // touch each other's containers.
+        let canonical = std::fs::canonicalize(&cfg.worker_dir).unwrap_or(cfg.worker_dir.clone());
+        let digest = crate::images::store::sha256_hex(canonical.to_string_lossy().as_bytes());
+        let scope = &digest.trim_start_matches("sha256:")[..12];
+        let cgroups = Cgroups::detect(&Path::new("sluice").join(scope))
+            .map_err(|e| failed(format!("cannot use this host's cgroups: {e}")))?;
+        let rt = EmbeddedRuntime {
+            cfg,
+            store,
+            registries,
+            cgroups,
+            gpus: gpu::Gpus::detect(),
+        };
+        let cleaned = rt.clean_leftovers();
+        if cleaned > 0 {
+            tracing::warn!(
+                containers = cleaned,
+                "removed containers a previous worker left behind"
+            );
+        }
+        tracing::info!(
+            cgroup_version = rt.cgroups.version(),
+            gpus = rt.gpus.count(),
+            "embedded container runtime ready"
+        );
+        Ok(rt)
+    }
+
+    /// Kills and removes every container of this worker directory that is not running under this
+    /// process: left there by a worker that crashed. Returns how many it removed.
+    fn clean_leftovers(&self) -> usize {
+        let mut ids: Vec<String> = std::fs::read_dir(containers_dir(&self.cfg.worker_dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for id in self.cgroups.leftovers() {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        for id in &ids {
+            let group = self.cgroups.group(id);
+            group.kill_all();
+            group.remove();
+            let _ = std::fs::remove_dir_all(containers_dir(&self.cfg.worker_dir).join(id));
+        }
+        ids.len()
+    }
+
+    /// Lays out a container's state directory, cgroup and config; nothing runs yet.
+    fn create(
+        &self,
+        id: &str,
+        req: &RunRequest,
+        gpus: Option<gpu::GpuLease>,
+    ) -> Result<Container, RuntimeError> {
+        let state = containers_dir(&self.cfg.worker_dir).join(id);
+        let mut c = Container {
+            state: state.clone(),
+            group: None,
+            keep: self.cfg.keep,
+            _gpus: gpus,
+        };
+        let full = crate::images::reference::parse(&req.spec.image)
+            .map_err(failed)?
+            .to_string();
+        let image = self.store.get(&full).map_err(failed)?.ok_or_else(|| {
+            failed(format!(
+                "image `{}` is not in the worker's store",
+                req.spec.image
+            ))
+        })?;
+        let layers = image
+            .layers
+            .iter()
+            .map(|d| self.store.layer_path(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        for d in ["upper/etc", "work", "rootfs", "empty"] {
+            std::fs::create_dir_all(state.join(d))
+                .map_err(|e| failed(format!("cannot create {}: {e}", state.join(d).display())))?;
+        }
+        write_etc(
+            &state.join("upper/etc"),
+            &req.spec.hostname,
+            req.spec.host_network,
+        )
+        .map_err(|e| failed(format!("cannot write the container's /etc files: {e}")))?;
+        let mut mounts = TaskMounts {
+            params_dir: (!req.spec.output_params.is_empty()).then(|| req.params_dir.clone()),
+            artifacts_dir: (!req.spec.output_artifacts.is_empty())
+                .then(|| req.artifacts_dir.clone()),
+            script: req.script.clone(),
+            inputs: req.inputs.clone(),
+            ..Default::default()
+        };
+        for v in &req.spec.volumes {
+            mounts.extra.push(self.volume(v)?);
+        }
+        if let Some(lease) = &c._gpus {
+            let (binds, env) = self.gpus.mounts(lease);
+            mounts.extra.extend(binds);
+            mounts.extra_env.extend(env);
+        }
+        let mut cfg = config::build(id, &req.spec, &image.config, &layers, &state, &mounts)
+            .map_err(failed)?;
+        cfg.host_network = req.spec.host_network;
+        let d = self.cfg.defaults;
+        let limits = Limits {
+            memory_bytes: req.spec.resources.memory_bytes.or(d.memory_bytes),
+            cpu_millis: req.spec.resources.cpu_millis.or(d.cpu_millis),
+            pids: d.pids,
+        };
+        let group = self
+            .cgroups
+            .create(id, &limits)
+            .map_err(|e| failed(format!("cannot create the container's cgroup: {e}")))?;
+        cfg.cgroup_procs = group.procs_files();
+        c.group = Some(group);
+        let json = serde_json::to_vec_pretty(&cfg).map_err(failed)?;
+        std::fs::write(state.join("config.json"), json)
+            .map_err(|e| failed(format!("cannot write the container's config: {e}")))?;
+        Ok(c)
+    }
+
+    /// A volume the step asks for: a host path, or a named volume kept under the worker's
+    /// directory (made on first use, shared by every run on this worker).
+    fn volume(&self, v: &sluice_sdk::api::VolumeMount) -> Result<BindMount, RuntimeError> {
+        let source = match (&v.host_path, &v.name) {
+            (Some(p), _) => {
+                let p = PathBuf::from(p);
+                if !p.exists() {
+                    return Err(failed(format!(
+                        "volume at {}: host path {} does not exist on this worker",
+                        v.path,
+                        p.display()
+                    )));
+                }
+                p
+            }
+            (None, Some(name)) => {
+                let p = self.cfg.worker_dir.join("volumes").join(name);
+                std::fs::create_dir_all(&p)
+                    .map_err(|e| failed(format!("cannot create volume `{name}`: {e}")))?;
+                p
+            }
+            (None, None) => {
+                return Err(failed(format!(
+                    "volume at {} names neither a host path nor a volume",
+                    v.path
+                )))
+            }
+        };
+        Ok(BindMount {
+            source,
+            target: v.path.clone(),
+            readonly: !v.writable,
+        })
+    }
+}
+
+/// `/etc/hosts`, `/etc/hostname` (and the host's `/etc/resolv.conf` with host networking), written
+/// into the container's upper layer so that they shadow the image's.
+fn write_etc(etc: &Path, hostname: &str, host_network: bool) -> std::io::Result<()> {
+    std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
+    std::fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+    )?;
+    if host_network {
+        if let Ok(r) = std::fs::read("/etc/resolv.conf") {
+            std::fs::write(etc.join("resolv.conf"), r)?;
+        }
+    }
+    Ok(())
+}
+
+/// A created container: removing it kills what is left of it and deletes its cgroup and state.
+struct Container {
+    state: PathBuf,
+    group: Option<Group>,
+    keep: bool,
+    /// GPUs held until the container is gone.
+    _gpus: Option<gpu::GpuLease>,
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Some(g) = &self.group {
+            g.kill_all();
+            g.remove();
+        }
+        if self.keep {
+            // Keep the writes for a look, drop what cannot be looked at.
+            let _ = std::fs::remove_dir_all(self.state.join("work"));
+            let _ = std::fs::rename(&self.state, self.state.with_extension("kept"));
+        } else {
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
+    }
+}
+
+impl ContainerRuntime for EmbeddedRuntime {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        spec: &'a sluice_sdk::api::TaskSpec,
+    ) -> BoxFuture<'a, Result<Option<String>, RuntimeError>> {
+        Box::pin(async move {
+            let rec = self.registries.ensure(&spec.image).await.map_err(failed)?;
+            Ok(Some(rec.digest))
+        })
+    }
+
+    fn run(&self, req: RunRequest, mut io: Io) -> BoxFuture<'_, Result<Exit, RuntimeError>> {
+        Box::pin(async move {
+            let id = container_id(&req.lease_id);
+            let gpus = match req.spec.resources.gpu {
+                0 => None,
+                n => Some(tokio::select! {
+                    g = self.gpus.acquire(n) => g.map_err(failed)?,
+                    r = io.stop.wait_for(|s| s.is_some()) => {
+                        let stopped = r.ok().and_then(|s| *s);
+                        return Ok(Exit { code: 137, oom_killed: false, stopped });
+                    }
+                }),
+            };
+            let container = self.create(&id, &req, gpus)?;
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| failed(format!("cannot create the helper's socket: {e}")))?;
+            ours.set_nonblocking(true).map_err(failed)?;
+            let mut helper = tokio::process::Command::new(&self.cfg.helper)
+                .arg(shim::SUBCOMMAND)
+                .arg(&container.state)
+                .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .env_clear()
+                .spawn()
+                .map_err(|e| {
+                    failed(format!(
+                        "cannot start the container helper {}: {e}",
+                        self.cfg.helper.display()
+                    ))
+                })?;
+            let pumps = [
+                tokio::spawn(logs::pump(
+                    helper.stdout.take(),
+                    Stream::Stdout,
+                    io.logs.clone(),
+                )),
+                tokio::spawn(logs::pump(
+                    helper.stderr.take(),
+                    Stream::Stderr,
+                    io.logs.clone(),
+                )),
+            ];
+            let ctl = tokio::net::UnixStream::from_std(ours).map_err(failed)?;
+            let mut lines = tokio::io::BufReader::new(ctl).lines();
+            let mut started = Some(io.started);
+            let (mut pid, mut code, mut error, mut stopped) = (None, None, None, None);
+            loop {
+                tokio::select! {
+                    line = lines.next_line() => {
+                        let Ok(Some(line)) = line else { break };
+                        let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
+                        match word {
+                            "pid" => pid = rest.parse::<i32>().ok(),
+                            "started" => { if let Some(s) = started.take() { let _ = s.send(()); } }
+                            "error" => error = Some(rest.split_once(' ').map(|(_, m)| m).unwrap_or(rest).to_string()),
+                            "exit" => code = rest.parse::<i32>().ok(),
+                            _ => {}
+                        }
+                    }
+                    r = io.stop.wait_for(|s| s.is_some()), if stopped.is_none() => {
+                        stopped = r.ok().and_then(|s| *s);
+                        // Killing the PID namespace's first process kills every process in it.
+                        match pid {
+                            // SAFETY: kill(2) has no memory-safety preconditions.
+                            Some(p) => unsafe { libc::kill(p, libc::SIGKILL); },
+                            None => { let _ = helper.start_kill(); }
+                        }
+                        if let Some(g) = &container.group { g.kill_all(); }
+                    }
+                }
+            }
+            let status = helper.wait().await;
+            for p in pumps {
+                let _ = p.await;
+            }
+            let oom_killed = container
+                .group
+                .as_ref()
+                .map(|g| g.oom_killed())
+                .unwrap_or(false);
+            drop(container);
+            if let (Some(e), None) = (&error, stopped) {
+                return Err(failed(format!("container did not start: {e}")));
+            }
+            let code = match (code, status) {
+                (Some(c), _) => c,
+                (None, Ok(s)) => s.code().unwrap_or(137),
+                (None, Err(e)) => return Err(failed(format!("lost the container helper: {e}"))),
+            };
+            Ok(Exit {
+                code,
+                oom_killed: oom_killed && code != 0,
+                stopped,
+            })
+        })
+    }
+}
+
+/// A container's id: its lease, which is unique, restricted to characters safe in paths.
+fn container_id(lease: &str) -> String {
+    lease
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
