@@ -566,3 +566,41 @@ async fn a_missing_program_or_image_fails_the_step_with_a_clear_error() {
     assert!(e.contains("sluice/absent:1"), "{e}");
     assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
 }
+
+#[tokio::test]
+async fn the_demo_pipeline_trains_and_evaluates_a_model_on_the_scikit_learn_image() {
+    let c = Cluster::start(&[]).await;
+    image("sklearn");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("pipelines/demo/iris.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:5000", &registry());
+    let run = c.run(&yaml).await;
+    assert_succeeded(&c, &run);
+    assert_eq!(task(&run, "prepare").outputs["rows"], serde_json::json!(150));
+    let accuracy = task(&run, "evaluate").outputs["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.85 && accuracy <= 1.0, "accuracy {accuracy}");
+    let model = &task(&run, "train").artifacts[0];
+    assert_eq!(model.name, "model");
+    assert!(model.size > 10_000, "{model:?}");
+    let metrics = &task(&run, "evaluate").artifacts[0];
+    let path = metrics.uri.strip_prefix("file://").unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    // The parameter is the metrics file's accuracy, to four places.
+    assert!((m["accuracy"].as_f64().unwrap() - accuracy).abs() < 1e-4, "{m}");
+    assert_eq!(m["confusion_matrix"].as_array().unwrap().len(), 3);
+    let out = c.stdout(&run.summary.id, "evaluate").await;
+    assert!(out.contains("accuracy:"), "{out}");
+}
+
+#[tokio::test]
+async fn the_example_pipelines_run_in_real_containers() {
+    let c = Cluster::start(&[]).await;
+    image("busybox");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("pipelines/examples/params-and-artifacts.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:5000", &registry());
+    let run = c.run(&yaml).await;
+    assert_succeeded(&c, &run);
+}
