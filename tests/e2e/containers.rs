@@ -577,7 +577,10 @@ async fn the_demo_pipeline_trains_and_evaluates_a_model_on_the_scikit_learn_imag
         .replace("127.0.0.1:5000", &registry());
     let run = c.run(&yaml).await;
     assert_succeeded(&c, &run);
-    assert_eq!(task(&run, "prepare").outputs["rows"], serde_json::json!(150));
+    assert_eq!(
+        task(&run, "prepare").outputs["rows"],
+        serde_json::json!(150)
+    );
     let accuracy = task(&run, "evaluate").outputs["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.85 && accuracy <= 1.0, "accuracy {accuracy}");
     let model = &task(&run, "train").artifacts[0];
@@ -587,7 +590,10 @@ async fn the_demo_pipeline_trains_and_evaluates_a_model_on_the_scikit_learn_imag
     let path = metrics.uri.strip_prefix("file://").unwrap();
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     // The parameter is the metrics file's accuracy, to four places.
-    assert!((m["accuracy"].as_f64().unwrap() - accuracy).abs() < 1e-4, "{m}");
+    assert!(
+        (m["accuracy"].as_f64().unwrap() - accuracy).abs() < 1e-4,
+        "{m}"
+    );
     assert_eq!(m["confusion_matrix"].as_array().unwrap().len(), 3);
     let out = c.stdout(&run.summary.id, "evaluate").await;
     assert!(out.contains("accuracy:"), "{out}");
@@ -603,4 +609,25 @@ async fn the_example_pipelines_run_in_real_containers() {
         .replace("127.0.0.1:5000", &registry());
     let run = c.run(&yaml).await;
     assert_succeeded(&c, &run);
+}
+
+#[tokio::test]
+async fn a_step_asking_for_a_gpu_on_a_host_without_one_fails_with_a_clear_error() {
+    if Path::new("/dev/nvidia0").exists() {
+        return; // this host has a GPU: scripts/gpu-check shows it at work instead
+    }
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            "name: gpu\nsteps:\n  - name: train\n    image: {img}\n    resources: {{gpu: 1}}\n    command: [\"true\"]\n"
+        ))
+        .await;
+    assert_eq!(run.summary.state, RunState::Failed);
+    let e = task(&run, "train").error.clone().unwrap_or_default();
+    assert!(
+        e.contains("asks for 1 GPU(s)") && e.contains("no NVIDIA GPU"),
+        "{e}"
+    );
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
 }

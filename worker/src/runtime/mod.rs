@@ -55,6 +55,10 @@ pub struct Exit {
 pub struct LogSink(pub(crate) mpsc::UnboundedSender<(Stream, String)>);
 
 impl LogSink {
+    pub fn new(tx: mpsc::UnboundedSender<(Stream, String)>) -> LogSink {
+        LogSink(tx)
+    }
+
     pub fn line(&self, stream: Stream, line: impl Into<String>) {
         let _ = self.0.send((stream, line.into()));
     }

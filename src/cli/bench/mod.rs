@@ -1,5 +1,7 @@
 //! `sluice bench …`: measurements against the project's targets, on this machine, now.
 
+mod containers;
+
 use clap::Subcommand;
 use sluice_server::scheduler::{NewRun, Scheduler, SchedulerConfig};
 use sluice_server::store::Store;
@@ -33,6 +35,29 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
+    /// Containers: start to exit of `true` with the embedded runtime next to runc and crun (when
+    /// installed) on the same one-layer image, then a chain and a fan-out of container steps
+    /// through a server and one worker. Needs root.
+    Containers {
+        /// A one-layer image with `true` (such as scripts/images serves).
+        #[arg(long, default_value = "127.0.0.1:5000/sluice/busybox:1")]
+        image: String,
+        /// Containers started one after another, per runtime.
+        #[arg(long, default_value_t = 100)]
+        starts: usize,
+        /// Steps in the chain.
+        #[arg(long, default_value_t = 40)]
+        chain: usize,
+        /// Steps in the fan-out.
+        #[arg(long, default_value_t = 1_000)]
+        fanout: usize,
+        /// Steps the worker runs at once.
+        #[arg(long, default_value_t = 8)]
+        capacity: u32,
+        /// Runs of the chain and of the fan-out (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
 }
 
 pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
@@ -44,10 +69,28 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             capacity,
         } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
         BenchCmd::Images { image, repeat } => images(&image, repeat.max(1)).await,
+        BenchCmd::Containers {
+            image,
+            starts,
+            chain,
+            fanout,
+            capacity,
+            repeat,
+        } => {
+            containers::containers(containers::Opts {
+                image,
+                starts: starts.max(1),
+                chain: chain.max(1),
+                fanout,
+                capacity,
+                repeat: repeat.max(1),
+            })
+            .await
+        }
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -69,11 +112,14 @@ fn dag_yaml(n: usize) -> String {
     s
 }
 
-fn fanout_yaml(n: usize) -> String {
-    let mut s = String::from("name: bench-fanout\nsteps:\n  - name: root\n    image: busybox\n");
+/// One root step and `n` steps after it, each running `true` in `image`.
+pub(crate) fn fanout_yaml(n: usize, image: &str) -> String {
+    let mut s = format!(
+        "name: bench-fanout\nsteps:\n  - name: root\n    image: {image}\n    command: [\"true\"]\n"
+    );
     for i in 0..n {
         s.push_str(&format!(
-            "  - name: t{i}\n    image: busybox\n    dependsOn: [root]\n"
+            "  - name: t{i}\n    image: {image}\n    command: [\"true\"]\n    dependsOn: [root]\n"
         ));
     }
     s
@@ -118,41 +164,73 @@ async fn scheduler(
 
     // 2. Fan-out through a real server and worker over HTTP, with the fake runtime.
     let dir = tempfile::tempdir()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let cfg = sluice_server::ServerConfig {
-        data_dir: dir.path().join("server"),
-        scheduler: SchedulerConfig::default(),
-        token: None,
-    };
-    let mut rx = stop_rx.clone();
-    let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    let wcfg = sluice_worker::WorkerConfig {
-        server: url.clone(),
-        token: None,
-        name: "bench".into(),
-        capacity,
-        data_dir: dir.path().join("worker"),
-        poll_wait: Duration::from_secs(5),
-        drain: Duration::from_secs(5),
-    };
-    let mut rx = stop_rx.clone();
-    let worker = tokio::spawn(sluice_worker::run(
-        wcfg,
-        Arc::new(FakeRuntime::default()),
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        },
-    ));
-    let client = sluice_sdk::client::Client::new(&url, None);
-    let yaml = fanout_yaml(fanout);
+    let cluster = Cluster::start(dir.path(), Arc::new(FakeRuntime::default()), capacity).await?;
+    let url = cluster.url.clone();
+    let _ = url;
+    let yaml = fanout_yaml(fanout, "busybox");
     let mut rates = Vec::new();
     for _ in 0..repeat {
+        let secs = cluster.run(&yaml).await?;
+        rates.push((fanout + 1) as f64 / secs);
+    }
+    let rate = median(rates);
+    println!("fan-out of {fanout} tasks through server + worker (fake runtime, capacity {capacity}): {rate:.0} tasks/s median of {repeat} (target >= 2000 tasks/s)");
+    cluster.stop().await?;
+    Ok(0)
+}
+
+/// A server and one worker in this process, on a loopback port.
+pub(crate) struct Cluster {
+    pub url: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    worker: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Cluster {
+    pub async fn start(
+        dir: &std::path::Path,
+        runtime: Arc<dyn sluice_worker::runtime::ContainerRuntime>,
+        capacity: u32,
+    ) -> anyhow::Result<Cluster> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let cfg = sluice_server::ServerConfig {
+            data_dir: dir.join("server"),
+            scheduler: SchedulerConfig::default(),
+            token: None,
+        };
+        let mut rx = stop_rx.clone();
+        let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        let wcfg = sluice_worker::WorkerConfig {
+            server: url.clone(),
+            token: None,
+            name: "bench".into(),
+            capacity,
+            data_dir: dir.join("worker"),
+            poll_wait: Duration::from_secs(5),
+            drain: Duration::from_secs(5),
+        };
+        let mut rx = stop_rx.clone();
+        let worker = tokio::spawn(sluice_worker::run(wcfg, runtime, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        Ok(Cluster {
+            url,
+            stop,
+            server,
+            worker,
+        })
+    }
+
+    /// Runs an inline pipeline to its end; returns the seconds from submit to finish.
+    pub async fn run(&self, yaml: &str) -> anyhow::Result<f64> {
+        let client = sluice_sdk::client::Client::new(&self.url, None);
         let req = sluice_sdk::api::CreateRun {
-            yaml: Some(yaml.clone()),
+            yaml: Some(yaml.to_string()),
             ..Default::default()
         };
         let t = Instant::now();
@@ -163,14 +241,15 @@ async fn scheduler(
             state == sluice_sdk::api::RunState::Succeeded,
             "bench run ended {state}"
         );
-        rates.push((fanout + 1) as f64 / secs);
+        Ok(secs)
     }
-    let rate = median(rates);
-    println!("fan-out of {fanout} tasks through server + worker (fake runtime, capacity {capacity}): {rate:.0} tasks/s median of {repeat} (target >= 2000 tasks/s)");
-    let _ = stop_tx.send(true);
-    worker.await??;
-    server.await??;
-    Ok(0)
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.worker.await??;
+        self.server.await??;
+        Ok(())
+    }
 }
 
 fn run_timed(cmd: &mut std::process::Command) -> anyhow::Result<f64> {

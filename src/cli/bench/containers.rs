@@ -1,0 +1,263 @@
+//! `sluice bench containers`: the embedded runtime next to runc and crun on the same image, and
+//! container steps through a server and a worker (a chain, and a wide fan-out).
+
+use super::{fanout_yaml, median, Cluster};
+use anyhow::Context;
+use sluice_sdk::api::TaskSpec;
+use sluice_worker::images::registry::Registries;
+use sluice_worker::images::store::ImageStore;
+use sluice_worker::runtime::embedded::cgroups::Limits;
+use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime};
+use sluice_worker::runtime::{ContainerRuntime, Io, LogSink, RunRequest};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Opts {
+    pub image: String,
+    pub starts: usize,
+    pub chain: usize,
+    pub fanout: usize,
+    pub capacity: u32,
+    pub repeat: usize,
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+pub async fn containers(o: Opts) -> anyhow::Result<u8> {
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-bench-")
+        .tempdir_in("/var/tmp")?;
+    let worker_dir = dir.path().join("worker");
+    let store = Arc::new(ImageStore::open(&worker_dir.join("images"))?);
+    let registries = Arc::new(Registries::new(store.clone(), vec![]));
+    let rec = registries
+        .ensure(&o.image)
+        .await
+        .with_context(|| format!("cannot pull {}", o.image))?;
+    let runtime = Arc::new(EmbeddedRuntime::new(
+        EmbeddedConfig {
+            worker_dir: worker_dir.clone(),
+            helper: std::env::current_exe()?,
+            defaults: Limits {
+                pids: Some(4096),
+                ..Default::default()
+            },
+            keep: false,
+        },
+        store.clone(),
+        registries,
+    )?);
+
+    // 1. Start to exit of one `true` container, one after another.
+    println!(
+        "start -> exit of `true` in {} ({} runs each, after 3 warm-ups):",
+        o.image, o.starts
+    );
+    let mut embedded = Vec::new();
+    for i in 0..o.starts + 3 {
+        let ms = start_once(&runtime, &o.image, i).await?;
+        if i >= 3 {
+            embedded.push(ms);
+        }
+    }
+    let (e_med, e_p99) = (median(embedded.clone()), percentile(embedded, 0.99));
+    println!("  sluice embedded  median {e_med:6.1} ms   p99 {e_p99:6.1} ms");
+    let rootfs = store.layer_path(rec.layers.last().context("the image has no layers")?)?;
+    for peer in ["runc", "crun"] {
+        match peer_starts(peer, &rootfs, dir.path(), o.starts) {
+            Ok(times) => {
+                let (m, p) = (median(times.clone()), percentile(times, 0.99));
+                println!(
+                    "  {peer:<16} median {m:6.1} ms   p99 {p:6.1} ms   sluice/{peer}: {:.2}x median, {:.2}x p99",
+                    e_med / m,
+                    e_p99 / p
+                );
+            }
+            Err(e) => println!("  {peer:<16} not measured: {e:#}"),
+        }
+    }
+    println!("  (targets: sluice <= runc, and <= 1.5x crun; runc and crun get a ready root directory, sluice mounts an overlay per container)");
+
+    // 2 and 3. Container steps through a server and one worker.
+    let cluster = Cluster::start(dir.path(), runtime.clone(), o.capacity).await?;
+    let mut chain = format!(
+        "name: bench-chain\nsteps:\n  - name: s0\n    image: {}\n    command: [\"true\"]\n",
+        o.image
+    );
+    for i in 1..o.chain {
+        chain.push_str(&format!(
+            "  - name: s{i}\n    image: {}\n    command: [\"true\"]\n    dependsOn: [s{}]\n",
+            o.image,
+            i - 1
+        ));
+    }
+    let mut secs = Vec::new();
+    for _ in 0..o.repeat {
+        secs.push(cluster.run(&chain).await?);
+    }
+    println!(
+        "a {}-step chain of container steps, submit to finish: {:.2} s median of {} (target <= 1.2 s)",
+        o.chain,
+        median(secs),
+        o.repeat
+    );
+    let fan = fanout_yaml(o.fanout, &o.image);
+    let mut rates = Vec::new();
+    for _ in 0..o.repeat {
+        let s = cluster.run(&fan).await?;
+        rates.push((o.fanout + 1) as f64 / s);
+    }
+    println!(
+        "a {}-step fan-out of container steps on one worker (capacity {}): {:.0} steps/s median of {} (target >= 100 steps/s)",
+        o.fanout,
+        o.capacity,
+        median(rates),
+        o.repeat
+    );
+    cluster.stop().await?;
+    Ok(0)
+}
+
+/// One container's whole life through the runtime (state, cgroup, helper, overlay, exec, wait,
+/// cleanup), in milliseconds.
+async fn start_once(rt: &Arc<EmbeddedRuntime>, image: &str, i: usize) -> anyhow::Result<f64> {
+    let (logs, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (started, _) = tokio::sync::oneshot::channel();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(None);
+    let req = RunRequest {
+        lease_id: format!("bench-start-{i}"),
+        run_id: "bench".into(),
+        task: "start".into(),
+        attempt: 1,
+        spec: TaskSpec {
+            image: image.into(),
+            command: Some(vec!["true".into()]),
+            hostname: "bench".into(),
+            ..Default::default()
+        },
+        params_dir: PathBuf::new(),
+        artifacts_dir: PathBuf::new(),
+        script: None,
+        inputs: vec![],
+    };
+    let t = Instant::now();
+    let exit = rt
+        .run(
+            req,
+            Io {
+                logs: LogSink::new(logs),
+                started,
+                stop,
+            },
+        )
+        .await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(exit.code == 0, "`true` exited with {}", exit.code);
+    Ok(ms)
+}
+
+/// `runc run` / `crun run` of the same `true` over the image's unpacked layer, timed in a bash
+/// loop (no fork to read the clock). crun runs in its own mount namespace without the v2 mount,
+/// since it refuses this host's hybrid cgroup layout otherwise.
+fn peer_starts(peer: &str, rootfs: &Path, dir: &Path, n: usize) -> anyhow::Result<Vec<f64>> {
+    let bin =
+        which(peer).with_context(|| format!("{peer} is not installed (apt-get install {peer})"))?;
+    let bundle = dir.join(format!("bundle-{peer}"));
+    std::fs::create_dir_all(&bundle)?;
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&oci_config(rootfs, peer))?,
+    )?;
+    let script = format!(
+        r#"
+{setup}
+for i in $(seq {total}); do
+  t0=$EPOCHREALTIME
+  {bin} run --bundle {bundle} sluice-bench-{peer}-$$-$i >/dev/null 2>/tmp/sluice-bench-{peer}.err || {{ cat /tmp/sluice-bench-{peer}.err >&2; exit 1; }}
+  t1=$EPOCHREALTIME
+  [ $i -gt 3 ] && echo "${{t0/./}} ${{t1/./}}"
+done
+exit 0
+"#,
+        setup = if peer == "crun" {
+            "umount /sys/fs/cgroup/unified 2>/dev/null || true"
+        } else {
+            ""
+        },
+        total = n + 3,
+        bin = bin.display(),
+        bundle = bundle.display(),
+    );
+    let mut cmd = if peer == "crun" {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "bash", "-c", &script]);
+        c
+    } else {
+        let mut c = std::process::Command::new("bash");
+        c.args(["-c", &script]);
+        c
+    };
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{peer} failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(' ')?;
+            Some((b.parse::<f64>().ok()? - a.parse::<f64>().ok()?) / 1e3)
+        })
+        .collect())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+/// An OCI runtime config as `runc spec` writes it, with the same namespaces, mounts, masked paths
+/// and PIDs limit that sluice's containers get.
+fn oci_config(rootfs: &Path, peer: &str) -> serde_json::Value {
+    use sluice_worker::runtime::embedded::config::{
+        DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS,
+    };
+    let caps: Vec<&str> = DEFAULT_CAPABILITIES.to_vec();
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["true"],
+            "env": [format!("PATH={}", sluice_worker::runtime::embedded::config::DEFAULT_PATH)],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": true
+        },
+        "root": {"path": rootfs, "readonly": true},
+        "hostname": "bench",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "cgroupsPath": format!("/sluice-bench/{peer}"),
+            "resources": {"pids": {"limit": 4096}},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS
+        }
+    })
+}
