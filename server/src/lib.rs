@@ -5,5 +5,6 @@ pub mod engine;
 pub mod scheduler;
 mod serve;
 pub mod store;
+mod ui;
 
 pub use serve::{serve, ServerConfig};

@@ -32,10 +32,12 @@ pub async fn serve(
     let app = App {
         sched,
         token: cfg.token.map(Arc::from),
+        files_root: Arc::from(std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone())),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "sluice server listening");
-    axum::serve(listener, api::router(app))
+    let router = api::router(app).merge(crate::ui::router());
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;
     reaper.abort();

@@ -55,8 +55,10 @@ impl Cluster {
         c
     }
 
+    /// Inside the server's data directory, as `sluice up` lays it out, so that the server can
+    /// serve the worker's artifacts.
     pub fn worker_dir(&self) -> PathBuf {
-        self.dir.path().join("worker")
+        self.dir.path().join("server/worker")
     }
 
     pub fn start_worker(&mut self) {
@@ -630,4 +632,67 @@ async fn a_step_asking_for_a_gpu_on_a_host_without_one_fails_with_a_clear_error(
         "{e}"
     );
     assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}
+
+#[tokio::test]
+async fn an_image_prune_keeps_the_layers_of_running_steps() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let tag = 5_000_000 + std::process::id() % 100_000;
+    let id = submit(
+        &c.client,
+        &format!(
+            "name: prune\nsteps:\n  - name: s\n    image: {img}\n    command: [sleep, \"{tag}\"]\n"
+        ),
+    )
+    .await;
+    let start = Instant::now();
+    while sleepers(tag).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wd = c.worker_dir();
+    let layers = || -> Vec<String> {
+        std::fs::read_dir(wd.join("images/layers/sha256"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let before = layers();
+    assert!(!before.is_empty());
+    let image_cmd = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("image")
+            .args(args)
+            .arg("--worker-dir")
+            .arg(&wd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    image_cmd(&["rm", &img]);
+    image_cmd(&["prune"]);
+    assert_eq!(layers(), before, "a running step's layer was pruned");
+    c.client.cancel_run(&id).await.unwrap();
+    wait_run(&c.client, &id, Duration::from_secs(30)).await;
+    let start = Instant::now();
+    while !c.leftovers().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            c.leftovers()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    image_cmd(&["prune"]);
+    assert!(layers().is_empty(), "unused layers stay: {:?}", layers());
 }

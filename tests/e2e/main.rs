@@ -10,3 +10,4 @@ mod containers;
 mod invariants;
 mod processes;
 mod registry;
+mod ui;

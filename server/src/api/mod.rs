@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1` (axum, JSON), with server-sent event streams for live runs and logs.
 //! The OpenAPI document that describes it is served at `/api/v1/openapi.json`.
 
+mod artifacts;
 pub mod error;
 mod pipelines;
 mod runs;
@@ -22,8 +23,12 @@ use std::sync::{Arc, OnceLock};
 #[derive(Clone)]
 pub struct App {
     pub sched: Arc<Scheduler>,
-    /// When set, every API call must carry `Authorization: Bearer <token>`.
+    /// When set, every API call must carry `Authorization: Bearer <token>` (or, for browsers'
+    /// event streams, `?access_token=<token>`).
     pub token: Option<Arc<str>>,
+    /// Artifact files under this directory (the server's data directory, which holds the built-in
+    /// worker's) can be downloaded through the API.
+    pub files_root: Arc<std::path::Path>,
 }
 
 impl App {
@@ -46,6 +51,11 @@ pub fn router(app: App) -> Router {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/events", get(stream::run_events))
         .route("/runs/{id}/tasks/{task}/logs", get(stream::task_logs))
+        .route(
+            "/runs/{id}/tasks/{task}/artifacts/{name}",
+            get(artifacts::download),
+        )
+        .route("/events", get(stream::all_runs))
         .route("/workers", post(workers::register).get(workers::list))
         .route("/workers/{id}/lease", post(workers::lease))
         .route("/workers/{id}/heartbeat", post(workers::heartbeat))
@@ -67,7 +77,12 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| {
+                req.uri()
+                    .query()
+                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+            });
         if given != Some(&**token) {
             return ApiErr::new(
                 StatusCode::UNAUTHORIZED,

@@ -82,7 +82,7 @@ pub async fn versions(
 pub async fn version(
     State(app): State<App>,
     Path((name, version)): Path<(String, String)>,
-) -> ApiResult<Json<PipelineVersion>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let p = find(&app, &name).await?;
     let n = if version == "latest" {
         None
@@ -94,9 +94,46 @@ pub async fn version(
             )
         })?)
     };
-    app.store()
-        .get_version(&p.id, n)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiErr::not_found(format!("pipeline `{name}` has no version {version}")))
+    let v =
+        app.store().get_version(&p.id, n).await?.ok_or_else(|| {
+            ApiErr::not_found(format!("pipeline `{name}` has no version {version}"))
+        })?;
+    let mut body = serde_json::to_value(&v).map_err(|e| {
+        ApiErr::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })?;
+    body["outline"] = outline(&v.yaml);
+    Ok(Json(body))
+}
+
+/// What a form and a graph need of a stored pipeline: its parameters and its steps' dependencies.
+fn outline(yaml: &str) -> serde_json::Value {
+    let Ok(p) = sluice_sdk::spec::load("pipeline.yaml", yaml) else {
+        return serde_json::Value::Null;
+    };
+    let params: Vec<_> = p
+        .params
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "name": d.name, "type": d.ty.to_string(),
+                "default": d.default.clone(),
+                "description": d.description,
+            })
+        })
+        .collect();
+    let steps: Vec<_> = p
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "depends_on": sluice_sdk::spec::dependencies(&p, s),
+            })
+        })
+        .collect();
+    serde_json::json!({"description": p.description, "params": params, "steps": steps})
 }

@@ -262,3 +262,35 @@ pub async fn run_events(
     });
     Ok(sse(rx))
 }
+
+/// `GET /events`: every run's changes of state (`run` events carrying `run_id`), for live lists.
+pub async fn all_runs(State(app): State<App>) -> Response {
+    let (tx, rx) = mpsc::channel(256);
+    let mut events = app.sched.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(a) => {
+                    if let RunEvent::Run { state, error, ts } = &a.event {
+                        let data = serde_json::json!({
+                            "run_id": a.run_id, "state": state, "error": error, "ts": ts,
+                        });
+                        let ev = Event::default().event("run").data(data.to_string());
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // Missed some: tell the page to reload its list.
+                Err(RecvError::Lagged(_)) => {
+                    let ev = Event::default().event("lagged").data("{}");
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    sse(rx)
+}
