@@ -322,3 +322,50 @@ async fn comparing_two_runs_shows_parameters_and_metrics_side_by_side() {
     b.screenshot("compare.png").await;
     b.quit().await;
 }
+
+/// Measures (prints, never asserts) how long a line a step writes takes to show in the browser:
+/// from the worker reading it off the container's stdout to the page adding it.
+#[tokio::test]
+async fn log_lines_reach_the_browser_while_the_step_runs() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let id = submit(
+        &c.client,
+        &format!("name: ui-latency\nsteps:\n  - name: talk\n    image: {img}\n    script: |\n      sleep 4\n      i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); usleep 20000; done\n"),
+    )
+    .await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/runs/{id}/tasks/talk", c.url)).await;
+    // Lines written before the page was following the log do not count.
+    b.wait(
+        "the page following the running step",
+        "return document.querySelector('#log') && document.getElementById('conn').classList.contains('live')
+           && (window.__t0 = Date.now())",
+    )
+    .await;
+    let lats = b
+        .wait(
+            "200 lines",
+            "const ls = [...document.querySelectorAll('#log .line')];
+             return ls.length === 200 && ls.map(l => [+l.dataset.arrived, Date.parse(l.title.split(' ')[0])])
+               .filter(([a, w]) => w > window.__t0).map(([a, w]) => a - w)",
+        )
+        .await;
+    let mut lats: Vec<f64> = serde_json::from_value(lats).unwrap();
+    assert!(
+        lats.len() > 100,
+        "the step wrote most lines before the page followed it"
+    );
+    lats.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| lats[((lats.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "log line -> browser: median {} ms, p99 {} ms, max {} ms over {} lines (target p99 <= 100 ms)",
+        p(0.5),
+        p(0.99),
+        p(1.0),
+        lats.len()
+    );
+    // They came while the step ran, not in one lump at its end.
+    assert!(p(1.0) < 3_000.0, "{lats:?}");
+    b.quit().await;
+}

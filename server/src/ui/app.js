@@ -347,6 +347,7 @@ function taskPanel(panel, run, name) {
     const n = lines.length;
     const row = h("div", { class: "line " + l.stream, id: "L" + n, title: l.ts + " · attempt " + l.attempt },
       h("a", { class: "ln", href: "#L" + n }, n), h("span", { class: "txt" }, ansi(l.line)));
+    row.dataset.arrived = Date.now(); // for measuring how fast lines arrive
     const empty = logBox.querySelector(".empty");
     if (empty) empty.remove();
     logBox.append(row);

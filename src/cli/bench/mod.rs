@@ -1,6 +1,7 @@
 //! `sluice bench …`: measurements against the project's targets, on this machine, now.
 
 mod containers;
+mod ui;
 
 use clap::Subcommand;
 use sluice_server::scheduler::{NewRun, Scheduler, SchedulerConfig};
@@ -58,6 +59,14 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// The UI's run list with many runs stored: server time per page, filtered, searched, deep.
+    Ui {
+        #[arg(long, default_value_t = 100_000)]
+        runs: usize,
+        /// Requests per kind of page.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
 }
 
 pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
@@ -69,6 +78,7 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             capacity,
         } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
         BenchCmd::Images { image, repeat } => images(&image, repeat.max(1)).await,
+        BenchCmd::Ui { runs, requests } => ui::ui(runs.max(1), requests.max(1)).await,
         BenchCmd::Containers {
             image,
             starts,

@@ -1,0 +1,131 @@
+//! `sluice bench ui`: the run list the UI pages through, with many runs stored: server time per
+//! page (first page, a state filter, a pipeline filter, a name search, a deep page), and the page
+//! itself.
+
+use super::median;
+use sluice_sdk::api::{Params, RunState};
+use sluice_server::store::{RunRow, Store, WriteBatch};
+use std::time::{Duration, Instant};
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("server");
+    let t = Instant::now();
+    {
+        let store = Store::open(&data).await?;
+        let digest = "sha256:".to_string() + &"0".repeat(64);
+        let yaml = "name: bench\nsteps:\n  - name: a\n    image: busybox\n".to_string();
+        let base = sluice_sdk::api::now_ms() - runs as i64 * 1000;
+        let states = [
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Succeeded,
+            RunState::Cancelled,
+        ];
+        let mut made = 0;
+        while made < runs {
+            let mut batch = WriteBatch::default();
+            batch.sources.push((digest.clone(), yaml.clone()));
+            for i in made..(made + 10_000).min(runs) {
+                let created = base + i as i64 * 1000;
+                batch.new_runs.push(RunRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    name: format!("train-{i:06}"),
+                    pipeline_name: format!("pipeline-{}", i % 20),
+                    pipeline_version_id: None,
+                    pipeline_version: None,
+                    digest: digest.clone(),
+                    params: Params::new(),
+                    state: states[i % states.len()],
+                    error: None,
+                    created_at: created,
+                    finished_at: Some(created + 500),
+                });
+            }
+            made += batch.new_runs.len();
+            store.apply(&batch).await?;
+        }
+        store.close().await;
+    }
+    println!("stored {runs} runs in {:.1} s", t.elapsed().as_secs_f64());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut rx2 = rx.clone();
+    let cfg = sluice_server::ServerConfig {
+        data_dir: data,
+        scheduler: Default::default(),
+        token: None,
+    };
+    let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
+        let _ = rx2.wait_for(|s| *s).await;
+    }));
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{url}/api/v1/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A token deep in the list: the 50th page.
+    let mut token = None;
+    for _ in 0..50 {
+        let mut u = format!("{url}/api/v1/runs?page_size=50");
+        if let Some(t) = &token {
+            u.push_str(&format!("&page_token={t}"));
+        }
+        let v: serde_json::Value = http.get(u).send().await?.json().await?;
+        token = v["next_page_token"].as_str().map(str::to_string);
+    }
+    let deep = format!(
+        "/api/v1/runs?page_size=50&page_token={}",
+        token.unwrap_or_default()
+    );
+    let cases = [
+        ("first page", "/api/v1/runs?page_size=50".to_string()),
+        (
+            "state=failed",
+            "/api/v1/runs?page_size=50&state=failed".into(),
+        ),
+        (
+            "pipeline filter",
+            "/api/v1/runs?page_size=50&pipeline=pipeline-7".into(),
+        ),
+        (
+            "name search",
+            "/api/v1/runs?page_size=50&q=train-0999".into(),
+        ),
+        ("50th page", deep),
+        ("the page (HTML)", "/runs".into()),
+    ];
+    println!("GET, {requests} requests each, time to the full response on loopback (target: p99 <= 50 ms):");
+    for (what, path) in cases {
+        let mut times = Vec::new();
+        for _ in 0..requests {
+            let t = Instant::now();
+            let r = http.get(format!("{url}{path}")).send().await?;
+            anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+            let _ = r.bytes().await?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "  {what:<16} median {:6.2} ms   p99 {:6.2} ms",
+            median(times.clone()),
+            percentile(times, 0.99)
+        );
+    }
+    let _ = stop.send(true);
+    server.await??;
+    Ok(0)
+}
