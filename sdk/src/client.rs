@@ -46,17 +46,22 @@ fn describe(e: &reqwest::Error) -> String {
     s
 }
 
+/// An HTTP client set up as sluice's own: TLS with rustls and the ring provider (lighter to build
+/// than aws-lc), short connect timeout, no Nagle delay.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(16)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
 impl Client {
     /// A client for the server at `base` (such as `http://127.0.0.1:8686`).
     pub fn new(base: &str, token: Option<String>) -> Client {
-        // TLS uses rustls with the ring provider (lighter to build than aws-lc).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(16)
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
+        let http = http_client();
         Client {
             base: base.trim_end_matches('/').to_string(),
             http,

@@ -109,7 +109,10 @@ impl Cluster {
                 .flatten()
                 .flatten()
             {
-                out.push(e.path().display().to_string());
+                // `.rootfs`, `.etc`, `.empty`: mount points all containers share, kept.
+                if !e.file_name().to_string_lossy().starts_with('.') {
+                    out.push(e.path().display().to_string());
+                }
             }
         }
         let scope = sluice_worker::images::store::sha256_hex(

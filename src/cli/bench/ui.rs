@@ -66,7 +66,7 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
     let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
         let _ = rx2.wait_for(|s| *s).await;
     }));
-    let http = reqwest::Client::new();
+    let http = sluice_sdk::client::http_client();
     for _ in 0..100 {
         if http
             .get(format!("{url}/api/v1/health"))
@@ -105,6 +105,10 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
         (
             "name search",
             "/api/v1/runs?page_size=50&q=train-0999".into(),
+        ),
+        (
+            "rare name search",
+            "/api/v1/runs?page_size=50&q=train-000042".into(),
         ),
         ("50th page", deep),
         ("the page (HTML)", "/runs".into()),

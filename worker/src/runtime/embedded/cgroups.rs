@@ -126,7 +126,8 @@ impl Cgroups {
         }
     }
 
-    /// The group of container `id`, as [`Cgroups::create`] makes it (nothing is created here).
+    /// Every directory container `id`'s group may have (nothing is created here): what to clean
+    /// up after a crash.
     pub fn group(&self, id: &str) -> Group {
         let v2 = matches!(self.layout, Layout::V2(_));
         let mut dirs = Vec::new();
@@ -153,7 +154,25 @@ impl Cgroups {
             }
             enable_controllers(&dir)?;
         }
-        let group = self.group(id);
+        let mut group = self.group(id);
+        if !group.v2 {
+            // Joining a v1 hierarchy is the costliest part of starting a process there: join only
+            // those with a limit to enforce (pids always, to hold fork bombs and find every process).
+            let roots = self.roots();
+            group.dirs.retain(|d| {
+                roots.iter().any(|(name, root)| {
+                    d.starts_with(root)
+                        && match *name {
+                            "memory" => limits.memory_bytes.is_some(),
+                            "cpu" => limits.cpu_millis.is_some(),
+                            _ => true,
+                        }
+                })
+            });
+            if limits.memory_bytes.is_none() {
+                group.memory = None;
+            }
+        }
         for dir in &group.dirs {
             std::fs::create_dir_all(dir).map_err(|e| {
                 std::io::Error::new(

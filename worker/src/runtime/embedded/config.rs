@@ -66,6 +66,11 @@ pub struct ContainerConfig {
     pub capabilities: Vec<String>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// `/etc/hosts`, `/etc/hostname` and (with host networking) `/etc/resolv.conf`: written to a
+    /// tmpfs inside the container's mount namespace and bind-mounted over the image's.
+    pub etc: Vec<(String, String)>,
+    /// Where that tmpfs is mounted (a directory shared by all containers, each seeing its own).
+    pub etc_dir: PathBuf,
 }
 
 /// An overlay root filesystem: the image's layers read-only below, the task's writes above.
@@ -77,7 +82,8 @@ pub struct Rootfs {
     pub lower: Vec<String>,
     pub upper: PathBuf,
     pub work: PathBuf,
-    /// Where the overlay is mounted (inside the container's own mount namespace only).
+    /// Where the overlay is mounted: a directory every container of the worker shares, each
+    /// mounting its own overlay there inside its own mount namespace.
     pub target: PathBuf,
 }
 
@@ -173,8 +179,9 @@ pub fn env(spec: &TaskSpec, image: &RunConfig, extra: &[(String, String)]) -> Ve
 }
 
 /// Everything about one task's container. `layers` are the image's layer directories, bottom
-/// first, as the image store lists them; `state` is the container's own scratch directory. The
-/// caller sets the network and cgroups afterwards.
+/// first, as the image store lists them; `state` is the container's own scratch directory (its
+/// parent holds the directories all containers share: `.rootfs`, `.etc`, `.empty`). The caller
+/// sets the network, `resolv.conf` and cgroups afterwards.
 pub fn build(
     id: &str,
     spec: &TaskSpec,
@@ -194,8 +201,9 @@ pub fn build(
                 .into_owned()
         })
         .collect();
+    let shared = state.parent().unwrap_or(state);
     if lower.is_empty() {
-        lower.push(state.join("empty").to_string_lossy().into_owned());
+        lower.push(shared.join(".empty").to_string_lossy().into_owned());
     }
     let mut binds = Vec::new();
     let mut bind = |source: &Path, target: &str, readonly: bool| {
@@ -240,7 +248,7 @@ pub fn build(
             lower,
             upper: state.join("upper"),
             work: state.join("work"),
-            target: state.join("rootfs"),
+            target: shared.join(".rootfs"),
         },
         mounts: binds,
         process: Process {
@@ -258,6 +266,17 @@ pub fn build(
         capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
         masked_paths: MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
         readonly_paths: READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
+        etc: vec![
+            ("hostname".into(), format!("{}\n", spec.hostname)),
+            (
+                "hosts".into(),
+                format!(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+                    spec.hostname
+                ),
+            ),
+        ],
+        etc_dir: shared.join(".etc"),
     })
 }
 

@@ -73,6 +73,7 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
         .map_err(fail("cannot make the mount namespace private"))?;
     let root = &cfg.rootfs.target;
     mount_rootfs(cfg)?;
+    etc_files(cfg)?;
     mount_kernel_fs(root)?;
     mount_dev(root)?;
     for b in &cfg.mounts {
@@ -143,6 +144,35 @@ fn mount_rootfs(cfg: &ContainerConfig) -> Result<(), InitError> {
         r.target.display()
     )))?;
     chdir("/").map_err(fail("cannot leave the layers directory"))
+}
+
+/// Writes `/etc/hosts` and friends to a tmpfs of this mount namespace and binds them over the
+/// image's, so that nothing about them touches the disk.
+fn etc_files(cfg: &ContainerConfig) -> Result<(), InitError> {
+    let dir = &cfg.etc_dir;
+    mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=755"),
+    )
+    .map_err(fail("cannot mount a tmpfs for /etc files"))?;
+    for (name, text) in &cfg.etc {
+        let source = dir.join(name);
+        std::fs::write(&source, text).map_err(io_fail(format!("cannot write /etc/{name}")))?;
+        std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644))
+            .map_err(io_fail(format!("cannot write /etc/{name}")))?;
+        bind(
+            &cfg.rootfs.target,
+            &BindMount {
+                source,
+                target: format!("/etc/{name}"),
+                readonly: false,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn mkdirs(p: &Path) -> Result<(), InitError> {

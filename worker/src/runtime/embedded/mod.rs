@@ -96,8 +96,12 @@ impl EmbeddedRuntime {
             ));
         }
         let dir = containers_dir(&cfg.worker_dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+        // What all containers share: their overlays' and /etc files' mount points (each
+        // container mounts there in its own namespace) and an empty layer for images with none.
+        for d in [".rootfs", ".etc", ".empty"] {
+            std::fs::create_dir_all(dir.join(d))
+                .map_err(|e| failed(format!("cannot create {}: {e}", dir.join(d).display())))?;
+        }
         // Each worker directory gets its own cgroup parent, so that workers sharing a host never
         // touch each other's containers.
         let canonical = std::fs::canonicalize(&cfg.worker_dir).unwrap_or(cfg.worker_dir.clone());
@@ -135,6 +139,7 @@ impl EmbeddedRuntime {
             .flatten()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
             .collect();
         for id in self.cgroups.leftovers() {
             if !ids.contains(&id) {
@@ -179,16 +184,10 @@ impl EmbeddedRuntime {
             .map(|d| self.store.layer_path(d))
             .collect::<Result<Vec<_>, _>>()
             .map_err(failed)?;
-        for d in ["upper/etc", "work", "rootfs", "empty"] {
+        for d in ["upper", "work"] {
             std::fs::create_dir_all(state.join(d))
                 .map_err(|e| failed(format!("cannot create {}: {e}", state.join(d).display())))?;
         }
-        write_etc(
-            &state.join("upper/etc"),
-            &req.spec.hostname,
-            req.spec.host_network,
-        )
-        .map_err(|e| failed(format!("cannot write the container's /etc files: {e}")))?;
         let mut mounts = TaskMounts {
             params_dir: (!req.spec.output_params.is_empty()).then(|| req.params_dir.clone()),
             artifacts_dir: (!req.spec.output_artifacts.is_empty())
@@ -208,6 +207,11 @@ impl EmbeddedRuntime {
         let mut cfg = config::build(id, &req.spec, &image.config, &layers, &state, &mounts)
             .map_err(failed)?;
         cfg.host_network = req.spec.host_network;
+        if req.spec.host_network {
+            if let Ok(r) = std::fs::read_to_string("/etc/resolv.conf") {
+                cfg.etc.push(("resolv.conf".into(), r));
+            }
+        }
         let d = self.cfg.defaults;
         let limits = Limits {
             memory_bytes: req.spec.resources.memory_bytes.or(d.memory_bytes),
@@ -260,22 +264,6 @@ impl EmbeddedRuntime {
             readonly: !v.writable,
         })
     }
-}
-
-/// `/etc/hosts`, `/etc/hostname` (and the host's `/etc/resolv.conf` with host networking), written
-/// into the container's upper layer so that they shadow the image's.
-fn write_etc(etc: &Path, hostname: &str, host_network: bool) -> std::io::Result<()> {
-    std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
-    std::fs::write(
-        etc.join("hosts"),
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
-    )?;
-    if host_network {
-        if let Ok(r) = std::fs::read("/etc/resolv.conf") {
-            std::fs::write(etc.join("resolv.conf"), r)?;
-        }
-    }
-    Ok(())
 }
 
 /// A created container: removing it kills what is left of it and deletes its cgroup and state.
@@ -331,7 +319,10 @@ impl ContainerRuntime for EmbeddedRuntime {
                     }
                 }),
             };
-            let container = self.create(&id, &req, gpus)?;
+            let t0 = std::time::Instant::now();
+            // Directories, cgroup files and the config are blocking file-system work.
+            let container = blocking(|| self.create(&id, &req, gpus))?;
+            let created = t0.elapsed();
             let (ours, theirs) = std::os::unix::net::UnixStream::pair()
                 .map_err(|e| failed(format!("cannot create the helper's socket: {e}")))?;
             ours.set_nonblocking(true).map_err(failed)?;
@@ -365,6 +356,7 @@ impl ContainerRuntime for EmbeddedRuntime {
             let mut lines = tokio::io::BufReader::new(ctl).lines();
             let mut started = Some(io.started);
             let (mut pid, mut code, mut error, mut stopped) = (None, None, None, None);
+            let mut started_at = std::time::Duration::ZERO;
             loop {
                 tokio::select! {
                     line = lines.next_line() => {
@@ -372,7 +364,10 @@ impl ContainerRuntime for EmbeddedRuntime {
                         let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
                         match word {
                             "pid" => pid = rest.parse::<i32>().ok(),
-                            "started" => { if let Some(s) = started.take() { let _ = s.send(()); } }
+                            "started" => {
+                                if let Some(s) = started.take() { let _ = s.send(()); }
+                                started_at = t0.elapsed();
+                            }
                             "error" => error = Some(rest.split_once(' ').map(|(_, m)| m).unwrap_or(rest).to_string()),
                             "exit" => code = rest.parse::<i32>().ok(),
                             _ => {}
@@ -391,6 +386,7 @@ impl ContainerRuntime for EmbeddedRuntime {
                 }
             }
             let status = helper.wait().await;
+            let exited = t0.elapsed();
             for p in pumps {
                 let _ = p.await;
             }
@@ -399,7 +395,15 @@ impl ContainerRuntime for EmbeddedRuntime {
                 .as_ref()
                 .map(|g| g.oom_killed())
                 .unwrap_or(false);
-            drop(container);
+            // Removing the cgroup may wait for the kernel to let go of it: off the async threads.
+            let _ = tokio::task::spawn_blocking(move || drop(container)).await;
+            tracing::debug!(
+                create_ms = created.as_secs_f64() * 1e3,
+                started_ms = started_at.as_secs_f64() * 1e3,
+                exited_ms = exited.as_secs_f64() * 1e3,
+                cleaned_ms = t0.elapsed().as_secs_f64() * 1e3,
+                "container timings"
+            );
             if let (Some(e), None) = (&error, stopped) {
                 return Err(failed(format!("container did not start: {e}")));
             }
@@ -414,6 +418,14 @@ impl ContainerRuntime for EmbeddedRuntime {
                 stopped,
             })
         })
+    }
+}
+
+/// Runs blocking work where the async runtime allows it without stalling other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

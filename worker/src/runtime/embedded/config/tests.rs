@@ -101,7 +101,9 @@ fn layers_are_stacked_topmost_first_and_named_relative_to_the_store() {
     assert_eq!(c.rootfs.layers_root, store);
     assert_eq!(c.rootfs.lower, ["sha256/bbb", "sha256/aaa"]);
     assert_eq!(c.rootfs.upper, state.join("upper"));
-    assert_eq!(c.rootfs.target, state.join("rootfs"));
+    assert_eq!(c.rootfs.target, Path::new("/w/containers/.rootfs"));
+    assert_eq!(c.etc[0], ("hostname".to_string(), "train\n".to_string()));
+    assert!(c.etc[1].1.contains("127.0.1.1\ttrain"));
     let m: Vec<(&str, bool)> = c
         .mounts
         .iter()
@@ -127,7 +129,7 @@ fn layers_are_stacked_topmost_first_and_named_relative_to_the_store() {
 
     // An image with no layers still gets an (empty) lower directory.
     let c = build("c2", &s, &image(), &[], state, &mounts).unwrap();
-    assert_eq!(c.rootfs.lower, [state.join("empty").to_string_lossy()]);
+    assert_eq!(c.rootfs.lower, ["/w/containers/.empty"]);
 }
 
 #[test]
