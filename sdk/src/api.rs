@@ -232,6 +232,9 @@ pub struct TaskInfo {
     pub image: String,
     /// The digest the image resolved to when the task started.
     pub image_digest: Option<String>,
+    /// What the task asked for (once it was resolved).
+    #[serde(default)]
+    pub resources: Option<ResourceRequest>,
     pub worker: Option<String>,
     pub ready_at: Option<String>,
     pub started_at: Option<String>,

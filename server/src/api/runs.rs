@@ -153,6 +153,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                     .as_ref()
                     .map_or_else(|| r.stat.image.clone(), |s| s.image.clone()),
                 image_digest: t.image_digest,
+                resources: t.spec.as_ref().map(|s| s.resources.clone()),
                 worker: t.lease.map(|l| l.worker),
                 ready_at: t.ready_at.map(format_ts),
                 started_at: t.started_at.map(format_ts),

@@ -328,6 +328,7 @@ function taskPanel(panel, run, name) {
       h("h2", {}, t.name, " ", badge(t.state), " ", h("button", { "aria-label": "close panel", onclick: () => go("/runs/" + run.id) }, "×")),
       kv([
         ["attempt", t.attempt], ["image", t.image], ["digest", t.image_digest], ["worker", t.worker],
+        ["resources", resources(t.resources)],
         ["ready", fmtTime(t.ready_at)], ["started", fmtTime(t.started_at)], ["finished", fmtTime(t.finished_at)],
         ["duration", fmtDur(t.duration_ms)], ["exit code", t.exit_code], ["error", t.error ? h("span", { class: "error" }, t.error) : null],
       ]),
@@ -410,6 +411,15 @@ function taskPanel(panel, run, name) {
     },
     close() { if (es) es.close(); },
   };
+}
+
+function resources(r) {
+  if (!r) return null;
+  const parts = [];
+  if (r.cpu_millis) parts.push((r.cpu_millis / 1000) + " CPU");
+  if (r.memory_bytes) parts.push(fmtBytes(r.memory_bytes) + " memory");
+  if (r.gpu) parts.push(r.gpu + " GPU");
+  return parts.join(", ") || "worker defaults";
 }
 
 // ANSI colour codes (SGR) to spans; everything else is text.
