@@ -453,3 +453,40 @@ async fn a_server_token_is_required_when_set() {
         .runs
         .is_empty());
 }
+
+#[tokio::test]
+async fn runs_are_found_by_any_part_of_their_name_ignoring_case() {
+    let env = InProcess::start().await;
+    let yaml = "name: search\nsteps:\n  - name: a\n    image: busybox\n";
+    for name in ["alpha-Train-1", "beta-train-2", "gamma"] {
+        let req = sluice_sdk::api::CreateRun {
+            yaml: Some(yaml.into()),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        env.client.create_run(&req).await.unwrap();
+    }
+    let http = sluice_sdk::client::http_client();
+    let names = |q: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/api/v1/runs?q={q}", env.url);
+        async move {
+            let v: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let mut n: Vec<String> = v["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    // Three letters or more go through the trigram index, shorter ones through a scan: the
+    // answers agree.
+    assert_eq!(names("train").await, ["alpha-Train-1", "beta-train-2"]);
+    assert_eq!(names("TRAIN-2").await, ["beta-train-2"]);
+    assert_eq!(names("mm").await, ["gamma"]);
+    assert_eq!(names("a-").await, ["alpha-Train-1", "beta-train-2"]);
+    assert!(names("zzz").await.is_empty());
+}

@@ -319,10 +319,19 @@ impl Store {
         if let Some(p) = &f.pipeline {
             q.push(" AND pipeline_name = ").push_bind(p.clone());
         }
-        if let Some(s) = &f.search {
-            q.push(" AND instr(name, ")
-                .push_bind(s.clone())
-                .push(") > 0");
+        match &f.search {
+            // Three characters or more: the trigram index (case-insensitive).
+            Some(s) if s.chars().count() >= 3 => {
+                q.push(" AND rowid IN (SELECT rowid FROM runs_name_trigram WHERE runs_name_trigram MATCH ")
+                    .push_bind(format!("\"{}\"", s.replace('"', "\"\"")))
+                    .push(")");
+            }
+            Some(s) => {
+                q.push(" AND instr(lower(name), lower(")
+                    .push_bind(s.clone())
+                    .push(")) > 0");
+            }
+            None => {}
         }
         if let Some(b) = &f.before {
             q.push(" AND id < ").push_bind(b.clone());
