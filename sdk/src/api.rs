@@ -245,6 +245,22 @@ pub struct TaskInfo {
     pub inputs: Params,
     pub outputs: Params,
     pub artifacts: Vec<ArtifactRecord>,
+    /// When a failed task runs again (it is pending until then).
+    #[serde(default)]
+    pub retry_at: Option<String>,
+    /// How each attempt that ended did, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<AttemptInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptInfo {
+    pub attempt: u32,
+    pub state: TaskState,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: String,
 }
 
 // ---- logs and events ----
@@ -374,6 +390,9 @@ pub struct TaskSpec {
     pub host_network: bool,
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    /// Kill the container and fail the attempt after this long.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// A volume mounted into the task: a host path or a named volume on the worker.

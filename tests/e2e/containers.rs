@@ -699,3 +699,78 @@ async fn an_image_prune_keeps_the_layers_of_running_steps() {
     image_cmd(&["prune"]);
     assert!(layers().is_empty(), "unused layers stay: {:?}", layers());
 }
+
+#[tokio::test]
+async fn a_flaky_step_is_retried_and_a_slow_one_is_killed_at_its_timeout() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let tag = 6_000_000 + std::process::id() % 100_000;
+    let run = c
+        .run(&format!(
+            r#"
+name: retries
+steps:
+  - name: flaky
+    image: {img}
+    retry: {{limit: 3, backoff: {{initial: 200ms, factor: 2}}}}
+    command: [sh, -c, "echo attempt {{{{task.attempt}}}}; test {{{{task.attempt}}}} -ge 3"]
+  - name: after
+    image: {img}
+    command: [echo, "after the flaky one"]
+    dependsOn: [flaky]
+  - name: slow
+    image: {img}
+    timeout: 1s
+    command: [sleep, "{tag}"]
+"#
+        ))
+        .await;
+    let flaky = task(&run, "flaky");
+    assert_eq!(flaky.state, TaskState::Succeeded, "{flaky:?}");
+    assert_eq!(flaky.attempt, 3);
+    let history: Vec<(u32, TaskState)> = flaky
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.state))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, TaskState::Failed),
+            (2, TaskState::Failed),
+            (3, TaskState::Succeeded)
+        ]
+    );
+    // Each attempt keeps its own log.
+    let logs = c
+        .client
+        .logs(&run.summary.id, "flaky", 0, 100)
+        .await
+        .unwrap();
+    let lines: Vec<(u32, String)> = logs
+        .lines
+        .iter()
+        .map(|l| (l.attempt, l.line.clone()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "attempt 1".to_string()),
+            (2, "attempt 2".into()),
+            (3, "attempt 3".into())
+        ]
+    );
+    assert_eq!(task(&run, "after").state, TaskState::Succeeded);
+    let slow = task(&run, "slow");
+    assert_eq!(slow.state, TaskState::Failed);
+    assert!(
+        slow.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("timed out after 1s"),
+        "{slow:?}"
+    );
+    assert!(sleepers(tag).is_empty());
+    assert_eq!(run.summary.state, RunState::Failed);
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
+}

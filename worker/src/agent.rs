@@ -328,6 +328,15 @@ impl TaskCtx {
             script,
             inputs,
         };
+        // A step's timeout stops it as a cancel would, and fails the attempt.
+        let timer = spec.timeout_ms.map(|ms| {
+            let running = self.running.clone();
+            let lease = lease.lease_id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                stop(&running, &lease, StopReason::Timeout);
+            })
+        });
         let (log_tx, log_rx) = mpsc::unbounded_channel();
         let (started_tx, started_rx) = oneshot::channel();
         let shipper = tokio::spawn(ship(
@@ -349,12 +358,29 @@ impl TaskCtx {
             )
             .await;
         let _ = shipper.await;
+        if let Some(t) = timer {
+            t.abort();
+        }
         match exit {
             Err(e) => failed(e.to_string()),
             Ok(Exit {
                 stopped: Some(StopReason::LeaseLost | StopReason::Shutdown),
                 ..
             }) => None,
+            Ok(Exit {
+                stopped: Some(StopReason::Timeout),
+                code,
+                ..
+            }) => Some(TaskResult {
+                outcome: Outcome::Failed,
+                exit_code: Some(code),
+                error: Some(format!(
+                    "timed out after {}s and was killed",
+                    spec.timeout_ms.unwrap_or(0) as f64 / 1000.0
+                )),
+                outputs: Default::default(),
+                artifacts: Vec::new(),
+            }),
             Ok(Exit {
                 stopped: Some(StopReason::Cancelled),
                 code,

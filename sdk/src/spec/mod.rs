@@ -204,6 +204,23 @@ pub struct Step {
 }
 
 impl Pipeline {
+    /// A step's control settings: its own, each falling back to its component's.
+    pub fn control(&self, step: &Step) -> Control {
+        let mut c = step.control.clone();
+        if let Uses::Component(name) = &step.uses {
+            if let Some(comp) = self.component(&name.value) {
+                let base = &comp.control;
+                c.when = c.when.or_else(|| base.when.clone());
+                c.for_each = c.for_each.or_else(|| base.for_each.clone());
+                c.parallelism = c.parallelism.or_else(|| base.parallelism.clone());
+                c.retry = c.retry.or_else(|| base.retry.clone());
+                c.timeout = c.timeout.or_else(|| base.timeout.clone());
+                c.cache = c.cache.or_else(|| base.cache.clone());
+            }
+        }
+        c
+    }
+
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.name == name)
     }

@@ -760,31 +760,44 @@ fn retry(node: &Node, d: &mut Diagnostics) -> Option<Spanned<Retry>> {
         backoff_factor: 2.0,
         backoff_max_ms: 60_000,
     };
+    let shape = "`retry` must be a number of retries or {limit, backoff}";
     match &node.kind {
         Kind::Int(i) if *i >= 0 => r.limit = *i as u32,
         Kind::Map(_) => {
             let f = Fields::new(node, "retry", &[&["limit", "backoff"]], d)?;
-            if let Some(Kind::Int(i)) = f.get("limit").map(|n| &n.kind) {
-                r.limit = (*i).max(0) as u32;
+            match f.get("limit").map(|n| (&n.kind, n.span)) {
+                Some((Kind::Int(i), _)) if *i >= 0 => r.limit = *i as u32,
+                Some((_, span)) => d.error(span, "`limit` must be a number of retries (0 or more)"),
+                None => {}
             }
             if let Some(b) = f.get("backoff") {
                 let b = Fields::new(b, "backoff", &[&["initial", "factor", "max"]], d)?;
-                let dur = |k: &str| {
-                    b.get(k)
-                        .and_then(|n| parse_duration_ms(&n.scalar_text().unwrap_or_default()))
+                let dur = |k: &str, d: &mut Diagnostics| {
+                    let n = b.get(k)?;
+                    let text = n.scalar_text().unwrap_or_default();
+                    let v = parse_duration_ms(&text);
+                    if v.is_none() {
+                        d.error(
+                            n.span,
+                            format!(
+                                "`{k}` must be a duration such as 500ms, 10s or 2m, found `{text}`"
+                            ),
+                        );
+                    }
+                    v
                 };
-                r.backoff_initial_ms = dur("initial").unwrap_or(r.backoff_initial_ms);
-                r.backoff_max_ms = dur("max").unwrap_or(r.backoff_max_ms);
-                if let Some(f) = b.get("factor").and_then(|n| n.to_json().as_f64()) {
-                    r.backoff_factor = f;
+                r.backoff_initial_ms = dur("initial", d).unwrap_or(r.backoff_initial_ms);
+                r.backoff_max_ms = dur("max", d).unwrap_or(r.backoff_max_ms);
+                if let Some(n) = b.get("factor") {
+                    match n.to_json().as_f64() {
+                        Some(x) if x >= 1.0 => r.backoff_factor = x,
+                        _ => d.error(n.span, "`factor` must be a number of at least 1"),
+                    }
                 }
             }
         }
         _ => {
-            d.error(
-                node.span,
-                "`retry` must be a number of retries or {limit, backoff}",
-            );
+            d.error(node.span, shape);
             return None;
         }
     }

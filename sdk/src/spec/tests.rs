@@ -93,7 +93,8 @@ fn every_error_is_placed_and_explained() {
         ("name: x\nparams:\n  n: {type: integr}\nsteps:\n  - name: a\n    image: b\n", &["3:13: unknown parameter type `integr`"]),
         ("name: x\nsteps:\n  - name: a\n    component: trian\ncomponents:\n  train: {image: b}\n", &["4:16: step `a` uses unknown component `trian` (did you mean `train`?)"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    when: '{{params.x}} == 1'\n", &["5:11: `when` (conditions) is not supported by this version of sluice yet"]),
-        ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: 3\n    timeout: 10m\n", &["`retry` is not supported", "`timeout` is not supported"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: {limit: 3, backoff: {initial: soon, factor: 0.5}}\n    timeout: 10 minutes\n", &["5:42: `initial` must be a duration such as 500ms, 10s or 2m, found `soon`", "5:56: `factor` must be a number of at least 1", "6:14: `timeout` must be a duration"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: -2\n", &["5:12: `retry` must be a number of retries or {limit, backoff}"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    resources: {memory: lots}\n", &["5:25: `memory` must be a size"]),
         ("name: x\nname: y\nsteps: []\n", &["2:1: duplicate key `name`", "the pipeline has no steps"]),
     ];

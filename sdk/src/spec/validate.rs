@@ -85,12 +85,10 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
 }
 
 fn unsupported(c: &Control, d: &mut Diagnostics) {
-    let items: [(&str, Option<Span>); 6] = [
+    let items: [(&str, Option<Span>); 4] = [
         ("`when` (conditions)", c.when.as_ref().map(|s| s.span)),
         ("`forEach` (loops)", c.for_each.as_ref().map(|s| s.span)),
         ("`parallelism`", c.parallelism.as_ref().map(|s| s.span)),
-        ("`retry`", c.retry.as_ref().map(|s| s.span)),
-        ("`timeout`", c.timeout.as_ref().map(|s| s.span)),
         ("`cache`", c.cache.as_ref().map(|s| s.span)),
     ];
     for (what, span) in items {

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use sluice_sdk::api::{format_ts, CreateRun, RunDetail, RunList, RunState, TaskInfo};
+use sluice_sdk::api::{format_ts, AttemptInfo, CreateRun, RunDetail, RunList, RunState, TaskInfo};
 use sluice_sdk::spec;
 
 pub async fn create(
@@ -167,6 +167,19 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                 inputs: t.inputs,
                 outputs: t.outputs.params,
                 artifacts: t.outputs.artifacts,
+                retry_at: t.retry_at.map(format_ts),
+                attempts: t
+                    .attempts
+                    .into_iter()
+                    .map(|a| AttemptInfo {
+                        attempt: a.attempt,
+                        state: a.state,
+                        exit_code: a.exit_code,
+                        error: a.error,
+                        started_at: a.started_at.map(format_ts),
+                        finished_at: format_ts(a.finished_at),
+                    })
+                    .collect(),
             }
         })
         .collect();

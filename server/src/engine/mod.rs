@@ -48,6 +48,21 @@ pub struct Task {
     pub ready_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// A failed attempt is retried at this time (the task waits as pending until then).
+    pub retry_at: Option<i64>,
+    /// Every attempt that ended, oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+/// How one attempt of a task ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub state: TaskState,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: i64,
 }
 
 impl Task {
@@ -66,6 +81,8 @@ impl Task {
             ready_at: None,
             started_at: None,
             finished_at: None,
+            retry_at: None,
+            attempts: Vec::new(),
         }
     }
 }
@@ -305,9 +322,80 @@ impl Run {
                 }
             }
         };
+        let t = &mut self.tasks[i];
+        t.attempts.push(Attempt {
+            attempt: t.attempt,
+            state,
+            exit_code: result.exit_code,
+            error: error.clone(),
+            started_at: t.started_at,
+            finished_at: now,
+        });
+        if state == TaskState::Failed && self.state == RunState::Running {
+            if let Some(delay) = self.retry_delay(i) {
+                // Not the end yet: wait, then run again (resolved afresh); dependents wait too.
+                let t = &mut self.tasks[i];
+                t.state = TaskState::Pending;
+                t.lease = None;
+                t.exit_code = result.exit_code;
+                t.retry_at = Some(now + delay as i64);
+                t.error = Some(format!(
+                    "attempt {} failed: {}; retrying in {}",
+                    t.attempt,
+                    error.as_deref().unwrap_or("unknown error"),
+                    human_ms(delay)
+                ));
+                fx.push(Effect::Task(i));
+                return Ok(fx);
+            }
+        }
         self.finish_task(i, state, result.exit_code, error, now, &mut fx);
         self.settle(now, &mut fx);
         Ok(fx)
+    }
+
+    /// The wait before the next attempt of task `i`, whose latest attempt failed; `None` when
+    /// its retries are used up (or it has none). Exponential: initial × factor^(n-1), capped.
+    fn retry_delay(&self, i: usize) -> Option<u64> {
+        let step = &self.pipeline.steps[i];
+        let retry = self.pipeline.control(step).retry?.value;
+        let failed = self.tasks[i]
+            .attempts
+            .iter()
+            .filter(|a| a.state == TaskState::Failed)
+            .count() as u32;
+        if failed > retry.limit {
+            return None;
+        }
+        let grown = retry.backoff_initial_ms as f64 * retry.backoff_factor.powi(failed as i32 - 1);
+        Some((grown.min(retry.backoff_max_ms as f64)) as u64)
+    }
+
+    /// Tasks whose retry is due by `now`.
+    pub fn due_retries(&self, now: i64) -> Vec<usize> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                t.state == TaskState::Pending && t.retry_at.is_some_and(|at| at <= now)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// A task's retry is due: it becomes ready again.
+    pub fn retry_due(&mut self, i: usize, now: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let t = &mut self.tasks[i];
+        if t.state != TaskState::Pending || t.retry_at.is_none() || self.state != RunState::Running
+        {
+            return fx;
+        }
+        t.retry_at = None;
+        t.started_at = None;
+        self.make_ready(i, now, &mut fx);
+        self.settle(now, &mut fx);
+        fx
     }
 
     /// The lease ran out without a heartbeat: the worker is presumed gone. The task runs again
@@ -360,7 +448,12 @@ impl Run {
         for i in 0..self.tasks.len() {
             match self.tasks[i].state {
                 TaskState::Pending | TaskState::Ready => {
-                    self.finish_task(i, TaskState::Cancelled, None, None, now, &mut fx)
+                    // A task waiting to retry keeps the last failure's message.
+                    let why = self.tasks[i]
+                        .retry_at
+                        .take()
+                        .and(self.tasks[i].error.clone());
+                    self.finish_task(i, TaskState::Cancelled, None, why, now, &mut fx)
                 }
                 TaskState::Leased | TaskState::Running => {
                     self.tasks[i].cancel_requested = true;
@@ -461,6 +554,15 @@ impl Run {
             .filter(|(_, t)| t.lease.as_ref().is_some_and(|l| l.expires_at <= now))
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// `1.5s`, `2m`, `250ms`: a delay as people read it.
+fn human_ms(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1000..=59_999 => format!("{}s", (ms as f64 / 100.0).round() / 10.0),
+        _ => format!("{}m", (ms as f64 / 6000.0).round() / 10.0),
     }
 }
 

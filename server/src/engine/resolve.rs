@@ -135,6 +135,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
             })
             .collect(),
         host_network: tpl.host_network,
+        timeout_ms: run.pipeline.control(step).timeout.map(|t| t.value),
         volumes: tpl
             .volumes
             .iter()

@@ -22,7 +22,7 @@ pub struct SchedulerConfig {
     /// A lease not extended within this time is taken back and its task runs again.
     pub lease_ttl_ms: i64,
     pub heartbeat_interval_ms: u64,
-    /// How often expired leases are looked for.
+    /// How often expired leases and due retries are looked for.
     pub reap_interval: Duration,
 }
 
@@ -31,7 +31,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             lease_ttl_ms: 30_000,
             heartbeat_interval_ms: 1_000,
-            reap_interval: Duration::from_millis(500),
+            reap_interval: Duration::from_millis(100),
         }
     }
 }
@@ -161,7 +161,7 @@ impl Scheduler {
         loop {
             tick.tick().await;
             if let Err(e) = self.reap(now_ms()).await {
-                tracing::error!(error = %e, "taking back expired leases failed");
+                tracing::error!(error = %e, "taking back expired leases or starting retries failed");
             }
         }
     }
@@ -175,10 +175,15 @@ impl Scheduler {
                 continue;
             };
             let expired = active.run.expired_leases(now);
-            if expired.is_empty() {
+            let retries = active.run.due_retries(now);
+            if expired.is_empty() && retries.is_empty() {
                 continue;
             }
             let mut fx = Vec::new();
+            for i in retries {
+                tracing::info!(run = %id, task = %active.run.plan.tasks[i].name, attempt = active.run.tasks[i].attempt + 1, "retrying");
+                fx.extend(active.run.retry_due(i, now));
+            }
             let mut lost = Vec::new();
             for i in expired {
                 if let Some(l) = &active.run.tasks[i].lease {

@@ -110,7 +110,7 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest";
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -143,7 +143,13 @@ fn push_task<'a>(
         .push_bind(t.ready_at)
         .push_bind(t.started_at)
         .push_bind(t.finished_at)
-        .push_bind(t.image_digest.clone());
+        .push_bind(t.image_digest.clone())
+        .push_bind(t.retry_at)
+        .push_bind(if t.attempts.is_empty() {
+            None
+        } else {
+            Some(json(&t.attempts))
+        });
 }
 
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
@@ -200,6 +206,8 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             ready_at: r.get("ready_at"),
             started_at: r.get("started_at"),
             finished_at: r.get("finished_at"),
+            retry_at: r.get("retry_at"),
+            attempts: from_json(r.get("attempts"), "task attempts")?.unwrap_or_default(),
         },
     })
 }

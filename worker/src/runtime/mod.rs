@@ -38,6 +38,8 @@ pub enum StopReason {
     LeaseLost,
     /// The worker is shutting down.
     Shutdown,
+    /// The attempt ran past its timeout.
+    Timeout,
 }
 
 /// How a container ended.
