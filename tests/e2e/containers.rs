@@ -774,3 +774,48 @@ steps:
     assert_eq!(run.summary.state, RunState::Failed);
     assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
 }
+
+#[tokio::test]
+async fn a_condition_on_an_upstream_output_picks_the_branch_that_runs() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            r#"
+name: branches
+params:
+  threshold: {{type: float, default: 0.9}}
+steps:
+  - name: evaluate
+    image: {img}
+    outputs: {{params: {{accuracy: {{type: float}}}}}}
+    command: [sh, -c, "echo 0.93 > {{{{outputs.params.accuracy}}}}"]
+  - name: deploy
+    image: {img}
+    when: '{{{{steps.evaluate.outputs.params.accuracy}}}} >= {{{{params.threshold}}}}'
+    command: [echo, deploying]
+  - name: retrain
+    image: {img}
+    when: '{{{{steps.evaluate.outputs.params.accuracy}}}} < {{{{params.threshold}}}}'
+    command: [echo, retraining]
+  - name: notify
+    image: {img}
+    dependsOn: [deploy, retrain]
+    command: [echo, done]
+"#
+        ))
+        .await;
+    assert_succeeded(&c, &run);
+    assert_eq!(task(&run, "deploy").state, TaskState::Succeeded);
+    let retrain = task(&run, "retrain");
+    assert_eq!(retrain.state, TaskState::Skipped);
+    assert!(
+        retrain.error.as_deref().unwrap().contains("is false"),
+        "{retrain:?}"
+    );
+    assert_eq!(task(&run, "notify").state, TaskState::Succeeded);
+    assert_eq!(
+        c.stdout(&run.summary.id, "deploy").await.trim(),
+        "deploying"
+    );
+}

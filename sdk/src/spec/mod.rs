@@ -2,6 +2,7 @@
 //!
 //! Every other pipeline format is imported into this one model; the engine knows only it.
 
+pub mod cond;
 pub(crate) mod parse;
 pub mod refs;
 mod validate;

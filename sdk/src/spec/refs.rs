@@ -100,7 +100,7 @@ pub fn sole_ref(s: &str) -> Option<Ref> {
     }
 }
 
-fn parse_ref(expr: &str) -> Result<Ref, String> {
+pub fn parse_ref(expr: &str) -> Result<Ref, String> {
     let parts: Vec<&str> = expr.split('.').collect();
     let kind = |k: &str| match k {
         "params" | "parameters" => Ok(IoKind::Param),

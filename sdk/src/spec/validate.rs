@@ -85,8 +85,7 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
 }
 
 fn unsupported(c: &Control, d: &mut Diagnostics) {
-    let items: [(&str, Option<Span>); 4] = [
-        ("`when` (conditions)", c.when.as_ref().map(|s| s.span)),
+    let items: [(&str, Option<Span>); 3] = [
         ("`forEach` (loops)", c.for_each.as_ref().map(|s| s.span)),
         ("`parallelism`", c.parallelism.as_ref().map(|s| s.span)),
         ("`cache`", c.cache.as_ref().map(|s| s.span)),
@@ -103,6 +102,9 @@ fn unsupported(c: &Control, d: &mut Diagnostics) {
 
 fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
     unsupported(&s.control, d);
+    if let Some(when) = &p.control(s).when {
+        condition(p, s, when, d);
+    }
     let tpl = match &s.uses {
         Uses::Inline(t) => {
             template(p, t, Scope::Step(s), d);
@@ -245,6 +247,39 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
         Ref::Input(..) | Ref::Output(..) => {
             d.error(span, format!("`{{{{{r}}}}}` names the step's own inputs or outputs; a step's `params` and `artifacts` take pipeline parameters, upstream outputs or literals"));
             None
+        }
+    }
+}
+
+/// A step's `when`: it must parse, and name pipeline parameters or other steps' output
+/// parameters (artifacts have no value to compare).
+fn condition(p: &Pipeline, s: &Step, when: &Spanned<String>, d: &mut Diagnostics) {
+    let expr = match super::cond::parse(&when.value) {
+        Ok(e) => e,
+        Err(e) => {
+            d.error(
+                when.span,
+                format!("invalid condition `{}`: {e}", when.value),
+            );
+            return;
+        }
+    };
+    for r in super::cond::refs(&expr) {
+        match r {
+            Ref::StepOutput {
+                kind: IoKind::Artifact,
+                ..
+            } => d.error(
+                when.span,
+                format!("a condition can compare output parameters, not artifacts: `{{{{{r}}}}}`"),
+            ),
+            Ref::Input(..) | Ref::Output(..) => d.error(
+                when.span,
+                format!("a condition is decided before the step runs, from pipeline parameters and upstream outputs; `{{{{{r}}}}}` is the step's own"),
+            ),
+            _ => {
+                ref_type(p, s, r, when.span, d);
+            }
         }
     }
 }
@@ -501,6 +536,15 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
     if let Uses::Inline(t) = &s.uses {
         for text in t.strings() {
             add(&text.value);
+        }
+    }
+    if let Some(when) = &p.control(s).when {
+        if let Ok(e) = super::cond::parse(&when.value) {
+            for r in super::cond::refs(&e) {
+                if let Ref::StepOutput { step, .. } = r {
+                    deps.insert(step.clone());
+                }
+            }
         }
     }
     deps.remove(&s.name);

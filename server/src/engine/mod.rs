@@ -12,6 +12,8 @@ mod tests;
 
 pub use plan::{plan, resolve_params, Plan, PlanTask};
 use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
+use sluice_sdk::spec::cond;
+use sluice_sdk::spec::refs::Ref;
 use sluice_sdk::spec::Pipeline;
 use std::sync::Arc;
 
@@ -52,6 +54,9 @@ pub struct Task {
     pub retry_at: Option<i64>,
     /// Every attempt that ended, oldest first.
     pub attempts: Vec<Attempt>,
+    /// Skipped because its condition was false (or everything it waits for was skipped so):
+    /// unlike a skip after a failure, this lets steps that also wait for others run.
+    pub condition_false: bool,
 }
 
 /// How one attempt of a task ended.
@@ -83,6 +88,7 @@ impl Task {
             finished_at: None,
             retry_at: None,
             attempts: Vec::new(),
+            condition_false: false,
         }
     }
 }
@@ -202,6 +208,16 @@ impl Run {
     }
 
     fn make_ready(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
+        match self.condition(i) {
+            Verdict::Run => {}
+            Verdict::Skip(why) => {
+                self.tasks[i].condition_false = true;
+                return self.finish_task(i, TaskState::Skipped, None, Some(why), now, fx);
+            }
+            Verdict::Error(e) => {
+                return self.finish_task(i, TaskState::Failed, None, Some(e), now, fx)
+            }
+        }
         let attempt = self.tasks[i].attempt + 1;
         match resolve::resolve(self, i, attempt) {
             Ok((inputs, spec)) => {
@@ -487,36 +503,105 @@ impl Run {
         t.finished_at = Some(now);
         t.lease = None;
         fx.push(Effect::Task(i));
-        let dependents = self.plan.tasks[i].dependents.clone();
-        match state {
-            TaskState::Succeeded => {
-                for d in dependents {
-                    let ready = self.tasks[d].state == TaskState::Pending
-                        && self.plan.tasks[d]
-                            .deps
-                            .iter()
-                            .all(|&p| self.tasks[p].state == TaskState::Succeeded);
-                    if ready && self.state == RunState::Running {
-                        self.make_ready(d, now, fx);
+        for d in self.plan.tasks[i].dependents.clone() {
+            self.dependency_ended(d, now, fx);
+        }
+    }
+
+    /// One of task `d`'s dependencies ended. A failure or cancel upstream ends `d` at once; once
+    /// all have ended, `d` runs if any succeeded, and is skipped too if every one was skipped by a
+    /// condition (so a step after if/else branches runs after whichever branch ran).
+    fn dependency_ended(&mut self, d: usize, now: i64, fx: &mut Vec<Effect>) {
+        if self.tasks[d].state != TaskState::Pending || self.tasks[d].retry_at.is_some() {
+            return;
+        }
+        let deps = self.plan.tasks[d].deps.clone();
+        let broken = deps.iter().copied().find(|&p| {
+            let t = &self.tasks[p];
+            matches!(t.state, TaskState::Failed | TaskState::Cancelled)
+                || (t.state == TaskState::Skipped && !t.condition_false)
+        });
+        if let Some(p) = broken {
+            let state = self.tasks[p].state;
+            let (next, why) = if state == TaskState::Cancelled {
+                (TaskState::Cancelled, None)
+            } else {
+                let name = &self.plan.tasks[p].name;
+                (
+                    TaskState::Skipped,
+                    Some(format!("upstream step `{name}` {state}")),
+                )
+            };
+            return self.finish_task(d, next, None, why, now, fx);
+        }
+        if !deps.iter().all(|&p| self.tasks[p].state.is_terminal())
+            || self.state != RunState::Running
+        {
+            return;
+        }
+        if deps
+            .iter()
+            .any(|&p| self.tasks[p].state == TaskState::Succeeded)
+        {
+            self.make_ready(d, now, fx);
+        } else {
+            let names: Vec<&str> = deps
+                .iter()
+                .map(|&p| self.plan.tasks[p].name.as_str())
+                .collect();
+            let why = format!("every step it waits for was skipped ({})", names.join(", "));
+            self.tasks[d].condition_false = true;
+            self.finish_task(d, TaskState::Skipped, None, Some(why), now, fx);
+        }
+    }
+
+    /// Whether task `i` runs: its `when` holds (or it has none). A condition that names an
+    /// output of a step that was skipped is not met.
+    fn condition(&self, i: usize) -> Verdict {
+        let step = &self.pipeline.steps[i];
+        let Some(when) = self.pipeline.control(step).when else {
+            return Verdict::Run;
+        };
+        let expr = match cond::parse(&when.value) {
+            Ok(e) => e,
+            Err(e) => return Verdict::Error(format!("invalid condition `{}`: {e}", when.value)),
+        };
+        for r in cond::refs(&expr) {
+            if let Ref::StepOutput { step: s, .. } = r {
+                if let Some(j) = self.task_index(s) {
+                    if self.tasks[j].state == TaskState::Skipped {
+                        return Verdict::Skip(format!(
+                            "condition `{}` names step `{s}`, which was skipped",
+                            when.value
+                        ));
                     }
                 }
             }
-            _ => {
-                let name = self.plan.tasks[i].name.clone();
-                for d in dependents {
-                    if self.tasks[d].state == TaskState::Pending {
-                        let (next, why) = if state == TaskState::Cancelled {
-                            (TaskState::Cancelled, None)
-                        } else {
-                            (
-                                TaskState::Skipped,
-                                Some(format!("upstream step `{name}` {state}")),
-                            )
-                        };
-                        self.finish_task(d, next, None, why, now, fx);
-                    }
-                }
+        }
+        let lookup = |r: &Ref| -> Result<serde_json::Value, String> {
+            match r {
+                Ref::Param(n) => self
+                    .params
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| format!("no parameter `{n}`")),
+                Ref::StepOutput { step: s, name, .. } => self
+                    .task_index(s)
+                    .and_then(|j| self.tasks[j].outputs.params.get(name).cloned())
+                    .ok_or_else(|| format!("step `{s}` has no output `{name}`")),
+                Ref::Context(c) => Ok(match *c {
+                    "run.id" => self.id.clone().into(),
+                    "run.name" => self.name.clone().into(),
+                    "task.name" => step.name.clone().into(),
+                    _ => (self.tasks[i].attempt + 1).into(),
+                }),
+                other => Err(format!("`{{{{{other}}}}}` cannot be used in a condition")),
             }
+        };
+        match cond::eval(&expr, &lookup) {
+            Ok(true) => Verdict::Run,
+            Ok(false) => Verdict::Skip(format!("condition `{}` is false", when.value)),
+            Err(e) => Verdict::Error(format!("cannot evaluate condition `{}`: {e}", when.value)),
         }
     }
 
@@ -555,6 +640,12 @@ impl Run {
             .map(|(i, _)| i)
             .collect()
     }
+}
+
+enum Verdict {
+    Run,
+    Skip(String),
+    Error(String),
 }
 
 /// `1.5s`, `2m`, `250ms`: a delay as people read it.

@@ -110,7 +110,7 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts";
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -149,7 +149,8 @@ fn push_task<'a>(
             None
         } else {
             Some(json(&t.attempts))
-        });
+        })
+        .push_bind(t.condition_false);
 }
 
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
@@ -208,6 +209,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             finished_at: r.get("finished_at"),
             retry_at: r.get("retry_at"),
             attempts: from_json(r.get("attempts"), "task attempts")?.unwrap_or_default(),
+            condition_false: r.get("condition_false"),
         },
     })
 }
