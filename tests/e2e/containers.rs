@@ -819,3 +819,52 @@ steps:
         "deploying"
     );
 }
+
+#[tokio::test]
+async fn exit_handlers_run_after_a_failure_and_after_a_cancel_and_see_the_outcome() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let pipeline = |cmd: &str| {
+        format!(
+            r#"
+name: exit-handlers
+steps:
+  - name: train
+    image: {img}
+    command: [sh, -c, "{cmd}"]
+  - name: eval
+    image: {img}
+    command: [echo, eval]
+    dependsOn: [train]
+onExit:
+  - name: notify
+    image: {img}
+    command: [echo, "run {{{{run.status}}}}"]
+"#
+        )
+    };
+    let run = c.run(&pipeline("exit 3")).await;
+    assert_eq!(run.summary.state, RunState::Failed);
+    assert_eq!(task(&run, "eval").state, TaskState::Skipped);
+    assert_eq!(task(&run, "notify").state, TaskState::Succeeded);
+    assert_eq!(
+        c.stdout(&run.summary.id, "notify").await.trim(),
+        "run failed"
+    );
+
+    let id = submit(&c.client, &pipeline("sleep 600")).await;
+    wait_until(
+        &c.client,
+        &id,
+        Duration::from_secs(60),
+        "train to run",
+        |d| d.tasks[0].state == TaskState::Running,
+    )
+    .await;
+    c.client.cancel_run(&id).await.unwrap();
+    let run = wait_run(&c.client, &id, Duration::from_secs(60)).await;
+    assert_eq!(run.summary.state, RunState::Cancelled);
+    assert_eq!(task(&run, "train").state, TaskState::Cancelled);
+    assert_eq!(task(&run, "notify").state, TaskState::Succeeded);
+    assert_eq!(c.stdout(&id, "notify").await.trim(), "run cancelled");
+}

@@ -226,6 +226,24 @@ impl Pipeline {
         self.components.iter().find(|c| c.name == name)
     }
 
+    /// Whether `s` is one of the pipeline's exit handlers (`onExit`).
+    pub fn is_exit_handler(&self, s: &Step) -> bool {
+        self.on_exit.iter().any(|e| std::ptr::eq(e, s))
+    }
+
+    /// The steps a run has tasks for, in task order: the steps, then the exit handlers.
+    pub fn task_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().chain(&self.on_exit)
+    }
+
+    /// The step of task `i` (see [`Pipeline::task_steps`]).
+    pub fn task_step(&self, i: usize) -> &Step {
+        match self.steps.get(i) {
+            Some(s) => s,
+            None => &self.on_exit[i - self.steps.len()],
+        }
+    }
+
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.step_index.get(name).map(|&i| &self.steps[i])
     }

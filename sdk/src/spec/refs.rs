@@ -122,13 +122,14 @@ pub fn parse_ref(expr: &str) -> Result<Ref, String> {
         },
         ["run", "id"] => Ref::Context("run.id"),
         ["run", "name"] => Ref::Context("run.name"),
+        ["run", "status"] => Ref::Context("run.status"),
         ["task", "name"] => Ref::Context("task.name"),
         ["task", "attempt"] => Ref::Context("task.attempt"),
         _ => {
             return Err(format!(
                 "unknown reference `{{{{{expr}}}}}`: expected params.NAME, inputs.params.NAME, \
                  inputs.artifacts.NAME, outputs.params.NAME, outputs.artifacts.NAME, \
-                 steps.STEP.outputs.params.NAME, steps.STEP.outputs.artifacts.NAME, run.id, run.name, \
+                 steps.STEP.outputs.params.NAME, steps.STEP.outputs.artifacts.NAME, run.id, run.name, run.status, \
                  task.name or task.attempt"
             ))
         }

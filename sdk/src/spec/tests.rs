@@ -98,6 +98,7 @@ fn every_error_is_placed_and_explained() {
         ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: {limit: 3, backoff: {initial: soon, factor: 0.5}}\n    timeout: 10 minutes\n", &["5:42: `initial` must be a duration such as 500ms, 10s or 2m, found `soon`", "5:56: `factor` must be a number of at least 1", "6:14: `timeout` must be a duration"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: -2\n", &["5:12: `retry` must be a number of retries or {limit, backoff}"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    resources: {memory: lots}\n", &["5:25: `memory` must be a size"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    dependsOn: [n]\nonExit:\n  - name: n\n    image: b\n  - name: a\n    image: b\n", &["5:17: step `a` depends on unknown step `n`", "9:11: duplicate step name `a` (first used at line 3)"]),
         ("name: x\nname: y\nsteps: []\n", &["2:1: duplicate key `name`", "the pipeline has no steps"]),
     ];
     for (src, want) in cases {
@@ -196,4 +197,16 @@ fn quantities_and_durations() {
     assert_eq!(parse::parse_duration_ms("250ms"), Some(250));
     assert_eq!(parse::parse_duration_ms("45"), Some(45_000));
     assert_eq!(parse::parse_duration_ms("soon"), None);
+}
+
+#[test]
+fn exit_handlers_may_order_themselves_and_read_the_runs_status() {
+    let src = "name: x\nsteps:\n  - name: a\n    image: b\n    outputs: {params: {v: int}}\nonExit:\n  - name: n\n    image: b\n    command: [echo, '{{run.status}} {{steps.a.outputs.params.v}}']\n  - name: m\n    image: b\n    dependsOn: [n]\n";
+    let p = load("x.yaml", src).unwrap_or_else(|d| panic!("{}", d.render(src)));
+    assert_eq!(p.on_exit.len(), 2);
+    assert!(p.is_exit_handler(&p.on_exit[1]));
+    assert_eq!(
+        p.task_steps().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["a", "n", "m"]
+    );
 }

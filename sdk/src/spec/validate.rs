@@ -75,11 +75,18 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
         }
         step(p, s, d);
     }
-    if let Some(first) = p.on_exit.first() {
-        d.error(
-            first.span,
-            "`onExit` (exit handlers) is not supported by this version of sluice yet",
-        );
+    for s in &p.on_exit {
+        check_name(&s.name, "step", s.span, d);
+        if let Some(first) = seen.insert(&s.name, s.span) {
+            d.error(
+                s.span,
+                format!(
+                    "duplicate step name `{}` (first used at line {})",
+                    s.name, first.line
+                ),
+            );
+        }
+        step(p, s, d);
     }
     cycles(p, d);
 }
@@ -130,7 +137,9 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
     for dep in &s.depends_on {
         if dep.value == s.name {
             d.error(dep.span, format!("step `{}` depends on itself", s.name));
-        } else if p.step(&dep.value).is_none() {
+        } else if p.step(&dep.value).is_none()
+            && !(p.is_exit_handler(s) && p.on_exit.iter().any(|e| e.name == dep.value))
+        {
             d.error(
                 dep.span,
                 format!(

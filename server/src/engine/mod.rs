@@ -170,7 +170,7 @@ impl Run {
         let mut fx = vec![Effect::Run];
         for i in 0..run.tasks.len() {
             fx.push(Effect::Task(i));
-            if run.plan.tasks[i].deps.is_empty() {
+            if run.plan.tasks[i].deps.is_empty() && !run.plan.tasks[i].exit_handler {
                 run.make_ready(i, now, &mut fx);
             }
         }
@@ -204,7 +204,10 @@ impl Run {
     }
 
     pub fn task_index(&self, name: &str) -> Option<usize> {
-        self.pipeline.step_index.get(name).copied()
+        self.pipeline.step_index.get(name).copied().or_else(|| {
+            let k = self.pipeline.on_exit.iter().position(|e| e.name == name)?;
+            Some(self.pipeline.steps.len() + k)
+        })
     }
 
     fn make_ready(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
@@ -242,8 +245,10 @@ impl Run {
         now: i64,
         ttl_ms: i64,
     ) -> (bool, Vec<Effect>) {
+        let open = self.state == RunState::Running
+            || (self.state == RunState::Cancelling && self.plan.tasks[i].exit_handler);
         let t = &mut self.tasks[i];
-        if t.state != TaskState::Ready || self.state != RunState::Running {
+        if t.state != TaskState::Ready || !open {
             return (false, Vec::new());
         }
         t.state = TaskState::Leased;
@@ -373,7 +378,7 @@ impl Run {
     /// The wait before the next attempt of task `i`, whose latest attempt failed; `None` when
     /// its retries are used up (or it has none). Exponential: initial × factor^(n-1), capped.
     fn retry_delay(&self, i: usize) -> Option<u64> {
-        let step = &self.pipeline.steps[i];
+        let step = self.pipeline.task_step(i);
         let retry = self.pipeline.control(step).retry?.value;
         let failed = self.tasks[i]
             .attempts
@@ -462,6 +467,10 @@ impl Run {
         self.error = Some("cancelled".into());
         fx.push(Effect::Run);
         for i in 0..self.tasks.len() {
+            if self.plan.tasks[i].exit_handler {
+                // Exit handlers run after a cancel too.
+                continue;
+            }
             match self.tasks[i].state {
                 TaskState::Pending | TaskState::Ready => {
                     // A task waiting to retry keeps the last failure's message.
@@ -534,9 +543,8 @@ impl Run {
             };
             return self.finish_task(d, next, None, why, now, fx);
         }
-        if !deps.iter().all(|&p| self.tasks[p].state.is_terminal())
-            || self.state != RunState::Running
-        {
+        let open = self.state == RunState::Running || self.plan.tasks[d].exit_handler;
+        if !deps.iter().all(|&p| self.tasks[p].state.is_terminal()) || !open {
             return;
         }
         if deps
@@ -558,7 +566,7 @@ impl Run {
     /// Whether task `i` runs: its `when` holds (or it has none). A condition that names an
     /// output of a step that was skipped is not met.
     fn condition(&self, i: usize) -> Verdict {
-        let step = &self.pipeline.steps[i];
+        let step = self.pipeline.task_step(i);
         let Some(when) = self.pipeline.control(step).when else {
             return Verdict::Run;
         };
@@ -605,9 +613,30 @@ impl Run {
         }
     }
 
-    /// Ends the run once every task has ended.
+    /// Starts the exit handlers once every other task has ended; ends the run once every task has.
     fn settle(&mut self, now: i64, fx: &mut Vec<Effect>) {
-        if self.state.is_terminal() || !self.tasks.iter().all(|t| t.state.is_terminal()) {
+        if self.state.is_terminal() {
+            return;
+        }
+        let main_done = self
+            .tasks
+            .iter()
+            .zip(&self.plan.tasks)
+            .all(|(t, p)| p.exit_handler || t.state.is_terminal());
+        if main_done {
+            for i in 0..self.tasks.len() {
+                let p = &self.plan.tasks[i];
+                if p.exit_handler
+                    && p.deps.is_empty()
+                    && self.tasks[i].state == TaskState::Pending
+                    && self.tasks[i].retry_at.is_none()
+                    && self.tasks[i].attempt == 0
+                {
+                    self.make_ready(i, now, fx);
+                }
+            }
+        }
+        if !self.tasks.iter().all(|t| t.state.is_terminal()) {
             return;
         }
         let failed = self
@@ -629,6 +658,26 @@ impl Run {
         };
         self.finished_at = Some(now);
         fx.push(Effect::Run);
+    }
+
+    /// How the run's steps (exit handlers aside) went, for `{{run.status}}`: `running` until they
+    /// have all ended, then `cancelled`, `failed` or `succeeded`.
+    pub fn status(&self) -> &'static str {
+        let main = || {
+            self.tasks
+                .iter()
+                .zip(&self.plan.tasks)
+                .filter(|(_, p)| !p.exit_handler)
+        };
+        if self.state == RunState::Cancelling || self.state == RunState::Cancelled {
+            "cancelled"
+        } else if !main().all(|(t, _)| t.state.is_terminal()) {
+            "running"
+        } else if main().any(|(t, _)| t.state == TaskState::Failed) {
+            "failed"
+        } else {
+            "succeeded"
+        }
     }
 
     /// Tasks whose lease has run out by `now`.

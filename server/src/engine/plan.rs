@@ -18,26 +18,49 @@ pub struct PlanTask {
     pub deps: Vec<usize>,
     /// Indices of the tasks that wait for this one.
     pub dependents: Vec<usize>,
+    /// An exit handler (`onExit`): it runs once every other task has ended, whatever the outcome.
+    pub exit_handler: bool,
 }
 
 /// Builds the task graph. Fails on a dependency cycle (validation reports those first, with places).
 pub fn plan(pipeline: &Pipeline) -> Result<Plan, String> {
-    let mut graph = DiGraph::<usize, ()>::with_capacity(pipeline.steps.len(), pipeline.steps.len());
-    let nodes: Vec<_> = (0..pipeline.steps.len())
-        .map(|i| graph.add_node(i))
-        .collect();
+    let n = pipeline.steps.len() + pipeline.on_exit.len();
+    let mut graph = DiGraph::<usize, ()>::with_capacity(n, n);
+    let nodes: Vec<_> = (0..n).map(|i| graph.add_node(i)).collect();
     let mut tasks: Vec<PlanTask> = pipeline
-        .steps
-        .iter()
-        .map(|s| PlanTask {
+        .task_steps()
+        .enumerate()
+        .map(|(i, s)| PlanTask {
             name: s.name.clone(),
             deps: Vec::new(),
             dependents: Vec::new(),
+            exit_handler: i >= pipeline.steps.len(),
         })
         .collect();
-    for (i, step) in pipeline.steps.iter().enumerate() {
-        for dep in spec::dependencies(pipeline, step) {
-            let j = pipeline.step_index[&dep];
+    let exit_index = |name: &str| {
+        pipeline
+            .on_exit
+            .iter()
+            .position(|e| e.name == name)
+            .map(|k| pipeline.steps.len() + k)
+    };
+    for (i, step) in pipeline.task_steps().enumerate() {
+        // Exit handlers come after everything else anyway; among themselves, `dependsOn` orders them.
+        let deps: Vec<usize> = if tasks[i].exit_handler {
+            step.depends_on
+                .iter()
+                .filter_map(|d| exit_index(&d.value))
+                .collect()
+        } else {
+            spec::dependencies(pipeline, step)
+                .iter()
+                .map(|d| pipeline.step_index[d])
+                .collect()
+        };
+        for j in deps {
+            if j == i || tasks[i].deps.contains(&j) {
+                continue;
+            }
             tasks[i].deps.push(j);
             tasks[j].dependents.push(i);
             graph.add_edge(nodes[j], nodes[i], ());

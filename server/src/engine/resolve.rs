@@ -11,7 +11,7 @@ use sluice_sdk::spec::{paths, render, Spanned, Step, Value};
 /// The task's input parameter values and its runnable spec, or why it cannot run.
 pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, TaskSpec), String> {
     let p = &run.pipeline;
-    let step = &p.steps[idx];
+    let step = p.task_step(idx);
     let tpl = p
         .template_of(step)
         .ok_or_else(|| format!("step `{}` uses a component that does not exist", step.name))?;
@@ -223,6 +223,7 @@ impl Ctx<'_> {
             Ref::Context("run.name") => Ok(Value::String(self.run.name.clone())),
             Ref::Context("task.name") => Ok(Value::String(self.step.name.clone())),
             Ref::Context("task.attempt") => Ok(Value::from(self.attempt)),
+            Ref::Context("run.status") => Ok(Value::String(self.run.status().into())),
             other => Err(format!("`{{{{{other}}}}}` cannot be used here")),
         }
     }

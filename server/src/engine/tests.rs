@@ -645,3 +645,90 @@ fn a_failure_still_skips_what_waits_for_it_even_beside_a_condition() {
     assert_eq!(report.error.as_deref(), Some("upstream step `rf` failed"));
     assert!(!report.condition_false);
 }
+
+const WITH_EXIT: &str = r#"
+name: with-exit
+steps:
+  - name: train
+    image: busybox
+    command: [echo]
+  - name: eval
+    image: busybox
+    command: [echo]
+    dependsOn: [train]
+onExit:
+  - name: notify
+    image: busybox
+    command: [echo, "run {{run.status}}"]
+  - name: cleanup
+    image: busybox
+    command: [echo, cleanup]
+    dependsOn: [notify]
+"#;
+
+fn command(run: &Run, name: &str) -> Vec<String> {
+    let t = &run.tasks[run.plan.tasks.iter().position(|p| p.name == name).unwrap()];
+    t.spec.as_ref().unwrap().command.clone().unwrap()
+}
+
+fn idx_of(run: &Run, name: &str) -> usize {
+    run.plan.tasks.iter().position(|p| p.name == name).unwrap()
+}
+
+#[test]
+fn exit_handlers_run_after_everything_else_whatever_the_outcome() {
+    // Success: the handlers wait for every step, then run in their own order.
+    let mut run = start(WITH_EXIT, &[]);
+    assert_eq!(
+        states(&run),
+        "train=ready eval=pending notify=pending cleanup=pending"
+    );
+    ok(&mut run, "train", &[], 10);
+    ok(&mut run, "eval", &[], 20);
+    assert_eq!(
+        states(&run),
+        "train=succeeded eval=succeeded notify=ready cleanup=pending"
+    );
+    assert_eq!(command(&run, "notify"), ["echo", "run succeeded"]);
+    assert_eq!(run.state, RunState::Running);
+    let n = idx_of(&run, "notify");
+    lease_at(&mut run, n, 30);
+    fail(&mut run, n, 40, Outcome::Succeeded);
+    ok(&mut run, "cleanup", &[], 50);
+    assert_eq!(run.state, RunState::Succeeded);
+
+    // Failure: the failed step's dependents are skipped, the handlers still run and see `failed`.
+    let mut run = start(WITH_EXIT, &[]);
+    let t = idx_of(&run, "train");
+    lease_at(&mut run, t, 0);
+    fail(&mut run, t, 10, Outcome::Failed);
+    assert_eq!(
+        states(&run),
+        "train=failed eval=skipped notify=ready cleanup=pending"
+    );
+    assert_eq!(command(&run, "notify"), ["echo", "run failed"]);
+    assert_eq!(run.state, RunState::Running);
+}
+
+#[test]
+fn exit_handlers_run_after_a_cancel_and_the_run_ends_cancelled() {
+    let mut run = start(WITH_EXIT, &[]);
+    let t = idx_of(&run, "train");
+    lease_at(&mut run, t, 0);
+    run.cancel(10);
+    // The running step is asked to stop; handlers wait for it to end.
+    assert_eq!(
+        states(&run),
+        "train=leased eval=cancelled notify=pending cleanup=pending"
+    );
+    fail(&mut run, t, 20, Outcome::Cancelled);
+    assert_eq!(
+        states(&run),
+        "train=cancelled eval=cancelled notify=ready cleanup=pending"
+    );
+    assert_eq!(command(&run, "notify"), ["echo", "run cancelled"]);
+    assert_eq!(run.state, RunState::Cancelling);
+    ok(&mut run, "notify", &[], 30);
+    ok(&mut run, "cleanup", &[], 40);
+    assert_eq!(run.state, RunState::Cancelled);
+}

@@ -60,7 +60,7 @@ impl Active {
             .plan
             .tasks
             .iter()
-            .zip(&run.pipeline.steps)
+            .zip(run.pipeline.task_steps())
             .map(|(t, step)| {
                 let image = run
                     .pipeline
