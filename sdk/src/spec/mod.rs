@@ -42,6 +42,8 @@ pub struct Pipeline {
     pub steps: Vec<Step>,
     /// Steps that run when the pipeline finishes, whatever its outcome (exit handlers).
     pub on_exit: Vec<Step>,
+    /// A run taking longer than this (milliseconds) is stopped and fails.
+    pub timeout: Option<Spanned<u64>>,
     pub span: Span,
     /// Step name to its position in `steps` (the first, where a name repeats).
     pub step_index: std::collections::HashMap<String, usize>,

@@ -155,6 +155,7 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
             "components",
             "steps",
             "onExit",
+            "timeout",
         ]],
         d,
     )?;
@@ -203,6 +204,7 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
         step_index.entry(s.name.clone()).or_insert(i);
     }
     Some(Pipeline {
+        timeout: f.get("timeout").and_then(|n| duration(n, "timeout", d)),
         step_index,
         name: name.map(|n| n.value).unwrap_or_default(),
         description: opt_string(&f, "description", d),
@@ -707,21 +709,7 @@ fn control(f: &Fields, d: &mut Diagnostics) -> Control {
             }
         }),
         retry: f.get("retry").and_then(|n| retry(n, d)),
-        timeout: f.get("timeout").and_then(|n| {
-            let text = n.scalar_text().unwrap_or_default();
-            match parse_duration_ms(&text) {
-                Some(ms) => Some(Spanned::new(ms, n.span)),
-                None => {
-                    d.error(
-                        n.span,
-                        format!(
-                            "`timeout` must be a duration such as 30s, 10m or 2h, found `{text}`"
-                        ),
-                    );
-                    None
-                }
-            }
-        }),
+        timeout: f.get("timeout").and_then(|n| duration(n, "timeout", d)),
         cache: f.get("cache").and_then(|n| match &n.kind {
             Kind::Bool(b) => Some(Spanned::new(
                 Cache {
@@ -751,6 +739,18 @@ fn control(f: &Fields, d: &mut Diagnostics) -> Control {
             }
         }),
     }
+}
+
+fn duration(n: &Node, what: &str, d: &mut Diagnostics) -> Option<Spanned<u64>> {
+    let text = n.scalar_text().unwrap_or_default();
+    let ms = parse_duration_ms(&text);
+    if ms.is_none() {
+        d.error(
+            n.span,
+            format!("`{what}` must be a duration such as 30s, 10m or 2h, found `{text}`"),
+        );
+    }
+    ms.map(|ms| Spanned::new(ms, n.span))
 }
 
 fn retry(node: &Node, d: &mut Diagnostics) -> Option<Spanned<Retry>> {

@@ -142,6 +142,8 @@ pub struct Run {
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub tasks: Vec<Task>,
+    /// Stopped by the pipeline's `timeout` (it ends failed, not cancelled).
+    pub timed_out: bool,
 }
 
 impl Run {
@@ -166,6 +168,7 @@ impl Run {
             created_at: now,
             finished_at: None,
             tasks,
+            timed_out: false,
         };
         let mut fx = vec![Effect::Run];
         for i in 0..run.tasks.len() {
@@ -189,7 +192,12 @@ impl Run {
                 plan.tasks.len()
             ));
         }
+        let timed_out = r
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("the run timed out"));
         Ok(Run {
+            timed_out,
             id: r.id,
             name: r.name,
             pipeline: r.pipeline,
@@ -457,6 +465,24 @@ impl Run {
         fx
     }
 
+    /// Whether the run has outlived its pipeline's `timeout` by `now`.
+    pub fn deadline_passed(&self, now: i64) -> bool {
+        self.state == RunState::Running
+            && self
+                .pipeline
+                .timeout
+                .as_ref()
+                .is_some_and(|t| now >= self.created_at + t.value as i64)
+    }
+
+    /// The run outlived its timeout: stopped as by a cancel (exit handlers still run), then failed.
+    pub fn time_out(&mut self, now: i64) -> Vec<Effect> {
+        let limit = self.pipeline.timeout.as_ref().map(|t| t.value).unwrap_or(0);
+        self.timed_out = true;
+        self.error = Some(format!("the run timed out after {}", human_ms(limit)));
+        self.cancel(now)
+    }
+
     /// Cancels the run: tasks not started are cancelled, running ones are asked to stop.
     pub fn cancel(&mut self, now: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
@@ -464,7 +490,9 @@ impl Run {
             return fx;
         }
         self.state = RunState::Cancelling;
-        self.error = Some("cancelled".into());
+        if !self.timed_out {
+            self.error = Some("cancelled".into());
+        }
         fx.push(Effect::Run);
         for i in 0..self.tasks.len() {
             if self.plan.tasks[i].exit_handler {
@@ -644,7 +672,9 @@ impl Run {
             .iter()
             .enumerate()
             .find(|(_, t)| t.state == TaskState::Failed);
-        self.state = if self.state == RunState::Cancelling {
+        self.state = if self.state == RunState::Cancelling && self.timed_out {
+            RunState::Failed
+        } else if self.state == RunState::Cancelling {
             RunState::Cancelled
         } else if let Some((i, t)) = failed {
             self.error = Some(format!(

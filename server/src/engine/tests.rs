@@ -732,3 +732,23 @@ fn exit_handlers_run_after_a_cancel_and_the_run_ends_cancelled() {
     ok(&mut run, "cleanup", &[], 40);
     assert_eq!(run.state, RunState::Cancelled);
 }
+
+#[test]
+fn a_run_past_its_timeout_is_stopped_and_fails_and_its_exit_handlers_run() {
+    let src = WITH_EXIT.replace("name: with-exit\n", "name: with-exit\ntimeout: 1m\n");
+    let mut run = start(&src, &[]);
+    let t = idx_of(&run, "train");
+    lease_at(&mut run, t, 0);
+    assert!(!run.deadline_passed(59_999));
+    assert!(run.deadline_passed(60_000));
+    run.time_out(60_000);
+    assert!(run.cancel_requested(t));
+    assert_eq!(run.state, RunState::Cancelling);
+    fail(&mut run, t, 60_010, Outcome::Cancelled);
+    assert_eq!(command(&run, "notify"), ["echo", "run cancelled"]);
+    ok(&mut run, "notify", &[], 60_020);
+    ok(&mut run, "cleanup", &[], 60_030);
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.error.as_deref(), Some("the run timed out after 1m"));
+    assert!(!run.deadline_passed(70_000));
+}

@@ -22,7 +22,7 @@ pub struct SchedulerConfig {
     /// A lease not extended within this time is taken back and its task runs again.
     pub lease_ttl_ms: i64,
     pub heartbeat_interval_ms: u64,
-    /// How often expired leases and due retries are looked for.
+    /// How often expired leases, due retries and runs past their timeout are looked for.
     pub reap_interval: Duration,
 }
 
@@ -176,10 +176,15 @@ impl Scheduler {
             };
             let expired = active.run.expired_leases(now);
             let retries = active.run.due_retries(now);
-            if expired.is_empty() && retries.is_empty() {
+            let deadline = active.run.deadline_passed(now);
+            if expired.is_empty() && retries.is_empty() && !deadline {
                 continue;
             }
             let mut fx = Vec::new();
+            if deadline {
+                tracing::warn!(run = %id, "run timed out; stopping it");
+                fx.extend(active.run.time_out(now));
+            }
             for i in retries {
                 tracing::info!(run = %id, task = %active.run.plan.tasks[i].name, attempt = active.run.tasks[i].attempt + 1, "retrying");
                 fx.extend(active.run.retry_due(i, now));
