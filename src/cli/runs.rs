@@ -322,6 +322,11 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                             dur,
                             outs.join(" ")
                         );
+                        // Earlier attempts, when the task was retried.
+                        for a in t.attempts.iter().filter(|a| a.attempt != t.attempt) {
+                            let why = a.error.as_deref().unwrap_or("");
+                            println!("{:<24} └ attempt {} {}: {why}", "", a.attempt, a.state);
+                        }
                         if let Some(e) = &t.error {
                             println!("{:<24} └ {e}", "");
                         }
