@@ -183,6 +183,9 @@ pub struct CreateRun {
     pub name: Option<String>,
     #[serde(default)]
     pub params: Params,
+    /// `false` runs every step afresh, ignoring cached results (they are still recorded).
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -251,6 +254,9 @@ pub struct TaskInfo {
     /// How each attempt that ended did, oldest first.
     #[serde(default)]
     pub attempts: Vec<AttemptInfo>,
+    /// Served from the cache: the run whose result was reused.
+    #[serde(default)]
+    pub cached_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -354,6 +360,19 @@ pub struct Lease {
     pub task: String,
     pub attempt: u32,
     pub spec: TaskSpec,
+    /// A stored result for this very task (same inputs), valid if the worker's image has this
+    /// digest and the artifacts are still there: the worker reports it instead of running.
+    #[serde(default)]
+    pub cached: Option<CachedResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CachedResult {
+    pub run_id: String,
+    pub task: String,
+    pub image_digest: String,
+    pub outputs: BTreeMap<String, String>,
+    pub artifacts: Vec<ArtifactRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -465,6 +484,9 @@ pub struct TaskResult {
     pub outputs: BTreeMap<String, String>,
     #[serde(default)]
     pub artifacts: Vec<ArtifactRecord>,
+    /// The result was reused from this run's same task (no container ran).
+    #[serde(default)]
+    pub cached_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

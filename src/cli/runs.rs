@@ -30,6 +30,9 @@ pub struct SubmitArgs {
     /// The run's display name.
     #[arg(long)]
     name: Option<String>,
+    /// Run every step afresh instead of reusing cached results.
+    #[arg(long)]
+    no_cache: bool,
     /// Follow the run, printing task changes and logs; exit 0 if it succeeds, 1 if not.
     #[arg(long)]
     wait: bool,
@@ -87,6 +90,10 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
             ..Default::default()
         },
     };
+    let mut req = req;
+    if a.no_cache {
+        req.cache = Some(false);
+    }
     let client = a.conn.client();
     let run = match client.create_run(&req).await {
         Ok(r) => r,
@@ -322,6 +329,9 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                             dur,
                             outs.join(" ")
                         );
+                        if let Some(from) = &t.cached_from {
+                            println!("{:<24} └ cached: reused the result of run {from}", "");
+                        }
                         // Earlier attempts, when the task was retried.
                         for a in t.attempts.iter().filter(|a| a.attempt != t.attempt) {
                             let why = a.error.as_deref().unwrap_or("");

@@ -61,6 +61,10 @@ pub struct RuntimeOpts {
     /// Keep each container's writes (its upper directory) after it ends, for debugging.
     #[arg(long)]
     keep_containers: bool,
+    /// How long a stored image tag is trusted before it is checked against its registry again
+    /// (a moved tag is pulled, and results cached for the old image are not reused).
+    #[arg(long, env = "SLUICE_TAG_TTL", default_value = "30s", value_parser = parse_duration)]
+    tag_ttl: Duration,
     /// A JSON line per task the fake runtime ran (tests only).
     #[arg(long, hide = true)]
     fake_journal: Option<PathBuf>,
@@ -100,12 +104,15 @@ pub struct ServerOpts {
 }
 
 impl ServerOpts {
-    fn config(&self) -> ServerConfig {
+    /// `tag_ttl`: how long the digest a worker found for an image tag is trusted to serve cached
+    /// results without asking a worker.
+    fn config(&self, tag_ttl: Duration) -> ServerConfig {
         ServerConfig {
             data_dir: self.data_dir.clone(),
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
                 heartbeat_interval_ms: self.heartbeat.as_millis() as u64,
+                tag_ttl_ms: tag_ttl.as_millis() as i64,
                 ..Default::default()
             },
             token: self.token.clone(),
@@ -118,6 +125,10 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "SLUICE_ADDR", default_value = DEFAULT_ADDR)]
     addr: String,
+    /// How long the image digest a worker found for a tag is trusted to serve cached results
+    /// without asking a worker.
+    #[arg(long, env = "SLUICE_TAG_TTL", default_value = "30s", value_parser = parse_duration)]
+    tag_ttl: Duration,
     #[command(flatten)]
     opts: ServerOpts,
 }
@@ -180,6 +191,7 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                     pids: Some(o.pids_limit),
                 },
                 keep: o.keep_containers,
+                tag_ttl: o.tag_ttl,
             };
             Ok(Arc::new(
                 EmbeddedRuntime::new(cfg, store, registries)
@@ -212,7 +224,7 @@ async fn listen(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {
     let listener = listen(&a.addr).await?;
     println!("sluice server on http://{}", listener.local_addr()?);
-    sluice_server::serve(a.opts.config(), listener, ctrl_c()).await?;
+    sluice_server::serve(a.opts.config(a.tag_ttl), listener, ctrl_c()).await?;
     Ok(0)
 }
 
@@ -223,7 +235,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     };
     let listener = listen(&a.addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let cfg = a.opts.config();
+    let cfg = a.opts.config(a.rt.tag_ttl);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut rx1 = stop_rx.clone();
     let server = tokio::spawn(sluice_server::serve(cfg.clone(), listener, async move {

@@ -257,6 +257,7 @@ impl TaskCtx {
                 error: Some(error),
                 outputs: Default::default(),
                 artifacts: Vec::new(),
+                cached_from: None,
             })
         };
         let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
@@ -316,6 +317,27 @@ impl TaskCtx {
             Ok(d) => d,
             Err(e) => return failed(format!("cannot prepare image `{}`: {e}", lease.spec.image)),
         };
+        // The same task ran before with these inputs on this image, and its artifacts are still
+        // here: its result is reused and no container starts.
+        if let Some(c) = &lease.cached {
+            let same_image = image_digest.as_deref() == Some(c.image_digest.as_str());
+            let artifacts_kept = c.artifacts.iter().all(|a| {
+                a.uri
+                    .strip_prefix("file://")
+                    .is_some_and(|p| Path::new(p).exists())
+            });
+            if same_image && artifacts_kept {
+                tracing::info!(from_run = %c.run_id, "result reused from the cache");
+                return Some(TaskResult {
+                    outcome: Outcome::Succeeded,
+                    exit_code: None,
+                    error: None,
+                    outputs: c.outputs.clone(),
+                    artifacts: c.artifacts.clone(),
+                    cached_from: Some(c.run_id.clone()),
+                });
+            }
+        }
         let spec = lease.spec.clone();
         let req = RunRequest {
             lease_id: lease.lease_id.clone(),
@@ -380,6 +402,7 @@ impl TaskCtx {
                 )),
                 outputs: Default::default(),
                 artifacts: Vec::new(),
+                cached_from: None,
             }),
             Ok(Exit {
                 stopped: Some(StopReason::Cancelled),
@@ -391,6 +414,7 @@ impl TaskCtx {
                 error: Some("cancelled".into()),
                 outputs: Default::default(),
                 artifacts: Vec::new(),
+                cached_from: None,
             }),
             Ok(Exit {
                 oom_killed: true,
@@ -410,6 +434,7 @@ impl TaskCtx {
                     )),
                     outputs: Default::default(),
                     artifacts: Vec::new(),
+                    cached_from: None,
                 })
             }
             Ok(Exit { code, .. }) if code != 0 => Some(TaskResult {
@@ -418,6 +443,7 @@ impl TaskCtx {
                 error: Some(format!("exited with code {code}")),
                 outputs: Default::default(),
                 artifacts: Vec::new(),
+                cached_from: None,
             }),
             Ok(Exit { code, .. }) => {
                 let outputs = match outputs::params(&spec, &params_dir) {
@@ -434,6 +460,7 @@ impl TaskCtx {
                     error: None,
                     outputs,
                     artifacts,
+                    cached_from: None,
                 })
             }
         }

@@ -92,10 +92,9 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
 }
 
 fn unsupported(c: &Control, d: &mut Diagnostics) {
-    let items: [(&str, Option<Span>); 3] = [
+    let items: [(&str, Option<Span>); 2] = [
         ("`forEach` (loops)", c.for_each.as_ref().map(|s| s.span)),
         ("`parallelism`", c.parallelism.as_ref().map(|s| s.span)),
-        ("`cache`", c.cache.as_ref().map(|s| s.span)),
     ];
     for (what, span) in items {
         if let Some(span) = span {

@@ -77,6 +77,7 @@ pub async fn create(
         pipeline_version_id: version_id,
         pipeline_version: version,
         params,
+        cache: req.cache.unwrap_or(true),
     };
     let id = app.sched.create_run(new).await.map_err(|e| match e {
         CreateError::Plan(m) => {
@@ -180,6 +181,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                         finished_at: format_ts(a.finished_at),
                     })
                     .collect(),
+                cached_from: t.cached_from,
             }
         })
         .collect();

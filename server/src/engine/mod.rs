@@ -54,6 +54,8 @@ pub struct Task {
     pub retry_at: Option<i64>,
     /// Every attempt that ended, oldest first.
     pub attempts: Vec<Attempt>,
+    /// Its result was reused from this run (no container ran).
+    pub cached_from: Option<String>,
     /// Skipped because its condition was false (or everything it waits for was skipped so):
     /// unlike a skip after a failure, this lets steps that also wait for others run.
     pub condition_false: bool,
@@ -89,6 +91,7 @@ impl Task {
             retry_at: None,
             attempts: Vec::new(),
             condition_false: false,
+            cached_from: None,
         }
     }
 }
@@ -108,6 +111,8 @@ pub enum Effect {
     Ready(usize),
     /// The run's row changed (state, error, finish time).
     Run,
+    /// The task succeeded afresh: record its result in the cache under this key.
+    Cache(usize, String),
 }
 
 /// Why an event from a worker was refused.
@@ -128,6 +133,7 @@ pub struct Restored {
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub tasks: Vec<Task>,
+    pub cache: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +150,8 @@ pub struct Run {
     pub tasks: Vec<Task>,
     /// Stopped by the pipeline's `timeout` (it ends failed, not cancelled).
     pub timed_out: bool,
+    /// Whether this run reuses cached results (`false`: every step runs afresh).
+    pub cache: bool,
 }
 
 impl Run {
@@ -169,6 +177,7 @@ impl Run {
             finished_at: None,
             tasks,
             timed_out: false,
+            cache: true,
         };
         let mut fx = vec![Effect::Run];
         for i in 0..run.tasks.len() {
@@ -198,6 +207,7 @@ impl Run {
             .is_some_and(|e| e.starts_with("the run timed out"));
         Ok(Run {
             timed_out,
+            cache: r.cache,
             id: r.id,
             name: r.name,
             pipeline: r.pipeline,
@@ -333,6 +343,7 @@ impl Run {
             t.started_at = Some(now);
         }
         t.outputs.artifacts = result.artifacts;
+        t.cached_from = result.cached_from.clone();
         let (state, error) = match result.outcome {
             Outcome::Cancelled => (TaskState::Cancelled, result.error),
             Outcome::Failed => (
@@ -378,9 +389,78 @@ impl Run {
                 return Ok(fx);
             }
         }
+        if state == TaskState::Succeeded && result.cached_from.is_none() {
+            if let Some((key, _)) = self.cache_key(i) {
+                fx.push(Effect::Cache(i, key));
+            }
+        }
         self.finish_task(i, state, result.exit_code, error, now, &mut fx);
         self.settle(now, &mut fx);
         Ok(fx)
+    }
+
+    /// A ready task's result is taken from the cache (the scheduler found it): it succeeds as
+    /// attempt 1 with no worker, and what waits for it goes on.
+    pub fn finish_from_cache(&mut self, i: usize, result: TaskResult, now: i64) -> Vec<Effect> {
+        if self.tasks[i].state != TaskState::Ready || self.state != RunState::Running {
+            return Vec::new();
+        }
+        let lease = format!("cache-{i}");
+        let t = &mut self.tasks[i];
+        t.attempt += 1;
+        t.state = TaskState::Leased;
+        t.started_at = Some(now);
+        t.lease = Some(LeaseInfo {
+            id: lease.clone(),
+            worker: String::new(),
+            expires_at: now,
+        });
+        self.finished(i, &lease, result, now).unwrap_or_default()
+    }
+
+    /// The key task `i`'s result is cached under, with the step's maximum cache age in seconds;
+    /// `None` when it must always run (caching off for the step, or a step that
+    /// reads volumes or the host's network, whose results depend on more than its inputs). The
+    /// key covers the image reference, command, args, script, environment, working directory,
+    /// declared outputs and each input artifact's content hash; the image's digest is matched
+    /// beside it (see the scheduler and the worker).
+    pub fn cache_key(&self, i: usize) -> Option<(String, Option<u64>)> {
+        let control = self.pipeline.control(self.pipeline.task_step(i));
+        let max_age = match control.cache.map(|c| c.value) {
+            Some(c) if !c.enabled => return None,
+            Some(c) => c.max_age_secs,
+            None => None,
+        };
+        let spec = self.tasks[i].spec.as_ref()?;
+        if spec.host_network || !spec.volumes.is_empty() {
+            return None;
+        }
+        let inputs: Vec<(&str, &str)> = spec
+            .input_artifacts
+            .iter()
+            .map(|a| {
+                let hash = self
+                    .task_index(&a.producer)
+                    .and_then(|p| {
+                        self.tasks[p]
+                            .outputs
+                            .artifacts
+                            .iter()
+                            .find(|r| r.uri == a.uri)
+                    })
+                    .map(|r| r.sha256.as_str())
+                    .unwrap_or("");
+                (a.path.as_str(), hash)
+            })
+            .collect();
+        let what = serde_json::json!({
+            "image": spec.image, "command": spec.command, "args": spec.args, "script": spec.script,
+            "env": spec.env, "working_dir": spec.working_dir, "inputs": inputs,
+            "output_params": spec.output_params, "output_artifacts": spec.output_artifacts,
+        });
+        use sha2::Digest;
+        let key = hex::encode(sha2::Sha256::digest(what.to_string().as_bytes()));
+        Some((key, max_age))
     }
 
     /// The wait before the next attempt of task `i`, whose latest attempt failed; `None` when

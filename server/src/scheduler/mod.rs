@@ -7,7 +7,7 @@ mod runs;
 mod workers;
 
 use crate::engine::{Effect, Run};
-use crate::store::{RunRow, Store, StoreError, TaskRow, TaskStatic, WriteBatch};
+use crate::store::{CacheEntry, RunRow, Store, StoreError, TaskRow, TaskStatic, WriteBatch};
 use sluice_sdk::api::{format_ts, RunEvent};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,6 +24,9 @@ pub struct SchedulerConfig {
     pub heartbeat_interval_ms: u64,
     /// How often expired leases, due retries and runs past their timeout are looked for.
     pub reap_interval: Duration,
+    /// How long the digest a worker found for an image tag is trusted for cache hits decided
+    /// here (past it, a worker checks the tag before a cached result is reused).
+    pub tag_ttl_ms: i64,
 }
 
 impl Default for SchedulerConfig {
@@ -32,6 +35,7 @@ impl Default for SchedulerConfig {
             lease_ttl_ms: 30_000,
             heartbeat_interval_ms: 1_000,
             reap_interval: Duration::from_millis(100),
+            tag_ttl_ms: 30_000,
         }
     }
 }
@@ -109,6 +113,8 @@ struct State {
     leases: HashMap<String, (String, usize)>,
     /// Known workers (id to name).
     workers: HashMap<String, String>,
+    /// The digest each image reference was last seen to run as, and when (from workers' starts).
+    digests: HashMap<String, (String, i64)>,
 }
 
 /// What one step changed, to persist and then announce.
@@ -117,6 +123,8 @@ struct Step {
     batch: WriteBatch,
     announce: Vec<Announcement>,
     readied: bool,
+    /// Tasks that became ready in this step (for the cache to look at).
+    ready_tasks: Vec<(String, usize)>,
 }
 
 pub struct Scheduler {
@@ -206,7 +214,8 @@ impl Scheduler {
     }
 
     /// Persists a step, then announces it and wakes lease waiters. Ended runs leave memory.
-    async fn commit(&self, st: &mut State, step: Step) -> Result<(), StoreError> {
+    async fn commit(&self, st: &mut State, mut step: Step) -> Result<(), StoreError> {
+        self.serve_from_cache(st, &mut step).await?;
         self.store.apply(&step.batch).await?;
         for a in step.announce {
             let _ = self.events.send(Arc::new(a));
@@ -228,6 +237,64 @@ impl Scheduler {
     }
 }
 
+impl Scheduler {
+    /// Tasks that just became ready and whose result is cached for the image digest their tag
+    /// was last seen to run as (within the tag TTL), with their artifacts still on this host,
+    /// succeed at once from the cache, without a worker; what they unblock is looked at in turn.
+    async fn serve_from_cache(&self, st: &mut State, step: &mut Step) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut queue = std::mem::take(&mut step.ready_tasks);
+        while let Some((run_id, i)) = queue.pop() {
+            let Some(active) = st.runs.get(&run_id) else {
+                continue;
+            };
+            let run = &active.run;
+            if !run.cache || run.tasks[i].state != sluice_sdk::api::TaskState::Ready {
+                continue;
+            }
+            let Some((key, max_age)) = run.cache_key(i) else {
+                continue;
+            };
+            let Some(image) = run.tasks[i].spec.as_ref().map(|s| s.image.clone()) else {
+                continue;
+            };
+            let digest = match st.digests.get(&image) {
+                Some((d, seen)) if now - seen <= self.cfg.tag_ttl_ms => d.clone(),
+                _ => continue,
+            };
+            let since = max_age.map(|s| now - s as i64 * 1000).unwrap_or(0);
+            let Some(entry) = self.store.cached(&key, Some(&digest), since).await? else {
+                continue;
+            };
+            let kept = entry.artifacts.iter().all(|a| {
+                a.uri
+                    .strip_prefix("file://")
+                    .is_some_and(|p| std::path::Path::new(p).exists())
+            });
+            if !kept {
+                continue;
+            }
+            let result = sluice_sdk::api::TaskResult {
+                outcome: sluice_sdk::api::Outcome::Succeeded,
+                exit_code: None,
+                error: None,
+                outputs: entry.outputs,
+                artifacts: entry.artifacts,
+                cached_from: Some(entry.run_id),
+            };
+            let Some(active) = st.runs.get_mut(&run_id) else {
+                continue;
+            };
+            let fx = active.run.finish_from_cache(i, result, now);
+            st.ready.retain(|(r, j)| !(*r == run_id && *j == i));
+            let before = step.ready_tasks.len();
+            collect(st, &run_id, fx, now, step);
+            queue.extend(step.ready_tasks.drain(before..));
+        }
+        Ok(())
+    }
+}
+
 /// Turns engine effects on one run into rows to write, announcements and queue entries.
 fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut Step) {
     let Some(active) = st.runs.get_mut(run_id) else {
@@ -242,16 +309,37 @@ fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut S
             }
             Effect::Ready(i) => {
                 st.ready.push_back((run_id.to_string(), i));
+                step.ready_tasks.push((run_id.to_string(), i));
                 step.readied = true;
             }
             Effect::Run => run_changed = true,
+            Effect::Cache(i, key) => {
+                let t = &active.run.tasks[i];
+                if let Some(digest) = &t.image_digest {
+                    step.batch.cache.push(CacheEntry {
+                        key,
+                        image_digest: digest.clone(),
+                        run_id: run_id.to_string(),
+                        task: active.run.plan.tasks[i].name.clone(),
+                        outputs: t
+                            .outputs
+                            .params
+                            .iter()
+                            .map(|(k, v)| (k.clone(), sluice_sdk::spec::render(v)))
+                            .collect(),
+                        artifacts: t.outputs.artifacts.clone(),
+                        created_at: now,
+                    });
+                }
+            }
         }
     }
     let ts = format_ts(now);
     for i in tasks {
         let row = active.task_row(i);
-        // A task still pending has nothing to tell (a new run announces only what became ready).
-        if row.task.state == sluice_sdk::api::TaskState::Pending {
+        // A task still pending has nothing to tell (a new run announces only what became ready),
+        // unless it waits to retry.
+        if row.task.state == sluice_sdk::api::TaskState::Pending && row.task.retry_at.is_none() {
             step.batch.tasks.push(row);
             continue;
         }

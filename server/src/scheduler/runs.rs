@@ -16,6 +16,8 @@ pub struct NewRun {
     pub pipeline_version_id: Option<String>,
     pub pipeline_version: Option<u32>,
     pub params: Params,
+    /// Reuse cached results (the default).
+    pub cache: bool,
 }
 
 impl Scheduler {
@@ -36,6 +38,8 @@ impl Scheduler {
             now,
         )
         .map_err(CreateError::Plan)?;
+        let mut run = run;
+        run.cache = new.cache;
         let row = RunRow {
             id: id.clone(),
             name,
@@ -48,6 +52,7 @@ impl Scheduler {
             error: None,
             created_at: now,
             finished_at: None,
+            cache: new.cache,
         };
         let mut st = self.state.lock().await;
         let mut step = Step::default();
@@ -112,6 +117,7 @@ impl Scheduler {
                 created_at: s.row.created_at,
                 finished_at: s.row.finished_at,
                 tasks,
+                cache: s.row.cache,
             })
             .map_err(StoreError::Corrupt)?;
             let mut ready: Vec<(i64, usize)> = Vec::new();

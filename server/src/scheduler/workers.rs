@@ -2,7 +2,9 @@
 
 use super::{collect, now_ms, Announcement, Scheduler, State, Step};
 use crate::store::{LogRow, StoreError};
-use sluice_sdk::api::{format_ts, Lease, LogLine, ReportEvent, RunEvent, WorkerRegistration};
+use sluice_sdk::api::{
+    format_ts, CachedResult, Lease, LogLine, ReportEvent, RunEvent, WorkerRegistration,
+};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -99,8 +101,26 @@ impl Scheduler {
             if !ok {
                 continue;
             }
+            // A result cached for the same inputs, for the worker to check against its image.
+            let cached = match active.run.cache_key(i).filter(|_| active.run.cache) {
+                Some((key, max_age)) => {
+                    let since = max_age.map(|s| now - s as i64 * 1000).unwrap_or(0);
+                    self.store
+                        .cached(&key, None, since)
+                        .await?
+                        .map(|c| CachedResult {
+                            run_id: c.run_id,
+                            task: c.task,
+                            image_digest: c.image_digest,
+                            outputs: c.outputs,
+                            artifacts: c.artifacts,
+                        })
+                }
+                None => None,
+            };
             let t = &active.run.tasks[i];
             out.push(Lease {
+                cached,
                 lease_id: lease_id.clone(),
                 run_id: run_id.clone(),
                 run_name: active.run.name.clone(),
@@ -176,9 +196,19 @@ impl Scheduler {
                     ts_ms,
                     image_digest,
                     ..
-                } => active
-                    .run
-                    .started(i, &lease_id, ts_ms.min(now), ttl, image_digest),
+                } => {
+                    // What the image's tag points at now, as this worker found it.
+                    let seen = image_digest
+                        .clone()
+                        .zip(active.run.tasks[i].spec.as_ref().map(|s| s.image.clone()));
+                    let r = active
+                        .run
+                        .started(i, &lease_id, ts_ms.min(now), ttl, image_digest);
+                    if let Some((d, image)) = seen {
+                        st.digests.insert(image, (d, now));
+                    }
+                    r
+                }
                 ReportEvent::Finished { ts_ms, result, .. } => {
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {

@@ -21,6 +21,21 @@ pub struct RunRow {
     pub error: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// Whether the run reuses cached results.
+    pub cache: bool,
+}
+
+/// A task's result kept for reuse (see `engine::Run::cache_key`).
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub key: String,
+    pub image_digest: String,
+    pub run_id: String,
+    pub task: String,
+    /// Output parameters as text, as a worker reports them.
+    pub outputs: std::collections::BTreeMap<String, String>,
+    pub artifacts: Vec<sluice_sdk::api::ArtifactRecord>,
+    pub created_at: i64,
 }
 
 impl RunRow {
@@ -86,6 +101,7 @@ pub struct WriteBatch {
     pub tasks: Vec<TaskRow>,
     pub logs: Vec<super::logs::LogRow>,
     pub workers_seen: Vec<(String, i64)>,
+    pub cache: Vec<CacheEntry>,
 }
 
 impl WriteBatch {
@@ -96,6 +112,7 @@ impl WriteBatch {
             && self.tasks.is_empty()
             && self.logs.is_empty()
             && self.workers_seen.is_empty()
+            && self.cache.is_empty()
     }
 }
 
@@ -110,7 +127,7 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false";
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -150,7 +167,8 @@ fn push_task<'a>(
         } else {
             Some(json(&t.attempts))
         })
-        .push_bind(t.condition_false);
+        .push_bind(t.condition_false)
+        .push_bind(t.cached_from.clone());
 }
 
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
@@ -170,6 +188,7 @@ fn run_row(r: &SqliteRow) -> Result<RunRow> {
         error: r.get("error"),
         created_at: r.get("created_at"),
         finished_at: r.get("finished_at"),
+        cache: r.get("cache"),
     })
 }
 
@@ -210,6 +229,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             retry_at: r.get("retry_at"),
             attempts: from_json(r.get("attempts"), "task attempts")?.unwrap_or_default(),
             condition_false: r.get("condition_false"),
+            cached_from: r.get("cached_from"),
         },
     })
 }
@@ -231,8 +251,8 @@ impl Store {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, created_at, finished_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, created_at, finished_at, cache) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -245,6 +265,22 @@ impl Store {
             .bind(&r.error)
             .bind(r.created_at)
             .bind(r.finished_at)
+            .bind(r.cache)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in &batch.cache {
+            sqlx::query(
+                "INSERT OR REPLACE INTO cache (key, image_digest, run_id, task, outputs, artifacts, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&c.key)
+            .bind(&c.image_digest)
+            .bind(&c.run_id)
+            .bind(&c.task)
+            .bind(json(&c.outputs))
+            .bind(json(&c.artifacts))
+            .bind(c.created_at)
             .execute(&mut *tx)
             .await?;
         }
@@ -349,6 +385,38 @@ impl Store {
         q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit as i64);
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(run_row).collect()
+    }
+
+    /// The newest cached result under `key` made at or after `since` (milliseconds), for any
+    /// image digest or for `digest` only.
+    pub async fn cached(
+        &self,
+        key: &str,
+        digest: Option<&str>,
+        since: i64,
+    ) -> Result<Option<CacheEntry>> {
+        let Some(r) = sqlx::query(
+            "SELECT * FROM cache WHERE key = ? AND created_at >= ? AND (? IS NULL OR image_digest = ?) \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(key)
+        .bind(since)
+        .bind(digest)
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(CacheEntry {
+            key: r.get("key"),
+            image_digest: r.get("image_digest"),
+            run_id: r.get("run_id"),
+            task: r.get("task"),
+            outputs: from_json(Some(r.get("outputs")), "cached outputs")?.unwrap_or_default(),
+            artifacts: from_json(Some(r.get("artifacts")), "cached artifacts")?.unwrap_or_default(),
+            created_at: r.get("created_at"),
+        }))
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Option<StoredRun>> {

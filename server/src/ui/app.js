@@ -327,6 +327,7 @@ function taskPanel(panel, run, name) {
     info.replaceChildren(
       h("h2", {}, t.name, " ", badge(t.state), " ", h("button", { "aria-label": "close panel", onclick: () => go("/runs/" + run.id) }, "×")),
       kv([
+        ["cached", t.cached_from ? h("span", {}, "reused the result of run ", link("/runs/" + t.cached_from, t.cached_from)) : null],
         ["attempt", t.attempt], ["image", t.image], ["digest", t.image_digest], ["worker", t.worker],
         ["resources", resources(t.resources)],
         ["ready", fmtTime(t.ready_at)], ["started", fmtTime(t.started_at)], ["finished", fmtTime(t.finished_at)],

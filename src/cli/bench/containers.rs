@@ -47,6 +47,7 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
                 ..Default::default()
             },
             keep: false,
+            tag_ttl: std::time::Duration::from_secs(60),
         },
         store.clone(),
         registries,
@@ -104,6 +105,17 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
         o.chain,
         median(secs),
         o.repeat
+    );
+    // The same chain again, every step's result reused from the cache.
+    cluster.run_with(&chain, true).await?;
+    let mut cached = Vec::new();
+    for _ in 0..o.repeat.max(5) {
+        cached.push(cluster.run_with(&chain, true).await? * 1e3);
+    }
+    println!(
+        "the same chain fully cached, submit to finish: {:.1} ms median of {} (target <= 50 ms)",
+        median(cached),
+        o.repeat.max(5)
     );
     let fan = fanout_yaml(o.fanout, &o.image);
     let mut rates = Vec::new();

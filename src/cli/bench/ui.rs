@@ -45,6 +45,7 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
                     error: None,
                     created_at: created,
                     finished_at: Some(created + 500),
+                    cache: true,
                 });
             }
             made += batch.new_runs.len();

@@ -52,6 +52,8 @@ pub struct Registries {
     clients: std::sync::Mutex<HashMap<String, Client>>,
     /// One lock per image reference and per blob digest, so concurrent pulls share the work.
     inflight: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// When each tag was last checked against its registry (see [`Registries::ensure_fresh`]).
+    checked: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Registries {
@@ -64,6 +66,7 @@ impl Registries {
             docker_config: auth::default_config_path(),
             clients: Default::default(),
             inflight: Default::default(),
+            checked: Default::default(),
             progress: None,
         }
     }
@@ -122,6 +125,69 @@ impl Registries {
             return Ok(rec);
         }
         self.pull(image).await
+    }
+
+    /// Like [`Registries::ensure`], but a tag stored locally is checked against its registry
+    /// when it was last checked more than `ttl` ago, and pulled again when it moved (so that a
+    /// result cached for the old image is not reused for the new). A registry that cannot be
+    /// reached leaves the local image in use.
+    pub async fn ensure_fresh(
+        &self,
+        image: &str,
+        ttl: std::time::Duration,
+    ) -> Result<ImageRecord, ImageError> {
+        let parsed = reference::parse(image).map_err(ImageError::Invalid)?;
+        let full = parsed.to_string();
+        let Some(rec) = self.store.get(&full)? else {
+            return self.pull(image).await;
+        };
+        let fresh = |checked: &HashMap<String, std::time::Instant>| {
+            checked.get(&full).is_some_and(|t| t.elapsed() < ttl)
+        };
+        if parsed.digest.is_some() || fresh(&self.checked.lock().unwrap_or_else(|p| p.into_inner()))
+        {
+            return Ok(rec);
+        }
+        let mark = || {
+            self.checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(full.clone(), std::time::Instant::now());
+        };
+        let r: Reference = match full.parse() {
+            Ok(r) => r,
+            Err(_) => return Ok(rec),
+        };
+        let remote = match auth::for_registry(&parsed.registry, self.docker_config.as_deref()) {
+            Ok(a) => {
+                let client = self.client(&parsed.registry);
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    client.fetch_manifest_digest(&r, &a),
+                )
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+            }
+            Err(_) => None,
+        };
+        match remote {
+            Some(d) if d != rec.digest => {
+                tracing::info!(image = %full, was = %rec.digest, now = %d, "the tag moved; pulling");
+                let new = self.pull(image).await?;
+                mark();
+                Ok(new)
+            }
+            Some(_) => {
+                mark();
+                Ok(rec)
+            }
+            None => {
+                tracing::debug!(image = %full, "cannot check the tag against its registry; using the local image");
+                mark();
+                Ok(rec)
+            }
+        }
     }
 
     /// Pulls an image (the host's platform from a multi-arch index) and names it.

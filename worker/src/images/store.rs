@@ -70,7 +70,7 @@ pub struct ImageRecord {
     pub created_ms: i64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Index {
     images: BTreeMap<String, ImageRecord>,
 }
@@ -78,6 +78,9 @@ struct Index {
 pub struct ImageStore {
     root: PathBuf,
     index: Mutex<()>,
+    /// The index as last read, with the file's modification time and length: read again only
+    /// when the file changed (another process, such as `sluice image rm`, may write it).
+    cached: std::sync::Mutex<Option<(std::time::SystemTime, u64, Index)>>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -102,6 +105,7 @@ impl ImageStore {
         Ok(ImageStore {
             root: root.to_path_buf(),
             index: Mutex::new(()),
+            cached: std::sync::Mutex::new(None),
         })
     }
 
@@ -181,6 +185,27 @@ impl ImageStore {
     }
 
     fn read_index(&self) -> Result<Index, ImageError> {
+        let path = self.root.join("index.json");
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if let Some((mtime, len)) = stamp {
+            let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((t, l, index)) = cached.as_ref() {
+                if *t == mtime && *l == len {
+                    return Ok(index.clone());
+                }
+            }
+        }
+        let index = self.read_index_file()?;
+        if let Some((mtime, len)) = stamp {
+            *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((mtime, len, index.clone()));
+        }
+        Ok(index)
+    }
+
+    fn read_index_file(&self) -> Result<Index, ImageError> {
         match std::fs::read(self.root.join("index.json")) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| ImageError::Invalid(format!("image index is corrupt: {e}"))),

@@ -40,6 +40,8 @@ pub struct EmbeddedConfig {
     pub defaults: Limits,
     /// Keep each container's upper directory (its writes) after it ends, for debugging.
     pub keep: bool,
+    /// How long a stored tag is trusted before it is checked against its registry again.
+    pub tag_ttl: std::time::Duration,
 }
 
 pub struct EmbeddedRuntime {
@@ -301,7 +303,11 @@ impl ContainerRuntime for EmbeddedRuntime {
         spec: &'a sluice_sdk::api::TaskSpec,
     ) -> BoxFuture<'a, Result<Option<String>, RuntimeError>> {
         Box::pin(async move {
-            let rec = self.registries.ensure(&spec.image).await.map_err(failed)?;
+            let rec = self
+                .registries
+                .ensure_fresh(&spec.image, self.cfg.tag_ttl)
+                .await
+                .map_err(failed)?;
             Ok(Some(rec.digest))
         })
     }
