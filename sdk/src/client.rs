@@ -185,6 +185,12 @@ impl Client {
         self.get(&format!("/runs/{}", enc(id))).await
     }
 
+    /// A new run that reuses what run `id`'s succeeded steps produced and runs the rest again.
+    pub async fn rerun(&self, id: &str) -> Result<RunDetail> {
+        self.post(&format!("/runs/{}/rerun", enc(id)), &serde_json::json!({}))
+            .await
+    }
+
     pub async fn cancel_run(&self, id: &str) -> Result<RunDetail> {
         self.post(&format!("/runs/{}/cancel", enc(id)), &serde_json::json!({}))
             .await

@@ -250,6 +250,16 @@ pub enum RunsCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Rerun from failure: a new run that reuses what the run's succeeded steps produced and runs
+    /// the failed, skipped and cancelled ones again.
+    Rerun {
+        id: String,
+        /// Follow the new run; exit 0 if it succeeds, 1 if not.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
@@ -349,6 +359,22 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
             let d = conn.client().cancel_run(&id).await?;
             println!("run {} {}", d.summary.id, d.summary.state);
             Ok(0)
+        }
+        RunsCmd::Rerun { id, wait, conn } => {
+            let client = conn.client();
+            let d = client.rerun(&id).await?;
+            let reused = d.tasks.iter().filter(|t| t.cached_from.is_some()).count();
+            println!(
+                "run {} ({}) started from {id}: {reused} of {} step(s) reused",
+                d.summary.id,
+                d.summary.name,
+                d.tasks.len()
+            );
+            if !wait {
+                return Ok(0);
+            }
+            let state = follow(&client, &d.summary.id, true).await?;
+            Ok(if state == RunState::Succeeded { 0 } else { 1 })
         }
     }
 }

@@ -1002,3 +1002,63 @@ async fn a_tag_that_moved_to_another_image_is_a_cache_miss() {
     assert_eq!(t.outputs["m"], serde_json::json!("second"));
     assert_ne!(t.image_digest, task(&one, "read").image_digest);
 }
+
+#[tokio::test]
+async fn rerun_from_failure_reuses_what_succeeded_and_runs_the_rest() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let flag = c.dir.path().join("flag");
+    let yaml = format!(
+        r#"
+name: rerun
+steps:
+  - name: prepare
+    image: {img}
+    cache: false
+    outputs: {{params: {{rows: {{type: int}}}}}}
+    command: [sh, -c, "echo 150 > {{{{outputs.params.rows}}}}"]
+  - name: train
+    image: {img}
+    cache: false
+    volumes: [{{hostPath: {dir}, path: /ctl}}]
+    command: [sh, -c, "test -e /ctl/flag && echo trained on {{{{steps.prepare.outputs.params.rows}}}}"]
+  - name: report
+    image: {img}
+    command: [echo, report]
+    dependsOn: [train]
+"#,
+        dir = c.dir.path().display()
+    );
+    let first = c.run(&yaml).await;
+    assert_eq!(first.summary.state, RunState::Failed);
+    assert_eq!(task(&first, "train").state, TaskState::Failed);
+    assert_eq!(task(&first, "report").state, TaskState::Skipped);
+    // Fix what failed, then rerun from the failure: `prepare` (never cached) is reused anyway.
+    std::fs::write(&flag, "").unwrap();
+    let d = c.client.rerun(&first.summary.id).await.unwrap();
+    let second = wait_run(&c.client, &d.summary.id, Duration::from_secs(60)).await;
+    assert_succeeded(&c, &second);
+    let prepare = task(&second, "prepare");
+    assert_eq!(
+        prepare.cached_from.as_deref(),
+        Some(first.summary.id.as_str())
+    );
+    assert!(c.logs(&second.summary.id, "prepare").await.is_empty());
+    assert_eq!(task(&second, "train").cached_from, None);
+    assert_eq!(
+        c.stdout(&second.summary.id, "train").await.trim(),
+        "trained on 150"
+    );
+    assert_eq!(second.summary.name, format!("{}-rerun", first.summary.name));
+    // An active run cannot be rerun.
+    let id = submit(
+        &c.client,
+        &format!(
+            "name: busy\nsteps:\n  - name: s\n    image: {img}\n    command: [sleep, \"30\"]\n"
+        ),
+    )
+    .await;
+    let e = c.client.rerun(&id).await.unwrap_err();
+    assert_eq!(e.code(), Some("run_active"));
+    c.client.cancel_run(&id).await.unwrap();
+}

@@ -49,6 +49,7 @@ pub fn router(app: App) -> Router {
         .route("/runs", post(runs::create).get(runs::list))
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/rerun", post(runs::rerun))
         .route("/runs/{id}/events", get(stream::run_events))
         .route("/runs/{id}/tasks/{task}/logs", get(stream::task_logs))
         .route(

@@ -78,6 +78,7 @@ pub async fn create(
         pipeline_version: version,
         params,
         cache: req.cache.unwrap_or(true),
+        reuse: Default::default(),
     };
     let id = app.sched.create_run(new).await.map_err(|e| match e {
         CreateError::Plan(m) => {
@@ -86,6 +87,74 @@ pub async fn create(
         CreateError::Store(e) => e.into(),
     })?;
     Ok((StatusCode::CREATED, Json(detail(&app, &id).await?)))
+}
+
+/// `POST /runs/{id}/rerun`: a new run of the same pipeline file and parameters that reuses what
+/// the run's succeeded steps produced and runs the others (failed, skipped, cancelled) again.
+pub async fn rerun(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<RunDetail>)> {
+    let old = find(&app, &id).await?;
+    if !old.row.state.is_terminal() {
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            "run_active",
+            format!(
+                "run `{id}` is {}; rerun it once it has ended",
+                old.row.state
+            ),
+        ));
+    }
+    let yaml = app
+        .store()
+        .source(&old.row.digest)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("the pipeline file of run `{id}` is gone")))?;
+    let pipeline = pipelines::load(None, &yaml)?;
+    let reuse = old
+        .tasks
+        .iter()
+        .filter(|t| t.task.state == sluice_sdk::api::TaskState::Succeeded)
+        .map(|t| {
+            let outputs = t
+                .task
+                .outputs
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), spec::render(v)))
+                .collect();
+            (
+                t.stat.name.clone(),
+                sluice_sdk::api::TaskResult {
+                    outcome: sluice_sdk::api::Outcome::Succeeded,
+                    exit_code: None,
+                    error: None,
+                    outputs,
+                    artifacts: t.task.outputs.artifacts.clone(),
+                    cached_from: Some(id.clone()),
+                },
+            )
+        })
+        .collect();
+    let new = NewRun {
+        name: Some(format!("{}-rerun", old.row.name.trim_end_matches("-rerun"))),
+        pipeline,
+        digest: old.row.digest.clone(),
+        yaml,
+        pipeline_version_id: old.row.pipeline_version_id.clone(),
+        pipeline_version: old.row.pipeline_version,
+        params: old.row.params.clone(),
+        cache: old.row.cache,
+        reuse,
+    };
+    let new_id = app.sched.create_run(new).await.map_err(|e| match e {
+        CreateError::Plan(m) => {
+            ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", m)
+        }
+        CreateError::Store(e) => e.into(),
+    })?;
+    Ok((StatusCode::CREATED, Json(detail(&app, &new_id).await?)))
 }
 
 #[derive(Deserialize)]

@@ -52,6 +52,8 @@ pub struct Announcement {
 
 /// A run being scheduled, with what its row needs besides the engine's state.
 struct Active {
+    /// Results to reuse by step name, instead of running the step (a rerun from failure).
+    reuse: HashMap<String, sluice_sdk::api::TaskResult>,
     run: Run,
     row: RunRow,
     run_id: Arc<str>,
@@ -80,6 +82,7 @@ impl Active {
             })
             .collect();
         Active {
+            reuse: HashMap::new(),
             run_id: Arc::from(run.id.as_str()),
             run,
             row,
@@ -249,7 +252,21 @@ impl Scheduler {
                 continue;
             };
             let run = &active.run;
-            if !run.cache || run.tasks[i].state != sluice_sdk::api::TaskState::Ready {
+            if run.tasks[i].state != sluice_sdk::api::TaskState::Ready {
+                continue;
+            }
+            let name = &run.plan.tasks[i].name;
+            if let Some(result) = active.reuse.get(name).cloned() {
+                let active = st.runs.get_mut(&run_id).expect("looked up above");
+                active.reuse.remove(&result_name(&active.run, i));
+                let fx = active.run.finish_from_cache(i, result, now);
+                st.ready.retain(|(r, j)| !(*r == run_id && *j == i));
+                let before = step.ready_tasks.len();
+                collect(st, &run_id, fx, now, step);
+                queue.extend(step.ready_tasks.drain(before..));
+                continue;
+            }
+            if !run.cache {
                 continue;
             }
             let Some((key, max_age)) = run.cache_key(i) else {
@@ -293,6 +310,10 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+fn result_name(run: &Run, i: usize) -> String {
+    run.plan.tasks[i].name.clone()
 }
 
 /// Turns engine effects on one run into rows to write, announcements and queue entries.

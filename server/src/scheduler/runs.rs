@@ -18,6 +18,8 @@ pub struct NewRun {
     pub params: Params,
     /// Reuse cached results (the default).
     pub cache: bool,
+    /// Results to reuse by step name (a rerun from failure reuses what succeeded before).
+    pub reuse: std::collections::HashMap<String, sluice_sdk::api::TaskResult>,
 }
 
 impl Scheduler {
@@ -58,7 +60,9 @@ impl Scheduler {
         let mut step = Step::default();
         step.batch.sources.push((new.digest, new.yaml));
         step.batch.new_runs.push(row.clone());
-        st.runs.insert(id.clone(), Active::new(run, row));
+        let mut active = Active::new(run, row);
+        active.reuse = new.reuse;
+        st.runs.insert(id.clone(), active);
         collect(&mut st, &id, fx, now, &mut step);
         let planned = t0.elapsed();
         if let Err(e) = self.commit(&mut st, step).await {

@@ -206,8 +206,8 @@ async function runView(id, taskName) {
       if (!confirm("Cancel run " + r.name + "?")) return;
       await api("/runs/" + r.id + "/cancel", { method: "POST" });
     } }, "Cancel");
-    const rerun = h("button", { disabled: !r.pipeline_version, title: r.pipeline_version ? "start a new run of the same version with the same parameters" : "only runs of stored pipelines can be rerun here", onclick: async () => {
-      const d = await json("/runs", { method: "POST", body: { pipeline: r.pipeline, version: r.pipeline_version, params: r.params } });
+    const rerun = h("button", { disabled: !TERMINAL.has(r.state), title: "a new run that reuses what succeeded and runs the rest again", onclick: async () => {
+      const d = await json("/runs/" + r.id + "/rerun", { method: "POST" });
       go("/runs/" + d.id);
     } }, "Rerun");
     header.replaceChildren(

@@ -162,6 +162,7 @@ async fn scheduler(
             pipeline_version: None,
             params: Default::default(),
             cache: true,
+            reuse: Default::default(),
         };
         let t = Instant::now();
         let id = sched.create_run(new).await?;
