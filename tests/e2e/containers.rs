@@ -442,6 +442,25 @@ steps:
     }
 }
 
+/// Starts a run of one step that sleeps (for a tag unique to this test process) and waits until
+/// it sleeps; returns the run's id and the tag.
+async fn sleeping_step(c: &Cluster, img: &str, name: &str, base: u32) -> (String, u32) {
+    let tag = base + std::process::id() % 100_000;
+    let yaml = format!(
+        "name: {name}\nsteps:\n  - name: s\n    image: {img}\n    command: [sleep, \"{tag}\"]\n"
+    );
+    let id = submit(&c.client, &yaml).await;
+    let start = Instant::now();
+    while sleepers(tag).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (id, tag)
+}
+
 /// Host pids of processes running `sleep <tag>`.
 fn sleepers(tag: u32) -> Vec<i32> {
     let want = format!("sleep\0{tag}\0");
@@ -477,22 +496,7 @@ async fn hundreds_of_steps_leave_no_mount_cgroup_or_directory_behind() {
 async fn a_restarted_worker_cleans_up_what_a_crashed_one_left() {
     let mut c = Cluster::start(&[]).await;
     let img = image("busybox");
-    let tag = 4_000_000 + std::process::id() % 100_000;
-    let id = submit(
-        &c.client,
-        &format!(
-            "name: crash\nsteps:\n  - name: s\n    image: {img}\n    command: [sleep, \"{tag}\"]\n"
-        ),
-    )
-    .await;
-    let start = Instant::now();
-    while sleepers(tag).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the step never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (id, tag) = sleeping_step(&c, &img, "crash", 4_000_000).await;
     c.worker.take().unwrap().kill9();
     // The container outlives its worker...
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -641,22 +645,7 @@ async fn a_step_asking_for_a_gpu_on_a_host_without_one_fails_with_a_clear_error(
 async fn an_image_prune_keeps_the_layers_of_running_steps() {
     let c = Cluster::start(&[]).await;
     let img = image("busybox");
-    let tag = 5_000_000 + std::process::id() % 100_000;
-    let id = submit(
-        &c.client,
-        &format!(
-            "name: prune\nsteps:\n  - name: s\n    image: {img}\n    command: [sleep, \"{tag}\"]\n"
-        ),
-    )
-    .await;
-    let start = Instant::now();
-    while sleepers(tag).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the step never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (id, _) = sleeping_step(&c, &img, "prune", 5_000_000).await;
     let wd = c.worker_dir();
     let layers = || -> Vec<String> {
         std::fs::read_dir(wd.join("images/layers/sha256"))

@@ -62,20 +62,7 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
         );
     }
     let mut seen: HashMap<&str, Span> = HashMap::new();
-    for s in &p.steps {
-        check_name(&s.name, "step", s.span, d);
-        if let Some(first) = seen.insert(&s.name, s.span) {
-            d.error(
-                s.span,
-                format!(
-                    "duplicate step name `{}` (first used at line {})",
-                    s.name, first.line
-                ),
-            );
-        }
-        step(p, s, d);
-    }
-    for s in &p.on_exit {
+    for s in p.task_steps() {
         check_name(&s.name, "step", s.span, d);
         if let Some(first) = seen.insert(&s.name, s.span) {
             d.error(
