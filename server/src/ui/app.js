@@ -334,8 +334,8 @@ function taskPanel(panel, run, name) {
         ["duration", fmtDur(t.duration_ms)], ["exit code", t.exit_code], ["error", t.error ? h("span", { class: "error" }, t.error) : null],
       ]),
       t.attempts && t.attempts.length > 1 ? h("div", {}, h("h2", {}, "Attempts"), h("table", { class: "attempts" }, h("tbody", {}, t.attempts.map((a) => h("tr", {},
-        h("td", {}, "#" + a.attempt), h("td", {}, badge(a.state)), h("td", {}, a.exit_code ?? ""), h("td", {}, fmtTime(a.finished_at)), h("td", { class: "error" }, a.error || "")))))) : null,
-      t.retry_at ? h("p", { class: "muted" }, "next attempt at " + fmtTime(t.retry_at)) : null,
+        h("td", {}, "#" + a.attempt), h("td", {}, badge(a.state)), h("td", {}, a.exit_code ?? ""), h("td", {}, fmtTime(a.finished_at)), h("td", { class: "error" }, a.error || "")))))) : "",
+      t.retry_at ? h("p", { class: "muted" }, "next attempt at " + fmtTime(t.retry_at)) : "",
       h("h2", {}, "Inputs"), paramsTable(t.inputs),
       h("h2", {}, "Outputs"), paramsTable(t.outputs));
     artifacts.replaceChildren(h("h2", {}, "Artifacts"), t.artifacts.length ? h("table", {}, h("tbody", {}, t.artifacts.map((a) => h("tr", {},
