@@ -219,9 +219,14 @@ async fn the_ui_shows_a_run_live_its_logs_while_it_runs_and_previews_artifacts()
     .await;
     assert_eq!(b.js("return window.__sluiceMark").await, json!(42));
     // Nothing in the panel reads as a JavaScript null or undefined.
-    let panel = b.js("return document.querySelector('#panel').textContent").await;
+    let panel = b
+        .js("return document.querySelector('#panel').textContent")
+        .await;
     let panel = panel.as_str().unwrap();
-    assert!(!panel.contains("null") && !panel.contains("undefined"), "{panel}");
+    assert!(
+        !panel.contains("null") && !panel.contains("undefined"),
+        "{panel}"
+    );
     assert_eq!(
         b.js("return location.pathname").await,
         json!(format!("/runs/{id}/tasks/train"))

@@ -94,7 +94,7 @@ impl EmbeddedRuntime {
     ) -> Result<EmbeddedRuntime, RuntimeError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(failed(
-                "the embedded container runtime needs root (namespaces, mounts and cgroups)",
+                "the embedded container runtime needs root (namespaces, mounts and cgroups): run sluice as root, or `sluice up --no-worker` to serve the API and UI only",
             ));
         }
         let dir = containers_dir(&cfg.worker_dir);
