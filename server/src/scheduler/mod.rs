@@ -73,11 +73,24 @@ impl Active {
                     .template_of(step)
                     .map(|t| t.image.value.clone())
                     .unwrap_or_default();
-                let deps = t
+                let mut deps: Vec<String> = t
                     .deps
                     .iter()
                     .map(|&d| run.plan.tasks[d].name.clone())
                     .collect();
+                // Shown as waiting for the steps that end the graph, which is when they run.
+                if t.exit_handler && deps.is_empty() {
+                    deps = run
+                        .plan
+                        .tasks
+                        .iter()
+                        .filter(|p| {
+                            !p.exit_handler
+                                && p.dependents.iter().all(|&d| run.plan.tasks[d].exit_handler)
+                        })
+                        .map(|p| p.name.clone())
+                        .collect();
+                }
                 Arc::new(TaskStatic::new(t.name.clone(), image, deps))
             })
             .collect();
