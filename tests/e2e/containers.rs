@@ -840,6 +840,8 @@ onExit:
         c.stdout(&run.summary.id, "notify").await.trim(),
         "run failed"
     );
+    // Shown as coming after the step that ends the graph.
+    assert_eq!(task(&run, "notify").depends_on, ["eval"]);
 
     let id = submit(&c.client, &pipeline("sleep 600")).await;
     wait_until(
