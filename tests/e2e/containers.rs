@@ -1053,3 +1053,46 @@ steps:
     assert_eq!(e.code(), Some("run_active"));
     c.client.cancel_run(&id).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_loop_over_hyperparameters_fans_in_to_pick_the_best() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            r#"
+name: sweep
+params:
+  rates: {{type: list, default: [1, 5, 3]}}
+steps:
+  - name: train
+    image: {img}
+    forEach: '{{{{params.rates}}}}'
+    parallelism: 2
+    outputs: {{params: {{score: {{type: int}}}}}}
+    command: [sh, -c, "echo $(( {{{{item}}}} * 10 )) > {{{{outputs.params.score}}}}"]
+  - name: best
+    image: {img}
+    outputs: {{params: {{top: {{type: int}}}}}}
+    command: [sh, -c, "echo '{{{{steps.train.outputs.params.score}}}}' | tr -d '[]' | tr ',' '\n' | sort -n | tail -1 > {{{{outputs.params.top}}}}"]
+"#
+        ))
+        .await;
+    assert_succeeded(&c, &run);
+    assert_eq!(
+        task(&run, "train").outputs["score"],
+        serde_json::json!([10, 50, 30])
+    );
+    for k in 0..3 {
+        assert_eq!(
+            task(&run, &format!("train[{k}]")).state,
+            TaskState::Succeeded
+        );
+    }
+    assert_eq!(task(&run, "best").outputs["top"], serde_json::json!(50));
+    // The graph shows the fan-out and the fan-in.
+    assert_eq!(
+        task(&run, "train").depends_on,
+        ["train[0]", "train[1]", "train[2]"]
+    );
+}

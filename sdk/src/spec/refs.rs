@@ -34,6 +34,8 @@ pub enum Ref {
     },
     /// `{{run.id}}`, `{{run.name}}`, `{{task.name}}`, `{{task.attempt}}`.
     Context(&'static str),
+    /// `{{item}}` or `{{item.KEY}}`: the loop item of a `forEach` step's iteration.
+    Item(Option<String>),
 }
 
 impl fmt::Display for Ref {
@@ -46,6 +48,8 @@ impl fmt::Display for Ref {
                 write!(f, "steps.{step}.outputs.{}.{name}", kind.plural())
             }
             Ref::Context(c) => f.write_str(c),
+            Ref::Item(None) => f.write_str("item"),
+            Ref::Item(Some(k)) => write!(f, "item.{k}"),
         }
     }
 }
@@ -125,12 +129,14 @@ pub fn parse_ref(expr: &str) -> Result<Ref, String> {
         ["run", "status"] => Ref::Context("run.status"),
         ["task", "name"] => Ref::Context("task.name"),
         ["task", "attempt"] => Ref::Context("task.attempt"),
+        ["item"] => Ref::Item(None),
+        ["item", key] => Ref::Item(Some(key.to_string())),
         _ => {
             return Err(format!(
                 "unknown reference `{{{{{expr}}}}}`: expected params.NAME, inputs.params.NAME, \
                  inputs.artifacts.NAME, outputs.params.NAME, outputs.artifacts.NAME, \
                  steps.STEP.outputs.params.NAME, steps.STEP.outputs.artifacts.NAME, run.id, run.name, run.status, \
-                 task.name or task.attempt"
+                 task.name, task.attempt, item or item.KEY"
             ))
         }
     };

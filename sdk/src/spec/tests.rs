@@ -98,6 +98,9 @@ fn every_error_is_placed_and_explained() {
         ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: {limit: 3, backoff: {initial: soon, factor: 0.5}}\n    timeout: 10 minutes\n", &["5:42: `initial` must be a duration such as 500ms, 10s or 2m, found `soon`", "5:56: `factor` must be a number of at least 1", "6:14: `timeout` must be a duration"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    retry: -2\n", &["5:12: `retry` must be a number of retries or {limit, backoff}"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    resources: {memory: lots}\n", &["5:25: `memory` must be a size"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    forEach: 3\n    parallelism: 0\n", &["5:14: `forEach` takes a list", "6:18: `parallelism` must be a positive whole number"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    command: [echo, '{{item}}']\n    parallelism: 2\n", &["5:21: `{{item}}` is defined only in a step with `forEach`", "6:18: `parallelism` limits a `forEach` loop"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    forEach: [1, 2]\n    outputs: {artifacts: {m: {}}}\n  - name: c\n    image: b\n    command: [cat, '{{steps.a.outputs.artifacts.m}}']\n", &["gathering a loop's artifacts is not supported"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    dependsOn: [n]\nonExit:\n  - name: n\n    image: b\n  - name: a\n    image: b\n", &["5:17: step `a` depends on unknown step `n`", "9:11: duplicate step name `a` (first used at line 3)"]),
         ("name: x\nname: y\nsteps: []\n", &["2:1: duplicate key `name`", "the pipeline has no steps"]),
     ];

@@ -53,7 +53,7 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
     for c in &p.components {
         check_name(&c.name, "component", c.span, d);
         template(p, &c.template, Scope::Component, d);
-        unsupported(&c.control, d);
+        loop_settings(&c.control, d);
     }
     if p.steps.is_empty() {
         d.error(
@@ -78,23 +78,27 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
     cycles(p, d);
 }
 
-fn unsupported(c: &Control, d: &mut Diagnostics) {
-    let items: [(&str, Option<Span>); 2] = [
-        ("`forEach` (loops)", c.for_each.as_ref().map(|s| s.span)),
-        ("`parallelism`", c.parallelism.as_ref().map(|s| s.span)),
-    ];
-    for (what, span) in items {
-        if let Some(span) = span {
-            d.error(
-                span,
-                format!("{what} is not supported by this version of sluice yet"),
-            );
+fn loop_settings(c: &Control, d: &mut Diagnostics) {
+    if let Some(each) = &c.for_each {
+        let ok = match &each.value {
+            Value::Array(_) => true,
+            Value::String(text) => matches!(refs::sole_ref(text), Some(Ref::Param(_))),
+            _ => false,
+        };
+        if !ok {
+            d.error(each.span, "`forEach` takes a list, such as [0.1, 0.01], or a list parameter, such as '{{params.rates}}' (lists output by upstream steps are not supported by this version of sluice yet)");
         }
+    }
+    if let (Some(par), None) = (&c.parallelism, &c.for_each) {
+        d.error(
+            par.span,
+            "`parallelism` limits a `forEach` loop; this step has none",
+        );
     }
 }
 
 fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
-    unsupported(&s.control, d);
+    loop_settings(&s.control, d);
     if let Some(when) = &p.control(s).when {
         condition(p, s, when, d);
     }
@@ -232,10 +236,28 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
         },
         Ref::StepOutput { step, kind, name } => {
             let producer = step_output(p, s, step, *kind, name, span, d)?;
+            let looped = p
+                .step(step)
+                .is_some_and(|ps| p.control(ps).for_each.is_some());
             match kind {
+                // A loop's outputs are gathered from its iterations, in item order.
+                IoKind::Param if looped => producer.outputs.param(name).map(|_| ParamType::List),
                 IoKind::Param => producer.outputs.param(name).map(|o| o.ty),
+                IoKind::Artifact if looped => {
+                    d.error(span, format!("`{{{{{r}}}}}`: gathering a loop's artifacts is not supported by this version of sluice yet (its output parameters are)"));
+                    None
+                }
                 IoKind::Artifact => Some(ParamType::String),
             }
+        }
+        Ref::Item(_) => {
+            if p.control(s).for_each.is_none() {
+                d.error(
+                    span,
+                    format!("`{{{{{r}}}}}` is defined only in a step with `forEach`"),
+                );
+            }
+            None
         }
         Ref::Context("task.attempt") => Some(ParamType::Int),
         Ref::Context(_) => Some(ParamType::String),
@@ -510,6 +532,13 @@ fn template_ref(
             }
         },
         Ref::Context(_) => {}
+        Ref::Item(_) => match scope {
+            Scope::Step(s) => {
+                ref_type(p, s, r, span, d);
+            }
+            // A component's item comes from the step that uses it in a loop.
+            Scope::Component => {}
+        },
     }
 }
 

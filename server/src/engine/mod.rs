@@ -163,7 +163,7 @@ impl Run {
         params: Params,
         now: i64,
     ) -> Result<(Run, Vec<Effect>), String> {
-        let plan = plan(&pipeline)?;
+        let plan = plan(&pipeline, &params)?;
         let tasks = vec![Task::new(); plan.tasks.len()];
         let mut run = Run {
             id,
@@ -193,7 +193,7 @@ impl Run {
     /// Rebuilds a run from what was stored (after a server restart). The plan is derived again
     /// from the pipeline, so it must match the stored tasks one for one.
     pub fn restore(r: Restored) -> Result<Run, String> {
-        let plan = plan(&r.pipeline)?;
+        let plan = plan(&r.pipeline, &r.params)?;
         if plan.tasks.len() != r.tasks.len() {
             return Err(format!(
                 "stored run has {} tasks but its pipeline plans {}",
@@ -223,9 +223,14 @@ impl Run {
 
     pub fn task_index(&self, name: &str) -> Option<usize> {
         self.pipeline.step_index.get(name).copied().or_else(|| {
-            let k = self.pipeline.on_exit.iter().position(|e| e.name == name)?;
-            Some(self.pipeline.steps.len() + k)
+            // Exit handlers and loop iterations come after the steps.
+            self.plan.tasks.iter().position(|t| t.name == name)
         })
+    }
+
+    /// The pipeline step task `i` runs.
+    pub fn step_of(&self, i: usize) -> &sluice_sdk::spec::Step {
+        self.pipeline.task_step(self.plan.tasks[i].step)
     }
 
     fn make_ready(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
@@ -237,6 +242,21 @@ impl Run {
             }
             Verdict::Error(e) => {
                 return self.finish_task(i, TaskState::Failed, None, Some(e), now, fx)
+            }
+        }
+        if self.plan.tasks[i].iterations.is_some() {
+            return self.gather(i, now, fx);
+        }
+        if let Some(limit) = self.parallelism_of(i) {
+            let busy = self.siblings(i).filter(|&j| {
+                matches!(
+                    self.tasks[j].state,
+                    TaskState::Ready | TaskState::Leased | TaskState::Running
+                )
+            });
+            if busy.count() >= limit {
+                // Waits (pending) for a sibling to end; see `finish_task`.
+                return;
             }
         }
         let attempt = self.tasks[i].attempt + 1;
@@ -425,7 +445,7 @@ impl Run {
     /// declared outputs and each input artifact's content hash; the image's digest is matched
     /// beside it (see the scheduler and the worker).
     pub fn cache_key(&self, i: usize) -> Option<(String, Option<u64>)> {
-        let control = self.pipeline.control(self.pipeline.task_step(i));
+        let control = self.pipeline.control(self.step_of(i));
         let max_age = match control.cache.map(|c| c.value) {
             Some(c) if !c.enabled => return None,
             Some(c) => c.max_age_secs,
@@ -466,7 +486,7 @@ impl Run {
     /// The wait before the next attempt of task `i`, whose latest attempt failed; `None` when
     /// its retries are used up (or it has none). Exponential: initial × factor^(n-1), capped.
     fn retry_delay(&self, i: usize) -> Option<u64> {
-        let step = self.pipeline.task_step(i);
+        let step = self.step_of(i);
         let retry = self.pipeline.control(step).retry?.value;
         let failed = self.tasks[i]
             .attempts
@@ -623,6 +643,81 @@ impl Run {
         for d in self.plan.tasks[i].dependents.clone() {
             self.dependency_ended(d, now, fx);
         }
+        // A loop iteration's end may let a sibling held back by `parallelism` start.
+        if self.plan.tasks[i].item.is_some() && self.state == RunState::Running {
+            let waiting: Vec<usize> = self
+                .siblings(i)
+                .filter(|&j| {
+                    self.tasks[j].state == TaskState::Pending
+                        && self.tasks[j].retry_at.is_none()
+                        && self.plan.tasks[j]
+                            .deps
+                            .iter()
+                            .all(|&p| self.tasks[p].state == TaskState::Succeeded)
+                })
+                .collect();
+            for j in waiting {
+                self.make_ready(j, now, fx);
+            }
+        }
+    }
+
+    /// The other iterations of the loop iteration `i` (none for any other task).
+    fn siblings(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let group = self.plan.tasks[i]
+            .item
+            .as_ref()
+            .map(|_| self.plan.tasks[i].step);
+        group
+            .and_then(|g| self.plan.tasks[g].iterations.as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(move |&j| j != i)
+    }
+
+    /// How many iterations of task `i`'s loop may run at once, when `i` is an iteration.
+    fn parallelism_of(&self, i: usize) -> Option<usize> {
+        self.plan.tasks[i].item.as_ref()?;
+        let c = self.pipeline.control(self.step_of(i));
+        c.parallelism.map(|p| p.value as usize)
+    }
+
+    /// A loop whose iterations all succeeded: it succeeds, each output parameter the list of
+    /// its iterations' values in item order.
+    fn gather(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
+        let iterations = self.plan.tasks[i].iterations.clone().unwrap_or_default();
+        let declared: Vec<String> = self
+            .pipeline
+            .template_of(self.step_of(i))
+            .map(|t| t.outputs.params.iter().map(|p| p.name.clone()).collect())
+            .unwrap_or_default();
+        let mut outputs = Params::new();
+        for name in declared {
+            let values = iterations
+                .iter()
+                .map(|&t| {
+                    self.tasks[t]
+                        .outputs
+                        .params
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or(serde_json::Value::Null)
+                })
+                .collect();
+            outputs.insert(name, serde_json::Value::Array(values));
+        }
+        let started = iterations
+            .iter()
+            .filter_map(|&j| self.tasks[j].started_at)
+            .min()
+            .or(Some(now));
+        let t = &mut self.tasks[i];
+        t.attempt = 1;
+        t.outputs.params = outputs;
+        t.started_at = started;
+        t.ready_at = Some(now);
+        self.finish_task(i, TaskState::Succeeded, None, None, now, fx);
     }
 
     /// One of task `d`'s dependencies ended. A failure or cancel upstream ends `d` at once; once
@@ -638,6 +733,33 @@ impl Run {
             matches!(t.state, TaskState::Failed | TaskState::Cancelled)
                 || (t.state == TaskState::Skipped && !t.condition_false)
         });
+        if let (Some(p), Some(iterations)) = (broken, self.plan.tasks[d].iterations.clone()) {
+            // An iteration failed: the loop fails, and iterations not started yet never will.
+            let name = self.plan.tasks[p].name.clone();
+            for j in iterations {
+                if self.tasks[j].state == TaskState::Pending {
+                    let why = format!("loop `{}` failed", self.plan.tasks[d].name);
+                    self.finish_task(j, TaskState::Skipped, None, Some(why), now, fx);
+                }
+            }
+            if self.tasks[d].state == TaskState::Pending {
+                let state = self.tasks[p].state;
+                let next = if state == TaskState::Cancelled {
+                    TaskState::Cancelled
+                } else {
+                    TaskState::Failed
+                };
+                self.finish_task(
+                    d,
+                    next,
+                    None,
+                    Some(format!("iteration `{name}` {state}")),
+                    now,
+                    fx,
+                );
+            }
+            return;
+        }
         if let Some(p) = broken {
             let state = self.tasks[p].state;
             let (next, why) = if state == TaskState::Cancelled {
@@ -674,7 +796,7 @@ impl Run {
     /// Whether task `i` runs: its `when` holds (or it has none). A condition that names an
     /// output of a step that was skipped is not met.
     fn condition(&self, i: usize) -> Verdict {
-        let step = self.pipeline.task_step(i);
+        let step = self.step_of(i);
         let Some(when) = self.pipeline.control(step).when else {
             return Verdict::Run;
         };

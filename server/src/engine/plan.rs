@@ -3,6 +3,7 @@
 use petgraph::algo::toposort;
 use petgraph::graph::DiGraph;
 use sluice_sdk::api::Params;
+use sluice_sdk::spec::refs::{self, Ref};
 use sluice_sdk::spec::{self, Pipeline};
 
 /// The task graph of a run: one task per step, in the pipeline's order.
@@ -20,10 +21,20 @@ pub struct PlanTask {
     pub dependents: Vec<usize>,
     /// An exit handler (`onExit`): it runs once every other task has ended, whatever the outcome.
     pub exit_handler: bool,
+    /// The pipeline step this task runs (see `Pipeline::task_step`); a loop's iterations share
+    /// their loop's.
+    pub step: usize,
+    /// A loop iteration's item (`{{item}}`).
+    pub item: Option<serde_json::Value>,
+    /// A `forEach` step: the tasks of its iterations, which it waits for and gathers.
+    pub iterations: Option<Vec<usize>>,
 }
 
-/// Builds the task graph. Fails on a dependency cycle (validation reports those first, with places).
-pub fn plan(pipeline: &Pipeline) -> Result<Plan, String> {
+/// Builds the task graph. A `forEach` step becomes one task per item (named `step[k]`, appended
+/// after the steps and exit handlers) that wait for what the step waits for, and the step's own
+/// task waits for them all and gathers their outputs. Fails on a dependency cycle (validation
+/// reports those first, with places) and on a loop whose items are not a list.
+pub fn plan(pipeline: &Pipeline, params: &Params) -> Result<Plan, String> {
     let n = pipeline.steps.len() + pipeline.on_exit.len();
     let mut graph = DiGraph::<usize, ()>::with_capacity(n, n);
     let nodes: Vec<_> = (0..n).map(|i| graph.add_node(i)).collect();
@@ -35,6 +46,9 @@ pub fn plan(pipeline: &Pipeline) -> Result<Plan, String> {
             deps: Vec::new(),
             dependents: Vec::new(),
             exit_handler: i >= pipeline.steps.len(),
+            step: i,
+            item: None,
+            iterations: None,
         })
         .collect();
     let exit_index = |name: &str| {
@@ -65,6 +79,66 @@ pub fn plan(pipeline: &Pipeline) -> Result<Plan, String> {
             tasks[j].dependents.push(i);
             graph.add_edge(nodes[j], nodes[i], ());
         }
+    }
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let Some(each) = pipeline.control(step).for_each else {
+            continue;
+        };
+        let items = match &each.value {
+            serde_json::Value::Array(items) => items.clone(),
+            serde_json::Value::String(text) => match refs::sole_ref(text) {
+                Some(Ref::Param(name)) => match params.get(&name) {
+                    Some(serde_json::Value::Array(items)) => items.clone(),
+                    Some(other) => {
+                        return Err(format!(
+                            "`forEach` of step `{}`: parameter `{name}` is {other}, not a list",
+                            step.name
+                        ))
+                    }
+                    None => {
+                        return Err(format!(
+                            "`forEach` of step `{}`: no parameter `{name}`",
+                            step.name
+                        ))
+                    }
+                },
+                _ => return Err(format!("`forEach` of step `{}` is not a list", step.name)),
+            },
+            other => {
+                return Err(format!(
+                    "`forEach` of step `{}` is {other}, not a list",
+                    step.name
+                ))
+            }
+        };
+        if items.is_empty() {
+            // Nothing to run: the loop ends, with empty lists, when its own dependencies have.
+            tasks[i].iterations = Some(Vec::new());
+            continue;
+        }
+        let deps = std::mem::take(&mut tasks[i].deps);
+        let mut iterations = Vec::new();
+        for (k, item) in items.into_iter().enumerate() {
+            let t = tasks.len();
+            let node = graph.add_node(t);
+            for &d in &deps {
+                tasks[d].dependents.retain(|&x| x != i);
+                tasks[d].dependents.push(t);
+                graph.add_edge(nodes[d], node, ());
+            }
+            tasks.push(PlanTask {
+                name: format!("{}[{k}]", step.name),
+                deps: deps.clone(),
+                dependents: vec![i],
+                exit_handler: false,
+                step: i,
+                item: Some(item),
+                iterations: None,
+            });
+            iterations.push(t);
+        }
+        tasks[i].deps = iterations.clone();
+        tasks[i].iterations = Some(iterations);
     }
     toposort(&graph, None).map_err(|cycle| {
         format!(

@@ -11,11 +11,16 @@ use sluice_sdk::spec::{paths, render, Spanned, Step, Value};
 /// The task's input parameter values and its runnable spec, or why it cannot run.
 pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, TaskSpec), String> {
     let p = &run.pipeline;
-    let step = p.task_step(idx);
+    let step = run.step_of(idx);
     let tpl = p
         .template_of(step)
         .ok_or_else(|| format!("step `{}` uses a component that does not exist", step.name))?;
-    let ctx = Ctx { run, step, attempt };
+    let ctx = Ctx {
+        run,
+        step,
+        attempt,
+        item: run.plan.tasks[idx].item.as_ref(),
+    };
 
     // Input parameters: bound values, then defaults; checked against declared types.
     let mut inputs = Params::new();
@@ -113,7 +118,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
             memory_bytes: tpl.resources.memory_bytes,
             gpu: tpl.resources.gpu,
         },
-        hostname: hostname(&step.name),
+        hostname: hostname(&run.plan.tasks[idx].name),
         input_artifacts,
         output_params: tpl
             .outputs
@@ -170,6 +175,8 @@ struct Ctx<'a> {
     run: &'a Run,
     step: &'a Step,
     attempt: u32,
+    /// A loop iteration's item.
+    item: Option<&'a Value>,
 }
 
 impl Ctx<'_> {
@@ -224,6 +231,18 @@ impl Ctx<'_> {
             Ref::Context("task.name") => Ok(Value::String(self.step.name.clone())),
             Ref::Context("task.attempt") => Ok(Value::from(self.attempt)),
             Ref::Context("run.status") => Ok(Value::String(self.run.status().into())),
+            Ref::Item(key) => {
+                let item = self.item.ok_or_else(|| {
+                    "`{{item}}` is defined only in a loop's iterations".to_string()
+                })?;
+                match key {
+                    None => Ok(item.clone()),
+                    Some(k) => item
+                        .get(k)
+                        .cloned()
+                        .ok_or_else(|| format!("the loop item {item} has no field `{k}`")),
+                }
+            }
             other => Err(format!("`{{{{{other}}}}}` cannot be used here")),
         }
     }

@@ -833,3 +833,87 @@ fn input_artifacts_enter_the_key_by_content() {
     let b = one.task_index("b").unwrap();
     assert_eq!(one.cache_key(b), two.cache_key(b));
 }
+
+const SWEEP: &str = r#"
+name: sweep
+params:
+  rates: {type: list, default: [0.1, 0.01, 0.001]}
+steps:
+  - name: prep
+    image: busybox
+    command: [echo]
+  - name: train
+    image: busybox
+    forEach: '{{params.rates}}'
+    parallelism: 2
+    params: {lr: "{{item}}"}
+    inputs: {params: {lr: {type: float}}}
+    command: [echo, "lr={{inputs.params.lr}}"]
+    outputs: {params: {acc: float}}
+    dependsOn: [prep]
+  - name: best
+    image: busybox
+    command: [echo, "{{steps.train.outputs.params.acc}}"]
+  - name: grid
+    image: busybox
+    forEach: [{depth: 2}, {depth: 4}]
+    command: [echo, "depth={{item.depth}}"]
+"#;
+
+#[test]
+fn a_loop_fans_out_per_item_within_its_parallelism_and_gathers_outputs_in_item_order() {
+    let mut run = start(SWEEP, &[]);
+    assert_eq!(
+        states(&run),
+        "prep=ready train=pending best=pending grid=pending train[0]=pending train[1]=pending \
+         train[2]=pending grid[0]=ready grid[1]=ready"
+    );
+    assert_eq!(command(&run, "grid[1]"), ["echo", "depth=4"]);
+    ok(&mut run, "prep", &[], 10);
+    // Two at a time.
+    assert_eq!(run.tasks[idx_of(&run, "train[0]")].state, TaskState::Ready);
+    assert_eq!(run.tasks[idx_of(&run, "train[1]")].state, TaskState::Ready);
+    assert_eq!(
+        run.tasks[idx_of(&run, "train[2]")].state,
+        TaskState::Pending
+    );
+    assert_eq!(command(&run, "train[1]"), ["echo", "lr=0.01"]);
+    ok(&mut run, "train[1]", &[("acc", "0.9")], 20);
+    assert_eq!(run.tasks[idx_of(&run, "train[2]")].state, TaskState::Ready);
+    ok(&mut run, "train[2]", &[("acc", "0.7")], 30);
+    assert_eq!(run.tasks[idx_of(&run, "train")].state, TaskState::Pending);
+    ok(&mut run, "train[0]", &[("acc", "0.8")], 40);
+    // All done: the loop succeeds with its outputs gathered, and what follows it sees the list.
+    let train = &run.tasks[idx_of(&run, "train")];
+    assert_eq!(train.state, TaskState::Succeeded);
+    assert_eq!(
+        train.outputs.params["acc"],
+        serde_json::json!([0.8, 0.9, 0.7])
+    );
+    assert_eq!(command(&run, "best"), ["echo", "[0.8,0.9,0.7]"]);
+}
+
+#[test]
+fn a_failed_iteration_fails_its_loop_and_an_empty_loop_succeeds_at_once() {
+    let mut run = start(SWEEP, &[]);
+    ok(&mut run, "prep", &[], 10);
+    let t0 = idx_of(&run, "train[0]");
+    lease_at(&mut run, t0, 20);
+    fail(&mut run, t0, 30, Outcome::Failed);
+    let train = &run.tasks[idx_of(&run, "train")];
+    assert_eq!(train.state, TaskState::Failed);
+    assert_eq!(train.error.as_deref(), Some("iteration `train[0]` failed"));
+    // The one held back by parallelism never starts; `best` is skipped.
+    assert_eq!(
+        run.tasks[idx_of(&run, "train[2]")].state,
+        TaskState::Skipped
+    );
+    assert_eq!(run.tasks[idx_of(&run, "best")].state, TaskState::Skipped);
+
+    let mut run = start(SWEEP, &[("rates", serde_json::json!([]))]);
+    ok(&mut run, "prep", &[], 10);
+    let train = &run.tasks[idx_of(&run, "train")];
+    assert_eq!(train.state, TaskState::Succeeded);
+    assert_eq!(train.outputs.params["acc"], serde_json::json!([]));
+    assert_eq!(run.tasks[idx_of(&run, "best")].state, TaskState::Ready);
+}

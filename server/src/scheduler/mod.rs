@@ -66,8 +66,8 @@ impl Active {
             .plan
             .tasks
             .iter()
-            .zip(run.pipeline.task_steps())
-            .map(|(t, step)| {
+            .map(|t| {
+                let step = run.pipeline.task_step(t.step);
                 let image = run
                     .pipeline
                     .template_of(step)
