@@ -1096,3 +1096,39 @@ steps:
         ["train[0]", "train[1]", "train[2]"]
     );
 }
+
+#[tokio::test]
+async fn a_loop_runs_once_per_item_an_upstream_step_output() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            r#"
+name: shards
+steps:
+  - name: split
+    image: {img}
+    outputs: {{params: {{shards: {{type: list}}}}}}
+    command: [sh, -c, "echo '[\"a\", \"bb\", \"ccc\"]' > {{{{outputs.params.shards}}}}"]
+  - name: count
+    image: {img}
+    forEach: '{{{{steps.split.outputs.params.shards}}}}'
+    outputs: {{params: {{len: {{type: int}}}}}}
+    command: [sh, -c, "printf %s {{{{item}}}} | wc -c > {{{{outputs.params.len}}}}"]
+  - name: total
+    image: {img}
+    command: [echo, "{{{{steps.count.outputs.params.len}}}}"]
+"#
+        ))
+        .await;
+    assert_succeeded(&c, &run);
+    assert_eq!(
+        task(&run, "count").outputs["len"],
+        serde_json::json!([1, 2, 3])
+    );
+    assert_eq!(c.stdout(&run.summary.id, "total").await.trim(), "[1,2,3]");
+    assert_eq!(
+        task(&run, "count").depends_on,
+        ["count[0]", "count[1]", "count[2]"]
+    );
+}

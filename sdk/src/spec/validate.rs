@@ -82,11 +82,18 @@ fn loop_settings(c: &Control, d: &mut Diagnostics) {
     if let Some(each) = &c.for_each {
         let ok = match &each.value {
             Value::Array(_) => true,
-            Value::String(text) => matches!(refs::sole_ref(text), Some(Ref::Param(_))),
+            Value::String(text) => matches!(
+                refs::sole_ref(text),
+                Some(Ref::Param(_))
+                    | Some(Ref::StepOutput {
+                        kind: IoKind::Param,
+                        ..
+                    })
+            ),
             _ => false,
         };
         if !ok {
-            d.error(each.span, "`forEach` takes a list, such as [0.1, 0.01], or a list parameter, such as '{{params.rates}}' (lists output by upstream steps are not supported by this version of sluice yet)");
+            d.error(each.span, "`forEach` takes a list, such as [0.1, 0.01], a list parameter, such as '{{params.rates}}', or a list an upstream step outputs, such as '{{steps.split.outputs.params.shards}}'");
         }
     }
     if let (Some(par), None) = (&c.parallelism, &c.for_each) {
@@ -101,6 +108,17 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
     loop_settings(&s.control, d);
     if let Some(when) = &p.control(s).when {
         condition(p, s, when, d);
+    }
+    if let Some(each) = &p.control(s).for_each {
+        if let Some(r @ Ref::StepOutput { .. }) = each.value.as_str().and_then(refs::sole_ref) {
+            match ref_type(p, s, &r, each.span, d) {
+                Some(ParamType::List) | None => {}
+                Some(ty) => d.error(
+                    each.span,
+                    format!("`forEach` needs a list, but `{{{{{r}}}}}` is {ty}"),
+                ),
+            }
+        }
     }
     let tpl = match &s.uses {
         Uses::Inline(t) => {
@@ -560,6 +578,11 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
     if let Uses::Inline(t) = &s.uses {
         for text in t.strings() {
             add(&text.value);
+        }
+    }
+    if let Some(each) = &p.control(s).for_each {
+        if let Some(Ref::StepOutput { step, .. }) = each.value.as_str().and_then(refs::sole_ref) {
+            deps.insert(step);
         }
     }
     if let Some(when) = &p.control(s).when {

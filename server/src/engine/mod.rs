@@ -13,6 +13,7 @@ mod tests;
 pub use plan::{plan, resolve_params, Plan, PlanTask};
 use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
 use sluice_sdk::spec::cond;
+use sluice_sdk::spec::refs;
 use sluice_sdk::spec::refs::Ref;
 use sluice_sdk::spec::Pipeline;
 use std::sync::Arc;
@@ -133,6 +134,8 @@ pub struct Restored {
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub tasks: Vec<Task>,
+    /// The tasks' names, in the same order.
+    pub names: Vec<String>,
     pub cache: bool,
 }
 
@@ -194,18 +197,21 @@ impl Run {
     /// from the pipeline, so it must match the stored tasks one for one.
     pub fn restore(r: Restored) -> Result<Run, String> {
         let plan = plan(&r.pipeline, &r.params)?;
-        if plan.tasks.len() != r.tasks.len() {
+        let planned = plan.tasks.len();
+        if r.tasks.len() < planned {
             return Err(format!(
-                "stored run has {} tasks but its pipeline plans {}",
-                r.tasks.len(),
-                plan.tasks.len()
+                "stored run has {} tasks but its pipeline plans {planned}",
+                r.tasks.len()
             ));
         }
         let timed_out = r
             .error
             .as_deref()
             .is_some_and(|e| e.starts_with("the run timed out"));
-        Ok(Run {
+        let mut stored = r.tasks;
+        let grown = stored.split_off(planned);
+        let r_names: Vec<String> = r.names.get(planned..).unwrap_or_default().to_vec();
+        let mut run = Run {
             timed_out,
             cache: r.cache,
             id: r.id,
@@ -217,8 +223,33 @@ impl Run {
             error: r.error,
             created_at: r.created_at,
             finished_at: r.finished_at,
-            tasks: r.tasks,
-        })
+            tasks: stored,
+        };
+        // Tasks beyond the plan are the iterations of loops over upstream outputs, stored in the
+        // order the loops started: expand those loops again, in that order, from the same outputs.
+        let mut k = 0;
+        while k < grown.len() {
+            let at = planned + k;
+            let Some(loop_name) = r_names
+                .get(k)
+                .and_then(|n| n.rsplit_once('['))
+                .map(|(s, _)| s.to_string())
+            else {
+                return Err(format!("stored task {at} is not a loop iteration"));
+            };
+            let i = run
+                .task_index(&loop_name)
+                .ok_or_else(|| format!("stored iterations of unknown step `{loop_name}`"))?;
+            let added = run.expand(i)?;
+            for (j, t) in added.iter().enumerate() {
+                let stored = grown.get(k + j).ok_or_else(|| {
+                    format!("loop `{loop_name}` has fewer stored iterations than its items")
+                })?;
+                run.tasks[*t] = stored.clone();
+            }
+            k += added.len().max(1);
+        }
+        Ok(run)
     }
 
     pub fn task_index(&self, name: &str) -> Option<usize> {
@@ -242,6 +273,24 @@ impl Run {
             }
             Verdict::Error(e) => {
                 return self.finish_task(i, TaskState::Failed, None, Some(e), now, fx)
+            }
+        }
+        if self.plan.tasks[i].iterations.is_none() && self.loops_over_output(i) {
+            // A loop over an upstream output: its items are known now.
+            match self.expand(i) {
+                Ok(added) => {
+                    for &t in &added {
+                        fx.push(Effect::Task(t));
+                    }
+                    if added.is_empty() {
+                        return self.gather(i, now, fx);
+                    }
+                    for t in added {
+                        self.make_ready(t, now, fx);
+                    }
+                    return;
+                }
+                Err(e) => return self.finish_task(i, TaskState::Failed, None, Some(e), now, fx),
             }
         }
         if self.plan.tasks[i].iterations.is_some() {
@@ -660,6 +709,80 @@ impl Run {
                 self.make_ready(j, now, fx);
             }
         }
+    }
+
+    /// Whether task `i`'s step loops over a list an upstream step outputs.
+    fn loops_over_output(&self, i: usize) -> bool {
+        if self.plan.tasks[i].item.is_some() {
+            return false;
+        }
+        let each = self.pipeline.control(self.step_of(i)).for_each;
+        matches!(
+            each.as_ref()
+                .and_then(|e| e.value.as_str())
+                .and_then(refs::sole_ref),
+            Some(Ref::StepOutput { .. })
+        )
+    }
+
+    /// Adds the iterations of loop `i`, whose items an upstream step output: one task per item
+    /// (`step[k]`, appended), waiting for what the loop waited for; the loop then waits for them.
+    /// Returns the new tasks' indices.
+    fn expand(&mut self, i: usize) -> Result<Vec<usize>, String> {
+        let step = self.step_of(i);
+        let name = step.name.clone();
+        let each = self
+            .pipeline
+            .control(step)
+            .for_each
+            .and_then(|e| e.value.as_str().and_then(refs::sole_ref));
+        let Some(Ref::StepOutput {
+            step: producer,
+            name: output,
+            ..
+        }) = each
+        else {
+            return Err(format!(
+                "`forEach` of step `{name}` names no upstream output"
+            ));
+        };
+        let j = self
+            .task_index(&producer)
+            .ok_or_else(|| format!("`forEach` of step `{name}`: unknown step `{producer}`"))?;
+        let items = match self.tasks[j].outputs.params.get(&output) {
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            Some(other) => return Err(format!(
+                "`forEach` of step `{name}`: `{producer}` output `{output}` is {other}, not a list"
+            )),
+            None => {
+                return Err(format!(
+                    "`forEach` of step `{name}`: step `{producer}` has no output `{output}`"
+                ))
+            }
+        };
+        let deps = std::mem::take(&mut self.plan.tasks[i].deps);
+        let step_idx = self.plan.tasks[i].step;
+        let mut added = Vec::new();
+        for (k, item) in items.into_iter().enumerate() {
+            let t = self.tasks.len();
+            for &d in &deps {
+                self.plan.tasks[d].dependents.push(t);
+            }
+            self.plan.tasks.push(PlanTask {
+                name: format!("{name}[{k}]"),
+                deps: deps.clone(),
+                dependents: vec![i],
+                exit_handler: false,
+                step: step_idx,
+                item: Some(item),
+                iterations: None,
+            });
+            self.tasks.push(Task::new());
+            added.push(t);
+        }
+        self.plan.tasks[i].deps = added.clone();
+        self.plan.tasks[i].iterations = Some(added.clone());
+        Ok(added)
     }
 
     /// The other iterations of the loop iteration `i` (none for any other task).

@@ -102,6 +102,8 @@ pub fn plan(pipeline: &Pipeline, params: &Params) -> Result<Plan, String> {
                         ))
                     }
                 },
+                // A list an upstream step outputs: the loop expands when it is known.
+                Some(Ref::StepOutput { .. }) => continue,
                 _ => return Err(format!("`forEach` of step `{}` is not a list", step.name)),
             },
             other => {

@@ -917,3 +917,76 @@ fn a_failed_iteration_fails_its_loop_and_an_empty_loop_succeeds_at_once() {
     assert_eq!(train.outputs.params["acc"], serde_json::json!([]));
     assert_eq!(run.tasks[idx_of(&run, "best")].state, TaskState::Ready);
 }
+
+const SHARDS: &str = r#"
+name: shards
+steps:
+  - name: split
+    image: busybox
+    command: [echo]
+    outputs: {params: {shards: list}}
+  - name: work
+    image: busybox
+    forEach: '{{steps.split.outputs.params.shards}}'
+    command: [echo, "shard {{item}}"]
+    outputs: {params: {n: int}}
+  - name: total
+    image: busybox
+    command: [echo, "{{steps.work.outputs.params.n}}"]
+"#;
+
+#[test]
+fn a_loop_over_an_upstream_output_expands_when_the_output_is_known_and_survives_a_restore() {
+    let mut run = start(SHARDS, &[]);
+    assert_eq!(states(&run), "split=ready work=pending total=pending");
+    ok(&mut run, "split", &[("shards", r#"["a", "b"]"#)], 10);
+    assert_eq!(
+        states(&run),
+        "split=succeeded work=pending total=pending work[0]=ready work[1]=ready"
+    );
+    assert_eq!(command(&run, "work[1]"), ["echo", "shard b"]);
+    ok(&mut run, "work[0]", &[("n", "3")], 20);
+
+    // A restarted server plans the same tasks again from what was stored.
+    let restored = Run::restore(Restored {
+        id: run.id.clone(),
+        name: run.name.clone(),
+        pipeline: run.pipeline.clone(),
+        params: run.params.clone(),
+        state: run.state,
+        error: run.error.clone(),
+        created_at: run.created_at,
+        finished_at: run.finished_at,
+        tasks: run.tasks.clone(),
+        names: run.plan.tasks.iter().map(|t| t.name.clone()).collect(),
+        cache: true,
+    })
+    .unwrap();
+    assert_eq!(restored.plan, run.plan);
+    assert_eq!(restored.tasks, run.tasks);
+
+    let mut run = restored;
+    ok(&mut run, "work[1]", &[("n", "4")], 30);
+    assert_eq!(
+        run.tasks[idx_of(&run, "work")].outputs.params["n"],
+        serde_json::json!([3, 4])
+    );
+    assert_eq!(command(&run, "total"), ["echo", "[3,4]"]);
+
+    // An empty list: the loop succeeds at once, with nothing gathered.
+    let mut run = start(SHARDS, &[]);
+    let s = idx_of(&run, "split");
+    lease_at(&mut run, s, 0);
+    let lease = format!("l{}", run.tasks[s].attempt);
+    let empty = TaskResult {
+        outcome: Outcome::Succeeded,
+        exit_code: Some(0),
+        error: None,
+        outputs: [("shards".to_string(), "[]".to_string())].into(),
+        artifacts: vec![],
+        cached_from: None,
+    };
+    run.finished(s, &lease, empty, 10).unwrap();
+    assert_eq!(run.tasks[idx_of(&run, "work")].state, TaskState::Succeeded);
+    assert_eq!(run.tasks[idx_of(&run, "total")].state, TaskState::Ready);
+}

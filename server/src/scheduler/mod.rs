@@ -62,48 +62,66 @@ struct Active {
 
 impl Active {
     fn new(run: Run, row: RunRow) -> Active {
-        let statics = run
-            .plan
-            .tasks
-            .iter()
-            .map(|t| {
-                let step = run.pipeline.task_step(t.step);
-                let image = run
-                    .pipeline
-                    .template_of(step)
-                    .map(|t| t.image.value.clone())
-                    .unwrap_or_default();
-                let mut deps: Vec<String> = t
-                    .deps
-                    .iter()
-                    .map(|&d| run.plan.tasks[d].name.clone())
-                    .collect();
-                // Shown as waiting for the steps that end the graph, which is when they run.
-                if t.exit_handler && deps.is_empty() {
-                    deps = run
-                        .plan
-                        .tasks
-                        .iter()
-                        .filter(|p| {
-                            !p.exit_handler
-                                && p.dependents.iter().all(|&d| run.plan.tasks[d].exit_handler)
-                        })
-                        .map(|p| p.name.clone())
-                        .collect();
-                }
-                Arc::new(TaskStatic::new(t.name.clone(), image, deps))
-            })
-            .collect();
-        Active {
+        let mut a = Active {
             reuse: HashMap::new(),
             run_id: Arc::from(run.id.as_str()),
             run,
             row,
-            statics,
+            statics: Vec::new(),
+        };
+        a.grow_statics();
+        a
+    }
+
+    /// What never changes about each task (name, image, what it is shown waiting for), for the
+    /// tasks the plan has now: a loop over an upstream output adds tasks as it starts.
+    fn grow_statics(&mut self) {
+        let run = &self.run;
+        // A loop that started waits for its new iterations now.
+        let stale: Vec<usize> = (0..self.statics.len())
+            .filter(|&i| {
+                let t = &run.plan.tasks[i];
+                !t.exit_handler && t.deps.len() != self.statics[i].depends_on.len()
+            })
+            .collect();
+        let from = stale.first().copied().unwrap_or(self.statics.len());
+        let keep: Vec<Arc<TaskStatic>> = self.statics.drain(..).collect();
+        self.statics = keep.into_iter().take(from).collect();
+        for i in self.statics.len()..run.plan.tasks.len() {
+            let t = &run.plan.tasks[i];
+            let step = run.pipeline.task_step(t.step);
+            let image = run
+                .pipeline
+                .template_of(step)
+                .map(|t| t.image.value.clone())
+                .unwrap_or_default();
+            let mut deps: Vec<String> = t
+                .deps
+                .iter()
+                .map(|&d| run.plan.tasks[d].name.clone())
+                .collect();
+            // Shown as waiting for the steps that end the graph, which is when they run.
+            if t.exit_handler && deps.is_empty() {
+                deps = run
+                    .plan
+                    .tasks
+                    .iter()
+                    .filter(|p| {
+                        !p.exit_handler
+                            && p.dependents.iter().all(|&d| run.plan.tasks[d].exit_handler)
+                    })
+                    .map(|p| p.name.clone())
+                    .collect();
+            }
+            self.statics
+                .push(Arc::new(TaskStatic::new(t.name.clone(), image, deps)));
         }
     }
 
-    fn task_row(&self, i: usize) -> TaskRow {
+    fn task_row(&mut self, i: usize) -> TaskRow {
+        if i >= self.statics.len() {
+            self.grow_statics();
+        }
         TaskRow {
             run_id: self.run_id.clone(),
             idx: i,

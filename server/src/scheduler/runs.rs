@@ -105,6 +105,7 @@ impl Scheduler {
                     s.row.id
                 ))
             })?;
+            let names: Vec<String> = s.tasks.iter().map(|t| t.stat.name.clone()).collect();
             let mut tasks: Vec<_> = s.tasks.into_iter().map(|t| t.task).collect();
             for t in &mut tasks {
                 if let Some(l) = &mut t.lease {
@@ -120,6 +121,7 @@ impl Scheduler {
                 error: s.row.error.clone(),
                 created_at: s.row.created_at,
                 finished_at: s.row.finished_at,
+                names,
                 tasks,
                 cache: s.row.cache,
             })
