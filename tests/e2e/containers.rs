@@ -1069,12 +1069,12 @@ steps:
     image: {img}
     forEach: '{{{{params.rates}}}}'
     parallelism: 2
-    outputs: {{params: {{score: {{type: int}}}}}}
-    command: [sh, -c, "echo $(( {{{{item}}}} * 10 )) > {{{{outputs.params.score}}}}"]
+    outputs: {{params: {{score: {{type: int}}}}, artifacts: {{model: {{}}}}}}
+    command: [sh, -c, "echo $(( {{{{item}}}} * 10 )) > {{{{outputs.params.score}}}}; echo model-{{{{item}}}} > {{{{outputs.artifacts.model}}}}"]
   - name: best
     image: {img}
     outputs: {{params: {{top: {{type: int}}}}}}
-    command: [sh, -c, "echo '{{{{steps.train.outputs.params.score}}}}' | tr -d '[]' | tr ',' '\n' | sort -n | tail -1 > {{{{outputs.params.top}}}}"]
+    command: [sh, -c, "echo '{{{{steps.train.outputs.params.score}}}}' | tr -d '[]' | tr ',' '\n' | sort -n | tail -1 > {{{{outputs.params.top}}}}; cd {{{{steps.train.outputs.artifacts.model}}}} && for k in *; do echo $k $(cat $k); done"]
 "#
         ))
         .await;
@@ -1090,6 +1090,17 @@ steps:
         );
     }
     assert_eq!(task(&run, "best").outputs["top"], serde_json::json!(50));
+    // Each iteration's artifact, mounted read-only at its index.
+    assert_eq!(
+        c.stdout(&run.summary.id, "best").await,
+        "0 model-1\n1 model-5\n2 model-3\n"
+    );
+    let names: Vec<&str> = task(&run, "train")
+        .artifacts
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["model[0]", "model[1]", "model[2]"]);
     // The graph shows the fan-out and the fan-in.
     assert_eq!(
         task(&run, "train").depends_on,

@@ -100,7 +100,7 @@ fn every_error_is_placed_and_explained() {
         ("name: x\nsteps:\n  - name: a\n    image: b\n    resources: {memory: lots}\n", &["5:25: `memory` must be a size"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    forEach: 3\n    parallelism: 0\n", &["5:14: `forEach` takes a list", "6:18: `parallelism` must be a positive whole number"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    command: [echo, '{{item}}']\n    parallelism: 2\n", &["5:21: `{{item}}` is defined only in a step with `forEach`", "6:18: `parallelism` limits a `forEach` loop"]),
-        ("name: x\nsteps:\n  - name: a\n    image: b\n    forEach: [1, 2]\n    outputs: {artifacts: {m: {}}}\n  - name: c\n    image: b\n    command: [cat, '{{steps.a.outputs.artifacts.m}}']\n", &["gathering a loop's artifacts is not supported"]),
+        ("name: x\nsteps:\n  - name: a\n    image: b\n    outputs: {params: {n: int}}\n  - name: c\n    image: b\n    forEach: '{{steps.a.outputs.params.n}}'\n", &["8:14: `forEach` needs a list, but `{{steps.a.outputs.params.n}}` is int"]),
         ("name: x\nsteps:\n  - name: a\n    image: b\n    dependsOn: [n]\nonExit:\n  - name: n\n    image: b\n  - name: a\n    image: b\n", &["5:17: step `a` depends on unknown step `n`", "9:11: duplicate step name `a` (first used at line 3)"]),
         ("name: x\nname: y\nsteps: []\n", &["2:1: duplicate key `name`", "the pipeline has no steps"]),
     ];

@@ -82,6 +82,8 @@ fn loop_settings(c: &Control, d: &mut Diagnostics) {
     if let Some(each) = &c.for_each {
         let ok = match &each.value {
             Value::Array(_) => true,
+            // A grid: every combination of the lists, as nested loops.
+            Value::Object(axes) => !axes.is_empty() && axes.values().all(Value::is_array),
             Value::String(text) => matches!(
                 refs::sole_ref(text),
                 Some(Ref::Param(_))
@@ -93,7 +95,7 @@ fn loop_settings(c: &Control, d: &mut Diagnostics) {
             _ => false,
         };
         if !ok {
-            d.error(each.span, "`forEach` takes a list, such as [0.1, 0.01], a list parameter, such as '{{params.rates}}', or a list an upstream step outputs, such as '{{steps.split.outputs.params.shards}}'");
+            d.error(each.span, "`forEach` takes a list, such as [0.1, 0.01], a grid of lists, such as {lr: [0.1, 0.01], depth: [2, 4]}, a list parameter, such as '{{params.rates}}', or a list an upstream step outputs, such as '{{steps.split.outputs.params.shards}}'");
         }
     }
     if let (Some(par), None) = (&c.parallelism, &c.for_each) {
@@ -261,10 +263,6 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
                 // A loop's outputs are gathered from its iterations, in item order.
                 IoKind::Param if looped => producer.outputs.param(name).map(|_| ParamType::List),
                 IoKind::Param => producer.outputs.param(name).map(|o| o.ty),
-                IoKind::Artifact if looped => {
-                    d.error(span, format!("`{{{{{r}}}}}`: gathering a loop's artifacts is not supported by this version of sluice yet (its output parameters are)"));
-                    None
-                }
                 IoKind::Artifact => Some(ParamType::String),
             }
         }

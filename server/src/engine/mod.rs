@@ -751,9 +751,11 @@ impl Run {
             .ok_or_else(|| format!("`forEach` of step `{name}`: unknown step `{producer}`"))?;
         let items = match self.tasks[j].outputs.params.get(&output) {
             Some(serde_json::Value::Array(items)) => items.clone(),
-            Some(other) => return Err(format!(
+            Some(other) => {
+                return Err(format!(
                 "`forEach` of step `{name}`: `{producer}` output `{output}` is {other}, not a list"
-            )),
+            ))
+            }
             None => {
                 return Err(format!(
                     "`forEach` of step `{name}`: step `{producer}` has no output `{output}`"
@@ -835,9 +837,25 @@ impl Run {
             .filter_map(|&j| self.tasks[j].started_at)
             .min()
             .or(Some(now));
+        // Artifacts are gathered as `name[k]`; a step reading them gets each iteration's at `k`.
+        let artifacts = iterations
+            .iter()
+            .enumerate()
+            .flat_map(|(k, &j)| {
+                self.tasks[j]
+                    .outputs
+                    .artifacts
+                    .iter()
+                    .map(move |a| ArtifactRecord {
+                        name: format!("{}[{k}]", a.name),
+                        ..a.clone()
+                    })
+            })
+            .collect();
         let t = &mut self.tasks[i];
         t.attempt = 1;
         t.outputs.params = outputs;
+        t.outputs.artifacts = artifacts;
         t.started_at = started;
         t.ready_at = Some(now);
         self.finish_task(i, TaskState::Succeeded, None, None, now, fx);

@@ -86,6 +86,7 @@ pub fn plan(pipeline: &Pipeline, params: &Params) -> Result<Plan, String> {
         };
         let items = match &each.value {
             serde_json::Value::Array(items) => items.clone(),
+            serde_json::Value::Object(axes) => grid(axes),
             serde_json::Value::String(text) => match refs::sole_ref(text) {
                 Some(Ref::Param(name)) => match params.get(&name) {
                     Some(serde_json::Value::Array(items)) => items.clone(),
@@ -149,6 +150,27 @@ pub fn plan(pipeline: &Pipeline, params: &Params) -> Result<Plan, String> {
         )
     })?;
     Ok(Plan { tasks })
+}
+
+/// The items of a grid loop (`forEach: {lr: [0.1, 0.01], depth: [2, 4]}`): one object per
+/// combination, keys in alphabetical order with the first varying slowest, as nested loops would
+/// run them.
+fn grid(axes: &serde_json::Map<String, serde_json::Value>) -> Vec<serde_json::Value> {
+    let mut items = vec![serde_json::Map::new()];
+    for (key, values) in axes {
+        let values = values.as_array().cloned().unwrap_or_default();
+        items = items
+            .into_iter()
+            .flat_map(|partial| {
+                values.iter().map(move |v| {
+                    let mut m = partial.clone();
+                    m.insert(key.clone(), v.clone());
+                    m
+                })
+            })
+            .collect();
+    }
+    items.into_iter().map(serde_json::Value::Object).collect()
 }
 
 /// The values of a run's parameters: those given, checked against their types, and the defaults.

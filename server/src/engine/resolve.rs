@@ -57,7 +57,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
                 b.name
             ));
         };
-        input_artifacts.push(ctx.artifact(&b.name, &producer, &name)?);
+        input_artifacts.extend(ctx.artifact(&b.name, &producer, &name)?);
     }
 
     let mut direct = Vec::new();
@@ -91,11 +91,10 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
         .transpose()?;
     for (producer, name) in direct {
         let mounted = format!("{producer}.{name}");
-        if !input_artifacts
-            .iter()
-            .any(|a: &InputArtifact| a.name == mounted)
-        {
-            input_artifacts.push(ctx.artifact(&mounted, &producer, &name)?);
+        let known =
+            |a: &InputArtifact| a.name == mounted || a.name.starts_with(&format!("{mounted}/"));
+        if !input_artifacts.iter().any(known) {
+            input_artifacts.extend(ctx.artifact(&mounted, &producer, &name)?);
         }
     }
     let command = match (&script, command) {
@@ -191,21 +190,42 @@ impl Ctx<'_> {
         Ok(&self.run.tasks[idx].outputs)
     }
 
-    fn artifact(&self, mounted: &str, producer: &str, name: &str) -> Result<InputArtifact, String> {
-        let rec = self
-            .outputs_of(producer)?
-            .artifacts
-            .iter()
-            .find(|a| a.name == name)
-            .ok_or_else(|| {
-                format!("step `{producer}` did not record its output artifact `{name}`")
-            })?;
-        Ok(InputArtifact {
-            name: mounted.to_string(),
-            path: format!("{}/{mounted}", paths::INPUT_ARTIFACTS),
-            uri: rec.uri.clone(),
+    /// The input artifact(s) for `producer`'s output `name`, mounted at `mounted`: one, or for a
+    /// loop one per iteration, at `mounted/0`, `mounted/1`… (the loop records `name[k]`).
+    fn artifact(
+        &self,
+        mounted: &str,
+        producer: &str,
+        name: &str,
+    ) -> Result<Vec<InputArtifact>, String> {
+        let records = &self.outputs_of(producer)?.artifacts;
+        let at = |path: String, uri: &str| InputArtifact {
+            name: path.clone(),
+            path: format!("{}/{path}", paths::INPUT_ARTIFACTS),
+            uri: uri.to_string(),
             producer: producer.to_string(),
-        })
+        };
+        if let Some(rec) = records.iter().find(|a| a.name == name) {
+            return Ok(vec![at(mounted.to_string(), &rec.uri)]);
+        }
+        let prefix = format!("{name}[");
+        let gathered: Vec<InputArtifact> = records
+            .iter()
+            .filter_map(|a| {
+                let k = a.name.strip_prefix(&prefix)?.strip_suffix(']')?;
+                Some(at(format!("{mounted}/{k}"), &a.uri))
+            })
+            .collect();
+        let looped = self
+            .run
+            .task_index(producer)
+            .is_some_and(|i| self.run.plan.tasks[i].iterations.is_some());
+        if gathered.is_empty() && !looped {
+            return Err(format!(
+                "step `{producer}` did not record its output artifact `{name}`"
+            ));
+        }
+        Ok(gathered)
     }
 
     fn lookup(&self, r: &Ref) -> Result<Value, String> {

@@ -990,3 +990,17 @@ fn a_loop_over_an_upstream_output_expands_when_the_output_is_known_and_survives_
     assert_eq!(run.tasks[idx_of(&run, "work")].state, TaskState::Succeeded);
     assert_eq!(run.tasks[idx_of(&run, "total")].state, TaskState::Ready);
 }
+
+#[test]
+fn a_grid_loop_runs_every_combination_as_nested_loops_would() {
+    let src = "name: grid\nsteps:\n  - name: fit\n    image: busybox\n    forEach: {lr: [0.1, 0.01], depth: [2, 4, 8]}\n    command: [echo, '{{item.lr}} {{item.depth}}']\n";
+    let run = start(src, &[]);
+    let cmds: Vec<String> = (0..6)
+        .map(|k| command(&run, &format!("fit[{k}]"))[1].clone())
+        .collect();
+    // serde_json keeps object keys sorted: `depth` varies slowest.
+    assert_eq!(
+        cmds,
+        ["0.1 2", "0.01 2", "0.1 4", "0.01 4", "0.1 8", "0.01 8"]
+    );
+}
