@@ -66,13 +66,8 @@ pub struct StoreDir {
     /// The worker's data directory (images live in its `images/`).
     #[arg(long = "worker-dir", env = "SLUICE_WORKER_DIR", default_value_os_t = super::serve::default_worker_dir())]
     worker_dir: PathBuf,
-    /// Registries (host:port) to reach over plain HTTP besides loopback ones.
-    #[arg(
-        long = "insecure-registry",
-        env = "SLUICE_INSECURE_REGISTRIES",
-        value_delimiter = ','
-    )]
-    insecure: Vec<String>,
+    #[command(flatten)]
+    insecure: super::Insecure,
 }
 
 impl StoreDir {
@@ -151,7 +146,10 @@ pub async fn image(cmd: ImageCmd) -> anyhow::Result<u8> {
             println!("imported {} ({})", r.reference, r.digest);
         }
         ImageCmd::Pull { image, dir } => {
-            let mut regs = Registries::new(std::sync::Arc::new(dir.open()?), dir.insecure.clone());
+            let mut regs = Registries::new(
+                std::sync::Arc::new(dir.open()?),
+                dir.insecure.registries.clone(),
+            );
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 regs = regs.with_progress(std::sync::Arc::new(progress_line));
             }
@@ -164,7 +162,10 @@ pub async fn image(cmd: ImageCmd) -> anyhow::Result<u8> {
             );
         }
         ImageCmd::Push { image, target, dir } => {
-            let regs = Registries::new(std::sync::Arc::new(dir.open()?), dir.insecure.clone());
+            let regs = Registries::new(
+                std::sync::Arc::new(dir.open()?),
+                dir.insecure.registries.clone(),
+            );
             let to = regs.push(&image, target.as_deref()).await?;
             println!("pushed {to}");
         }

@@ -144,3 +144,15 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 pub fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
+
+/// Registries (host:port) reached over plain HTTP besides loopback ones.
+#[derive(Args, Clone, Default)]
+pub struct Insecure {
+    /// Registries (host:port) to reach over plain HTTP besides loopback ones.
+    #[arg(
+        long = "insecure-registry",
+        env = "SLUICE_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub registries: Vec<String>,
+}

@@ -42,13 +42,8 @@ fn parse_cores(s: &str) -> Result<u64, String> {
 pub struct RuntimeOpts {
     #[arg(long, value_enum, default_value_t, hide = true)]
     runtime: RuntimeKind,
-    /// Registries (host:port) to reach over plain HTTP besides loopback ones.
-    #[arg(
-        long = "insecure-registry",
-        env = "SLUICE_INSECURE_REGISTRIES",
-        value_delimiter = ','
-    )]
-    insecure: Vec<String>,
+    #[command(flatten)]
+    insecure: super::Insecure,
     /// Memory limit of steps that set none (default: no limit, as Docker has it).
     #[arg(long, env = "SLUICE_DEFAULT_MEMORY", value_parser = parse_size)]
     default_memory: Option<u64>,
@@ -181,7 +176,10 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                 ImageStore::open(&worker_dir.join("images"))
                     .context("cannot open the worker's image store")?,
             );
-            let registries = Arc::new(Registries::new(store.clone(), o.insecure.clone()));
+            let registries = Arc::new(Registries::new(
+                store.clone(),
+                o.insecure.registries.clone(),
+            ));
             let cfg = EmbeddedConfig {
                 worker_dir: worker_dir.to_path_buf(),
                 helper: std::env::current_exe().context("cannot find the sluice binary")?,
