@@ -5,16 +5,19 @@
 //! and wake whoever waits. Dependencies, readiness, failure propagation, leases and cancellation are
 //! decided here.
 
+mod caching;
+mod conditions;
+mod loops;
 mod plan;
 mod resolve;
+mod retries;
 #[cfg(test)]
 mod tests;
 
+use conditions::Verdict;
 pub use plan::{plan, resolve_params, Plan, PlanTask};
+use retries::human_ms;
 use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
-use sluice_sdk::spec::cond;
-use sluice_sdk::spec::refs;
-use sluice_sdk::spec::refs::Ref;
 use sluice_sdk::spec::Pipeline;
 use std::sync::Arc;
 
@@ -468,114 +471,6 @@ impl Run {
         Ok(fx)
     }
 
-    /// A ready task's result is taken from the cache (the scheduler found it): it succeeds as
-    /// attempt 1 with no worker, and what waits for it goes on.
-    pub fn finish_from_cache(&mut self, i: usize, result: TaskResult, now: i64) -> Vec<Effect> {
-        if self.tasks[i].state != TaskState::Ready || self.state != RunState::Running {
-            return Vec::new();
-        }
-        let lease = format!("cache-{i}");
-        let t = &mut self.tasks[i];
-        t.attempt += 1;
-        t.state = TaskState::Leased;
-        t.started_at = Some(now);
-        t.lease = Some(LeaseInfo {
-            id: lease.clone(),
-            worker: String::new(),
-            expires_at: now,
-        });
-        self.finished(i, &lease, result, now).unwrap_or_default()
-    }
-
-    /// The key task `i`'s result is cached under, with the step's maximum cache age in seconds;
-    /// `None` when it must always run (caching off for the step, or a step that
-    /// reads volumes or the host's network, whose results depend on more than its inputs). The
-    /// key covers the image reference, command, args, script, environment, working directory,
-    /// declared outputs and each input artifact's content hash; the image's digest is matched
-    /// beside it (see the scheduler and the worker).
-    pub fn cache_key(&self, i: usize) -> Option<(String, Option<u64>)> {
-        let control = self.pipeline.control(self.step_of(i));
-        let max_age = match control.cache.map(|c| c.value) {
-            Some(c) if !c.enabled => return None,
-            Some(c) => c.max_age_secs,
-            None => None,
-        };
-        let spec = self.tasks[i].spec.as_ref()?;
-        if spec.host_network || !spec.volumes.is_empty() {
-            return None;
-        }
-        let inputs: Vec<(&str, &str)> = spec
-            .input_artifacts
-            .iter()
-            .map(|a| {
-                let hash = self
-                    .task_index(&a.producer)
-                    .and_then(|p| {
-                        self.tasks[p]
-                            .outputs
-                            .artifacts
-                            .iter()
-                            .find(|r| r.uri == a.uri)
-                    })
-                    .map(|r| r.sha256.as_str())
-                    .unwrap_or("");
-                (a.path.as_str(), hash)
-            })
-            .collect();
-        let what = serde_json::json!({
-            "image": spec.image, "command": spec.command, "args": spec.args, "script": spec.script,
-            "env": spec.env, "working_dir": spec.working_dir, "inputs": inputs,
-            "output_params": spec.output_params, "output_artifacts": spec.output_artifacts,
-        });
-        use sha2::Digest;
-        let key = hex::encode(sha2::Sha256::digest(what.to_string().as_bytes()));
-        Some((key, max_age))
-    }
-
-    /// The wait before the next attempt of task `i`, whose latest attempt failed; `None` when
-    /// its retries are used up (or it has none). Exponential: initial × factor^(n-1), capped.
-    fn retry_delay(&self, i: usize) -> Option<u64> {
-        let step = self.step_of(i);
-        let retry = self.pipeline.control(step).retry?.value;
-        let failed = self.tasks[i]
-            .attempts
-            .iter()
-            .filter(|a| a.state == TaskState::Failed)
-            .count() as u32;
-        if failed > retry.limit {
-            return None;
-        }
-        let grown = retry.backoff_initial_ms as f64 * retry.backoff_factor.powi(failed as i32 - 1);
-        Some((grown.min(retry.backoff_max_ms as f64)) as u64)
-    }
-
-    /// Tasks whose retry is due by `now`.
-    pub fn due_retries(&self, now: i64) -> Vec<usize> {
-        self.tasks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| {
-                t.state == TaskState::Pending && t.retry_at.is_some_and(|at| at <= now)
-            })
-            .map(|(i, _)| i)
-            .collect()
-    }
-
-    /// A task's retry is due: it becomes ready again.
-    pub fn retry_due(&mut self, i: usize, now: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        let t = &mut self.tasks[i];
-        if t.state != TaskState::Pending || t.retry_at.is_none() || self.state != RunState::Running
-        {
-            return fx;
-        }
-        t.retry_at = None;
-        t.started_at = None;
-        self.make_ready(i, now, &mut fx);
-        self.settle(now, &mut fx);
-        fx
-    }
-
     /// The lease ran out without a heartbeat: the worker is presumed gone. The task runs again
     /// elsewhere (or, if the run was cancelled meanwhile, is cancelled).
     pub fn lease_expired(&mut self, i: usize, now: i64) -> Vec<Effect> {
@@ -711,156 +606,6 @@ impl Run {
         }
     }
 
-    /// Whether task `i`'s step loops over a list an upstream step outputs.
-    fn loops_over_output(&self, i: usize) -> bool {
-        if self.plan.tasks[i].item.is_some() {
-            return false;
-        }
-        let each = self.pipeline.control(self.step_of(i)).for_each;
-        matches!(
-            each.as_ref()
-                .and_then(|e| e.value.as_str())
-                .and_then(refs::sole_ref),
-            Some(Ref::StepOutput { .. })
-        )
-    }
-
-    /// Adds the iterations of loop `i`, whose items an upstream step output: one task per item
-    /// (`step[k]`, appended), waiting for what the loop waited for; the loop then waits for them.
-    /// Returns the new tasks' indices.
-    fn expand(&mut self, i: usize) -> Result<Vec<usize>, String> {
-        let step = self.step_of(i);
-        let name = step.name.clone();
-        let each = self
-            .pipeline
-            .control(step)
-            .for_each
-            .and_then(|e| e.value.as_str().and_then(refs::sole_ref));
-        let Some(Ref::StepOutput {
-            step: producer,
-            name: output,
-            ..
-        }) = each
-        else {
-            return Err(format!(
-                "`forEach` of step `{name}` names no upstream output"
-            ));
-        };
-        let j = self
-            .task_index(&producer)
-            .ok_or_else(|| format!("`forEach` of step `{name}`: unknown step `{producer}`"))?;
-        let items = match self.tasks[j].outputs.params.get(&output) {
-            Some(serde_json::Value::Array(items)) => items.clone(),
-            Some(other) => {
-                return Err(format!(
-                "`forEach` of step `{name}`: `{producer}` output `{output}` is {other}, not a list"
-            ))
-            }
-            None => {
-                return Err(format!(
-                    "`forEach` of step `{name}`: step `{producer}` has no output `{output}`"
-                ))
-            }
-        };
-        let deps = std::mem::take(&mut self.plan.tasks[i].deps);
-        let step_idx = self.plan.tasks[i].step;
-        let mut added = Vec::new();
-        for (k, item) in items.into_iter().enumerate() {
-            let t = self.tasks.len();
-            for &d in &deps {
-                self.plan.tasks[d].dependents.push(t);
-            }
-            self.plan.tasks.push(PlanTask {
-                name: format!("{name}[{k}]"),
-                deps: deps.clone(),
-                dependents: vec![i],
-                exit_handler: false,
-                step: step_idx,
-                item: Some(item),
-                iterations: None,
-            });
-            self.tasks.push(Task::new());
-            added.push(t);
-        }
-        self.plan.tasks[i].deps = added.clone();
-        self.plan.tasks[i].iterations = Some(added.clone());
-        Ok(added)
-    }
-
-    /// The other iterations of the loop iteration `i` (none for any other task).
-    fn siblings(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        let group = self.plan.tasks[i]
-            .item
-            .as_ref()
-            .map(|_| self.plan.tasks[i].step);
-        group
-            .and_then(|g| self.plan.tasks[g].iterations.as_deref())
-            .unwrap_or(&[])
-            .iter()
-            .copied()
-            .filter(move |&j| j != i)
-    }
-
-    /// How many iterations of task `i`'s loop may run at once, when `i` is an iteration.
-    fn parallelism_of(&self, i: usize) -> Option<usize> {
-        self.plan.tasks[i].item.as_ref()?;
-        let c = self.pipeline.control(self.step_of(i));
-        c.parallelism.map(|p| p.value as usize)
-    }
-
-    /// A loop whose iterations all succeeded: it succeeds, each output parameter the list of
-    /// its iterations' values in item order.
-    fn gather(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
-        let iterations = self.plan.tasks[i].iterations.clone().unwrap_or_default();
-        let declared: Vec<String> = self
-            .pipeline
-            .template_of(self.step_of(i))
-            .map(|t| t.outputs.params.iter().map(|p| p.name.clone()).collect())
-            .unwrap_or_default();
-        let mut outputs = Params::new();
-        for name in declared {
-            let values = iterations
-                .iter()
-                .map(|&t| {
-                    self.tasks[t]
-                        .outputs
-                        .params
-                        .get(&name)
-                        .cloned()
-                        .unwrap_or(serde_json::Value::Null)
-                })
-                .collect();
-            outputs.insert(name, serde_json::Value::Array(values));
-        }
-        let started = iterations
-            .iter()
-            .filter_map(|&j| self.tasks[j].started_at)
-            .min()
-            .or(Some(now));
-        // Artifacts are gathered as `name[k]`; a step reading them gets each iteration's at `k`.
-        let artifacts = iterations
-            .iter()
-            .enumerate()
-            .flat_map(|(k, &j)| {
-                self.tasks[j]
-                    .outputs
-                    .artifacts
-                    .iter()
-                    .map(move |a| ArtifactRecord {
-                        name: format!("{}[{k}]", a.name),
-                        ..a.clone()
-                    })
-            })
-            .collect();
-        let t = &mut self.tasks[i];
-        t.attempt = 1;
-        t.outputs.params = outputs;
-        t.outputs.artifacts = artifacts;
-        t.started_at = started;
-        t.ready_at = Some(now);
-        self.finish_task(i, TaskState::Succeeded, None, None, now, fx);
-    }
-
     /// One of task `d`'s dependencies ended. A failure or cancel upstream ends `d` at once; once
     /// all have ended, `d` runs if any succeeded, and is skipped too if every one was skipped by a
     /// condition (so a step after if/else branches runs after whichever branch ran).
@@ -931,56 +676,6 @@ impl Run {
             let why = format!("every step it waits for was skipped ({})", names.join(", "));
             self.tasks[d].condition_false = true;
             self.finish_task(d, TaskState::Skipped, None, Some(why), now, fx);
-        }
-    }
-
-    /// Whether task `i` runs: its `when` holds (or it has none). A condition that names an
-    /// output of a step that was skipped is not met.
-    fn condition(&self, i: usize) -> Verdict {
-        let step = self.step_of(i);
-        let Some(when) = self.pipeline.control(step).when else {
-            return Verdict::Run;
-        };
-        let expr = match cond::parse(&when.value) {
-            Ok(e) => e,
-            Err(e) => return Verdict::Error(format!("invalid condition `{}`: {e}", when.value)),
-        };
-        for r in cond::refs(&expr) {
-            if let Ref::StepOutput { step: s, .. } = r {
-                if let Some(j) = self.task_index(s) {
-                    if self.tasks[j].state == TaskState::Skipped {
-                        return Verdict::Skip(format!(
-                            "condition `{}` names step `{s}`, which was skipped",
-                            when.value
-                        ));
-                    }
-                }
-            }
-        }
-        let lookup = |r: &Ref| -> Result<serde_json::Value, String> {
-            match r {
-                Ref::Param(n) => self
-                    .params
-                    .get(n)
-                    .cloned()
-                    .ok_or_else(|| format!("no parameter `{n}`")),
-                Ref::StepOutput { step: s, name, .. } => self
-                    .task_index(s)
-                    .and_then(|j| self.tasks[j].outputs.params.get(name).cloned())
-                    .ok_or_else(|| format!("step `{s}` has no output `{name}`")),
-                Ref::Context(c) => Ok(match *c {
-                    "run.id" => self.id.clone().into(),
-                    "run.name" => self.name.clone().into(),
-                    "task.name" => step.name.clone().into(),
-                    _ => (self.tasks[i].attempt + 1).into(),
-                }),
-                other => Err(format!("`{{{{{other}}}}}` cannot be used in a condition")),
-            }
-        };
-        match cond::eval(&expr, &lookup) {
-            Ok(true) => Verdict::Run,
-            Ok(false) => Verdict::Skip(format!("condition `{}` is false", when.value)),
-            Err(e) => Verdict::Error(format!("cannot evaluate condition `{}`: {e}", when.value)),
         }
     }
 
@@ -1061,21 +756,6 @@ impl Run {
             .filter(|(_, t)| t.lease.as_ref().is_some_and(|l| l.expires_at <= now))
             .map(|(i, _)| i)
             .collect()
-    }
-}
-
-enum Verdict {
-    Run,
-    Skip(String),
-    Error(String),
-}
-
-/// `1.5s`, `2m`, `250ms`: a delay as people read it.
-fn human_ms(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms}ms"),
-        1000..=59_999 => format!("{}s", (ms as f64 / 100.0).round() / 10.0),
-        _ => format!("{}m", (ms as f64 / 6000.0).round() / 10.0),
     }
 }
 

@@ -1,0 +1,69 @@
+//! Caching: the key a task's result is kept under, and a ready task finished from a kept result.
+
+use super::*;
+
+impl Run {
+    /// A ready task's result is taken from the cache (the scheduler found it): it succeeds as
+    /// attempt 1 with no worker, and what waits for it goes on.
+    pub fn finish_from_cache(&mut self, i: usize, result: TaskResult, now: i64) -> Vec<Effect> {
+        if self.tasks[i].state != TaskState::Ready || self.state != RunState::Running {
+            return Vec::new();
+        }
+        let lease = format!("cache-{i}");
+        let t = &mut self.tasks[i];
+        t.attempt += 1;
+        t.state = TaskState::Leased;
+        t.started_at = Some(now);
+        t.lease = Some(LeaseInfo {
+            id: lease.clone(),
+            worker: String::new(),
+            expires_at: now,
+        });
+        self.finished(i, &lease, result, now).unwrap_or_default()
+    }
+
+    /// The key task `i`'s result is cached under, with the step's maximum cache age in seconds;
+    /// `None` when it must always run (caching off for the step, or a step that
+    /// reads volumes or the host's network, whose results depend on more than its inputs). The
+    /// key covers the image reference, command, args, script, environment, working directory,
+    /// declared outputs and each input artifact's content hash; the image's digest is matched
+    /// beside it (see the scheduler and the worker).
+    pub fn cache_key(&self, i: usize) -> Option<(String, Option<u64>)> {
+        let control = self.pipeline.control(self.step_of(i));
+        let max_age = match control.cache.map(|c| c.value) {
+            Some(c) if !c.enabled => return None,
+            Some(c) => c.max_age_secs,
+            None => None,
+        };
+        let spec = self.tasks[i].spec.as_ref()?;
+        if spec.host_network || !spec.volumes.is_empty() {
+            return None;
+        }
+        let inputs: Vec<(&str, &str)> = spec
+            .input_artifacts
+            .iter()
+            .map(|a| {
+                let hash = self
+                    .task_index(&a.producer)
+                    .and_then(|p| {
+                        self.tasks[p]
+                            .outputs
+                            .artifacts
+                            .iter()
+                            .find(|r| r.uri == a.uri)
+                    })
+                    .map(|r| r.sha256.as_str())
+                    .unwrap_or("");
+                (a.path.as_str(), hash)
+            })
+            .collect();
+        let what = serde_json::json!({
+            "image": spec.image, "command": spec.command, "args": spec.args, "script": spec.script,
+            "env": spec.env, "working_dir": spec.working_dir, "inputs": inputs,
+            "output_params": spec.output_params, "output_artifacts": spec.output_artifacts,
+        });
+        use sha2::Digest;
+        let key = hex::encode(sha2::Sha256::digest(what.to_string().as_bytes()));
+        Some((key, max_age))
+    }
+}

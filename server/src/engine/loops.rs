@@ -1,0 +1,157 @@
+//! Loops: a `forEach` step's iterations — expanded when an upstream output gives the items,
+//! held back by `parallelism`, and gathered into the loop's outputs when they have all ended.
+
+use super::*;
+use sluice_sdk::spec::refs::{self, Ref};
+
+impl Run {
+    /// Whether task `i`'s step loops over a list an upstream step outputs.
+    pub(super) fn loops_over_output(&self, i: usize) -> bool {
+        if self.plan.tasks[i].item.is_some() {
+            return false;
+        }
+        let each = self.pipeline.control(self.step_of(i)).for_each;
+        matches!(
+            each.as_ref()
+                .and_then(|e| e.value.as_str())
+                .and_then(refs::sole_ref),
+            Some(Ref::StepOutput { .. })
+        )
+    }
+
+    /// Adds the iterations of loop `i`, whose items an upstream step output: one task per item
+    /// (`step[k]`, appended), waiting for what the loop waited for; the loop then waits for them.
+    /// Returns the new tasks' indices.
+    pub(super) fn expand(&mut self, i: usize) -> Result<Vec<usize>, String> {
+        let step = self.step_of(i);
+        let name = step.name.clone();
+        let each = self
+            .pipeline
+            .control(step)
+            .for_each
+            .and_then(|e| e.value.as_str().and_then(refs::sole_ref));
+        let Some(Ref::StepOutput {
+            step: producer,
+            name: output,
+            ..
+        }) = each
+        else {
+            return Err(format!(
+                "`forEach` of step `{name}` names no upstream output"
+            ));
+        };
+        let j = self
+            .task_index(&producer)
+            .ok_or_else(|| format!("`forEach` of step `{name}`: unknown step `{producer}`"))?;
+        let items = match self.tasks[j].outputs.params.get(&output) {
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            Some(other) => {
+                return Err(format!(
+                "`forEach` of step `{name}`: `{producer}` output `{output}` is {other}, not a list"
+            ))
+            }
+            None => {
+                return Err(format!(
+                    "`forEach` of step `{name}`: step `{producer}` has no output `{output}`"
+                ))
+            }
+        };
+        let deps = std::mem::take(&mut self.plan.tasks[i].deps);
+        let step_idx = self.plan.tasks[i].step;
+        let mut added = Vec::new();
+        for (k, item) in items.into_iter().enumerate() {
+            let t = self.tasks.len();
+            for &d in &deps {
+                self.plan.tasks[d].dependents.push(t);
+            }
+            self.plan.tasks.push(PlanTask {
+                name: format!("{name}[{k}]"),
+                deps: deps.clone(),
+                dependents: vec![i],
+                exit_handler: false,
+                step: step_idx,
+                item: Some(item),
+                iterations: None,
+            });
+            self.tasks.push(Task::new());
+            added.push(t);
+        }
+        self.plan.tasks[i].deps = added.clone();
+        self.plan.tasks[i].iterations = Some(added.clone());
+        Ok(added)
+    }
+
+    /// The other iterations of the loop iteration `i` (none for any other task).
+    pub(super) fn siblings(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let group = self.plan.tasks[i]
+            .item
+            .as_ref()
+            .map(|_| self.plan.tasks[i].step);
+        group
+            .and_then(|g| self.plan.tasks[g].iterations.as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(move |&j| j != i)
+    }
+
+    /// How many iterations of task `i`'s loop may run at once, when `i` is an iteration.
+    pub(super) fn parallelism_of(&self, i: usize) -> Option<usize> {
+        self.plan.tasks[i].item.as_ref()?;
+        let c = self.pipeline.control(self.step_of(i));
+        c.parallelism.map(|p| p.value as usize)
+    }
+
+    /// A loop whose iterations all succeeded: it succeeds, each output parameter the list of
+    /// its iterations' values in item order.
+    pub(super) fn gather(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
+        let iterations = self.plan.tasks[i].iterations.clone().unwrap_or_default();
+        let declared: Vec<String> = self
+            .pipeline
+            .template_of(self.step_of(i))
+            .map(|t| t.outputs.params.iter().map(|p| p.name.clone()).collect())
+            .unwrap_or_default();
+        let mut outputs = Params::new();
+        for name in declared {
+            let values = iterations
+                .iter()
+                .map(|&t| {
+                    self.tasks[t]
+                        .outputs
+                        .params
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or(serde_json::Value::Null)
+                })
+                .collect();
+            outputs.insert(name, serde_json::Value::Array(values));
+        }
+        let started = iterations
+            .iter()
+            .filter_map(|&j| self.tasks[j].started_at)
+            .min()
+            .or(Some(now));
+        // Artifacts are gathered as `name[k]`; a step reading them gets each iteration's at `k`.
+        let artifacts = iterations
+            .iter()
+            .enumerate()
+            .flat_map(|(k, &j)| {
+                self.tasks[j]
+                    .outputs
+                    .artifacts
+                    .iter()
+                    .map(move |a| ArtifactRecord {
+                        name: format!("{}[{k}]", a.name),
+                        ..a.clone()
+                    })
+            })
+            .collect();
+        let t = &mut self.tasks[i];
+        t.attempt = 1;
+        t.outputs.params = outputs;
+        t.outputs.artifacts = artifacts;
+        t.started_at = started;
+        t.ready_at = Some(now);
+        self.finish_task(i, TaskState::Succeeded, None, None, now, fx);
+    }
+}
