@@ -74,47 +74,17 @@ impl Active {
     }
 
     /// What never changes about each task (name, image, what it is shown waiting for), for the
-    /// tasks the plan has now: a loop over an upstream output adds tasks as it starts.
+    /// tasks the plan has now: a loop over an upstream output adds tasks as it starts, and the
+    /// loop itself then waits for them.
     fn grow_statics(&mut self) {
-        let run = &self.run;
-        // A loop that started waits for its new iterations now.
-        let stale: Vec<usize> = (0..self.statics.len())
-            .filter(|&i| {
-                let t = &run.plan.tasks[i];
-                !t.exit_handler && t.deps.len() != self.statics[i].depends_on.len()
-            })
-            .collect();
-        let from = stale.first().copied().unwrap_or(self.statics.len());
-        let keep: Vec<Arc<TaskStatic>> = self.statics.drain(..).collect();
-        self.statics = keep.into_iter().take(from).collect();
-        for i in self.statics.len()..run.plan.tasks.len() {
-            let t = &run.plan.tasks[i];
-            let step = run.pipeline.task_step(t.step);
-            let image = run
-                .pipeline
-                .template_of(step)
-                .map(|t| t.image.value.clone())
-                .unwrap_or_default();
-            let mut deps: Vec<String> = t
-                .deps
-                .iter()
-                .map(|&d| run.plan.tasks[d].name.clone())
-                .collect();
-            // Shown as waiting for the steps that end the graph, which is when they run.
-            if t.exit_handler && deps.is_empty() {
-                deps = run
-                    .plan
-                    .tasks
-                    .iter()
-                    .filter(|p| {
-                        !p.exit_handler
-                            && p.dependents.iter().all(|&d| run.plan.tasks[d].exit_handler)
-                    })
-                    .map(|p| p.name.clone())
-                    .collect();
+        for i in 0..self.statics.len() {
+            let t = &self.run.plan.tasks[i];
+            if !t.exit_handler && t.deps.len() != self.statics[i].depends_on.len() {
+                self.statics[i] = task_static(&self.run, i);
             }
-            self.statics
-                .push(Arc::new(TaskStatic::new(t.name.clone(), image, deps)));
+        }
+        for i in self.statics.len()..self.run.plan.tasks.len() {
+            self.statics.push(task_static(&self.run, i));
         }
     }
 
@@ -286,10 +256,10 @@ impl Scheduler {
             if run.tasks[i].state != sluice_sdk::api::TaskState::Ready {
                 continue;
             }
-            let name = &run.plan.tasks[i].name;
-            if let Some(result) = active.reuse.get(name).cloned() {
+            let name = run.plan.tasks[i].name.clone();
+            if active.reuse.contains_key(&name) {
                 let active = st.runs.get_mut(&run_id).expect("looked up above");
-                active.reuse.remove(&result_name(&active.run, i));
+                let result = active.reuse.remove(&name).expect("checked above");
                 let fx = active.run.finish_from_cache(i, result, now);
                 st.ready.retain(|(r, j)| !(*r == run_id && *j == i));
                 let before = step.ready_tasks.len();
@@ -343,8 +313,31 @@ impl Scheduler {
     }
 }
 
-fn result_name(run: &Run, i: usize) -> String {
-    run.plan.tasks[i].name.clone()
+fn task_static(run: &Run, i: usize) -> Arc<TaskStatic> {
+    let t = &run.plan.tasks[i];
+    let image = run
+        .pipeline
+        .template_of(run.pipeline.task_step(t.step))
+        .map(|t| t.image.value.clone())
+        .unwrap_or_default();
+    let mut deps: Vec<String> = t
+        .deps
+        .iter()
+        .map(|&d| run.plan.tasks[d].name.clone())
+        .collect();
+    // Exit handlers are shown waiting for the steps that end the graph, which is when they run.
+    if t.exit_handler && deps.is_empty() {
+        deps = run
+            .plan
+            .tasks
+            .iter()
+            .filter(|p| {
+                !p.exit_handler && p.dependents.iter().all(|&d| run.plan.tasks[d].exit_handler)
+            })
+            .map(|p| p.name.clone())
+            .collect();
+    }
+    Arc::new(TaskStatic::new(t.name.clone(), image, deps))
 }
 
 /// Turns engine effects on one run into rows to write, announcements and queue entries.
