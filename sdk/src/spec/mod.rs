@@ -39,13 +39,14 @@ pub struct Pipeline {
     pub description: Option<String>,
     pub params: Vec<ParamDecl>,
     pub components: Vec<Component>,
+    /// Every step, groups' steps included (after their group, named `GROUP.STEP`), in file order.
     pub steps: Vec<Step>,
     /// Steps that run when the pipeline finishes, whatever its outcome (exit handlers).
     pub on_exit: Vec<Step>,
     /// A run taking longer than this (milliseconds) is stopped and fails.
     pub timeout: Option<Spanned<u64>>,
     pub span: Span,
-    /// Step name to its position in `steps` (the first, where a name repeats).
+    /// Qualified step name to its position in `steps` (the first, where a name repeats).
     pub step_index: std::collections::HashMap<String, usize>,
 }
 
@@ -184,6 +185,22 @@ pub struct Component {
 pub enum Uses {
     Component(Spanned<String>),
     Inline(Box<Template>),
+    /// A group of steps that run together: a condition, a loop or exit handlers on the group
+    /// apply to them all.
+    Group(Box<Group>),
+}
+
+/// What a group holds. Its steps live in [`Pipeline::steps`] too, named `GROUP.STEP`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Group {
+    /// Its steps, as indices into [`Pipeline::steps`].
+    pub steps: Vec<usize>,
+    /// Steps that run once the group's steps have all ended, whatever the outcome.
+    pub on_exit: Vec<usize>,
+    /// Its output parameters, each bound to an output of one of its steps.
+    pub params: Vec<Binding>,
+    /// Its output artifacts, each bound to an output artifact of one of its steps.
+    pub artifacts: Vec<Binding>,
 }
 
 /// A value given to a step's input: a literal, or text with `{{…}}` references.
@@ -204,6 +221,24 @@ pub struct Step {
     pub depends_on: Vec<Spanned<String>>,
     pub control: Control,
     pub span: Span,
+    /// The group the step is in (an index into [`Pipeline::steps`]); `None` at the top.
+    pub parent: Option<usize>,
+    /// One of its group's exit handlers.
+    pub handler: bool,
+}
+
+impl Step {
+    /// The name the step was given in its group (its `name` is qualified: `GROUP.STEP`).
+    pub fn local_name(&self) -> &str {
+        self.name.rsplit('.').next().unwrap_or(&self.name)
+    }
+
+    pub fn group(&self) -> Option<&Group> {
+        match &self.uses {
+            Uses::Group(g) => Some(g),
+            _ => None,
+        }
+    }
 }
 
 impl Pipeline {
@@ -250,6 +285,47 @@ impl Pipeline {
         self.step_index.get(name).map(|&i| &self.steps[i])
     }
 
+    /// The steps at the top of the pipeline (not in a group), exit handlers aside.
+    pub fn top_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.parent.is_none())
+    }
+
+    /// The step a reference written in step `from` means by `name`: a step of `from`'s own group,
+    /// else of the group around that, and so on out to the top (as names in nested scopes
+    /// resolve). Returns its qualified name.
+    pub fn lookup(&self, from: &Step, name: &str) -> Option<&str> {
+        let mut scope = from.parent;
+        loop {
+            let qualified = match scope {
+                Some(g) => format!("{}.{name}", self.steps[g].name),
+                None => name.to_string(),
+            };
+            if let Some(&i) = self.step_index.get(&qualified) {
+                return Some(&self.steps[i].name);
+            }
+            scope = self.steps[scope?].parent;
+        }
+    }
+
+    /// Whether step `s` is inside group `g`, at any depth.
+    pub fn is_within(&self, s: &Step, g: usize) -> bool {
+        let mut at = s.parent;
+        while let Some(p) = at {
+            if p == g {
+                return true;
+            }
+            at = self.steps[p].parent;
+        }
+        false
+    }
+
+    /// The loops around step `s`, innermost first: `s` itself when it has `forEach`, then each
+    /// enclosing group that has one.
+    pub fn loops_around<'a>(&'a self, s: &'a Step) -> impl Iterator<Item = &'a Step> + 'a {
+        std::iter::successors(Some(s), |s| s.parent.map(|p| &self.steps[p]))
+            .filter(|s| self.control(s).for_each.is_some())
+    }
+
     pub fn param(&self, name: &str) -> Option<&ParamDecl> {
         self.params.iter().find(|p| p.name == name)
     }
@@ -259,6 +335,7 @@ impl Pipeline {
         match &step.uses {
             Uses::Inline(t) => Some(t),
             Uses::Component(name) => self.component(&name.value).map(|c| &c.template),
+            Uses::Group(_) => None,
         }
     }
 }

@@ -6,9 +6,11 @@ use crate::diag::did_you_mean;
 use crate::yaml::{Key, Kind, Node};
 
 mod control;
+mod group;
 mod units;
 
 use control::{control, duration};
+use group::Parsed;
 pub use units::{parse_bytes, parse_cpu, parse_duration_ms};
 
 const TEMPLATE_KEYS: &[&str] = &[
@@ -62,6 +64,10 @@ impl<'a> Fields<'a> {
             }
         }
         Some(Fields { node, entries })
+    }
+
+    fn entries(&self) -> &'a [(Key, Node)] {
+        self.entries
     }
 
     fn get(&self, key: &str) -> Option<&'a Node> {
@@ -197,14 +203,25 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
                 .collect()
         })
         .unwrap_or_default();
-    let steps = match f.required("steps", "the pipeline", d) {
+    let parsed = match f.required("steps", "the pipeline", d) {
         Some(n) => step_list(n, "steps", d),
         None => Vec::new(),
     };
+    let mut steps = Vec::new();
+    group::flatten(parsed, None, false, &mut steps);
     let on_exit = f
         .get("onExit")
         .map(|n| step_list(n, "onExit", d))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            if p.step.group().is_some() {
+                d.error(p.step.span, format!("exit handler `{}` cannot be a group: list its steps under `onExit`, ordered with `dependsOn`", p.step.name));
+                return None;
+            }
+            Some(p.step)
+        })
+        .collect();
     let mut step_index = std::collections::HashMap::new();
     for (i, s) in steps.iter().enumerate() {
         step_index.entry(s.name.clone()).or_insert(i);
@@ -222,7 +239,7 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
     })
 }
 
-fn step_list(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<Step> {
+fn step_list(node: &Node, what: &str, d: &mut Diagnostics) -> Vec<Parsed> {
     match &node.kind {
         Kind::Seq(items) => items.iter().filter_map(|n| step(n, d)).collect(),
         _ => {
@@ -578,7 +595,7 @@ fn component(key: &Key, node: &Node, d: &mut Diagnostics) -> Option<Component> {
     })
 }
 
-fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
+fn step(node: &Node, d: &mut Diagnostics) -> Option<Parsed> {
     let f = Fields::new(
         node,
         "a step",
@@ -590,6 +607,8 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
                 "params",
                 "artifacts",
                 "dependsOn",
+                "steps",
+                "onExit",
             ],
             TEMPLATE_KEYS,
             CONTROL_KEYS,
@@ -600,7 +619,13 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
         .required("name", "a step", d)
         .and_then(|n| string(n, "name", d))?;
     let what = format!("step `{}`", name.value);
+    let mut nested = (Vec::new(), Vec::new());
     let uses = match f.string("component", d) {
+        _ if f.get("steps").is_some() => {
+            let (group, steps, on_exit) = group::body(&f, &what, d);
+            nested = (steps, on_exit);
+            Uses::Group(Box::new(group))
+        }
         Some(c) => {
             for k in TEMPLATE_KEYS {
                 if let Some(n) = f.get(k) {
@@ -619,22 +644,8 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
             Uses::Inline(Box::new(template(&f, d)))
         }
     };
-    let bindings = |key: &str, d: &mut Diagnostics| -> Vec<Binding> {
-        f.get(key)
-            .map(|n| {
-                entries(n, key, d)
-                    .iter()
-                    .map(|(k, v)| Binding {
-                        name: k.name.clone(),
-                        value: v.to_json(),
-                        span: v.span,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let params = bindings("params", d);
-    let artifacts = bindings("artifacts", d);
+    let params = group::bindings(f.get("params"), "params", d);
+    let artifacts = group::bindings(f.get("artifacts"), "artifacts", d);
     let depends_on = match f.get("dependsOn") {
         Some(n) => match &n.kind {
             Kind::Str { .. } => string(n, "dependsOn", d).into_iter().collect(),
@@ -642,7 +653,13 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
         },
         None => Vec::new(),
     };
-    Some(Step {
+    if let (Some(n), None) = (f.get("onExit"), f.get("steps")) {
+        d.error(
+            n.span,
+            format!("{what} has `onExit` but no `steps`: exit handlers belong to a group or to the pipeline"),
+        );
+    }
+    let step = Step {
         name: name.value,
         description: opt_string(&f, "description", d),
         uses,
@@ -651,6 +668,13 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Step> {
         depends_on,
         control: control(&f, d),
         span: name.span,
+        parent: None,
+        handler: false,
+    };
+    Some(Parsed {
+        step,
+        steps: nested.0,
+        on_exit: nested.1,
     })
 }
 

@@ -32,10 +32,15 @@ pub enum Ref {
         kind: IoKind,
         name: String,
     },
-    /// `{{run.id}}`, `{{run.name}}`, `{{task.name}}`, `{{task.attempt}}`.
+    /// `{{run.id}}`, `{{run.name}}`, `{{run.status}}`, `{{group.status}}`, `{{task.name}}`,
+    /// `{{task.attempt}}`.
     Context(&'static str),
-    /// `{{item}}` or `{{item.KEY}}`: the loop item of a `forEach` step's iteration.
-    Item(Option<String>),
+    /// `{{item}}` or `{{item.KEY}}`: the item of the innermost loop around the step;
+    /// `{{loops.NAME.item}}` or `{{loops.NAME.item.KEY}}`: that of the loop (step or group) NAME.
+    Item {
+        of: Option<String>,
+        key: Option<String>,
+    },
 }
 
 impl fmt::Display for Ref {
@@ -48,8 +53,16 @@ impl fmt::Display for Ref {
                 write!(f, "steps.{step}.outputs.{}.{name}", kind.plural())
             }
             Ref::Context(c) => f.write_str(c),
-            Ref::Item(None) => f.write_str("item"),
-            Ref::Item(Some(k)) => write!(f, "item.{k}"),
+            Ref::Item { of, key } => {
+                if let Some(l) = of {
+                    write!(f, "loops.{l}.")?;
+                }
+                f.write_str("item")?;
+                match key {
+                    Some(k) => write!(f, ".{k}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -129,14 +142,26 @@ pub fn parse_ref(expr: &str) -> Result<Ref, String> {
         ["run", "status"] => Ref::Context("run.status"),
         ["task", "name"] => Ref::Context("task.name"),
         ["task", "attempt"] => Ref::Context("task.attempt"),
-        ["item"] => Ref::Item(None),
-        ["item", key] => Ref::Item(Some(key.to_string())),
+        ["group", "status"] => Ref::Context("group.status"),
+        ["item"] => Ref::Item { of: None, key: None },
+        ["item", key] => Ref::Item {
+            of: None,
+            key: Some(key.to_string()),
+        },
+        ["loops", l, "item"] if ok_name(l) => Ref::Item {
+            of: Some(l.to_string()),
+            key: None,
+        },
+        ["loops", l, "item", key] if ok_name(l) => Ref::Item {
+            of: Some(l.to_string()),
+            key: Some(key.to_string()),
+        },
         _ => {
             return Err(format!(
                 "unknown reference `{{{{{expr}}}}}`: expected params.NAME, inputs.params.NAME, \
                  inputs.artifacts.NAME, outputs.params.NAME, outputs.artifacts.NAME, \
                  steps.STEP.outputs.params.NAME, steps.STEP.outputs.artifacts.NAME, run.id, run.name, run.status, \
-                 task.name, task.attempt, item or item.KEY"
+                 group.status, task.name, task.attempt, item, item.KEY, loops.LOOP.item or loops.LOOP.item.KEY"
             ))
         }
     };

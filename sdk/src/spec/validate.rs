@@ -63,7 +63,7 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
     }
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for s in p.task_steps() {
-        check_name(&s.name, "step", s.span, d);
+        check_name(s.local_name(), "step", s.span, d);
         if let Some(first) = seen.insert(&s.name, s.span) {
             d.error(
                 s.span,
@@ -87,6 +87,7 @@ fn loop_settings(c: &Control, d: &mut Diagnostics) {
             Value::String(text) => matches!(
                 refs::sole_ref(text),
                 Some(Ref::Param(_))
+                    | Some(Ref::Item { .. })
                     | Some(Ref::StepOutput {
                         kind: IoKind::Param,
                         ..
@@ -95,7 +96,7 @@ fn loop_settings(c: &Control, d: &mut Diagnostics) {
             _ => false,
         };
         if !ok {
-            d.error(each.span, "`forEach` takes a list, such as [0.1, 0.01], a grid of lists, such as {lr: [0.1, 0.01], depth: [2, 4]}, a list parameter, such as '{{params.rates}}', or a list an upstream step outputs, such as '{{steps.split.outputs.params.shards}}'");
+            d.error(each.span, "`forEach` takes a list, such as [0.1, 0.01], a grid of lists, such as {lr: [0.1, 0.01], depth: [2, 4]}, a list parameter, such as '{{params.rates}}', a list an upstream step outputs, such as '{{steps.split.outputs.params.shards}}', or a list in an enclosing loop's item, such as '{{item.seeds}}'");
         }
     }
     if let (Some(par), None) = (&c.parallelism, &c.for_each) {
@@ -112,14 +113,42 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
         condition(p, s, when, d);
     }
     if let Some(each) = &p.control(s).for_each {
-        if let Some(r @ Ref::StepOutput { .. }) = each.value.as_str().and_then(refs::sole_ref) {
-            match ref_type(p, s, &r, each.span, d) {
+        match each.value.as_str().and_then(refs::sole_ref) {
+            Some(r @ Ref::StepOutput { .. }) => match ref_type(p, s, &r, each.span, d) {
                 Some(ParamType::List) | None => {}
                 Some(ty) => d.error(
                     each.span,
                     format!("`forEach` needs a list, but `{{{{{r}}}}}` is {ty}"),
                 ),
-            }
+            },
+            // The item of a loop around this one: this step's own loop does not count.
+            Some(r @ Ref::Item { .. }) if p.loops_around(s).nth(1).is_none() => d.error(
+                each.span,
+                format!(
+                    "`forEach: '{{{{{r}}}}}'` needs a loop around step `{}`, and there is none",
+                    s.name
+                ),
+            ),
+            _ => {}
+        }
+    }
+    for dep in &s.depends_on {
+        if dep.value == s.local_name() {
+            d.error(dep.span, format!("step `{}` depends on itself", s.name));
+            continue;
+        }
+        match p.lookup(s, &dep.value) {
+            None if p.is_exit_handler(s) && p.on_exit.iter().any(|e| e.name == dep.value) => {}
+            None => d.error(
+                dep.span,
+                format!(
+                    "step `{}` depends on unknown step `{}`{}",
+                    s.name,
+                    dep.value,
+                    step_hint(p, &dep.value)
+                ),
+            ),
+            Some(q) => visible(p, s, q, dep.span, d),
         }
     }
     let tpl = match &s.uses {
@@ -143,24 +172,11 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
                 None
             }
         },
-    };
-    for dep in &s.depends_on {
-        if dep.value == s.name {
-            d.error(dep.span, format!("step `{}` depends on itself", s.name));
-        } else if p.step(&dep.value).is_none()
-            && !(p.is_exit_handler(s) && p.on_exit.iter().any(|e| e.name == dep.value))
-        {
-            d.error(
-                dep.span,
-                format!(
-                    "step `{}` depends on unknown step `{}`{}",
-                    s.name,
-                    dep.value,
-                    step_hint(p, &dep.value)
-                ),
-            );
+        Uses::Group(g) => {
+            group_outputs(p, s, g, d);
+            None
         }
-    }
+    };
     let Some(tpl) = tpl else { return };
     let inline = matches!(s.uses, Uses::Inline(_));
     let declared_inputs = !tpl.inputs.params.is_empty() || !tpl.inputs.artifacts.is_empty();
@@ -255,25 +271,30 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
             }
         },
         Ref::StepOutput { step, kind, name } => {
-            let producer = step_output(p, s, step, *kind, name, span, d)?;
-            let looped = p
-                .step(step)
-                .is_some_and(|ps| p.control(ps).for_each.is_some());
-            match kind {
-                // A loop's outputs are gathered from its iterations, in item order.
-                IoKind::Param if looped => producer.outputs.param(name).map(|_| ParamType::List),
-                IoKind::Param => producer.outputs.param(name).map(|o| o.ty),
-                IoKind::Artifact => Some(ParamType::String),
-            }
+            step_output(p, s, step, *kind, name, span, d).map(|o| o.ty)
         }
-        Ref::Item(_) => {
-            if p.control(s).for_each.is_none() {
-                d.error(
-                    span,
-                    format!("`{{{{{r}}}}}` is defined only in a step with `forEach`"),
-                );
+        Ref::Item { of, .. } => {
+            let mut loops = p.loops_around(s);
+            let found = match of {
+                None => loops.next().is_some(),
+                Some(l) => loops.any(|x| x.local_name() == l),
+            };
+            if !found {
+                let what = match of {
+                    None => "a step with `forEach` or in a group with one".to_string(),
+                    Some(l) => {
+                        format!("the steps of a loop named `{l}` (a step or group with `forEach`)")
+                    }
+                };
+                d.error(span, format!("`{{{{{r}}}}}` is defined only in {what}"));
             }
             None
+        }
+        Ref::Context("group.status") => {
+            if !s.handler {
+                d.error(span, format!("`{{{{{r}}}}}` is defined only in a group's exit handlers (`onExit` of a group)"));
+            }
+            Some(ParamType::String)
         }
         Ref::Context("task.attempt") => Some(ParamType::Int),
         Ref::Context(_) => Some(ParamType::String),
@@ -317,7 +338,96 @@ fn condition(p: &Pipeline, s: &Step, when: &Spanned<String>, d: &mut Diagnostics
     }
 }
 
-/// Checks that `{{steps.STEP.outputs.KIND.NAME}}` names a real output of another step, returning its template.
+/// What a step's output is: a parameter's type (a list when a loop gathers it) or an artifact's
+/// kind.
+#[derive(Debug, Clone, Copy)]
+struct Output<'a> {
+    ty: ParamType,
+    kind: Option<&'a str>,
+}
+
+/// Output `name` of `producer` (a step, or a group through its output bindings), or the names
+/// it has.
+fn output_of<'a>(
+    p: &'a Pipeline,
+    producer: &'a Step,
+    kind: IoKind,
+    name: &str,
+) -> Result<Output<'a>, Vec<&'a str>> {
+    let looped = p.control(producer).for_each.is_some();
+    let gathered = |o: Output<'a>| Output {
+        ty: if looped { ParamType::List } else { o.ty },
+        kind: o.kind,
+    };
+    if let Some(g) = producer.group() {
+        let bindings = match kind {
+            IoKind::Param => &g.params,
+            IoKind::Artifact => &g.artifacts,
+        };
+        let Some(b) = bindings.iter().find(|b| b.name == name) else {
+            return Err(bindings.iter().map(|b| b.name.as_str()).collect());
+        };
+        let Some(Ref::StepOutput { step, name, .. }) = b.value.as_str().and_then(refs::sole_ref)
+        else {
+            return Ok(gathered(Output {
+                ty: ParamType::String,
+                kind: None,
+            }));
+        };
+        let member = p.step(&format!("{}.{step}", producer.name));
+        return match member.map(|m| output_of(p, m, kind, &name)) {
+            Some(Ok(o)) => Ok(gathered(o)),
+            // The binding itself is reported where the group is checked.
+            _ => Ok(gathered(Output {
+                ty: ParamType::String,
+                kind: None,
+            })),
+        };
+    }
+    let Some(tpl) = p.template_of(producer) else {
+        return Ok(Output {
+            ty: ParamType::String,
+            kind: None,
+        });
+    };
+    match kind {
+        IoKind::Param => match tpl.outputs.param(name) {
+            Some(o) => Ok(gathered(Output {
+                ty: o.ty,
+                kind: None,
+            })),
+            None => Err(tpl.outputs.params.iter().map(|p| p.name.as_str()).collect()),
+        },
+        IoKind::Artifact => match tpl.outputs.artifact(name) {
+            Some(a) => Ok(Output {
+                ty: ParamType::String,
+                kind: a.kind.as_deref(),
+            }),
+            None => Err(tpl
+                .outputs
+                .artifacts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect()),
+        },
+    }
+}
+
+/// Whether step `s` may wait for (or read) step `q`: not a group it is in, and not an exit
+/// handler unless it is one of the same group's itself.
+fn visible(p: &Pipeline, s: &Step, q: &str, span: Span, d: &mut Diagnostics) {
+    let Some(&qi) = p.step_index.get(q) else {
+        return;
+    };
+    if p.is_within(s, qi) {
+        d.error(span, format!("step `{}` is inside group `{q}` and cannot wait for it or read its outputs; the group's own outputs are bound in its `outputs`", s.name));
+    } else if p.steps[qi].handler && !s.handler {
+        d.error(span, format!("`{q}` is an exit handler of its group; only the group's other exit handlers may wait for it"));
+    }
+}
+
+/// Checks that `{{steps.STEP.outputs.KIND.NAME}}` names a real output of a step `s` can see.
+#[allow(clippy::too_many_arguments)]
 fn step_output<'a>(
     p: &'a Pipeline,
     s: &Step,
@@ -326,48 +436,83 @@ fn step_output<'a>(
     name: &str,
     span: Span,
     d: &mut Diagnostics,
-) -> Option<&'a Template> {
-    if step == s.name {
+) -> Option<Output<'a>> {
+    if step == s.local_name() {
         d.error(span, format!("step `{}` refers to its own output `{name}`; use `{{{{outputs.{}.{name}}}}}` to write it", s.name, kind.plural()));
         return None;
     }
-    let Some(producer) = p.step(step) else {
+    let Some(q) = p.lookup(s, step) else {
         d.error(
             span,
             format!("reference to unknown step `{step}`{}", step_hint(p, step)),
         );
         return None;
     };
-    let tpl = p.template_of(producer)?;
-    let exists = match kind {
-        IoKind::Param => tpl.outputs.param(name).is_some(),
-        IoKind::Artifact => tpl.outputs.artifact(name).is_some(),
-    };
-    if !exists {
-        let names: Vec<&str> = match kind {
-            IoKind::Param => tpl.outputs.params.iter().map(|p| p.name.as_str()).collect(),
-            IoKind::Artifact => tpl
-                .outputs
-                .artifacts
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect(),
-        };
-        let have = if names.is_empty() {
-            "none".to_string()
-        } else {
-            names.join(", ")
-        };
-        d.error(
-            span,
-            format!(
-                "step `{step}` has no output {} `{name}` (it has: {have})",
-                &kind.plural()[..kind.plural().len() - 1]
-            ),
-        );
-        return None;
+    visible(p, s, q, span, d);
+    let producer = p.step(q)?;
+    match output_of(p, producer, kind, name) {
+        Ok(o) => Some(o),
+        Err(names) => {
+            let have = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            };
+            d.error(
+                span,
+                format!(
+                    "step `{step}` has no output {} `{name}` (it has: {have})",
+                    &kind.plural()[..kind.plural().len() - 1]
+                ),
+            );
+            None
+        }
     }
-    Some(tpl)
+}
+
+/// A group's `outputs`: each exactly one output of one of its own steps.
+fn group_outputs(p: &Pipeline, s: &Step, g: &Group, d: &mut Diagnostics) {
+    let all = g
+        .params
+        .iter()
+        .map(|b| (b, IoKind::Param))
+        .chain(g.artifacts.iter().map(|b| (b, IoKind::Artifact)));
+    for (b, kind) in all {
+        check_name(&b.name, "output", b.span, d);
+        let r = b.value.as_str().and_then(refs::sole_ref);
+        let Some(Ref::StepOutput {
+            step,
+            kind: k,
+            name,
+        }) = r.filter(|r| matches!(r, Ref::StepOutput { kind: k, .. } if *k == kind))
+        else {
+            d.error(b.span, format!("output `{}` of group `{}` must be exactly one `{{{{steps.STEP.outputs.{}.NAME}}}}` reference to one of its steps", b.name, s.name, kind.plural()));
+            continue;
+        };
+        let member = p
+            .step(&format!("{}.{step}", s.name))
+            .filter(|m| m.parent.is_some_and(|g| p.steps[g].name == s.name) && !m.handler);
+        let Some(member) = member else {
+            let names: Vec<&str> = g.steps.iter().map(|&i| p.steps[i].local_name()).collect();
+            d.error(b.span, format!("output `{}` of group `{}` names `{step}`, which is not one of its steps (it has: {})", b.name, s.name, names.join(", ")));
+            continue;
+        };
+        if let Err(names) = output_of(p, member, k, &name) {
+            let have = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            };
+            d.error(
+                b.span,
+                format!(
+                    "step `{}` has no output {} `{name}` (it has: {have})",
+                    member.name,
+                    &kind.plural()[..kind.plural().len() - 1]
+                ),
+            );
+        }
+    }
 }
 
 fn param_binding(
@@ -445,11 +590,7 @@ fn artifact_binding(
     let Some(producer) = step_output(p, s, &step, IoKind::Artifact, &name, b.span, d) else {
         return;
     };
-    let have = producer
-        .outputs
-        .artifact(&name)
-        .and_then(|a| a.kind.as_deref());
-    if let (Some(want), Some(have)) = (want.and_then(|w| w.kind.as_deref()), have) {
+    if let (Some(want), Some(have)) = (want.and_then(|w| w.kind.as_deref()), producer.kind) {
         if want != have {
             d.error(b.span, format!("type mismatch: input artifact `{}` of step `{}` is a {want}, but `{step}.{name}` is a {have}", b.name, s.name));
         }
@@ -548,7 +689,7 @@ fn template_ref(
             }
         },
         Ref::Context(_) => {}
-        Ref::Item(_) => match scope {
+        Ref::Item { .. } => match scope {
             Scope::Step(s) => {
                 ref_type(p, s, r, span, d);
             }
@@ -558,13 +699,14 @@ fn template_ref(
     }
 }
 
-/// The steps a step waits for: those it names in `dependsOn` and those whose outputs it uses.
+/// The steps a step waits for (qualified names): those it names in `dependsOn` and those whose
+/// outputs it uses. A group waits for what its steps wait for outside it.
 pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
-    let mut deps: BTreeSet<String> = s.depends_on.iter().map(|d| d.value.clone()).collect();
+    let mut names: BTreeSet<String> = s.depends_on.iter().map(|d| d.value.clone()).collect();
     let mut add = |text: &str| {
         for r in refs::refs_in(text) {
             if let Ref::StepOutput { step, .. } = r {
-                deps.insert(step);
+                names.insert(step);
             }
         }
     };
@@ -580,20 +722,37 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
     }
     if let Some(each) = &p.control(s).for_each {
         if let Some(Ref::StepOutput { step, .. }) = each.value.as_str().and_then(refs::sole_ref) {
-            deps.insert(step);
+            names.insert(step);
         }
     }
     if let Some(when) = &p.control(s).when {
         if let Ok(e) = super::cond::parse(&when.value) {
             for r in super::cond::refs(&e) {
                 if let Ref::StepOutput { step, .. } = r {
-                    deps.insert(step.clone());
+                    names.insert(step.clone());
                 }
             }
         }
     }
-    deps.remove(&s.name);
-    deps.into_iter().filter(|d| p.step(d).is_some()).collect()
+    names.remove(s.local_name());
+    let mut deps: BTreeSet<String> = names
+        .iter()
+        .filter_map(|n| p.lookup(s, n))
+        .map(str::to_string)
+        .collect();
+    if let Some(g) = s.group() {
+        let inside = format!("{}.", s.name);
+        for &m in g.steps.iter().chain(&g.on_exit) {
+            deps.extend(
+                dependencies(p, &p.steps[m])
+                    .into_iter()
+                    .filter(|d| !d.starts_with(&inside)),
+            );
+        }
+    }
+    // A step cannot wait for a group it is in (validation says so).
+    deps.retain(|d| *d != s.name && !p.step_index.get(d).is_some_and(|&g| p.is_within(s, g)));
+    deps.into_iter().collect()
 }
 
 fn cycles(p: &Pipeline, d: &mut Diagnostics) {

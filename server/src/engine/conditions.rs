@@ -16,9 +16,17 @@ impl Run {
             Ok(e) => e,
             Err(e) => return Verdict::Error(format!("invalid condition `{}`: {e}", when.value)),
         };
+        let per_item = cond::refs(&expr)
+            .iter()
+            .any(|r| matches!(r, Ref::Item { of: None, .. }));
+        let p = &self.plan.tasks[i];
+        if per_item && p.iteration_of.is_none() && self.pipeline.control(step).for_each.is_some() {
+            // A loop whose condition reads `{{item}}`: each iteration decides for itself.
+            return Verdict::Run;
+        }
         for r in cond::refs(&expr) {
             if let Ref::StepOutput { step: s, .. } = r {
-                if let Some(j) = self.task_index(s) {
+                if let Some(j) = self.producer(i, s) {
                     if self.tasks[j].state == TaskState::Skipped {
                         return Verdict::Skip(format!(
                             "condition `{}` names step `{s}`, which was skipped",
@@ -36,9 +44,24 @@ impl Run {
                     .cloned()
                     .ok_or_else(|| format!("no parameter `{n}`")),
                 Ref::StepOutput { step: s, name, .. } => self
-                    .task_index(s)
+                    .producer(i, s)
                     .and_then(|j| self.tasks[j].outputs.params.get(name).cloned())
                     .ok_or_else(|| format!("step `{s}` has no output `{name}`")),
+                Ref::Item { of, key } => {
+                    let item = self
+                        .plan
+                        .item(&self.pipeline, i, of.as_deref())
+                        .ok_or_else(|| {
+                            format!("`{{{{{r}}}}}` is defined only in a loop's iterations")
+                        })?;
+                    match key {
+                        None => Ok(item.clone()),
+                        Some(k) => item
+                            .get(k)
+                            .cloned()
+                            .ok_or_else(|| format!("the loop item {item} has no field `{k}`")),
+                    }
+                }
                 Ref::Context(c) => Ok(match *c {
                     "run.id" => self.id.clone().into(),
                     "run.name" => self.name.clone().into(),

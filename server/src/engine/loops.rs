@@ -5,9 +5,9 @@ use super::*;
 use sluice_sdk::spec::refs::{self, Ref};
 
 impl Run {
-    /// Whether task `i`'s step loops over a list an upstream step outputs.
+    /// Whether task `i` is a loop over a list an upstream step outputs (not expanded yet).
     pub(super) fn loops_over_output(&self, i: usize) -> bool {
-        if self.plan.tasks[i].item.is_some() {
+        if self.plan.tasks[i].iteration_of.is_some() {
             return false;
         }
         let each = self.pipeline.control(self.step_of(i)).for_each;
@@ -20,14 +20,13 @@ impl Run {
     }
 
     /// Adds the iterations of loop `i`, whose items an upstream step output: one task per item
-    /// (`step[k]`, appended), waiting for what the loop waited for; the loop then waits for them.
-    /// Returns the new tasks' indices.
+    /// (`step[k]`, appended, with a copy of a group's steps), waiting for what the loop waited
+    /// for; the loop then waits for them. Returns the new tasks' indices.
     pub(super) fn expand(&mut self, i: usize) -> Result<Vec<usize>, String> {
-        let step = self.step_of(i);
-        let name = step.name.clone();
+        let name = self.plan.tasks[i].name.clone();
         let each = self
             .pipeline
-            .control(step)
+            .control(self.step_of(i))
             .for_each
             .and_then(|e| e.value.as_str().and_then(refs::sole_ref));
         let Some(Ref::StepOutput {
@@ -41,7 +40,7 @@ impl Run {
             ));
         };
         let j = self
-            .task_index(&producer)
+            .producer(i, &producer)
             .ok_or_else(|| format!("`forEach` of step `{name}`: unknown step `{producer}`"))?;
         let items = match self.tasks[j].outputs.params.get(&output) {
             Some(serde_json::Value::Array(items)) => items.clone(),
@@ -56,38 +55,15 @@ impl Run {
                 ))
             }
         };
-        let deps = std::mem::take(&mut self.plan.tasks[i].deps);
-        let step_idx = self.plan.tasks[i].step;
-        let mut added = Vec::new();
-        for (k, item) in items.into_iter().enumerate() {
-            let t = self.tasks.len();
-            for &d in &deps {
-                self.plan.tasks[d].dependents.push(t);
-            }
-            self.plan.tasks.push(PlanTask {
-                name: format!("{name}[{k}]"),
-                deps: deps.clone(),
-                dependents: vec![i],
-                exit_handler: false,
-                step: step_idx,
-                item: Some(item),
-                iterations: None,
-            });
-            self.tasks.push(Task::new());
-            added.push(t);
-        }
-        self.plan.tasks[i].deps = added.clone();
-        self.plan.tasks[i].iterations = Some(added.clone());
+        let added = self.plan.expand(&self.pipeline, &self.params, i, items)?;
+        self.tasks.resize(self.plan.tasks.len(), Task::new());
         Ok(added)
     }
 
     /// The other iterations of the loop iteration `i` (none for any other task).
     pub(super) fn siblings(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        let group = self.plan.tasks[i]
-            .item
-            .as_ref()
-            .map(|_| self.plan.tasks[i].step);
-        group
+        self.plan.tasks[i]
+            .iteration_of
             .and_then(|g| self.plan.tasks[g].iterations.as_deref())
             .unwrap_or(&[])
             .iter()
@@ -97,7 +73,7 @@ impl Run {
 
     /// How many iterations of task `i`'s loop may run at once, when `i` is an iteration.
     pub(super) fn parallelism_of(&self, i: usize) -> Option<usize> {
-        self.plan.tasks[i].item.as_ref()?;
+        self.plan.tasks[i].iteration_of?;
         let c = self.pipeline.control(self.step_of(i));
         c.parallelism.map(|p| p.value as usize)
     }
@@ -106,11 +82,15 @@ impl Run {
     /// its iterations' values in item order.
     pub(super) fn gather(&mut self, i: usize, now: i64, fx: &mut Vec<Effect>) {
         let iterations = self.plan.tasks[i].iterations.clone().unwrap_or_default();
-        let declared: Vec<String> = self
-            .pipeline
-            .template_of(self.step_of(i))
-            .map(|t| t.outputs.params.iter().map(|p| p.name.clone()).collect())
-            .unwrap_or_default();
+        let step = self.step_of(i);
+        let declared: Vec<String> = match step.group() {
+            Some(g) => g.params.iter().map(|b| b.name.clone()).collect(),
+            None => self
+                .pipeline
+                .template_of(step)
+                .map(|t| t.outputs.params.iter().map(|p| p.name.clone()).collect())
+                .unwrap_or_default(),
+        };
         let mut outputs = Params::new();
         for name in declared {
             let values = iterations

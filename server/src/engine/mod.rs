@@ -7,6 +7,7 @@
 
 mod caching;
 mod conditions;
+mod groups;
 mod loops;
 mod plan;
 mod resolve;
@@ -15,7 +16,7 @@ mod retries;
 mod tests;
 
 use conditions::Verdict;
-pub use plan::{plan, resolve_params, Plan, PlanTask};
+pub use plan::{instance_name, plan, resolve_params, Plan, PlanTask};
 use retries::human_ms;
 use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
 use sluice_sdk::spec::Pipeline;
@@ -188,7 +189,8 @@ impl Run {
         let mut fx = vec![Effect::Run];
         for i in 0..run.tasks.len() {
             fx.push(Effect::Task(i));
-            if run.plan.tasks[i].deps.is_empty() && !run.plan.tasks[i].exit_handler {
+            let t = &run.plan.tasks[i];
+            if t.deps.is_empty() && !t.exit_handler && t.scope.is_none() {
                 run.make_ready(i, now, &mut fx);
             }
         }
@@ -244,22 +246,36 @@ impl Run {
                 .task_index(&loop_name)
                 .ok_or_else(|| format!("stored iterations of unknown step `{loop_name}`"))?;
             let added = run.expand(i)?;
+            if added.is_empty() {
+                return Err(format!(
+                    "stored iterations of loop `{loop_name}`, which has none"
+                ));
+            }
             for (j, t) in added.iter().enumerate() {
                 let stored = grown.get(k + j).ok_or_else(|| {
                     format!("loop `{loop_name}` has fewer stored iterations than its items")
                 })?;
                 run.tasks[*t] = stored.clone();
             }
-            k += added.len().max(1);
+            k += added.len();
         }
         Ok(run)
     }
 
     pub fn task_index(&self, name: &str) -> Option<usize> {
-        self.pipeline.step_index.get(name).copied().or_else(|| {
-            // Exit handlers and loop iterations come after the steps.
-            self.plan.tasks.iter().position(|t| t.name == name)
-        })
+        self.plan.index.get(name).copied()
+    }
+
+    /// The task a reference written in task `from`'s step to step `name` means: resolved as
+    /// names resolve in nested groups, in the same copy of each group `from` runs in.
+    pub fn producer(&self, from: usize, name: &str) -> Option<usize> {
+        let q = self.pipeline.lookup(self.step_of(from), name)?;
+        self.plan.instance(from, q)
+    }
+
+    /// An exit handler of the run itself (not of a group).
+    pub fn run_exit_handler(&self, i: usize) -> bool {
+        self.plan.tasks[i].exit_handler && self.plan.tasks[i].scope.is_none()
     }
 
     /// The pipeline step task `i` runs.
@@ -285,11 +301,16 @@ impl Run {
                     for &t in &added {
                         fx.push(Effect::Task(t));
                     }
-                    if added.is_empty() {
+                    let its = self.plan.tasks[i].iterations.clone().unwrap_or_default();
+                    if its.is_empty() {
                         return self.gather(i, now, fx);
                     }
-                    for t in added {
-                        self.make_ready(t, now, fx);
+                    for t in its {
+                        if self.plan.tasks[t].deps.is_empty() {
+                            self.make_ready(t, now, fx);
+                        } else {
+                            self.dependency_ended(t, now, fx);
+                        }
                     }
                     return;
                 }
@@ -310,6 +331,9 @@ impl Run {
                 // Waits (pending) for a sibling to end; see `finish_task`.
                 return;
             }
+        }
+        if self.plan.tasks[i].members.is_some() {
+            return self.start_group(i, now, fx);
         }
         let attempt = self.tasks[i].attempt + 1;
         match resolve::resolve(self, i, attempt) {
@@ -552,6 +576,8 @@ impl Run {
                         .and(self.tasks[i].error.clone());
                     self.finish_task(i, TaskState::Cancelled, None, why, now, &mut fx)
                 }
+                // A running group ends when its steps have.
+                TaskState::Running if self.plan.tasks[i].members.is_some() => {}
                 TaskState::Leased | TaskState::Running => {
                     self.tasks[i].cancel_requested = true;
                     fx.push(Effect::Task(i));
@@ -584,11 +610,18 @@ impl Run {
         t.finished_at = Some(now);
         t.lease = None;
         fx.push(Effect::Task(i));
+        if self.plan.tasks[i].members.is_some() && self.tasks[i].started_at.is_none() {
+            // A group that never started: its steps never will.
+            self.end_unstarted_members(i, now, fx);
+        }
         for d in self.plan.tasks[i].dependents.clone() {
             self.dependency_ended(d, now, fx);
         }
+        if let Some(g) = self.plan.tasks[i].scope {
+            self.group_progress(g, now, fx);
+        }
         // A loop iteration's end may let a sibling held back by `parallelism` start.
-        if self.plan.tasks[i].item.is_some() && self.state == RunState::Running {
+        if self.plan.tasks[i].iteration_of.is_some() && self.state == RunState::Running {
             let waiting: Vec<usize> = self
                 .siblings(i)
                 .filter(|&j| {
@@ -612,6 +645,12 @@ impl Run {
     fn dependency_ended(&mut self, d: usize, now: i64, fx: &mut Vec<Effect>) {
         if self.tasks[d].state != TaskState::Pending || self.tasks[d].retry_at.is_some() {
             return;
+        }
+        if let Some(g) = self.plan.tasks[d].scope {
+            if self.tasks[g].state != TaskState::Running {
+                // Its group has not started: it starts the steps whose dependencies have ended.
+                return;
+            }
         }
         let deps = self.plan.tasks[d].deps.clone();
         let broken = deps.iter().copied().find(|&p| {
@@ -688,11 +727,12 @@ impl Run {
             .tasks
             .iter()
             .zip(&self.plan.tasks)
-            .all(|(t, p)| p.exit_handler || t.state.is_terminal());
+            .all(|(t, p)| (p.exit_handler && p.scope.is_none()) || t.state.is_terminal());
         if main_done {
             for i in 0..self.tasks.len() {
                 let p = &self.plan.tasks[i];
                 if p.exit_handler
+                    && p.scope.is_none()
                     && p.deps.is_empty()
                     && self.tasks[i].state == TaskState::Pending
                     && self.tasks[i].retry_at.is_none()
@@ -735,7 +775,7 @@ impl Run {
             self.tasks
                 .iter()
                 .zip(&self.plan.tasks)
-                .filter(|(_, p)| !p.exit_handler)
+                .filter(|(_, p)| !(p.exit_handler && p.scope.is_none()))
         };
         if self.state == RunState::Cancelling || self.state == RunState::Cancelled {
             "cancelled"

@@ -17,9 +17,9 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
         .ok_or_else(|| format!("step `{}` uses a component that does not exist", step.name))?;
     let ctx = Ctx {
         run,
+        idx,
         step,
         attempt,
-        item: run.plan.tasks[idx].item.as_ref(),
     };
 
     // Input parameters: bound values, then defaults; checked against declared types.
@@ -172,22 +172,22 @@ fn hostname(name: &str) -> String {
 
 struct Ctx<'a> {
     run: &'a Run,
+    /// The task being resolved.
+    idx: usize,
     step: &'a Step,
     attempt: u32,
-    /// A loop iteration's item.
-    item: Option<&'a Value>,
 }
 
 impl Ctx<'_> {
+    /// The task `producer` (as written in this task's step) means.
+    fn producer(&self, producer: &str) -> Result<usize, String> {
+        self.run
+            .producer(self.idx, producer)
+            .ok_or_else(|| format!("unknown step `{producer}`"))
+    }
+
     fn outputs_of(&self, producer: &str) -> Result<&TaskOutputs, String> {
-        let idx = self
-            .run
-            .pipeline
-            .step_index
-            .get(producer)
-            .copied()
-            .ok_or_else(|| format!("unknown step `{producer}`"))?;
-        Ok(&self.run.tasks[idx].outputs)
+        Ok(&self.run.tasks[self.producer(producer)?].outputs)
     }
 
     /// The input artifact(s) for `producer`'s output `name`, mounted at `mounted`: one, or for a
@@ -198,12 +198,14 @@ impl Ctx<'_> {
         producer: &str,
         name: &str,
     ) -> Result<Vec<InputArtifact>, String> {
-        let records = &self.outputs_of(producer)?.artifacts;
+        let p = self.producer(producer)?;
+        let records = &self.run.tasks[p].outputs.artifacts;
+        let task = &self.run.plan.tasks[p].name;
         let at = |path: String, uri: &str| InputArtifact {
             name: path.clone(),
             path: format!("{}/{path}", paths::INPUT_ARTIFACTS),
             uri: uri.to_string(),
-            producer: producer.to_string(),
+            producer: task.clone(),
         };
         if let Some(rec) = records.iter().find(|a| a.name == name) {
             return Ok(vec![at(mounted.to_string(), &rec.uri)]);
@@ -216,10 +218,7 @@ impl Ctx<'_> {
                 Some(at(format!("{mounted}/{k}"), &a.uri))
             })
             .collect();
-        let looped = self
-            .run
-            .task_index(producer)
-            .is_some_and(|i| self.run.plan.tasks[i].iterations.is_some());
+        let looped = self.run.plan.tasks[p].iterations.is_some();
         if gathered.is_empty() && !looped {
             return Err(format!(
                 "step `{producer}` did not record its output artifact `{name}`"
@@ -251,10 +250,17 @@ impl Ctx<'_> {
             Ref::Context("task.name") => Ok(Value::String(self.step.name.clone())),
             Ref::Context("task.attempt") => Ok(Value::from(self.attempt)),
             Ref::Context("run.status") => Ok(Value::String(self.run.status().into())),
-            Ref::Item(key) => {
-                let item = self.item.ok_or_else(|| {
-                    "`{{item}}` is defined only in a loop's iterations".to_string()
-                })?;
+            Ref::Context("group.status") => {
+                Ok(Value::String(self.run.group_status(self.idx).into()))
+            }
+            Ref::Item { of, key } => {
+                let item = self
+                    .run
+                    .plan
+                    .item(&self.run.pipeline, self.idx, of.as_deref())
+                    .ok_or_else(|| {
+                        format!("`{{{{{r}}}}}` is defined only in a loop's iterations")
+                    })?;
                 match key {
                     None => Ok(item.clone()),
                     Some(k) => item

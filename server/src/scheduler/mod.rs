@@ -79,7 +79,7 @@ impl Active {
     fn grow_statics(&mut self) {
         for i in 0..self.statics.len() {
             let t = &self.run.plan.tasks[i];
-            if !t.exit_handler && t.deps.len() != self.statics[i].depends_on.len() {
+            if t.iterations.is_some() && t.deps.len() != self.statics[i].depends_on.len() {
                 self.statics[i] = task_static(&self.run, i);
             }
         }
@@ -320,24 +320,57 @@ fn task_static(run: &Run, i: usize) -> Arc<TaskStatic> {
         .template_of(run.pipeline.task_step(t.step))
         .map(|t| t.image.value.clone())
         .unwrap_or_default();
-    let mut deps: Vec<String> = t
-        .deps
-        .iter()
-        .map(|&d| run.plan.tasks[d].name.clone())
-        .collect();
-    // Exit handlers are shown waiting for the steps that end the graph, which is when they run.
-    if t.exit_handler && deps.is_empty() {
-        deps = run
-            .plan
-            .tasks
-            .iter()
-            .filter(|p| {
-                !p.exit_handler && p.dependents.iter().all(|&d| run.plan.tasks[d].exit_handler)
+    Arc::new(TaskStatic::new(t.name.clone(), image, shown_deps(run, i)))
+}
+
+/// What task `i` is shown waiting for. A group is shown after the steps that end it, the steps
+/// that start it after what it waits for, and exit handlers after the steps that end the graph
+/// (of their group, or of the run), which is when they run.
+fn shown_deps(run: &Run, i: usize) -> Vec<String> {
+    let tasks = &run.plan.tasks;
+    let t = &tasks[i];
+    let names = |v: Vec<usize>| v.into_iter().map(|d| tasks[d].name.clone()).collect();
+    // The tasks at the end of a group's (or the run's) graph, handlers or not.
+    let ends = |scope: Option<usize>, handlers: bool| -> Vec<usize> {
+        let within = |x: usize| tasks[x].scope == scope && tasks[x].iteration_of.is_none();
+        let candidates: Vec<usize> = match scope.and_then(|g| tasks[g].members.clone()) {
+            Some(members) => members,
+            None => (0..tasks.len()).collect(),
+        };
+        candidates
+            .into_iter()
+            .filter(|&x| within(x) && tasks[x].exit_handler == handlers)
+            .filter(|&x| {
+                tasks[x]
+                    .dependents
+                    .iter()
+                    .all(|&d| !within(d) || tasks[d].exit_handler != handlers)
             })
-            .map(|p| p.name.clone())
-            .collect();
+            .collect()
+    };
+    if t.members.is_some() {
+        let handlers = ends(Some(i), true);
+        return names(if handlers.is_empty() {
+            ends(Some(i), false)
+        } else {
+            handlers
+        });
     }
-    Arc::new(TaskStatic::new(t.name.clone(), image, deps))
+    if !t.deps.is_empty() {
+        return names(t.deps.clone());
+    }
+    if t.exit_handler {
+        return names(ends(t.scope, false));
+    }
+    // A group's first steps: after what the group (or the one around it) waits for.
+    let mut scope = t.scope;
+    while let Some(g) = scope {
+        if !tasks[g].deps.is_empty() {
+            return names(tasks[g].deps.clone());
+        }
+        scope = tasks[g].scope;
+    }
+    Vec::new()
 }
 
 /// Turns engine effects on one run into rows to write, announcements and queue entries.
