@@ -17,10 +17,7 @@ impl Run {
         let members = self.plan.tasks[g].members.clone().unwrap_or_default();
         for m in members {
             let p = &self.plan.tasks[m];
-            if p.exit_handler
-                || p.iteration_of.is_some()
-                || self.tasks[m].state != TaskState::Pending
-            {
+            if p.exit_handler || self.tasks[m].state != TaskState::Pending {
                 continue;
             }
             if p.deps.is_empty() {

@@ -116,14 +116,15 @@ impl Run {
             .iter()
             .enumerate()
             .flat_map(|(k, &j)| {
-                self.tasks[j]
-                    .outputs
-                    .artifacts
-                    .iter()
-                    .map(move |a| ArtifactRecord {
-                        name: format!("{}[{k}]", a.name),
+                self.tasks[j].outputs.artifacts.iter().map(move |a| {
+                    // `model` becomes `model[k]`; one gathered by an inner loop, `model[j]`,
+                    // becomes `model[k][j]`.
+                    let (base, rest) = a.name.split_at(a.name.find('[').unwrap_or(a.name.len()));
+                    ArtifactRecord {
+                        name: format!("{base}[{k}]{rest}"),
                         ..a.clone()
-                    })
+                    }
+                })
             })
             .collect();
         let t = &mut self.tasks[i];

@@ -745,11 +745,20 @@ impl Run {
         if !self.tasks.iter().all(|t| t.state.is_terminal()) {
             return;
         }
+        // The run's error names a step that failed itself, rather than a loop or group it failed.
         let failed = self
             .tasks
             .iter()
             .enumerate()
-            .find(|(_, t)| t.state == TaskState::Failed);
+            .filter(|(_, t)| t.state == TaskState::Failed);
+        let leaf = |i: &usize| {
+            let p = &self.plan.tasks[*i];
+            p.members.is_none() && p.iterations.is_none()
+        };
+        let failed = failed
+            .clone()
+            .find(|(i, _)| leaf(i))
+            .or_else(|| failed.clone().next());
         self.state = if self.state == RunState::Cancelling && self.timed_out {
             RunState::Failed
         } else if self.state == RunState::Cancelling {

@@ -214,8 +214,9 @@ impl Ctx<'_> {
         let gathered: Vec<InputArtifact> = records
             .iter()
             .filter_map(|a| {
+                // `name[k]`, or `name[k][j]` for loops in loops: mounted at `k/j`.
                 let k = a.name.strip_prefix(&prefix)?.strip_suffix(']')?;
-                Some(at(format!("{mounted}/{k}"), &a.uri))
+                Some(at(format!("{mounted}/{}", k.replace("][", "/")), &a.uri))
             })
             .collect();
         let looped = self.run.plan.tasks[p].iterations.is_some();

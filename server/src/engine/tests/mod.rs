@@ -436,5 +436,6 @@ fn idx_of(run: &Run, name: &str) -> usize {
 mod caching;
 mod conditions;
 mod exit_handlers;
+mod groups;
 mod loops;
 mod retries;
