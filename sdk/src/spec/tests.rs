@@ -213,3 +213,101 @@ fn exit_handlers_may_order_themselves_and_read_the_runs_status() {
         ["a", "n", "m"]
     );
 }
+
+const GROUPS: &str = r#"
+name: groups
+params:
+  configs: {type: list, default: [{lr: 0.1}]}
+steps:
+  - name: data
+    image: busybox
+    command: [echo]
+    outputs: {artifacts: {rows: {type: dataset}}}
+  - name: tune
+    forEach: '{{params.configs}}'
+    parallelism: 2
+    steps:
+      - name: train
+        image: busybox
+        forEach: [1, 2]
+        command: [echo, "{{loops.tune.item.lr}} {{item}}"]
+        artifacts: {rows: "{{steps.data.outputs.artifacts.rows}}"}
+        outputs: {params: {loss: float}}
+      - name: evaluate
+        image: busybox
+        command: [echo, "{{steps.train.outputs.params.loss}}"]
+        outputs: {params: {acc: float}}
+    onExit:
+      - name: report
+        image: busybox
+        command: [echo, "{{group.status}}"]
+    outputs:
+      params: {acc: "{{steps.evaluate.outputs.params.acc}}"}
+  - name: pick
+    image: busybox
+    params: {accs: "{{steps.tune.outputs.params.acc}}"}
+    inputs: {params: {accs: list}}
+    command: [echo, "{{inputs.params.accs}}"]
+"#;
+
+#[test]
+fn groups_nest_steps_under_qualified_names_and_expose_bound_outputs() {
+    let p = load("p.yaml", GROUPS).unwrap_or_else(|d| panic!("{}", d.render(GROUPS)));
+    let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["data", "tune", "tune.train", "tune.evaluate", "tune.report", "pick"]
+    );
+    let tune = p.step("tune").unwrap();
+    let g = tune.group().unwrap();
+    assert_eq!((g.steps.len(), g.on_exit.len()), (2, 1));
+    assert!(p.step("tune.report").unwrap().handler);
+    assert_eq!(p.step("tune.train").unwrap().parent, Some(1));
+    // A group waits for what its steps read outside it; a step waits for its own group's steps.
+    assert_eq!(dependencies(&p, tune), ["data"]);
+    assert_eq!(dependencies(&p, p.step("tune.evaluate").unwrap()), ["tune.train"]);
+    assert_eq!(dependencies(&p, p.step("pick").unwrap()), ["tune"]);
+}
+
+#[test]
+fn group_mistakes_are_placed_and_explained() {
+    let bad = r#"
+name: bad
+steps:
+  - name: g
+    image: busybox
+    retry: 2
+    steps:
+      - name: a
+        image: busybox
+        command: [echo, "{{group.status}} {{loops.g.item}}"]
+        outputs: {params: {x: int}}
+      - name: b
+        image: busybox
+        command: [echo, "{{steps.g.outputs.params.y}}"]
+    outputs:
+      params: {y: "{{steps.a.outputs.params.x}}", z: "{{steps.nope.outputs.params.x}}", w: "{{steps.a.outputs.params.q}}"}
+  - name: outside
+    image: busybox
+    command: [echo, "{{steps.a.outputs.params.x}}"]
+    onExit: []
+  - name: empty
+    steps: []
+"#;
+    let e = errors(bad);
+    let want = [
+        "5:5: step `g` is a group (it has `steps`) and so cannot set `image`",
+        "6:5: step `g` is a group (it has `steps`) and so cannot set `retry`",
+        "10:25: `{{group.status}}` is defined only in a group's exit handlers",
+        "10:25: `{{loops.g.item}}` is defined only in the steps of a loop named `g`",
+        "14:25: step `g.b` is inside group `g` and cannot wait for it or read its outputs",
+        "16:54: output `z` of group `g` names `nope`, which is not one of its steps (it has: a, b)",
+        "16:92: step `g.a` has no output param `q` (it has: x)",
+        "19:21: reference to unknown step `a` (`a` is a step of group `g`, seen only inside it",
+        "20:13: step `outside` has `onExit` but no `steps`",
+        "22:12: step `empty` is a group with no steps",
+    ];
+    for w in want {
+        assert!(e.iter().any(|x| x.starts_with(w)), "missing {w:?} in {e:#?}");
+    }
+}

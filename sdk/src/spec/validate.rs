@@ -237,7 +237,11 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
 }
 
 fn step_hint(p: &Pipeline, name: &str) -> String {
-    did_you_mean(name, p.steps.iter().map(|s| s.name.as_str()))
+    if let Some(inner) = p.steps.iter().find(|s| s.parent.is_some() && s.local_name() == name) {
+        let group = &inner.name[..inner.name.len() - name.len() - 1];
+        return format!(" (`{name}` is a step of group `{group}`, seen only inside it: bind it to an output of the group under `outputs` and read that)");
+    }
+    did_you_mean(name, p.steps.iter().map(|s| s.local_name()))
         .map(|c| format!(" (did you mean `{c}`?)"))
         .unwrap_or_default()
 }
@@ -688,6 +692,11 @@ fn template_ref(
                 ref_type(p, s, r, span, d);
             }
         },
+        Ref::Context("group.status") => {
+            if let Scope::Step(s) = scope {
+                ref_type(p, s, r, span, d);
+            }
+        }
         Ref::Context(_) => {}
         Ref::Item { .. } => match scope {
             Scope::Step(s) => {
