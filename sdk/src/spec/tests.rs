@@ -256,7 +256,14 @@ fn groups_nest_steps_under_qualified_names_and_expose_bound_outputs() {
     let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
-        ["data", "tune", "tune.train", "tune.evaluate", "tune.report", "pick"]
+        [
+            "data",
+            "tune",
+            "tune.train",
+            "tune.evaluate",
+            "tune.report",
+            "pick"
+        ]
     );
     let tune = p.step("tune").unwrap();
     let g = tune.group().unwrap();
@@ -265,7 +272,10 @@ fn groups_nest_steps_under_qualified_names_and_expose_bound_outputs() {
     assert_eq!(p.step("tune.train").unwrap().parent, Some(1));
     // A group waits for what its steps read outside it; a step waits for its own group's steps.
     assert_eq!(dependencies(&p, tune), ["data"]);
-    assert_eq!(dependencies(&p, p.step("tune.evaluate").unwrap()), ["tune.train"]);
+    assert_eq!(
+        dependencies(&p, p.step("tune.evaluate").unwrap()),
+        ["tune.train"]
+    );
     assert_eq!(dependencies(&p, p.step("pick").unwrap()), ["tune"]);
 }
 
@@ -308,6 +318,9 @@ steps:
         "22:12: step `empty` is a group with no steps",
     ];
     for w in want {
-        assert!(e.iter().any(|x| x.starts_with(w)), "missing {w:?} in {e:#?}");
+        assert!(
+            e.iter().any(|x| x.starts_with(w)),
+            "missing {w:?} in {e:#?}"
+        );
     }
 }

@@ -237,7 +237,11 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
 }
 
 fn step_hint(p: &Pipeline, name: &str) -> String {
-    if let Some(inner) = p.steps.iter().find(|s| s.parent.is_some() && s.local_name() == name) {
+    if let Some(inner) = p
+        .steps
+        .iter()
+        .find(|s| s.parent.is_some() && s.local_name() == name)
+    {
         let group = &inner.name[..inner.name.len() - name.len() - 1];
         return format!(" (`{name}` is a step of group `{group}`, seen only inside it: bind it to an output of the group under `outputs` and read that)");
     }

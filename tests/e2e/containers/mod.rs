@@ -243,5 +243,6 @@ async fn push_marked_busybox(name: &str, marker: &str, dir: &Path) {
 
 mod caching;
 mod control;
+mod groups;
 mod isolation;
 mod lifecycle;
