@@ -109,6 +109,43 @@ pub async fn version(
     Ok(Json(body))
 }
 
+/// What step `i` is drawn waiting for: a group after the steps that end it (its exit handlers,
+/// if it has any), a group's exit handlers after its other steps, a group's first steps after
+/// what the group waits for.
+fn shown_deps(p: &sluice_sdk::spec::Pipeline, deps: &[Vec<String>], i: usize) -> Vec<String> {
+    // The steps of `level` that no other step of it waits for.
+    let ends = |level: &[usize]| -> Vec<String> {
+        level
+            .iter()
+            .filter(|&&m| !level.iter().any(|&o| deps[o].contains(&p.steps[m].name)))
+            .map(|&m| p.steps[m].name.clone())
+            .collect()
+    };
+    let step = &p.steps[i];
+    if let Some(g) = step.group() {
+        return ends(if g.on_exit.is_empty() {
+            &g.steps
+        } else {
+            &g.on_exit
+        });
+    }
+    if !deps[i].is_empty() {
+        return deps[i].clone();
+    }
+    if step.handler {
+        let group = step.parent.and_then(|g| p.steps[g].group());
+        return group.map(|g| ends(&g.steps)).unwrap_or_default();
+    }
+    let mut at = step.parent;
+    while let Some(g) = at {
+        if !deps[g].is_empty() {
+            return deps[g].clone();
+        }
+        at = p.steps[g].parent;
+    }
+    Vec::new()
+}
+
 /// What a form and a graph need of a stored pipeline: its parameters and its steps' dependencies.
 fn outline(yaml: &str) -> serde_json::Value {
     let Ok(p) = sluice_sdk::spec::load("pipeline.yaml", yaml) else {
@@ -125,15 +162,75 @@ fn outline(yaml: &str) -> serde_json::Value {
             })
         })
         .collect();
-    let steps: Vec<_> = p
+    let deps: Vec<Vec<String>> = p
         .steps
         .iter()
-        .map(|s| {
+        .map(|s| sluice_sdk::spec::dependencies(&p, s))
+        .collect();
+    let steps: Vec<_> = (0..p.steps.len())
+        .map(|i| {
             serde_json::json!({
-                "name": s.name,
-                "depends_on": sluice_sdk::spec::dependencies(&p, s),
+                "name": p.steps[i].name,
+                "depends_on": shown_deps(&p, &deps, i),
             })
         })
         .collect();
     serde_json::json!({"description": p.description, "params": params, "steps": steps})
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_outline_draws_groups_after_their_last_steps_and_their_first_steps_after_what_they_wait_for(
+    ) {
+        let yaml = r#"
+name: o
+steps:
+  - name: data
+    image: busybox
+    outputs: {params: {n: int}}
+  - name: g
+    steps:
+      - name: a
+        image: busybox
+        command: [echo, "{{steps.data.outputs.params.n}}"]
+      - name: b
+        image: busybox
+        dependsOn: [a]
+      - name: c
+        image: busybox
+    onExit:
+      - name: h
+        image: busybox
+  - name: after
+    image: busybox
+    dependsOn: [g]
+"#;
+        let o = super::outline(yaml);
+        let deps: Vec<(String, Vec<String>)> = o["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    serde_json::from_value(s["depends_on"].clone()).unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(&str, Vec<&str>)> = vec![
+            ("data", vec![]),
+            ("g", vec!["g.h"]),
+            ("g.a", vec!["data"]),
+            ("g.b", vec!["g.a"]),
+            ("g.c", vec!["data"]),
+            ("g.h", vec!["g.b", "g.c"]),
+            ("after", vec!["g"]),
+        ];
+        let got: Vec<(&str, Vec<&str>)> = deps
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(got, want);
+    }
 }
