@@ -332,6 +332,62 @@ async fn comparing_two_runs_shows_parameters_and_metrics_side_by_side() {
     b.quit().await;
 }
 
+#[tokio::test]
+async fn a_run_with_a_loop_over_a_group_draws_each_copy_and_opens_a_copys_step() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let yaml = format!(
+        r#"
+name: ui-groups
+steps:
+  - name: tune
+    forEach: [1, 2]
+    steps:
+      - name: train
+        image: {img}
+        command: [echo, "training {{{{item}}}}"]
+      - name: evaluate
+        image: {img}
+        command: [echo, evaluated]
+        dependsOn: [train]
+"#
+    );
+    let id = submit(&c.client, &yaml).await;
+    wait_run(&c.client, &id, Duration::from_secs(60)).await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/runs/{id}", c.url)).await;
+    let nodes = b
+        .wait(
+            "the graph of every copy",
+            "const n = [...document.querySelectorAll('svg .node')];
+             return n.length === 7 && n.every(g => g.dataset.state === 'succeeded') &&
+               n.map(g => g.dataset.task + (g.classList.contains('control') ? '*' : '')).sort()",
+        )
+        .await;
+    // Loops and copies of the group run no container: drawn apart (dashed).
+    assert_eq!(
+        nodes,
+        json!([
+            "tune*",
+            "tune[0]*",
+            "tune[0].evaluate",
+            "tune[0].train",
+            "tune[1]*",
+            "tune[1].evaluate",
+            "tune[1].train"
+        ])
+    );
+    b.js("document.querySelector('[data-task=\"tune[1].train\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+        .await;
+    b.wait(
+        "the copy's step's log",
+        "const l = document.getElementById('log'); return l && l.textContent.includes('training 2')",
+    )
+    .await;
+    b.screenshot("run-groups.png").await;
+    b.quit().await;
+}
+
 /// Measures (prints, never asserts) how long a line a step writes takes to show in the browser:
 /// from the worker reading it off the container's stdout to the page adding it.
 #[tokio::test]

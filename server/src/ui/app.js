@@ -228,7 +228,8 @@ async function runView(id, taskName) {
     panelCtl = name ? taskPanel(panel, run, name) : null;
   }
   renderHeader();
-  drawGraph(graphBox, run.tasks.map((t) => ({ name: t.name, deps: t.depends_on, state: t.state })), nodes, select);
+  // Loops and groups run no container of their own: drawn dashed.
+  drawGraph(graphBox, run.tasks.map((t) => ({ name: t.name, deps: t.depends_on, state: t.state, control: !t.image })), nodes, select);
   if (selectedTask) select(selectedTask);
 
   const refresh = debounce(async () => {
@@ -246,7 +247,8 @@ async function runView(id, taskName) {
 
 function setNodeState(g, state, attempt) {
   if (!g) return;
-  g.setAttribute("class", "node state-" + state + (g.classList.contains("selected") ? " selected" : ""));
+  const keep = ["selected", "control"].filter((c) => g.classList.contains(c));
+  g.setAttribute("class", ["node", "state-" + state, ...keep].join(" "));
   g.dataset.state = state;
   g.querySelector(".state").textContent = state + (attempt > 1 ? " · attempt " + attempt : "");
 }
@@ -296,7 +298,7 @@ function drawGraph(box, tasks, nodes, onSelect) {
   for (const t of tasks) {
     const [x, y] = xy.get(t.name);
     const label = t.name.length > 22 ? t.name.slice(0, 21) + "…" : t.name;
-    const g = s("g", { class: "node", transform: `translate(${x},${y})`, tabindex: "0", role: "button", "data-task": t.name, "aria-label": "step " + t.name },
+    const g = s("g", { class: t.control ? "node control" : "node", transform: `translate(${x},${y})`, tabindex: "0", role: "button", "data-task": t.name, "aria-label": "step " + t.name },
       s("title", {}, t.name), s("rect", { width: W, height: H }),
       s("text", { x: 10, y: 19 }, label), s("text", { x: 10, y: 36, class: "state" }, t.state || ""));
     if (onSelect) {
