@@ -425,3 +425,30 @@ steps:
     assert_eq!(state(&run, "g.first"), TaskState::Ready);
     assert_eq!(command(&run, "g.uses-late"), ["echo", "x"]);
 }
+
+#[test]
+fn a_condition_on_the_item_is_decided_for_each_iteration() {
+    let src = r#"
+name: filter
+steps:
+  - name: fit
+    image: busybox
+    forEach: [1, 5, 3]
+    when: '{{item}} >= 3'
+    command: [echo, "{{item}}"]
+    outputs: {params: {score: int}}
+  - name: after
+    image: busybox
+    command: [echo, "{{steps.fit.outputs.params.score}}"]
+"#;
+    let mut run = start(src, &[]);
+    assert_eq!(
+        states(&run),
+        "fit=pending after=pending fit[0]=skipped fit[1]=ready fit[2]=ready"
+    );
+    assert!(run.tasks[idx_of(&run, "fit[0]")].condition_false);
+    ok(&mut run, "fit[1]", &[("score", "50")], 10);
+    ok(&mut run, "fit[2]", &[("score", "30")], 20);
+    // A skipped item gathers as null, keeping the others at their index.
+    assert_eq!(command(&run, "after"), ["echo", "[null,50,30]"]);
+}
