@@ -226,6 +226,48 @@ pub struct ArtifactRecord {
     pub sha256: String,
 }
 
+/// Whether a cached result's artifacts are all still where it recorded them (`exists` asks the
+/// filesystem): a result whose artifact was deleted is not reused, and its step runs again. The
+/// scheduler and the worker both decide by this.
+pub fn artifacts_kept(
+    artifacts: &[ArtifactRecord],
+    exists: impl Fn(&std::path::Path) -> bool,
+) -> bool {
+    artifacts.iter().all(|a| {
+        a.uri
+            .strip_prefix("file://")
+            .is_some_and(|p| exists(std::path::Path::new(p)))
+    })
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_result_is_reusable_only_while_every_artifact_is_kept() {
+        let rec = |uri: &str| ArtifactRecord {
+            name: "m".into(),
+            uri: uri.into(),
+            size: 1,
+            sha256: "x".into(),
+        };
+        let on_disk = |p: &std::path::Path| p.starts_with("/kept");
+        let cases: &[(&[&str], bool)] = &[
+            (&[], true),
+            (&["file:///kept/a", "file:///kept/b"], true),
+            // One deleted: the step runs again.
+            (&["file:///kept/a", "file:///gone/b"], false),
+            // Not a local file: never assumed present.
+            (&["s3://bucket/a"], false),
+        ];
+        for (uris, want) in cases {
+            let records: Vec<ArtifactRecord> = uris.iter().map(|u| rec(u)).collect();
+            assert_eq!(artifacts_kept(&records, on_disk), *want, "{uris:?}");
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskInfo {
     pub name: String,

@@ -321,12 +321,7 @@ impl TaskCtx {
         // here: its result is reused and no container starts.
         if let Some(c) = &lease.cached {
             let same_image = image_digest.as_deref() == Some(c.image_digest.as_str());
-            let artifacts_kept = c.artifacts.iter().all(|a| {
-                a.uri
-                    .strip_prefix("file://")
-                    .is_some_and(|p| Path::new(p).exists())
-            });
-            if same_image && artifacts_kept {
+            if same_image && sluice_sdk::api::artifacts_kept(&c.artifacts, |p| p.exists()) {
                 tracing::info!(from_run = %c.run_id, "result reused from the cache");
                 return Some(TaskResult {
                     outcome: Outcome::Succeeded,

@@ -284,12 +284,7 @@ impl Scheduler {
             let Some(entry) = self.store.cached(&key, Some(&digest), since).await? else {
                 continue;
             };
-            let kept = entry.artifacts.iter().all(|a| {
-                a.uri
-                    .strip_prefix("file://")
-                    .is_some_and(|p| std::path::Path::new(p).exists())
-            });
-            if !kept {
+            if !sluice_sdk::api::artifacts_kept(&entry.artifacts, |p| p.exists()) {
                 continue;
             }
             let result = sluice_sdk::api::TaskResult {
