@@ -294,6 +294,12 @@ impl Pipeline {
     /// else of the group around that, and so on out to the top (as names in nested scopes
     /// resolve). Returns its qualified name.
     pub fn lookup(&self, from: &Step, name: &str) -> Option<&str> {
+        if from.parent.is_none() {
+            return self
+                .step_index
+                .get(name)
+                .map(|&i| self.steps[i].name.as_str());
+        }
         let mut scope = from.parent;
         loop {
             let qualified = match scope {

@@ -733,12 +733,13 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
             add(&text.value);
         }
     }
-    if let Some(each) = &p.control(s).for_each {
+    let control = p.control(s);
+    if let Some(each) = &control.for_each {
         if let Some(Ref::StepOutput { step, .. }) = each.value.as_str().and_then(refs::sole_ref) {
             names.insert(step);
         }
     }
-    if let Some(when) = &p.control(s).when {
+    if let Some(when) = &control.when {
         if let Ok(e) = super::cond::parse(&when.value) {
             for r in super::cond::refs(&e) {
                 if let Ref::StepOutput { step, .. } = r {

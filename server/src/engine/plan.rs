@@ -121,6 +121,9 @@ impl Plan {
     /// The task that name `qualified` (a step's qualified name, as `Pipeline::lookup` gives it)
     /// means from task `from`: the one in the same copy of each group they share.
     pub fn instance(&self, from: usize, qualified: &str) -> Option<usize> {
+        if !qualified.contains('.') {
+            return self.index.get(qualified).copied();
+        }
         self.index
             .get(&instance_name(&self.tasks[from].name, qualified))
             .copied()
@@ -152,6 +155,10 @@ impl Plan {
 /// The name of the task step `qualified` has in the group copies task `from` runs in: each
 /// group segment `G` becomes `from`'s `G[k]` where they share it.
 pub fn instance_name(from: &str, qualified: &str) -> String {
+    if !qualified.contains('.') {
+        // A step at the top: one task, named as the step.
+        return qualified.to_string();
+    }
     let from: Vec<&str> = from.split('.').collect();
     let q: Vec<&str> = qualified.split('.').collect();
     let mut out: Vec<&str> = Vec::with_capacity(q.len());
