@@ -173,12 +173,23 @@ async fn the_demo_pipeline_trains_and_evaluates_a_model_on_the_scikit_learn_imag
 async fn the_example_pipelines_run_in_real_containers() {
     let c = Cluster::start(&[]).await;
     image("busybox");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let yaml = std::fs::read_to_string(root.join("pipelines/examples/params-and-artifacts.yaml"))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
-        .replace("127.0.0.1:5000", &registry());
-    let run = c.run(&yaml).await;
-    assert_succeeded(&c, &run);
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    for file in files {
+        let yaml = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("127.0.0.1:5000", &registry());
+        let run = c.run(&yaml).await;
+        assert_succeeded(&c, &run);
+        eprintln!("{}: {} tasks succeeded", file.display(), run.tasks.len());
+    }
 }
 
 #[tokio::test]
