@@ -47,21 +47,7 @@ impl Run {
                     .producer(i, s)
                     .and_then(|j| self.tasks[j].outputs.params.get(name).cloned())
                     .ok_or_else(|| format!("step `{s}` has no output `{name}`")),
-                Ref::Item { of, key } => {
-                    let item = self
-                        .plan
-                        .item(&self.pipeline, i, of.as_deref())
-                        .ok_or_else(|| {
-                            format!("`{{{{{r}}}}}` is defined only in a loop's iterations")
-                        })?;
-                    match key {
-                        None => Ok(item.clone()),
-                        Some(k) => item
-                            .get(k)
-                            .cloned()
-                            .ok_or_else(|| format!("the loop item {item} has no field `{k}`")),
-                    }
-                }
+                Ref::Item { .. } => self.item_value(i, r),
                 Ref::Context(c) => Ok(match *c {
                     "run.id" => self.id.clone().into(),
                     "run.name" => self.name.clone().into(),

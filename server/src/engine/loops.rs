@@ -60,6 +60,24 @@ impl Run {
         Ok(added)
     }
 
+    /// What `{{item}}`, `{{item.KEY}}` or `{{loops.NAME.item…}}` (`r`) is for task `i`.
+    pub(super) fn item_value(&self, i: usize, r: &Ref) -> Result<serde_json::Value, String> {
+        let Ref::Item { of, key } = r else {
+            return Err(format!("`{{{{{r}}}}}` is not a loop item"));
+        };
+        let item = self
+            .plan
+            .item(&self.pipeline, i, of.as_deref())
+            .ok_or_else(|| format!("`{{{{{r}}}}}` is defined only in a loop's iterations"))?;
+        match key {
+            None => Ok(item.clone()),
+            Some(k) => item
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("the loop item {item} has no field `{k}`")),
+        }
+    }
+
     /// The other iterations of the loop iteration `i` (none for any other task).
     pub(super) fn siblings(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         self.plan.tasks[i]

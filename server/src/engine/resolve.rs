@@ -254,22 +254,7 @@ impl Ctx<'_> {
             Ref::Context("group.status") => {
                 Ok(Value::String(self.run.group_status(self.idx).into()))
             }
-            Ref::Item { of, key } => {
-                let item = self
-                    .run
-                    .plan
-                    .item(&self.run.pipeline, self.idx, of.as_deref())
-                    .ok_or_else(|| {
-                        format!("`{{{{{r}}}}}` is defined only in a loop's iterations")
-                    })?;
-                match key {
-                    None => Ok(item.clone()),
-                    Some(k) => item
-                        .get(k)
-                        .cloned()
-                        .ok_or_else(|| format!("the loop item {item} has no field `{k}`")),
-                }
-            }
+            Ref::Item { .. } => self.run.item_value(self.idx, r),
             other => Err(format!("`{{{{{other}}}}}` cannot be used here")),
         }
     }

@@ -36,38 +36,6 @@ steps:
     artifacts: {models: "{{steps.tune.outputs.artifacts.model}}"}
 "#;
 
-fn ok_with(run: &mut Run, name: &str, outputs: &[(&str, &str)], artifact: Option<&str>, now: i64) {
-    let i = run.task_index(name).unwrap();
-    lease_at(run, i, now);
-    let lease = format!("l{}", run.tasks[i].attempt);
-    let artifacts = artifact
-        .map(|a| ArtifactRecord {
-            name: a.into(),
-            uri: format!("file:///a/{name}/{a}"),
-            size: 1,
-            sha256: "x".into(),
-        })
-        .into_iter()
-        .collect();
-    run.finished(
-        i,
-        &lease,
-        TaskResult {
-            outcome: Outcome::Succeeded,
-            exit_code: Some(0),
-            error: None,
-            outputs: outputs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            artifacts,
-            cached_from: None,
-        },
-        now,
-    )
-    .unwrap();
-}
-
 fn state(run: &Run, name: &str) -> TaskState {
     run.tasks[idx_of(run, name)].state
 }
@@ -372,22 +340,7 @@ fn loops_over_upstream_outputs_nest_inside_groups_and_survive_a_restore() {
     assert_eq!(command(&run, "shard[0].part[1]"), ["echo", "a/2"]);
     ok(&mut run, "shard[0].part[0]", &[("n", "5")], 30);
 
-    let restored = Run::restore(Restored {
-        id: run.id.clone(),
-        name: run.name.clone(),
-        pipeline: run.pipeline.clone(),
-        params: run.params.clone(),
-        state: run.state,
-        error: run.error.clone(),
-        created_at: run.created_at,
-        finished_at: run.finished_at,
-        tasks: run.tasks.clone(),
-        names: run.plan.tasks.iter().map(|t| t.name.clone()).collect(),
-        cache: true,
-    })
-    .unwrap();
-    assert_eq!(restored.plan, run.plan);
-    assert_eq!(restored.tasks, run.tasks);
+    let restored = restored(&run);
     let mut run = restored;
     ok(&mut run, "shard[0].part[1]", &[("n", "6")], 40);
     assert_eq!(state(&run, "shard[0]"), TaskState::Succeeded);

@@ -116,22 +116,7 @@ fn a_loop_over_an_upstream_output_expands_when_the_output_is_known_and_survives_
     ok(&mut run, "work[0]", &[("n", "3")], 20);
 
     // A restarted server plans the same tasks again from what was stored.
-    let restored = Run::restore(Restored {
-        id: run.id.clone(),
-        name: run.name.clone(),
-        pipeline: run.pipeline.clone(),
-        params: run.params.clone(),
-        state: run.state,
-        error: run.error.clone(),
-        created_at: run.created_at,
-        finished_at: run.finished_at,
-        tasks: run.tasks.clone(),
-        names: run.plan.tasks.iter().map(|t| t.name.clone()).collect(),
-        cache: true,
-    })
-    .unwrap();
-    assert_eq!(restored.plan, run.plan);
-    assert_eq!(restored.tasks, run.tasks);
+    let restored = restored(&run);
 
     let mut run = restored;
     ok(&mut run, "work[1]", &[("n", "4")], 30);

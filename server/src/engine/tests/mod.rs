@@ -403,9 +403,23 @@ fn lease_at(run: &mut Run, i: usize, now: i64) {
 }
 
 fn ok(run: &mut Run, name: &str, outputs: &[(&str, &str)], now: i64) {
+    ok_with(run, name, outputs, None, now)
+}
+
+/// Task `name` is leased and succeeds with these outputs and, if named, one artifact.
+fn ok_with(run: &mut Run, name: &str, outputs: &[(&str, &str)], artifact: Option<&str>, now: i64) {
     let i = run.task_index(name).unwrap();
     lease_at(run, i, now);
     let lease = format!("l{}", run.tasks[i].attempt);
+    let artifacts = artifact
+        .map(|a| ArtifactRecord {
+            name: a.into(),
+            uri: format!("file:///a/{name}/{a}"),
+            size: 1,
+            sha256: "x".into(),
+        })
+        .into_iter()
+        .collect();
     run.finished(
         i,
         &lease,
@@ -417,12 +431,33 @@ fn ok(run: &mut Run, name: &str, outputs: &[(&str, &str)], now: i64) {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            artifacts: vec![],
+            artifacts,
             cached_from: None,
         },
         now,
     )
     .unwrap();
+}
+
+/// The run as a restarted server rebuilds it from what was stored; it must be the same.
+fn restored(run: &Run) -> Run {
+    let r = Run::restore(Restored {
+        id: run.id.clone(),
+        name: run.name.clone(),
+        pipeline: run.pipeline.clone(),
+        params: run.params.clone(),
+        state: run.state,
+        error: run.error.clone(),
+        created_at: run.created_at,
+        finished_at: run.finished_at,
+        tasks: run.tasks.clone(),
+        names: run.plan.tasks.iter().map(|t| t.name.clone()).collect(),
+        cache: true,
+    })
+    .unwrap();
+    assert_eq!(r.plan, run.plan);
+    assert_eq!(r.tasks, run.tasks);
+    r
 }
 
 fn command(run: &Run, name: &str) -> Vec<String> {
