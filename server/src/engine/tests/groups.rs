@@ -340,8 +340,7 @@ fn loops_over_upstream_outputs_nest_inside_groups_and_survive_a_restore() {
     assert_eq!(command(&run, "shard[0].part[1]"), ["echo", "a/2"]);
     ok(&mut run, "shard[0].part[0]", &[("n", "5")], 30);
 
-    let restored = restored(&run);
-    let mut run = restored;
+    let mut run = restored(&run);
     ok(&mut run, "shard[0].part[1]", &[("n", "6")], 40);
     assert_eq!(state(&run, "shard[0]"), TaskState::Succeeded);
     ok(&mut run, "shard[1].fetch", &[("parts", "[]")], 50);
