@@ -352,7 +352,7 @@ fn shown_deps(run: &Run, i: usize) -> Vec<String> {
         });
     }
     if !t.deps.is_empty() {
-        return names(t.deps.clone());
+        return t.deps.iter().map(|&d| tasks[d].name.clone()).collect();
     }
     if t.exit_handler {
         return names(ends(t.scope, false));
