@@ -285,6 +285,23 @@ impl Pipeline {
         self.step_index.get(name).map(|&i| &self.steps[i])
     }
 
+    /// The step a task runs, from the task's name (`tune[0].train[1]` runs `tune.train`).
+    pub fn step_of_task(&self, task: &str) -> Option<&Step> {
+        let name: Vec<&str> = task
+            .split('.')
+            .map(|seg| seg.split('[').next().unwrap_or(seg))
+            .collect();
+        let name = name.join(".");
+        self.step(&name)
+            .or_else(|| self.on_exit.iter().find(|e| e.name == name))
+    }
+
+    /// Whether the task named `task` is an exit handler (of the pipeline or of a group).
+    pub fn is_handler_task(&self, task: &str) -> bool {
+        self.step_of_task(task)
+            .is_some_and(|s| s.handler || self.is_exit_handler(s))
+    }
+
     /// The steps at the top of the pipeline (not in a group), exit handlers aside.
     pub fn top_steps(&self) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(|s| s.parent.is_none())

@@ -277,6 +277,13 @@ fn groups_nest_steps_under_qualified_names_and_expose_bound_outputs() {
         ["tune.train"]
     );
     assert_eq!(dependencies(&p, p.step("pick").unwrap()), ["tune"]);
+    // Tasks name their step: copies and iterations by index.
+    assert_eq!(
+        p.step_of_task("tune[1].train[0]").unwrap().name,
+        "tune.train"
+    );
+    assert!(p.is_handler_task("tune[0].report"));
+    assert!(!p.is_handler_task("tune[0].evaluate"));
 }
 
 #[test]

@@ -112,10 +112,12 @@ pub async fn rerun(
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("the pipeline file of run `{id}` is gone")))?;
     let pipeline = pipelines::load(None, &yaml)?;
+    // Exit handlers run again: they report on the new run.
     let reuse = old
         .tasks
         .iter()
         .filter(|t| t.task.state == sluice_sdk::api::TaskState::Succeeded)
+        .filter(|t| !pipeline.is_handler_task(&t.stat.name))
         .map(|t| {
             let outputs = t
                 .task

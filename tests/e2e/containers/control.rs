@@ -196,6 +196,10 @@ steps:
     image: {img}
     command: [echo, report]
     dependsOn: [train]
+onExit:
+  - name: notify
+    image: {img}
+    command: [echo, "run {{{{run.status}}}}"]
 "#,
         dir = c.dir.path().display()
     );
@@ -220,6 +224,16 @@ steps:
         "trained on 150"
     );
     assert_eq!(second.summary.name, format!("{}-rerun", first.summary.name));
+    // The exit handler succeeded the first time too, but runs again: it reports on this run.
+    assert_eq!(
+        c.stdout(&first.summary.id, "notify").await.trim(),
+        "run failed"
+    );
+    assert_eq!(task(&second, "notify").cached_from, None);
+    assert_eq!(
+        c.stdout(&second.summary.id, "notify").await.trim(),
+        "run succeeded"
+    );
     // An active run cannot be rerun.
     let id = submit(
         &c.client,
