@@ -102,3 +102,73 @@ async fn a_restarted_server_picks_its_runs_up_again() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].line, "a says hi");
 }
+
+#[tokio::test]
+async fn a_restarted_server_takes_up_a_loop_over_a_group_in_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("server");
+    let log = dir.path().join("server.log");
+    let mut server = spawn_server(port, &data, &log).await;
+    let client = Client::new(&url, None);
+    // Two copies of a group; the second copy's steps start only after the first copy ends.
+    let yaml = r#"
+name: copies
+steps:
+  - name: split
+    image: b
+    env: {FAKE_OUT_parts: "[3, 4]"}
+    outputs: {params: {parts: list}}
+  - name: g
+    forEach: '{{steps.split.outputs.params.parts}}'
+    parallelism: 1
+    steps:
+      - name: work
+        image: b
+        env: {FAKE_SLEEP_MS: "1500", FAKE_OUT_n: "{{item}}0"}
+        outputs: {params: {n: int}}
+      - name: check
+        image: b
+        env: {FAKE_OUT_m: "{{steps.work.outputs.params.n}}1"}
+        outputs: {params: {m: int}}
+    outputs:
+      params: {m: "{{steps.check.outputs.params.m}}"}
+  - name: total
+    image: b
+    env: {FAKE_LOG: "{{steps.g.outputs.params.m}}"}
+"#;
+    let j = dir.path().join("w.jsonl");
+    let _w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
+    let id = submit(&client, yaml).await;
+    wait_until(
+        &client,
+        &id,
+        Duration::from_secs(20),
+        "the first copy running",
+        |d| {
+            d.tasks
+                .iter()
+                .any(|t| t.name == "g[0].work" && t.state == TaskState::Running)
+        },
+    )
+    .await;
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _server = spawn_server(port, &data, &log).await;
+    let done = wait_run(&client, &id, Duration::from_secs(30)).await;
+    assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
+    let task = |n: &str| done.tasks.iter().find(|t| t.name == n).unwrap();
+    assert_eq!(task("g").outputs["m"], serde_json::json!([301, 401]));
+    assert_eq!(task("g[1].check").state, TaskState::Succeeded);
+    assert!(
+        done.tasks.iter().all(|t| t.attempt <= 1),
+        "nothing ran twice: {:?}",
+        done.tasks
+            .iter()
+            .map(|t| (&t.name, t.attempt))
+            .collect::<Vec<_>>()
+    );
+    let lines = client.logs(&id, "total", 0, 10).await.unwrap().lines;
+    assert_eq!(lines[0].line, "[301,401]");
+}
