@@ -211,16 +211,10 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
     group::flatten(parsed, None, false, &mut steps);
     let on_exit = f
         .get("onExit")
-        .map(|n| step_list(n, "onExit", d))
+        .map(|n| group::handlers(step_list(n, "onExit", d), d))
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|p| {
-            if p.step.group().is_some() {
-                d.error(p.step.span, format!("exit handler `{}` cannot be a group: list its steps under `onExit`, ordered with `dependsOn`", p.step.name));
-                return None;
-            }
-            Some(p.step)
-        })
+        .map(|p| p.step)
         .collect();
     let mut step_index = std::collections::HashMap::new();
     for (i, s) in steps.iter().enumerate() {

@@ -310,6 +310,13 @@ steps:
     onExit: []
   - name: empty
     steps: []
+  - name: h
+    steps:
+      - {name: x, image: busybox}
+    onExit:
+      - name: nested
+        steps:
+          - {name: y, image: busybox}
 "#;
     let e = errors(bad);
     let want = [
@@ -323,6 +330,7 @@ steps:
         "19:21: reference to unknown step `a` (`a` is a step of group `g`, seen only inside it",
         "20:13: step `outside` has `onExit` but no `steps`",
         "22:12: step `empty` is a group with no steps",
+        "27:15: exit handler `nested` cannot be a group",
     ];
     for w in want {
         assert!(

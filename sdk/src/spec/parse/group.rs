@@ -54,7 +54,7 @@ pub(super) fn body(
     }
     let on_exit = f
         .get("onExit")
-        .map(|n| step_list(n, "onExit", d))
+        .map(|n| handlers(step_list(n, "onExit", d), d))
         .unwrap_or_default();
     let mut group = Group::default();
     if let Some(n) = f.get("outputs") {
@@ -64,6 +64,19 @@ pub(super) fn body(
         }
     }
     (group, steps, on_exit)
+}
+
+/// Exit handlers as written: each a step, not a group.
+pub(super) fn handlers(list: Vec<Parsed>, d: &mut Diagnostics) -> Vec<Parsed> {
+    list.into_iter()
+        .filter(|p| {
+            if p.step.group().is_some() {
+                d.error(p.step.span, format!("exit handler `{}` cannot be a group: list its steps under `onExit`, ordered with `dependsOn`", p.step.name));
+                return false;
+            }
+            true
+        })
+        .collect()
 }
 
 /// `NAME: value` entries as bindings.
