@@ -404,3 +404,52 @@ steps:
     // A skipped item gathers as null, keeping the others at their index.
     assert_eq!(command(&run, "after"), ["echo", "[null,50,30]"]);
 }
+
+const GUARDED: &str = r#"
+name: guarded
+timeout: 10s
+steps:
+  - name: g
+    steps:
+      - name: fetch
+        image: busybox
+        command: [echo, "attempt {{task.attempt}}"]
+        retry: {limit: 1, backoff: {initial: 1s}}
+      - name: use
+        image: busybox
+        command: [echo]
+        dependsOn: [fetch]
+    onExit:
+      - name: tidy
+        image: busybox
+        command: [echo, "{{group.status}}"]
+"#;
+
+#[test]
+fn a_group_waits_for_retries_in_it_and_a_run_timeout_still_runs_its_exit_handler() {
+    let mut run = start(GUARDED, &[]);
+    let fetch = idx_of(&run, "g.fetch");
+    lease_at(&mut run, fetch, 0);
+    fail(&mut run, fetch, 100, Outcome::Failed);
+    // Waiting to retry: the group and its exit handler wait too.
+    assert_eq!(state(&run, "g.fetch"), TaskState::Pending);
+    assert_eq!(state(&run, "g"), TaskState::Running);
+    assert_eq!(state(&run, "g.tidy"), TaskState::Pending);
+    run.retry_due(fetch, 1100);
+    assert_eq!(command(&run, "g.fetch"), ["echo", "attempt 2"]);
+    ok(&mut run, "g.fetch", &[], 1200);
+    let usage = idx_of(&run, "g.use");
+    lease_at(&mut run, usage, 1300);
+    // The run's timeout: the running step is told to stop, and once it has, the group's exit
+    // handler runs; the run fails as timed out.
+    assert!(run.deadline_passed(10_000));
+    run.time_out(10_000);
+    assert!(run.cancel_requested(usage));
+    assert_eq!(state(&run, "g.tidy"), TaskState::Pending);
+    fail(&mut run, usage, 10_100, Outcome::Cancelled);
+    assert_eq!(command(&run, "g.tidy"), ["echo", "cancelled"]);
+    ok(&mut run, "g.tidy", &[], 10_200);
+    assert_eq!(state(&run, "g"), TaskState::Cancelled);
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.error.as_deref(), Some("the run timed out after 10s"));
+}
