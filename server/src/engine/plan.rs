@@ -106,7 +106,14 @@ impl Plan {
         b.expand_queued()?;
         let added = b.added.clone();
         b.wire();
-        // The loop now waits for its iterations instead.
+        // The loop now waits for its iterations instead (if it has any).
+        if self.tasks[i]
+            .iterations
+            .as_ref()
+            .is_none_or(|its| its.is_empty())
+        {
+            return Ok(added);
+        }
         for d in std::mem::take(&mut self.tasks[i].deps) {
             self.tasks[d].dependents.retain(|&x| x != i);
         }
@@ -282,8 +289,9 @@ impl Builder<'_> {
 
     fn deps_of(&self, t: usize) -> Vec<usize> {
         let task = &self.plan.tasks[t];
-        if let Some(its) = &task.iterations {
-            // A loop waits for its iterations, which wait for what it waits for.
+        if let Some(its) = task.iterations.as_ref().filter(|its| !its.is_empty()) {
+            // A loop waits for its iterations, which wait for what it waits for (a loop with
+            // none waits for that itself, and then ends at once).
             return its.clone();
         }
         let step = self.p.task_step(task.step);

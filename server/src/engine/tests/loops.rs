@@ -79,6 +79,8 @@ fn a_failed_iteration_fails_its_loop_and_an_empty_loop_succeeds_at_once() {
     assert_eq!(run.tasks[idx_of(&run, "best")].state, TaskState::Skipped);
 
     let mut run = start(SWEEP, &[("rates", serde_json::json!([]))]);
+    // An empty loop still waits for what it waits for.
+    assert_eq!(run.tasks[idx_of(&run, "train")].state, TaskState::Pending);
     ok(&mut run, "prep", &[], 10);
     let train = &run.tasks[idx_of(&run, "train")];
     assert_eq!(train.state, TaskState::Succeeded);
