@@ -9,7 +9,7 @@ mod workers;
 use crate::engine::{Effect, Run};
 use crate::store::{CacheEntry, RunRow, Store, StoreError, TaskRow, TaskStatic, WriteBatch};
 use sluice_sdk::api::{format_ts, RunEvent};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, Mutex, Notify};
@@ -373,12 +373,13 @@ fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut S
     let Some(active) = st.runs.get_mut(run_id) else {
         return;
     };
-    let mut tasks = BTreeSet::new();
+    // Each changed task once, in the order of its last change (a group ends after its steps).
+    let mut last: HashMap<usize, usize> = HashMap::new();
     let mut run_changed = false;
-    for e in fx {
+    for (k, e) in fx.into_iter().enumerate() {
         match e {
             Effect::Task(i) => {
-                tasks.insert(i);
+                last.insert(i, k);
             }
             Effect::Ready(i) => {
                 st.ready.push_back((run_id.to_string(), i));
@@ -407,8 +408,10 @@ fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut S
             }
         }
     }
+    let mut tasks: Vec<(usize, usize)> = last.into_iter().map(|(i, k)| (k, i)).collect();
+    tasks.sort_unstable();
     let ts = format_ts(now);
-    for i in tasks {
+    for (_, i) in tasks {
         let row = active.task_row(i);
         // A task still pending has nothing to tell (a new run announces only what became ready),
         // unless it waits to retry.
