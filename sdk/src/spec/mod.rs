@@ -302,11 +302,6 @@ impl Pipeline {
             .is_some_and(|s| s.handler || self.is_exit_handler(s))
     }
 
-    /// The steps at the top of the pipeline (not in a group), exit handlers aside.
-    pub fn top_steps(&self) -> impl Iterator<Item = &Step> {
-        self.steps.iter().filter(|s| s.parent.is_none())
-    }
-
     /// The step a reference written in step `from` means by `name`: a step of `from`'s own group,
     /// else of the group around that, and so on out to the top (as names in nested scopes
     /// resolve). Returns its qualified name.

@@ -619,13 +619,6 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
         }
     }
     names.remove(s.local_name());
-    if s.parent.is_none() && s.group().is_none() {
-        // At the top, a name is the step's own: nothing to qualify or to leave out.
-        return names
-            .into_iter()
-            .filter(|n| p.step_index.contains_key(n))
-            .collect();
-    }
     let mut deps: BTreeSet<String> = names
         .iter()
         .filter_map(|n| p.lookup(s, n))

@@ -42,7 +42,24 @@ impl Run {
         if !body.iter().all(|&m| self.tasks[m].state.is_terminal()) {
             return;
         }
-        for &h in &handlers {
+        self.start_exit_handlers(handlers, now, fx);
+        if self.tasks[g].state != TaskState::Running
+            || !members.iter().all(|&m| self.tasks[m].state.is_terminal())
+        {
+            return;
+        }
+        self.end_group(g, &body, &members, now, fx);
+    }
+
+    /// What exit handlers wait for has ended: those not ordered after another one start (the
+    /// rest follow by `dependsOn`), once.
+    pub(super) fn start_exit_handlers(
+        &mut self,
+        handlers: Vec<usize>,
+        now: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        for h in handlers {
             let t = &self.tasks[h];
             if self.plan.tasks[h].deps.is_empty()
                 && t.state == TaskState::Pending
@@ -52,12 +69,6 @@ impl Run {
                 self.make_ready(h, now, fx);
             }
         }
-        if self.tasks[g].state != TaskState::Running
-            || !members.iter().all(|&m| self.tasks[m].state.is_terminal())
-        {
-            return;
-        }
-        self.end_group(g, &body, &members, now, fx);
     }
 
     /// Every task in group `g` has ended: the group fails if one failed, is cancelled if one

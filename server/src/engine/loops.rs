@@ -5,18 +5,13 @@ use super::*;
 use sluice_sdk::spec::refs::{self, Ref};
 
 impl Run {
-    /// Whether task `i` is a loop over a list an upstream step outputs (not expanded yet).
+    /// Whether task `i` is a loop not expanded yet: planning expands every loop whose items it
+    /// knows, so this one's come from an upstream step's output.
     pub(super) fn loops_over_output(&self, i: usize) -> bool {
-        if self.plan.tasks[i].iteration_of.is_some() {
-            return false;
-        }
-        let each = self.pipeline.control(self.step_of(i)).for_each;
-        matches!(
-            each.as_ref()
-                .and_then(|e| e.value.as_str())
-                .and_then(refs::sole_ref),
-            Some(Ref::StepOutput { .. })
-        )
+        let t = &self.plan.tasks[i];
+        t.iterations.is_none()
+            && t.iteration_of.is_none()
+            && self.pipeline.control(self.step_of(i)).for_each.is_some()
     }
 
     /// Adds the iterations of loop `i`, whose items an upstream step output: one task per item

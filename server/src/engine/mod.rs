@@ -17,7 +17,7 @@ mod stopping;
 mod tests;
 
 use conditions::Verdict;
-pub use plan::{instance_name, plan, resolve_params, Plan, PlanTask};
+pub use plan::{plan, resolve_params, Plan, PlanTask};
 use retries::human_ms;
 use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
 use sluice_sdk::spec::Pipeline;
@@ -274,11 +274,6 @@ impl Run {
         self.plan.instance(from, q)
     }
 
-    /// An exit handler of the run itself (not of a group).
-    pub fn run_exit_handler(&self, i: usize) -> bool {
-        self.plan.tasks[i].exit_handler && self.plan.tasks[i].scope.is_none()
-    }
-
     /// The pipeline step task `i` runs.
     pub fn step_of(&self, i: usize) -> &sluice_sdk::spec::Step {
         self.pipeline.task_step(self.plan.tasks[i].step)
@@ -295,7 +290,7 @@ impl Run {
                 return self.finish_task(i, TaskState::Failed, None, Some(e), now, fx)
             }
         }
-        if self.plan.tasks[i].iterations.is_none() && self.loops_over_output(i) {
+        if self.loops_over_output(i) {
             // A loop over an upstream output: its items are known now.
             match self.expand(i) {
                 Ok(added) => {
@@ -667,20 +662,10 @@ impl Run {
             .tasks
             .iter()
             .zip(&self.plan.tasks)
-            .all(|(t, p)| (p.exit_handler && p.scope.is_none()) || t.state.is_terminal());
+            .all(|(t, p)| p.run_exit_handler() || t.state.is_terminal());
         if main_done {
-            for i in 0..self.tasks.len() {
-                let p = &self.plan.tasks[i];
-                if p.exit_handler
-                    && p.scope.is_none()
-                    && p.deps.is_empty()
-                    && self.tasks[i].state == TaskState::Pending
-                    && self.tasks[i].retry_at.is_none()
-                    && self.tasks[i].attempt == 0
-                {
-                    self.make_ready(i, now, fx);
-                }
-            }
+            let handlers = (0..self.tasks.len()).filter(|&i| self.plan.tasks[i].run_exit_handler());
+            self.start_exit_handlers(handlers.collect(), now, fx);
         }
         if !self.tasks.iter().all(|t| t.state.is_terminal()) {
             return;
@@ -724,7 +709,7 @@ impl Run {
             self.tasks
                 .iter()
                 .zip(&self.plan.tasks)
-                .filter(|(_, p)| !(p.exit_handler && p.scope.is_none()))
+                .filter(|(_, p)| !p.run_exit_handler())
         };
         if self.state == RunState::Cancelling || self.state == RunState::Cancelled {
             "cancelled"

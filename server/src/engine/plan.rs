@@ -48,6 +48,13 @@ pub struct PlanTask {
     pub members: Option<Vec<usize>>,
 }
 
+impl PlanTask {
+    /// An exit handler of the run itself (not of a group).
+    pub fn run_exit_handler(&self) -> bool {
+        self.exit_handler && self.scope.is_none()
+    }
+}
+
 /// Builds the task graph. Fails on a dependency cycle (validation reports those first, with
 /// places) and on a loop whose items are not a list.
 pub fn plan(pipeline: &Pipeline, params: &Params) -> Result<Plan, String> {
@@ -129,6 +136,7 @@ impl Plan {
     /// means from task `from`: the one in the same copy of each group they share.
     pub fn instance(&self, from: usize, qualified: &str) -> Option<usize> {
         if !qualified.contains('.') {
+            // A step at the top: one task, named as the step.
             return self.index.get(qualified).copied();
         }
         self.index
@@ -161,11 +169,7 @@ impl Plan {
 
 /// The name of the task step `qualified` has in the group copies task `from` runs in: each
 /// group segment `G` becomes `from`'s `G[k]` where they share it.
-pub fn instance_name(from: &str, qualified: &str) -> String {
-    if !qualified.contains('.') {
-        // A step at the top: one task, named as the step.
-        return qualified.to_string();
-    }
+fn instance_name(from: &str, qualified: &str) -> String {
     let from: Vec<&str> = from.split('.').collect();
     let q: Vec<&str> = qualified.split('.').collect();
     let mut out: Vec<&str> = Vec::with_capacity(q.len());
