@@ -70,8 +70,14 @@ async fn a_worker_killed_mid_task_loses_nothing() {
     assert!(workers.iter().any(|w| w.id == first_worker));
 }
 
-#[tokio::test]
-async fn a_restarted_server_picks_its_runs_up_again() {
+/// Runs `yaml` on a server and a worker (fake runtime), kills the server with SIGKILL once
+/// `when` holds, starts it again on the same database, and returns the client and the ended run,
+/// with what keeps the server, the worker and their files alive.
+async fn restart_server_mid_run(
+    yaml: &str,
+    what: &str,
+    when: impl Fn(&sluice_sdk::api::RunDetail) -> bool,
+) -> (Restarted, Client, String, sluice_sdk::api::RunDetail) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -79,18 +85,27 @@ async fn a_restarted_server_picks_its_runs_up_again() {
     let log = dir.path().join("server.log");
     let mut server = spawn_server(port, &data, &log).await;
     let client = Client::new(&url, None);
-    let yaml = "name: chain\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_SLEEP_MS: \"1500\", FAKE_OUT_v: \"41\", FAKE_LOG: \"a says hi\"}\n    outputs: {params: {v: int}}\n  - name: b\n    image: b\n    params: {v: \"{{steps.a.outputs.params.v}}\"}\n    env: {FAKE_SLEEP_MS: \"500\", FAKE_OUT_w: \"{{inputs.params.v}}1\"}\n    outputs: {params: {w: int}}\n";
     let j = dir.path().join("w.jsonl");
-    let _w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
+    let w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
     let id = submit(&client, yaml).await;
-    wait_until(&client, &id, Duration::from_secs(20), "a running", |d| {
+    wait_until(&client, &id, Duration::from_secs(20), what, when).await;
+    server.kill9();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let server = spawn_server(port, &data, &log).await;
+    let done = wait_run(&client, &id, Duration::from_secs(30)).await;
+    ((dir, server, w), client, id, done)
+}
+
+/// The server, the worker and their directory, kept until dropped.
+type Restarted = (tempfile::TempDir, Proc, Proc);
+
+#[tokio::test]
+async fn a_restarted_server_picks_its_runs_up_again() {
+    let yaml = "name: chain\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_SLEEP_MS: \"1500\", FAKE_OUT_v: \"41\", FAKE_LOG: \"a says hi\"}\n    outputs: {params: {v: int}}\n  - name: b\n    image: b\n    params: {v: \"{{steps.a.outputs.params.v}}\"}\n    env: {FAKE_SLEEP_MS: \"500\", FAKE_OUT_w: \"{{inputs.params.v}}1\"}\n    outputs: {params: {w: int}}\n";
+    let (_procs, client, id, done) = restart_server_mid_run(yaml, "a running", |d| {
         d.tasks[0].state == TaskState::Running
     })
     .await;
-    server.kill9();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _server = spawn_server(port, &data, &log).await;
-    let done = wait_run(&client, &id, Duration::from_secs(30)).await;
     assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
     assert_eq!(done.tasks[1].outputs["w"], serde_json::json!(411));
     assert_eq!(
@@ -105,13 +120,6 @@ async fn a_restarted_server_picks_its_runs_up_again() {
 
 #[tokio::test]
 async fn a_restarted_server_takes_up_a_loop_over_a_group_in_the_middle() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let data = dir.path().join("server");
-    let log = dir.path().join("server.log");
-    let mut server = spawn_server(port, &data, &log).await;
-    let client = Client::new(&url, None);
     // Two copies of a group; the second copy's steps start only after the first copy ends.
     let yaml = r#"
 name: copies
@@ -138,25 +146,12 @@ steps:
     image: b
     env: {FAKE_LOG: "{{steps.g.outputs.params.m}}"}
 "#;
-    let j = dir.path().join("w.jsonl");
-    let _w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
-    let id = submit(&client, yaml).await;
-    wait_until(
-        &client,
-        &id,
-        Duration::from_secs(20),
-        "the first copy running",
-        |d| {
-            d.tasks
-                .iter()
-                .any(|t| t.name == "g[0].work" && t.state == TaskState::Running)
-        },
-    )
+    let (_procs, client, id, done) = restart_server_mid_run(yaml, "the first copy running", |d| {
+        d.tasks
+            .iter()
+            .any(|t| t.name == "g[0].work" && t.state == TaskState::Running)
+    })
     .await;
-    server.kill9();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _server = spawn_server(port, &data, &log).await;
-    let done = wait_run(&client, &id, Duration::from_secs(30)).await;
     assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
     let task = |n: &str| done.tasks.iter().find(|t| t.name == n).unwrap();
     assert_eq!(task("g").outputs["m"], serde_json::json!([301, 401]));
