@@ -16,14 +16,8 @@ impl Run {
         fx.push(Effect::Task(g));
         let members = self.plan.tasks[g].members.clone().unwrap_or_default();
         for m in members {
-            let p = &self.plan.tasks[m];
-            if p.exit_handler || self.tasks[m].state != TaskState::Pending {
-                continue;
-            }
-            if p.deps.is_empty() {
-                self.make_ready(m, now, fx);
-            } else {
-                self.dependency_ended(m, now, fx);
+            if !self.plan.tasks[m].exit_handler && self.tasks[m].state == TaskState::Pending {
+                self.start_when_free(m, now, fx);
             }
         }
         self.group_progress(g, now, fx);
@@ -214,27 +208,7 @@ impl Run {
         let Some(g) = self.plan.tasks[i].scope else {
             return self.status();
         };
-        let body: Vec<usize> = self.plan.tasks[g]
-            .members
-            .iter()
-            .flatten()
-            .copied()
-            .filter(|&m| !self.plan.tasks[m].exit_handler)
-            .collect();
-        if !body.iter().all(|&m| self.tasks[m].state.is_terminal()) {
-            "running"
-        } else if body
-            .iter()
-            .any(|&m| self.tasks[m].state == TaskState::Failed)
-        {
-            "failed"
-        } else if body
-            .iter()
-            .any(|&m| self.tasks[m].state == TaskState::Cancelled)
-        {
-            "cancelled"
-        } else {
-            "succeeded"
-        }
+        let members = self.plan.tasks[g].members.iter().flatten().copied();
+        self.how_they_went(members.filter(|&m| !self.plan.tasks[m].exit_handler))
     }
 }

@@ -302,11 +302,7 @@ impl Run {
                         return self.gather(i, now, fx);
                     }
                     for t in its {
-                        if self.plan.tasks[t].deps.is_empty() {
-                            self.make_ready(t, now, fx);
-                        } else {
-                            self.dependency_ended(t, now, fx);
-                        }
+                        self.start_when_free(t, now, fx);
                     }
                     return;
                 }
@@ -574,6 +570,16 @@ impl Run {
         }
     }
 
+    /// Task `t` may start now (its loop expanded, its group started): it does, or waits for its
+    /// dependencies, or ends as they did.
+    fn start_when_free(&mut self, t: usize, now: i64, fx: &mut Vec<Effect>) {
+        if self.plan.tasks[t].deps.is_empty() {
+            self.make_ready(t, now, fx);
+        } else {
+            self.dependency_ended(t, now, fx);
+        }
+    }
+
     /// One of task `d`'s dependencies ended. A failure or cancel upstream ends `d` at once; once
     /// all have ended, `d` runs if any succeeded, and is skipped too if every one was skipped by a
     /// condition (so a step after if/else branches runs after whichever branch ran).
@@ -705,18 +711,23 @@ impl Run {
     /// How the run's steps (exit handlers aside) went, for `{{run.status}}`: `running` until they
     /// have all ended, then `cancelled`, `failed` or `succeeded`.
     pub fn status(&self) -> &'static str {
-        let main = || {
-            self.tasks
-                .iter()
-                .zip(&self.plan.tasks)
-                .filter(|(_, p)| !p.run_exit_handler())
-        };
         if self.state == RunState::Cancelling || self.state == RunState::Cancelled {
-            "cancelled"
-        } else if !main().all(|(t, _)| t.state.is_terminal()) {
+            return "cancelled";
+        }
+        let main = (0..self.tasks.len()).filter(|&i| !self.plan.tasks[i].run_exit_handler());
+        self.how_they_went(main)
+    }
+
+    /// How tasks went, together: `running` until all have ended, then `failed` if one failed,
+    /// `cancelled` if one was, else `succeeded`.
+    fn how_they_went(&self, tasks: impl Iterator<Item = usize>) -> &'static str {
+        let states: Vec<TaskState> = tasks.map(|i| self.tasks[i].state).collect();
+        if !states.iter().all(|s| s.is_terminal()) {
             "running"
-        } else if main().any(|(t, _)| t.state == TaskState::Failed) {
+        } else if states.contains(&TaskState::Failed) {
             "failed"
+        } else if states.contains(&TaskState::Cancelled) {
+            "cancelled"
         } else {
             "succeeded"
         }
