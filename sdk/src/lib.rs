@@ -2,6 +2,7 @@
 //! types, and an HTTP client for the server. No server, database or container code lives here.
 
 pub mod api;
+pub mod beneath;
 pub mod client;
 pub mod diag;
 pub mod spec;

@@ -5,6 +5,7 @@ use crate::outputs;
 use crate::reporter::{self, Reporter};
 use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
 use sluice_sdk::api::{Lease, NewLogLine, Outcome, ReportEvent, TaskResult};
+use sluice_sdk::beneath;
 use sluice_sdk::client::{Client, ClientError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -67,6 +68,9 @@ pub async fn run(
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(cfg.data_dir.join("tasks"))?;
     std::fs::create_dir_all(cfg.data_dir.join("artifacts"))?;
+    // Artifacts are recorded, checked and mounted by their place under this canonical root.
+    let artifacts_root: Arc<Path> =
+        Arc::from(std::fs::canonicalize(cfg.data_dir.join("artifacts"))?);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -158,6 +162,7 @@ pub async fn run(
                 reporter: reporter.clone(),
                 running: running.clone(),
                 data_dir: cfg.data_dir.clone(),
+                artifacts_root: artifacts_root.clone(),
             };
             tasks.spawn(async move {
                 ctx.execute(lease, rx).await;
@@ -224,6 +229,7 @@ struct TaskCtx {
     reporter: Reporter,
     running: Running,
     data_dir: PathBuf,
+    artifacts_root: Arc<Path>,
 }
 
 impl TaskCtx {
@@ -260,13 +266,20 @@ impl TaskCtx {
                 cached_from: None,
             })
         };
-        let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
-        let artifacts_dir = self
-            .data_dir
-            .join("artifacts")
-            .join(&lease.run_id)
+        // The server names the run, task and lease: they must stay single plain names here.
+        let attempt_dir = Path::new(&lease.run_id)
             .join(&lease.task)
             .join(lease.attempt.to_string());
+        let plain =
+            |p: &Path, n: usize| beneath::relative(p).is_ok() && p.components().count() == n;
+        if !plain(&attempt_dir, 3) || !plain(Path::new(&lease.lease_id), 1) {
+            return failed(format!(
+                "worker refuses lease `{}` for task `{}` of run `{}`: not plain names",
+                lease.lease_id, lease.task, lease.run_id
+            ));
+        }
+        let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
+        let artifacts_dir = self.artifacts_root.join(&attempt_dir);
         let params_dir = scratch.join("params");
         // Only what the task declares is made: a task with no outputs costs no directories.
         let mut dirs = Vec::new();
@@ -297,18 +310,12 @@ impl TaskCtx {
         };
         let mut inputs = Vec::new();
         for a in &lease.spec.input_artifacts {
-            match a.uri.strip_prefix("file://") {
-                Some(p) if Path::new(p).exists() => inputs.push(PathBuf::from(p)),
-                Some(p) => {
+            match self.local_artifact(&a.uri) {
+                Ok(p) => inputs.push(p),
+                Err(why) => {
                     return failed(format!(
-                        "input artifact `{}` from step `{}` is gone from {p}",
+                        "input artifact `{}` from step `{}`: {why}",
                         a.name, a.producer
-                    ))
-                }
-                None => {
-                    return failed(format!(
-                        "input artifact `{}` is at `{}`, which this worker cannot reach",
-                        a.name, a.uri
                     ))
                 }
             }
@@ -321,7 +328,11 @@ impl TaskCtx {
         // here: its result is reused and no container starts.
         if let Some(c) = &lease.cached {
             let same_image = image_digest.as_deref() == Some(c.image_digest.as_str());
-            if same_image && sluice_sdk::api::artifacts_kept(&c.artifacts, |p| p.exists()) {
+            let here = |p: &Path| {
+                self.local_artifact(&format!("file://{}", p.display()))
+                    .is_ok()
+            };
+            if same_image && sluice_sdk::api::artifacts_kept(&c.artifacts, here) {
                 tracing::info!(from_run = %c.run_id, "result reused from the cache");
                 return Some(TaskResult {
                     outcome: Outcome::Succeeded,
@@ -344,6 +355,7 @@ impl TaskCtx {
             artifacts_dir: artifacts_dir.clone(),
             script,
             inputs,
+            artifacts_root: self.artifacts_root.to_path_buf(),
         };
         // A step's timeout stops it as a cancel would, and fails the attempt.
         let timer = spec.timeout_ms.map(|ms| {
@@ -516,6 +528,32 @@ async fn ship(
             lease_id: lease_id.clone(),
             lines: batch,
         });
+    }
+}
+
+impl TaskCtx {
+    /// The host path of an artifact this worker keeps, checked to be a file or directory beneath
+    /// its artifact directory with no link on the way (the runtime checks again as it mounts).
+    fn local_artifact(&self, uri: &str) -> Result<PathBuf, String> {
+        let Some(path) = uri.strip_prefix("file://").map(Path::new) else {
+            return Err(format!("it is at `{uri}`, which this worker cannot reach"));
+        };
+        let rel = beneath::strip_root(path, &self.artifacts_root).ok_or_else(|| {
+            format!(
+                "it is at {}, outside this worker's artifact directory {}",
+                path.display(),
+                self.artifacts_root.display()
+            )
+        })?;
+        let root = beneath::Dir::open(&self.artifacts_root).map_err(|e| e.to_string())?;
+        match root.entry(rel, beneath::Links::Never) {
+            Ok((beneath::Kind::File | beneath::Kind::Dir, _)) => Ok(path.to_path_buf()),
+            Ok(_) => Err(format!("{} is not a file or a directory", path.display())),
+            Err(beneath::BeneathError::NotFound(_)) => {
+                Err(format!("it is gone from {}", path.display()))
+            }
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! Reading what a finished task left behind: output parameter files, and the size and sha256 of
-//! each output artifact (a file, or a directory hashed over its sorted tree).
+//! each output artifact (a file, or a directory hashed over its sorted tree). The step controls
+//! every name under its output directories, so they are read only through [`beneath::Dir`]: a
+//! link is never followed, an artifact that is itself a link is refused, and links inside a
+//! directory artifact are recorded as links.
 
 use sha2::{Digest, Sha256};
 use sluice_sdk::api::{ArtifactRecord, TaskSpec};
+use sluice_sdk::beneath::{self, BeneathError, Kind, Links};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -10,44 +14,74 @@ use std::path::Path;
 /// Output parameter values larger than this are refused: they belong in an artifact.
 pub const MAX_PARAM_BYTES: u64 = 256 * 1024;
 
+/// Most entries a directory artifact may hold.
+pub const MAX_ARTIFACT_ENTRIES: usize = 1_000_000;
+
 /// The output parameters the task wrote. Unwritten ones are left out (the server says what is missing).
 pub fn params(spec: &TaskSpec, dir: &Path) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
+    if spec.output_params.is_empty() {
+        return Ok(out);
+    }
+    let root = beneath::Dir::open(dir)
+        .map_err(|e| format!("worker cannot read the output parameters: {e}"))?;
     for p in &spec.output_params {
-        let path = dir.join(&p.name);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
+        let name = Path::new(&p.name);
+        let kind = match root.entry(name, Links::Never) {
+            Ok((kind, st)) => (kind, st.st_size as u64),
+            Err(BeneathError::NotFound(_)) => continue,
+            Err(e) => return Err(format!("cannot read output parameter `{}`: {e}", p.name)),
         };
-        if !meta.is_file() {
-            return Err(format!(
-                "output parameter `{}` at {} is not a regular file",
-                p.name, p.path
-            ));
+        match kind {
+            (Kind::File, size) if size > MAX_PARAM_BYTES => {
+                return Err(format!("output parameter `{}` is {size} bytes; parameters hold at most {MAX_PARAM_BYTES} bytes, use an artifact", p.name));
+            }
+            (Kind::File, _) => {}
+            _ => {
+                return Err(format!(
+                    "output parameter `{}` at {} is not a regular file",
+                    p.name, p.path
+                ))
+            }
         }
-        if meta.len() > MAX_PARAM_BYTES {
-            return Err(format!("output parameter `{}` is {} bytes; parameters hold at most {MAX_PARAM_BYTES} bytes, use an artifact", p.name, meta.len()));
-        }
-        let text = std::fs::read(&path)
+        let mut text = Vec::new();
+        root.file(name, Links::Never)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                f.take(MAX_PARAM_BYTES + 1)
+                    .read_to_end(&mut text)
+                    .map_err(|e| e.to_string())
+            })
             .map_err(|e| format!("cannot read output parameter `{}`: {e}", p.name))?;
         out.insert(p.name.clone(), String::from_utf8_lossy(&text).into_owned());
     }
     Ok(out)
 }
 
-/// Records for the output artifacts that exist under `dir`.
+/// Records for the output artifacts that exist under `dir` (a directory the worker made, named
+/// by its canonical path, so that the recorded URIs need no resolving).
 pub fn artifacts(spec: &TaskSpec, dir: &Path) -> Result<Vec<ArtifactRecord>, String> {
     let mut out = Vec::new();
+    if spec.output_artifacts.is_empty() {
+        return Ok(out);
+    }
+    let root = beneath::Dir::open(dir)
+        .map_err(|e| format!("worker cannot read the output artifacts: {e}"))?;
     for a in &spec.output_artifacts {
-        let path = dir.join(&a.name);
-        if std::fs::symlink_metadata(&path).is_err() {
-            continue;
-        }
-        let (size, sha256) = hash_tree(&path)
-            .map_err(|e| format!("cannot read output artifact `{}`: {e}", a.name))?;
-        let uri = format!("file://{}", path.canonicalize().unwrap_or(path).display());
+        let (size, sha256) = match hash_tree(&root, Path::new(&a.name)) {
+            Ok(h) => h,
+            Err(BeneathError::NotFound(_)) => continue,
+            Err(BeneathError::Link(_)) => {
+                return Err(format!(
+                    "output artifact `{}` at {} is a symbolic link: an artifact must be a file or a directory (links are kept only inside a directory artifact)",
+                    a.name, a.path
+                ))
+            }
+            Err(e) => return Err(format!("cannot read output artifact `{}`: {e}", a.name)),
+        };
         out.push(ArtifactRecord {
             name: a.name.clone(),
-            uri,
+            uri: format!("file://{}", dir.join(&a.name).display()),
             size,
             sha256,
         });
@@ -55,57 +89,68 @@ pub fn artifacts(spec: &TaskSpec, dir: &Path) -> Result<Vec<ArtifactRecord>, Str
     Ok(out)
 }
 
-/// Total size and content hash of a file or directory tree. For a directory the hash covers each
-/// entry's relative path, kind and content, in sorted order, so equal trees hash equal.
-pub fn hash_tree(path: &Path) -> std::io::Result<(u64, String)> {
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.is_file() {
-        let (size, digest) = hash_file(path)?;
-        return Ok((size, hex::encode(digest)));
+/// Total size and content hash of the file or directory `rel` beneath `root`. For a directory the
+/// hash covers each entry's relative path, kind and content (a link's target, as written), in
+/// sorted order, so equal trees hash equal. A link at `rel` itself is refused, and so is a
+/// FIFO, socket or device anywhere in the tree.
+pub fn hash_tree(root: &beneath::Dir, rel: &Path) -> Result<(u64, String), BeneathError> {
+    let (kind, _) = root.entry(rel, Links::Never)?;
+    let special = |p: &Path| BeneathError::Io {
+        path: p.display().to_string(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a FIFO, socket or device node: artifacts hold only files, directories and links",
+        ),
+    };
+    match kind {
+        Kind::File => {
+            let (size, digest) = hash_file(root.file(rel, Links::Never)?, rel)?;
+            return Ok((size, hex::encode(digest)));
+        }
+        Kind::Link => return Err(BeneathError::Link(rel.display().to_string())),
+        Kind::Special => return Err(special(rel)),
+        Kind::Dir => {}
     }
+    let dir = root.dir(rel, Links::Never)?;
+    let entries = dir
+        .walk(MAX_ARTIFACT_ENTRIES)?
+        .ok_or_else(|| BeneathError::Io {
+            path: rel.display().to_string(),
+            source: std::io::Error::other(format!(
+                "more than {MAX_ARTIFACT_ENTRIES} entries in one artifact"
+            )),
+        })?;
     let mut h = Sha256::new();
     let mut total = 0u64;
-    let mut stack = vec![path.to_path_buf()];
-    let mut entries = Vec::new();
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir)? {
-            let e = e?;
-            let p = e.path();
-            if e.file_type()?.is_dir() {
-                stack.push(p.clone());
+    for e in entries {
+        let name = e.path.to_string_lossy();
+        match e.kind {
+            Kind::File => {
+                let (size, digest) = hash_file(dir.file(&e.path, Links::Never)?, &e.path)?;
+                total += size;
+                h.update(format!("f {name}\0").as_bytes());
+                h.update(digest);
             }
-            entries.push(p);
-        }
-    }
-    entries.sort();
-    for p in entries {
-        let rel = p
-            .strip_prefix(path)
-            .unwrap_or(&p)
-            .to_string_lossy()
-            .into_owned();
-        let m = std::fs::symlink_metadata(&p)?;
-        if m.is_file() {
-            let (size, digest) = hash_file(&p)?;
-            total += size;
-            h.update(format!("f {rel}\0").as_bytes());
-            h.update(digest);
-        } else if m.is_symlink() {
-            h.update(format!("l {rel}\0{}\0", std::fs::read_link(&p)?.display()).as_bytes());
-        } else if m.is_dir() {
-            h.update(format!("d {rel}\0").as_bytes());
+            Kind::Link => {
+                let target = e.target.unwrap_or_default();
+                h.update(format!("l {name}\0{}\0", target.display()).as_bytes());
+            }
+            Kind::Dir => h.update(format!("d {name}\0").as_bytes()),
+            Kind::Special => return Err(special(&rel.join(&e.path))),
         }
     }
     Ok((total, hex::encode(h.finalize())))
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
-    let mut f = std::fs::File::open(path)?;
+fn hash_file(mut f: std::fs::File, rel: &Path) -> Result<(u64, [u8; 32]), BeneathError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = f.read(&mut buf).map_err(|source| BeneathError::Io {
+            path: rel.display().to_string(),
+            source,
+        })?;
         if n == 0 {
             break;
         }
@@ -118,6 +163,12 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_sdk::api::{OutputArtifact, OutputParam};
+    use std::os::unix::fs::symlink;
+
+    fn hash(dir: &Path, rel: &str) -> Result<(u64, String), BeneathError> {
+        hash_tree(&beneath::Dir::open(dir).unwrap(), Path::new(rel))
+    }
 
     #[test]
     fn equal_trees_hash_equal_and_content_matters() {
@@ -128,16 +179,93 @@ mod tests {
             std::fs::write(d.join("m/sub/w.bin"), b"weights").unwrap();
             std::fs::write(d.join("m/meta.json"), b"{}").unwrap();
         }
-        let ha = hash_tree(&a.path().join("m")).unwrap();
-        assert_eq!(ha, hash_tree(&b.path().join("m")).unwrap());
+        let ha = hash(a.path(), "m").unwrap();
+        assert_eq!(ha, hash(b.path(), "m").unwrap());
         assert_eq!(ha.0, 9);
         std::fs::write(b.path().join("m/meta.json"), b"{1}").unwrap();
-        assert_ne!(ha.1, hash_tree(&b.path().join("m")).unwrap().1);
-        let f = a.path().join("file");
-        std::fs::write(&f, b"abc").unwrap();
+        assert_ne!(ha.1, hash(b.path(), "m").unwrap().1);
+        std::fs::write(a.path().join("file"), b"abc").unwrap();
         assert_eq!(
-            hash_tree(&f).unwrap().1,
+            hash(a.path(), "file").unwrap().1,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    fn spec() -> TaskSpec {
+        TaskSpec {
+            output_artifacts: ["x", "tree", "up"]
+                .iter()
+                .map(|n| OutputArtifact {
+                    name: n.to_string(),
+                    path: format!("/sluice/outputs/artifacts/{n}"),
+                })
+                .collect(),
+            output_params: vec![OutputParam {
+                name: "p".into(),
+                ty: sluice_sdk::spec::ParamType::String,
+                path: "/sluice/outputs/params/p".into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_artifact_that_is_a_link_is_refused_and_nothing_outside_is_read() {
+        let d = tempfile::tempdir().unwrap();
+        symlink("/etc", d.path().join("x")).unwrap();
+        let e = artifacts(&spec(), d.path()).unwrap_err();
+        assert!(
+            e.contains("output artifact `x`") && e.contains("symbolic link"),
+            "{e}"
+        );
+        std::fs::remove_file(d.path().join("x")).unwrap();
+        symlink("../../../../..", d.path().join("up")).unwrap();
+        let e = artifacts(&spec(), d.path()).unwrap_err();
+        assert!(e.contains("output artifact `up`"), "{e}");
+    }
+
+    #[test]
+    fn links_inside_a_directory_artifact_are_kept_as_links() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("tree")).unwrap();
+        std::fs::write(d.path().join("tree/model.bin"), b"weights").unwrap();
+        symlink("/etc/shadow", d.path().join("tree/shadow")).unwrap();
+        symlink("/etc", d.path().join("tree/etc")).unwrap();
+        let recs = artifacts(&spec(), d.path()).unwrap();
+        assert_eq!(recs.len(), 1);
+        // Only the file's bytes count: the links were recorded, not read.
+        assert_eq!(recs[0].size, 7);
+        assert_eq!(recs[0].uri, format!("file://{}/tree", d.path().display()));
+        // A link's target is part of what the artifact is.
+        std::fs::remove_file(d.path().join("tree/shadow")).unwrap();
+        symlink("/etc/passwd", d.path().join("tree/shadow")).unwrap();
+        assert_ne!(
+            artifacts(&spec(), d.path()).unwrap()[0].sha256,
+            recs[0].sha256
+        );
+    }
+
+    #[test]
+    fn a_fifo_in_an_artifact_fails_it_without_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("tree")).unwrap();
+        nix::unistd::mkfifo(
+            &d.path().join("tree/pipe"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let e = artifacts(&spec(), d.path()).unwrap_err();
+        assert!(e.contains("FIFO"), "{e}");
+    }
+
+    #[test]
+    fn an_output_parameter_that_is_a_link_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        symlink("/etc/hostname", d.path().join("p")).unwrap();
+        let e = params(&spec(), d.path()).unwrap_err();
+        assert!(e.contains("output parameter `p`"), "{e}");
+        std::fs::remove_file(d.path().join("p")).unwrap();
+        std::fs::write(d.path().join("p"), b"value").unwrap();
+        assert_eq!(params(&spec(), d.path()).unwrap()["p"], "value");
     }
 }

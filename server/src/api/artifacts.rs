@@ -1,7 +1,9 @@
 //! `GET /runs/{id}/tasks/{task}/artifacts/{name}`: an artifact's bytes, for downloads and the UI's
 //! previews. A file artifact is served as is; a directory artifact lists its files, and `?path=`
 //! serves one of them. Only artifacts under the server's data directory (where the built-in
-//! worker keeps them) can be reached; others live on a worker's disk.
+//! worker keeps them) can be reached; others live on a worker's disk. Everything is opened
+//! beneath that directory through `sluice_sdk::beneath`: a link a step left is never followed
+//! out of its artifact.
 
 use super::error::{ApiErr, ApiResult, Query};
 use super::{runs, App};
@@ -11,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use std::path::{Component, PathBuf};
+use sluice_sdk::beneath::{self, BeneathError, Kind, Links};
 use tokio::io::AsyncReadExt;
 
 #[derive(Deserialize)]
@@ -42,57 +44,26 @@ pub async fn download(
         .artifacts
         .iter()
         .find(|a| a.name == name)
-        .ok_or_else(|| ApiErr::not_found(format!("task `{task}` has no artifact `{name}`")))?;
-    let unreachable = || {
-        ApiErr::new(
-            StatusCode::NOT_FOUND,
-            "artifact_unreachable",
-            format!(
-                "artifact `{name}` is at {}, which the server cannot read (it is on a worker's disk)",
-                art.uri
-            ),
-        )
+        .ok_or_else(|| ApiErr::not_found(format!("task `{task}` has no artifact `{name}`")))?
+        .clone();
+    let files_root = app.files_root.clone();
+    // Opening and walking are blocking file-system work.
+    let opened =
+        tokio::task::spawn_blocking(move || open(&files_root, &art, &name, q.path.as_deref()))
+            .await
+            .map_err(|e| {
+                ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })??;
+    let (file, fname) = match opened {
+        Opened::Listing(v) => return Ok(Json(v).into_response()),
+        Opened::File(f, n) => (f, n),
     };
-    let root = art
-        .uri
-        .strip_prefix("file://")
-        .and_then(|p| std::fs::canonicalize(p).ok())
-        .filter(|p| p.starts_with(&*app.files_root))
-        .ok_or_else(unreachable)?;
-    let file = if root.is_dir() {
-        match &q.path {
-            None => return Ok(Json(listing(&root)).into_response()),
-            Some(rel) => {
-                let rel = PathBuf::from(rel);
-                if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-                    return Err(ApiErr::bad_request(
-                        "invalid_query",
-                        "path must be relative, without `..`",
-                    ));
-                }
-                let p = std::fs::canonicalize(root.join(&rel))
-                    .ok()
-                    .filter(|p| p.starts_with(&root) && p.is_file())
-                    .ok_or_else(|| {
-                        ApiErr::not_found(format!(
-                            "artifact `{name}` has no file `{}`",
-                            rel.display()
-                        ))
-                    })?;
-                p
-            }
-        }
-    } else {
-        root
-    };
-    let mut f = tokio::fs::File::open(&file)
-        .await
-        .map_err(|_| unreachable())?;
+    let mut f = tokio::fs::File::from_std(file);
     let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
     let mut head = vec![0u8; 512];
     let n = f.read(&mut head).await.unwrap_or(0);
     head.truncate(n);
-    let ctype = content_type(&file, &head);
+    let ctype = content_type(std::path::Path::new(&fname), &head);
     let stream = futures_util::stream::unfold((f, Some(head)), |(mut f, head)| async move {
         if let Some(h) = head {
             if !h.is_empty() {
@@ -123,10 +94,7 @@ pub async fn download(
         HeaderValue::from_static("sandbox"),
     );
     if q.download {
-        let fname = file
-            .file_name()
-            .map(|f| f.to_string_lossy().replace('"', ""))
-            .unwrap_or_else(|| name.clone());
+        let fname = fname.replace(['"', '\\', '\r', '\n'], "");
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{fname}\"")) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
@@ -134,38 +102,114 @@ pub async fn download(
     Ok(resp)
 }
 
+enum Opened {
+    Listing(serde_json::Value),
+    /// A regular file and its name.
+    File(std::fs::File, String),
+}
+
+/// Opens what an artifact record points at, beneath the server's data directory and with no
+/// link followed on the way; inside a directory artifact, `path` may pass through links that
+/// stay inside it, never out.
+fn open(
+    files_root: &std::path::Path,
+    art: &sluice_sdk::api::ArtifactRecord,
+    name: &str,
+    path: Option<&str>,
+) -> ApiResult<Opened> {
+    let unreachable = || {
+        ApiErr::new(
+            StatusCode::NOT_FOUND,
+            "artifact_unreachable",
+            format!(
+                "artifact `{name}` is at {}, which the server cannot read (it is on a worker's disk)",
+                art.uri
+            ),
+        )
+    };
+    let refused = |e: BeneathError| {
+        ApiErr::new(
+            StatusCode::FORBIDDEN,
+            "artifact_refused",
+            format!("artifact `{name}` is not served: {e}"),
+        )
+    };
+    let rel = art
+        .uri
+        .strip_prefix("file://")
+        .and_then(|p| beneath::strip_root(std::path::Path::new(p), files_root))
+        .ok_or_else(unreachable)?;
+    let root = beneath::Dir::open(files_root).map_err(|_| unreachable())?;
+    let kind = match root.entry(rel, Links::Never) {
+        Ok((kind, _)) => kind,
+        Err(BeneathError::NotFound(_)) => return Err(unreachable()),
+        Err(e) => return Err(refused(e)),
+    };
+    let base = rel
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string());
+    match (kind, path) {
+        (Kind::File, _) => {
+            let f = root.file(rel, Links::Never).map_err(refused)?;
+            Ok(Opened::File(f, base))
+        }
+        (Kind::Dir, None) => {
+            let dir = root.dir(rel, Links::Never).map_err(refused)?;
+            let (entries, truncated) = match dir.walk(MAX_LISTED).map_err(refused)? {
+                Some(e) => (e, false),
+                None => (Vec::new(), true),
+            };
+            Ok(Opened::Listing(listing(entries, truncated)))
+        }
+        (Kind::Dir, Some(sub)) => {
+            let sub = std::path::Path::new(sub);
+            if beneath::relative(sub).is_err() {
+                return Err(ApiErr::bad_request(
+                    "invalid_query",
+                    "path must be relative, without `..`",
+                ));
+            }
+            let dir = root.dir(rel, Links::Never).map_err(refused)?;
+            match dir.file(sub, Links::Inside) {
+                Ok(f) => Ok(Opened::File(
+                    f,
+                    sub.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or(base),
+                )),
+                Err(BeneathError::NotFound(_)) => Err(ApiErr::not_found(format!(
+                    "artifact `{name}` has no file `{}`",
+                    sub.display()
+                ))),
+                Err(e) => Err(refused(e)),
+            }
+        }
+        _ => Err(refused(BeneathError::Link(art.uri.clone()))),
+    }
+}
+
 fn bytes_of(v: Vec<u8>) -> axum::body::Bytes {
     axum::body::Bytes::from(v)
 }
 
-fn listing(root: &std::path::Path) -> serde_json::Value {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&d)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(p),
-                Ok(t) if t.is_file() && files.len() < MAX_LISTED => {
-                    let rel = p
-                        .strip_prefix(root)
-                        .unwrap_or(&p)
-                        .to_string_lossy()
-                        .into_owned();
-                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                    files.push(serde_json::json!({"path": rel, "size": size}));
-                }
-                _ => {}
+/// A directory artifact's files (and its links, shown with their targets but never followed).
+fn listing(entries: Vec<beneath::Entry>, truncated: bool) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = entries
+        .into_iter()
+        .filter_map(|e| {
+            let path = e.path.to_string_lossy().into_owned();
+            match e.kind {
+                Kind::File => Some(serde_json::json!({"path": path, "size": e.size})),
+                Kind::Link => Some(serde_json::json!({
+                    "path": path,
+                    "link": e.target.map(|t| t.to_string_lossy().into_owned()),
+                })),
+                _ => None,
             }
-        }
-    }
-    serde_json::json!({"kind": "directory", "files": files, "truncated": files.len() >= MAX_LISTED})
+        })
+        .collect();
+    serde_json::json!({"kind": "directory", "files": files, "truncated": truncated})
 }
 
 /// The content type from the extension, or from the first bytes when there is none.

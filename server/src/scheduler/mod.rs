@@ -284,7 +284,9 @@ impl Scheduler {
             let Some(entry) = self.store.cached(&key, Some(&digest), since).await? else {
                 continue;
             };
-            if !sluice_sdk::api::artifacts_kept(&entry.artifacts, |p| p.exists()) {
+            if !sluice_sdk::api::artifacts_kept(&entry.artifacts, |p| {
+                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() || m.is_dir())
+            }) {
                 continue;
             }
             let result = sluice_sdk::api::TaskResult {

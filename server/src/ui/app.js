@@ -472,7 +472,7 @@ async function showArtifact(box, path, name) {
     if (data && data.kind === "directory" && Array.isArray(data.files)) {
       body = h("table", { class: "files" }, h("tbody", {}, data.files.map((f) => h("tr", {},
         h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); showArtifact(box, path.split("?")[0] + "?path=" + encodeURIComponent(f.path), name + "/" + f.path); } }, f.path)),
-        h("td", { class: "num" }, fmtBytes(f.size))))));
+        h("td", { class: "num" }, f.link !== undefined ? "link → " + f.link : fmtBytes(f.size))))));
     } else {
       body = h("div", {}, metricsView(data), h("pre", {}, JSON.stringify(data, null, 2)));
     }

@@ -155,6 +155,7 @@ async fn start_once(rt: &Arc<EmbeddedRuntime>, image: &str, i: usize) -> anyhow:
         artifacts_dir: PathBuf::new(),
         script: None,
         inputs: vec![],
+        artifacts_root: PathBuf::new(),
     };
     let t = Instant::now();
     let exit = rt

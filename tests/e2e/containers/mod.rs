@@ -220,6 +220,25 @@ steps:
 
 /// A one-layer image with busybox and a marker file, pushed to the local registry under `name`.
 async fn push_marked_busybox(name: &str, marker: &str, dir: &Path) {
+    push_busybox_with(name, dir, &[], |b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("marker").unwrap();
+        h.set_size(marker.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, marker.as_bytes()).unwrap();
+    })
+    .await;
+}
+
+/// A one-layer image of busybox, less its top-level entries named in `without`, plus whatever
+/// `extra` appends to its layer, pushed to the local registry under `name`.
+pub async fn push_busybox_with(
+    name: &str,
+    dir: &Path,
+    without: &[&str],
+    extra: impl FnOnce(&mut tar::Builder<Vec<u8>>),
+) {
     let store = std::sync::Arc::new(
         sluice_worker::images::store::ImageStore::open(&dir.join("store")).unwrap(),
     );
@@ -228,21 +247,36 @@ async fn push_marked_busybox(name: &str, marker: &str, dir: &Path) {
     let layer = store.layer_path(&rec.layers[0]).unwrap();
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
-    b.append_dir_all(".", &layer).unwrap();
-    let mut h = tar::Header::new_gnu();
-    h.set_path("marker").unwrap();
-    h.set_size(marker.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append(&h, marker.as_bytes()).unwrap();
-    let tarball = dir.join(format!("{marker}.tar"));
+    for e in std::fs::read_dir(&layer).unwrap().flatten() {
+        let n = e.file_name();
+        if without.iter().any(|w| n == *w) {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            b.append_dir_all(&n, e.path()).unwrap();
+        } else {
+            b.append_path_with_name(e.path(), &n).unwrap();
+        }
+    }
+    extra(&mut b);
+    let tarball = dir.join(format!("{}.tar", name.replace(['/', ':'], "_")));
     std::fs::write(&tarball, b.into_inner().unwrap()).unwrap();
     sluice_worker::images::load::import(&store, &tarball, name).unwrap();
     regs.push(name, None).await.unwrap();
 }
 
+/// A symbolic link entry for [`push_busybox_with`].
+pub fn tar_symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, path, target).unwrap();
+}
+
 mod caching;
 mod control;
+mod escapes;
 mod groups;
 mod isolation;
 mod lifecycle;

@@ -167,13 +167,42 @@ fn safe_parent(root: &Path, rel: &Path) -> Result<PathBuf, UnpackError> {
     Ok(root.join(rel))
 }
 
-fn remove_existing(path: &Path) {
+/// Clears the way for an entry at `path`, as Docker's unpacker does: a directory over an existing
+/// directory keeps its contents; anything else replaces what was there, a whole directory too.
+fn remove_existing(path: &Path, dir: bool) {
     if let Ok(m) = std::fs::symlink_metadata(path) {
-        if m.is_dir() && !m.file_type().is_symlink() {
-            return; // a directory entry over an existing directory keeps its contents
+        if m.is_dir() {
+            if !dir {
+                let _ = std::fs::remove_dir_all(path);
+            }
+            return;
         }
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// Sets a directory's mode through a handle that refuses links, so that a directory a later
+/// entry replaced with a link is not followed to wherever that link points.
+fn chmod_dir(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        // Replaced since (by a link or a file): its own entry set its mode.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ELOOP | libc::ENOTDIR | libc::ENOENT)
+            ) =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
 }
 
 fn cpath(path: &Path) -> CString {
@@ -240,7 +269,7 @@ fn unpack_tar(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
         }
         if let Some(hidden) = name.strip_prefix(".wh.") {
             let target = safe_parent(root, &rel.with_file_name(hidden))?;
-            remove_existing(&target);
+            remove_existing(&target, false);
             mknod_whiteout(&target).map_err(io_err(&target))?;
             stats.whiteouts += 1;
             continue;
@@ -248,15 +277,19 @@ fn unpack_tar(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
         let path = safe_parent(root, &rel)?;
         match header.entry_type() {
             tar::EntryType::Directory => {
-                remove_existing(&path);
+                remove_existing(&path, true);
                 if !path.is_dir() {
                     std::fs::create_dir(&path).map_err(io_err(&path))?;
                 }
                 chown(&path, uid, gid);
-                dirs.push((path, mode));
+                // The last entry for a directory decides its mode.
+                match dirs.iter_mut().find(|(d, _)| *d == path) {
+                    Some(d) => d.1 = mode,
+                    None => dirs.push((path, mode)),
+                }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_existing(&path);
+                remove_existing(&path, false);
                 let mut f = std::fs::File::create(&path).map_err(io_err(&path))?;
                 stats.bytes += std::io::copy(&mut entry, &mut f).map_err(UnpackError::Read)?;
                 chown(&path, uid, gid);
@@ -273,7 +306,7 @@ fn unpack_tar(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
                     .link_name()
                     .map_err(UnpackError::Read)?
                     .ok_or_else(|| unsafe_entry(&rel, "is a symlink without a target"))?;
-                remove_existing(&path);
+                remove_existing(&path, false);
                 std::os::unix::fs::symlink(&target, &path).map_err(io_err(&path))?;
                 chown(&path, uid, gid);
             }
@@ -293,13 +326,13 @@ fn unpack_tar(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
                         ))
                     }
                 }
-                remove_existing(&path);
+                remove_existing(&path, false);
                 std::fs::hard_link(&target_path, &path).map_err(io_err(&path))?;
             }
             tar::EntryType::Char | tar::EntryType::Block => stats.skipped_devices += 1,
             tar::EntryType::Fifo => {
                 // A named pipe is harmless and some images ship one; keep it.
-                remove_existing(&path);
+                remove_existing(&path, false);
                 let c = cpath(&path);
                 // SAFETY: valid NUL-terminated path.
                 if unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) } != 0 {
@@ -313,8 +346,7 @@ fn unpack_tar(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
     }
     // Directory modes last, so that a read-only directory does not stop its own contents.
     for (dir, mode) in dirs.into_iter().rev() {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
-            .map_err(io_err(&dir))?;
+        chmod_dir(&dir, mode).map_err(io_err(&dir))?;
     }
     Ok(stats)
 }

@@ -27,6 +27,8 @@ pub struct RunRequest {
     pub script: Option<PathBuf>,
     /// Host paths mounted read-only at each input artifact's path, in `spec.input_artifacts` order.
     pub inputs: Vec<PathBuf>,
+    /// The worker's artifact directory: inputs are opened beneath it, never through a link.
+    pub artifacts_root: PathBuf,
 }
 
 /// Why a running task must stop.

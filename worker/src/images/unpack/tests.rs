@@ -316,3 +316,29 @@ fn later_entries_replace_earlier_ones() {
     );
     assert_eq!(std::fs::read(dest.join("y")).unwrap(), b"2");
 }
+
+#[test]
+fn a_link_that_replaces_a_directory_takes_its_place_and_its_mode_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Outside the layer: a directory whose mode must stay as it is.
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dest = dir.path().join("layer");
+    let out = outside.display().to_string();
+    let tar = layer(&[
+        E::Dir("dev", 0o777),
+        E::File("dev/null-ish", b"x", 0o644, 0),
+        E::Sym("dev", &out),
+        E::Dir("keep", 0o750),
+        E::Dir("keep", 0o755),
+    ]);
+    unpack_layer(&tar[..], &dest, None).unwrap();
+    assert_eq!(std::fs::read_link(dest.join("dev")).unwrap(), outside);
+    let mode = std::fs::metadata(&outside).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "the directory's mode went through the link");
+    assert_eq!(
+        std::fs::metadata(dest.join("keep")).unwrap().mode() & 0o7777,
+        0o755
+    );
+}

@@ -93,6 +93,10 @@ pub struct BindMount {
     /// Absolute path inside the container.
     pub target: String,
     pub readonly: bool,
+    /// When set, `source` is what a step produced: it is opened beneath this directory with no
+    /// link followed anywhere on the way, and mounted through that handle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beneath: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +117,8 @@ pub struct TaskMounts {
     pub script: Option<PathBuf>,
     /// Input artifacts, in `spec.input_artifacts` order.
     pub inputs: Vec<PathBuf>,
+    /// The directory input artifacts must be beneath (see [`BindMount::beneath`]).
+    pub inputs_root: Option<PathBuf>,
     /// Volumes, devices and libraries the worker adds (named volumes, host paths, GPUs).
     pub extra: Vec<BindMount>,
     /// Environment the worker adds before the step's own (GPU paths).
@@ -206,25 +212,26 @@ pub fn build(
         lower.push(shared.join(".empty").to_string_lossy().into_owned());
     }
     let mut binds = Vec::new();
-    let mut bind = |source: &Path, target: &str, readonly: bool| {
+    let mut bind = |source: &Path, target: &str, readonly: bool, beneath: Option<&PathBuf>| {
         binds.push(BindMount {
             source: source.to_path_buf(),
             target: target.to_string(),
             readonly,
+            beneath: beneath.cloned(),
         })
     };
     use sluice_sdk::spec::paths;
     if let Some(p) = &mounts.params_dir {
-        bind(p, paths::OUTPUT_PARAMS, false);
+        bind(p, paths::OUTPUT_PARAMS, false, None);
     }
     if let Some(p) = &mounts.artifacts_dir {
-        bind(p, paths::OUTPUT_ARTIFACTS, false);
+        bind(p, paths::OUTPUT_ARTIFACTS, false, None);
     }
     if let Some(p) = &mounts.script {
-        bind(p, paths::SCRIPT, true);
+        bind(p, paths::SCRIPT, true, None);
     }
     for (host, art) in mounts.inputs.iter().zip(&spec.input_artifacts) {
-        bind(host, &art.path, true);
+        bind(host, &art.path, true, mounts.inputs_root.as_ref());
     }
     binds.extend(mounts.extra.iter().cloned());
     for b in &binds {

@@ -168,6 +168,7 @@ impl Gpus {
                 p.file_name().unwrap_or_default().to_string_lossy()
             ),
             readonly: false,
+            beneath: None,
         };
         binds.extend(self.inner.shared.iter().map(dev));
         binds.extend(lease.ids.iter().map(|i| dev(&self.inner.devices[*i])));
@@ -175,6 +176,7 @@ impl Gpus {
             source: s.clone(),
             target: t.clone(),
             readonly: true,
+            beneath: None,
         }));
         let visible = lease
             .ids

@@ -4,14 +4,17 @@
 //! capabilities, and execs the step. Runs only in the helper's forked child, never in the worker.
 
 use super::config::{BindMount, ContainerConfig};
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::stat::{mknod, Mode, SFlag};
+use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{chdir, pivot_root, sethostname, Gid, Uid};
+use sluice_sdk::beneath::{self, Dir, Kind};
 use std::ffi::CString;
 use std::io::ErrorKind;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// Why the container could not start, and the exit code that says so (126: found but cannot run,
 /// 127: not found, as shells have it).
@@ -71,15 +74,21 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
     nix::sys::stat::umask(Mode::empty());
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(fail("cannot make the mount namespace private"))?;
-    let root = &cfg.rootfs.target;
     mount_rootfs(cfg)?;
-    etc_files(cfg)?;
-    mount_kernel_fs(root)?;
-    mount_dev(root)?;
+    // Every mount point is resolved inside the root filesystem (the image's links are read as the
+    // container would read them) and mounted through its handle, so nothing lands on the host.
+    let root = Dir::open(&cfg.rootfs.target).map_err(|e| InitError {
+        code: 1,
+        message: format!("cannot open the root filesystem: {e}"),
+    })?;
+    etc_files(cfg, &root)?;
+    mount_kernel_fs(&root)?;
+    mount_dev(&root)?;
     for b in &cfg.mounts {
-        bind(root, b)?;
+        bind(&root, b)?;
     }
-    enter(root)?;
+    drop(root);
+    enter(&cfg.rootfs.target)?;
     for p in &cfg.masked_paths {
         mask(p)?;
     }
@@ -148,7 +157,7 @@ fn mount_rootfs(cfg: &ContainerConfig) -> Result<(), InitError> {
 
 /// Writes `/etc/hosts` and friends to a tmpfs of this mount namespace and binds them over the
 /// image's, so that nothing about them touches the disk.
-fn etc_files(cfg: &ContainerConfig) -> Result<(), InitError> {
+fn etc_files(cfg: &ContainerConfig, root: &Dir) -> Result<(), InitError> {
     let dir = &cfg.etc_dir;
     mount(
         Some("tmpfs"),
@@ -164,36 +173,46 @@ fn etc_files(cfg: &ContainerConfig) -> Result<(), InitError> {
         std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644))
             .map_err(io_fail(format!("cannot write /etc/{name}")))?;
         bind(
-            &cfg.rootfs.target,
+            root,
             &BindMount {
                 source,
                 target: format!("/etc/{name}"),
                 readonly: false,
+                beneath: None,
             },
         )?;
     }
     Ok(())
 }
 
-fn mkdirs(p: &Path) -> Result<(), InitError> {
-    std::fs::create_dir_all(p).map_err(io_fail(format!("cannot create {}", p.display())))
+/// The path that reaches what `fd` names, for mount(2).
+fn proc_fd(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-fn at(root: &Path, target: &str) -> PathBuf {
-    root.join(target.trim_start_matches('/'))
+/// The mount point `target` inside the root filesystem, made if missing.
+fn mount_point(root: &Dir, target: &str, dir: bool) -> Result<OwnedFd, InitError> {
+    root.make_in_root(target, dir).map_err(|e| InitError {
+        code: 1,
+        message: format!("cannot make the mount point {target}: {e}"),
+    })
 }
 
-fn mount_kernel_fs(root: &Path) -> Result<(), InitError> {
+fn mount_kernel_fs(root: &Dir) -> Result<(), InitError> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let proc_dir = at(root, "/proc");
-    mkdirs(&proc_dir)?;
-    mount(Some("proc"), &proc_dir, Some("proc"), nosuid, NONE)
-        .map_err(fail("cannot mount /proc"))?;
-    let sys = at(root, "/sys");
-    mkdirs(&sys)?;
+    let proc_dir = mount_point(root, "/proc", true)?;
+    mount(
+        Some("proc"),
+        proc_fd(&proc_dir).as_str(),
+        Some("proc"),
+        nosuid,
+        NONE,
+    )
+    .map_err(fail("cannot mount /proc"))?;
+    let sys = mount_point(root, "/sys", true)?;
     mount(
         Some("sysfs"),
-        &sys,
+        proc_fd(&sys).as_str(),
         Some("sysfs"),
         nosuid | MsFlags::MS_RDONLY,
         NONE,
@@ -203,17 +222,18 @@ fn mount_kernel_fs(root: &Path) -> Result<(), InitError> {
 }
 
 /// A tmpfs /dev with the usual character devices, ptys, shared memory and message queues.
-fn mount_dev(root: &Path) -> Result<(), InitError> {
-    let dev = at(root, "/dev");
-    mkdirs(&dev)?;
+fn mount_dev(root: &Dir) -> Result<(), InitError> {
+    let point = mount_point(root, "/dev", true)?;
     mount(
         Some("tmpfs"),
-        &dev,
+        proc_fd(&point).as_str(),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )
     .map_err(fail("cannot mount /dev"))?;
+    // Looked up again, the path now reaches the new tmpfs.
+    let dev = mount_point(root, "/dev", true)?;
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -222,8 +242,9 @@ fn mount_dev(root: &Path) -> Result<(), InitError> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
-        mknod(
-            &dev.join(name),
+        nix::sys::stat::mknodat(
+            &dev,
+            name,
             SFlag::S_IFCHR,
             Mode::from_bits_truncate(0o666),
             nix::sys::stat::makedev(major, minor),
@@ -237,7 +258,8 @@ fn mount_dev(root: &Path) -> Result<(), InitError> {
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
     ] {
-        symlink(to, dev.join(link)).map_err(io_fail(format!("cannot create /dev/{link}")))?;
+        nix::unistd::symlinkat(to, &dev, link)
+            .map_err(fail(format!("cannot create /dev/{link}")))?;
     }
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     for (dir, fstype, flags, opts) in [
@@ -255,41 +277,72 @@ fn mount_dev(root: &Path) -> Result<(), InitError> {
         ),
         ("mqueue", "mqueue", nosuid | MsFlags::MS_NODEV, ""),
     ] {
-        let p = dev.join(dir);
-        mkdirs(&p)?;
-        mount(Some(fstype), &p, Some(fstype), flags, Some(opts))
-            .map_err(fail(format!("cannot mount /dev/{dir}")))?;
+        let p = mount_point(root, &format!("/dev/{dir}"), true)?;
+        mount(
+            Some(fstype),
+            proc_fd(&p).as_str(),
+            Some(fstype),
+            flags,
+            Some(opts),
+        )
+        .map_err(fail(format!("cannot mount /dev/{dir}")))?;
     }
     Ok(())
 }
 
-fn bind(root: &Path, b: &BindMount) -> Result<(), InitError> {
-    let target = at(root, &b.target);
-    let is_dir = std::fs::metadata(&b.source)
-        .map_err(io_fail(format!("cannot mount {}", b.source.display())))?
-        .is_dir();
+/// Bind-mounts `b.source` at `b.target` in the root filesystem. A step's output (`b.beneath`)
+/// is opened beneath its directory with no link followed, and mounted through that handle.
+fn bind(root: &Dir, b: &BindMount) -> Result<(), InitError> {
+    let cannot = |why: String| InitError {
+        code: 1,
+        message: format!("cannot mount {} at {}: {why}", b.source.display(), b.target),
+    };
+    let (source, kind) = match &b.beneath {
+        Some(top) => {
+            let rel = beneath::strip_root(&b.source, top)
+                .ok_or_else(|| cannot(format!("it is not inside {}", top.display())))?;
+            Dir::open(top)
+                .and_then(|d| d.handle(rel))
+                .map_err(|e| cannot(e.to_string()))?
+        }
+        None => {
+            let fd = nix::fcntl::open(&b.source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| cannot(e.desc().to_string()))?;
+            let st = nix::sys::stat::fstat(&fd).map_err(|e| cannot(e.desc().to_string()))?;
+            let kind = match st.st_mode & SFlag::S_IFMT.bits() {
+                m if m == SFlag::S_IFDIR.bits() => Kind::Dir,
+                _ => Kind::File,
+            };
+            (fd, kind)
+        }
+    };
+    let is_dir = match kind {
+        Kind::Dir => true,
+        Kind::File => false,
+        Kind::Link => return Err(cannot("it is a symbolic link".into())),
+        Kind::Special => return Err(cannot("it is a FIFO, socket or device".into())),
+    };
     // The mount point is made in the overlay's upper layer (or on /dev's tmpfs).
-    if is_dir {
-        mkdirs(&target)?;
-    } else {
-        if let Some(parent) = target.parent() {
-            mkdirs(parent)?;
-        }
-        if !target.exists() {
-            std::fs::File::create(&target)
-                .map_err(io_fail(format!("cannot create {}", b.target)))?;
-        }
-    }
+    let target = mount_point(root, &b.target, is_dir)?;
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mount(Some(&b.source), &target, NONE, flags, NONE).map_err(fail(format!(
+    mount(
+        Some(proc_fd(&source).as_str()),
+        proc_fd(&target).as_str(),
+        NONE,
+        flags,
+        NONE,
+    )
+    .map_err(fail(format!(
         "cannot mount {} at {}",
         b.source.display(),
         b.target
     )))?;
     if b.readonly {
+        // Looked up again, the path reaches the new mount.
+        let target = mount_point(root, &b.target, is_dir)?;
         mount(
             NONE,
-            &target,
+            proc_fd(&target).as_str(),
             NONE,
             flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID,
             NONE,

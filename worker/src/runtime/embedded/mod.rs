@@ -196,6 +196,7 @@ impl EmbeddedRuntime {
                 .then(|| req.artifacts_dir.clone()),
             script: req.script.clone(),
             inputs: req.inputs.clone(),
+            inputs_root: Some(req.artifacts_root.clone()),
             ..Default::default()
         };
         for v in &req.spec.volumes {
@@ -264,6 +265,7 @@ impl EmbeddedRuntime {
             source,
             target: v.path.clone(),
             readonly: !v.writable,
+            beneath: None,
         })
     }
 }

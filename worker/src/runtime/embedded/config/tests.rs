@@ -139,6 +139,7 @@ fn mount_targets_must_stay_absolute() {
             source: "/srv/data".into(),
             target: "/data/../etc".into(),
             readonly: true,
+            beneath: None,
         }],
         ..Default::default()
     };
