@@ -33,22 +33,37 @@ pub struct Diagnostic {
     pub message: String,
 }
 
-/// Every problem found in one file, in source order.
+/// Every problem found in one file, in source order (the first [`Diagnostics::MAX_ITEMS`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostics {
     pub file: String,
     pub items: Vec<Diagnostic>,
+    /// Problems found beyond the first `MAX_ITEMS`, counted but not kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Diagnostics {
+    /// Most problems kept for one file: a hostile file cannot make the answer grow without end.
+    pub const MAX_ITEMS: usize = 200;
+
     pub fn new(file: impl Into<String>) -> Self {
         Diagnostics {
             file: file.into(),
             items: Vec::new(),
+            more: 0,
         }
     }
 
     pub fn error(&mut self, span: Span, message: impl Into<String>) {
+        if self.items.len() >= Self::MAX_ITEMS {
+            self.more += 1;
+            return;
+        }
         self.items.push(Diagnostic {
             line: span.line,
             col: span.col,
@@ -61,7 +76,7 @@ impl Diagnostics {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.more
     }
 
     /// Sorts by position and drops exact repeats, so output reads top to bottom.
@@ -82,11 +97,30 @@ impl Diagnostics {
             ));
             if let Some(text) = d.line.checked_sub(1).and_then(|i| lines.get(i)) {
                 let gutter = d.line.to_string();
-                out.push_str(&format!("{gutter} | {text}\n"));
+                // A long line is shown around the column only.
+                let chars: Vec<char> = text.chars().collect();
+                let col = d.col.saturating_sub(1).min(chars.len());
+                let from = col.saturating_sub(60);
+                let to = (col + 60).min(chars.len());
+                let mut shown: String = chars[from..to].iter().collect();
+                let mut caret = col - from;
+                if from > 0 {
+                    shown.insert(0, '…');
+                    caret += 1;
+                }
+                if to < chars.len() {
+                    shown.push('…');
+                }
+                out.push_str(&format!("{gutter} | {shown}\n"));
                 let pad = " ".repeat(gutter.len());
-                let caret = " ".repeat(d.col.saturating_sub(1));
-                out.push_str(&format!("{pad} | {caret}^\n"));
+                out.push_str(&format!("{pad} | {}^\n", " ".repeat(caret)));
             }
+        }
+        if self.more > 0 {
+            out.push_str(&format!(
+                "{}: … and {} more error(s)\n",
+                self.file, self.more
+            ));
         }
         out
     }
@@ -99,6 +133,9 @@ impl fmt::Display for Diagnostics {
                 writeln!(f)?;
             }
             write!(f, "{}:{}:{}: {}", self.file, d.line, d.col, d.message)?;
+        }
+        if self.more > 0 {
+            write!(f, "\n{}: … and {} more error(s)", self.file, self.more)?;
         }
         Ok(())
     }
@@ -156,5 +193,25 @@ mod tests {
             out.contains("p.yaml:2:3: error: bad\n2 | b: 2\n  |   ^"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_flood_of_errors_is_counted_past_the_first_ones_and_long_lines_are_cut() {
+        let mut d = Diagnostics::new("p.yaml");
+        for i in 0..10_000 {
+            d.error(Span::new(1, i + 1), format!("bad {i}"));
+        }
+        assert_eq!(d.items.len(), Diagnostics::MAX_ITEMS);
+        assert_eq!(d.len(), 10_000);
+        let line = "x".repeat(100_000);
+        let out = d.render(&line);
+        assert!(
+            out.ends_with("p.yaml: … and 9800 more error(s)\n"),
+            "{}",
+            &out[out.len() - 80..]
+        );
+        assert!(out.lines().all(|l| l.chars().count() < 200));
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["more"], 9800);
     }
 }

@@ -80,15 +80,68 @@ impl Node {
     }
 }
 
-/// Parses one YAML document. Syntax errors, duplicate keys and non-scalar keys are reported
-/// into `diags`; `None` is returned only when the text is not YAML at all.
+/// What a YAML document may cost to load: its size, how deep it nests, and how many nodes it
+/// expands to (an alias counts as a copy of everything it names, so alias bombs are caught before
+/// they are built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YamlLimits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    pub max_nodes: usize,
+}
+
+impl Default for YamlLimits {
+    fn default() -> Self {
+        YamlLimits {
+            max_bytes: 4 << 20,
+            max_depth: 64,
+            max_nodes: 1_000_000,
+        }
+    }
+}
+
+/// Parses one YAML document with the default [`YamlLimits`].
 pub fn parse(source: &str, diags: &mut Diagnostics) -> Option<Node> {
-    let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(source);
-    if let Err(e) = parser.load(&mut builder, false) {
-        let m = e.marker();
-        diags.error(span_of(m), format!("invalid YAML: {}", e.info()));
+    parse_with(source, &YamlLimits::default(), diags)
+}
+
+/// Parses one YAML document. Syntax errors, duplicate keys and non-scalar keys are reported
+/// into `diags`; `None` is returned when the text is not YAML at all or passes a limit (which
+/// is reported with its place).
+pub fn parse_with(source: &str, limits: &YamlLimits, diags: &mut Diagnostics) -> Option<Node> {
+    if source.len() > limits.max_bytes {
+        diags.error(
+            Span::new(1, 1),
+            format!(
+                "the file is {} bytes, over the limit of {} bytes",
+                source.len(),
+                limits.max_bytes
+            ),
+        );
         return None;
+    }
+    let mut builder = Builder {
+        limits: *limits,
+        ..Default::default()
+    };
+    // Events are pulled one at a time (the parser's own `load` recurses once per level).
+    let mut parser = Parser::new_from_str(source);
+    loop {
+        let (ev, mark) = match parser.next_token() {
+            Ok(e) => e,
+            Err(e) => {
+                diags.error(span_of(e.marker()), format!("invalid YAML: {}", e.info()));
+                return None;
+            }
+        };
+        match ev {
+            Event::DocumentEnd | Event::StreamEnd => break,
+            ev => builder.on_event(ev, mark),
+        }
+        if let Some((span, msg)) = builder.fatal.take() {
+            diags.error(span, msg);
+            return None;
+        }
     }
     for (span, msg) in builder.errors {
         diags.error(span, msg);
@@ -109,27 +162,54 @@ fn span_of(m: &Marker) -> Span {
     Span::new(m.line().max(1), m.col() + 1)
 }
 
+/// A collection being built, with the number of nodes in it so far (itself included).
 enum Frame {
-    Seq(Span, usize, Vec<Node>),
-    Map(Span, usize, Vec<(Key, Node)>, Option<Key>),
+    Seq(Span, usize, Vec<Node>, usize),
+    Map(Span, usize, Vec<(Key, Node)>, Option<Key>, usize),
     Done(Node),
 }
 
 #[derive(Default)]
 struct Builder {
+    limits: YamlLimits,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their sizes in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     errors: Vec<(Span, String)>,
+    /// Nodes made so far, aliases counted at their full size.
+    nodes: usize,
+    /// A limit was passed: loading stops here.
+    fatal: Option<(Span, String)>,
 }
 
 impl Builder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    /// Counts `size` more nodes; false (and a fatal error) past the limit.
+    fn spend(&mut self, size: usize, span: Span, alias: bool) -> bool {
+        self.nodes = self.nodes.saturating_add(size);
+        if self.nodes <= self.limits.max_nodes {
+            return true;
+        }
+        self.fatal = Some((
+            span,
+            format!(
+                "the document expands to more than {} nodes{} (the limit)",
+                self.limits.max_nodes,
+                if alias { " through its aliases" } else { "" }
+            ),
+        ));
+        false
+    }
+
+    fn push_value(&mut self, node: Node, size: usize, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
-            Some(Frame::Seq(_, _, items)) => items.push(node),
-            Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
+            Some(Frame::Seq(_, _, items, n)) => {
+                items.push(node);
+                *n += size;
+            }
+            Some(Frame::Map(_, _, entries, pending, n)) => match pending.take() {
                 None => {
                     let name = match node.scalar_text() {
                         Some(t) => t,
@@ -160,10 +240,28 @@ impl Builder {
                         ));
                     } else {
                         entries.push((key, node));
+                        *n += size;
                     }
                 }
             },
             _ => self.stack.push(Frame::Done(node)),
+        }
+    }
+
+    /// Opens a collection, unless that nests deeper than the limit.
+    fn open(&mut self, frame: Frame, span: Span) {
+        if self.stack.len() >= self.limits.max_depth {
+            self.fatal = Some((
+                span,
+                format!(
+                    "mappings and lists nest deeper than {} levels here (the limit)",
+                    self.limits.max_depth
+                ),
+            ));
+            return;
+        }
+        if self.spend(1, span, false) {
+            self.stack.push(frame);
         }
     }
 }
@@ -173,6 +271,9 @@ impl MarkedEventReceiver for Builder {
         let span = span_of(&mark);
         match ev {
             Event::Scalar(value, style, anchor, _tag) => {
+                if !self.spend(1, span, false) {
+                    return;
+                }
                 let kind = if style == TScalarStyle::Plain {
                     resolve_plain(&value)
                 } else {
@@ -181,25 +282,25 @@ impl MarkedEventReceiver for Builder {
                         quoted: true,
                     }
                 };
-                self.push_value(Node { span, kind }, anchor);
+                self.push_value(Node { span, kind }, 1, anchor);
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq(span, anchor, Vec::new()))
+                self.open(Frame::Seq(span, anchor, Vec::new(), 1), span)
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(span, anchor, Vec::new(), None))
+                self.open(Frame::Map(span, anchor, Vec::new(), None, 1), span)
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq(span, anchor, items)) = self.stack.pop() {
+                if let Some(Frame::Seq(span, anchor, items, n)) = self.stack.pop() {
                     let node = Node {
                         span,
                         kind: Kind::Seq(items),
                     };
-                    self.push_value(node, anchor);
+                    self.push_value(node, n, anchor);
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(span, anchor, entries, _)) = self.stack.pop() {
+                if let Some(Frame::Map(span, anchor, entries, _, n)) = self.stack.pop() {
                     // A block mapping is marked at its first colon; its first key reads better.
                     let span = entries
                         .first()
@@ -208,13 +309,18 @@ impl MarkedEventReceiver for Builder {
                         span,
                         kind: Kind::Map(entries),
                     };
-                    self.push_value(node, anchor);
+                    self.push_value(node, n, anchor);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
+            Event::Alias(id) => match self.anchors.get(&id).map(|(_, size)| *size) {
+                Some(size) => {
+                    // Counted before it is copied: a bomb stops here, unbuilt.
+                    if !self.spend(size, span, true) {
+                        return;
+                    }
+                    let mut node = self.anchors[&id].0.clone();
                     node.span = span;
-                    self.push_value(node, 0);
+                    self.push_value(node, size, 0);
                 }
                 None => self
                     .errors
@@ -325,6 +431,64 @@ mod tests {
         let (n, d) = load("a: [1, 2\n");
         assert!(n.is_none());
         assert!(d.items[0].message.starts_with("invalid YAML"), "{d}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_the_limit_with_its_place() {
+        // 6000 levels of block lists on one line (12 KB), of block mappings and of flow lists.
+        let (n, d) = load(&format!("{}x\n", "- ".repeat(6000)));
+        assert!(n.is_none());
+        assert_eq!(d.items.len(), 1, "{d}");
+        assert!(d.items[0].message.contains("deeper than 64 levels"), "{d}");
+        assert_eq!((d.items[0].line, d.items[0].col), (1, 129), "{d}");
+        let block: String = (0..600).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        let (n, d) = load(&block);
+        assert!(n.is_none());
+        assert!(d.items[0].message.contains("deeper than 64 levels"), "{d}");
+        assert_eq!(d.items[0].line, 65, "{d}");
+        let flow = format!("a: {}{}\n", "[".repeat(6000), "]".repeat(6000));
+        let (n, d) = load(&flow);
+        assert!(n.is_none());
+        assert!(!d.is_empty());
+        // 64 levels load.
+        let ok: String = (0..63).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        assert!(load(&ok).0.is_some());
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_is_built() {
+        // Nine levels of ten aliases each: 10^9 nodes from 640 bytes.
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let (n, d) = load(&src);
+        assert!(n.is_none());
+        assert_eq!(d.items.len(), 1, "{d}");
+        assert!(
+            d.items[0]
+                .message
+                .contains("more than 1000000 nodes through its aliases"),
+            "{d}"
+        );
+        assert_eq!(d.items[0].line, 6, "{d}");
+    }
+
+    #[test]
+    fn a_document_over_the_size_limit_is_refused_unread() {
+        let limits = YamlLimits {
+            max_bytes: 100,
+            ..Default::default()
+        };
+        let mut d = Diagnostics::new("t.yaml");
+        assert!(parse_with(&"a: b\n".repeat(30), &limits, &mut d).is_none());
+        assert!(
+            d.items[0].message.contains("over the limit of 100 bytes"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub async fn serve(
         sched,
         token: cfg.token.map(Arc::from),
         files_root: Arc::from(std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone())),
+        // A pipeline file at its size limit, escaped into JSON, with room to spare.
+        max_body: 2 * cfg.scheduler.limits.yaml.max_bytes + (1 << 20),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "sluice server listening");

@@ -8,15 +8,31 @@ use std::path::{Path, PathBuf};
 
 /// Reads and validates a pipeline file, printing diagnostics (with source excerpts) on failure.
 pub fn load_file(path: &Path) -> Result<(String, sluice_sdk::spec::Pipeline), u8> {
+    use std::io::Read;
     let name = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {name}: {e}");
-            return Err(EXIT_INVALID);
-        }
+    let limits = sluice_sdk::spec::Limits::default();
+    // Read no more than the limit (and one byte to know it was passed).
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        f.take(limits.yaml.max_bytes as u64 + 1)
+            .read_to_end(&mut bytes)
+    });
+    if let Err(e) = read {
+        eprintln!("error: cannot read {name}: {e}");
+        return Err(EXIT_INVALID);
+    }
+    if bytes.len() > limits.yaml.max_bytes {
+        eprintln!(
+            "{name}: error: the file is over the limit of {} bytes",
+            limits.yaml.max_bytes
+        );
+        return Err(EXIT_INVALID);
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        eprintln!("{name}: error: the file is not UTF-8 text");
+        return Err(EXIT_INVALID);
     };
-    match sluice_sdk::spec::load(&name, &text) {
+    match sluice_sdk::spec::load_with(&name, &text, &limits) {
         Ok(p) => Ok((text, p)),
         Err(d) => {
             eprint!("{}", d.render(&text));
@@ -29,15 +45,33 @@ pub fn load_file(path: &Path) -> Result<(String, sluice_sdk::spec::Pipeline), u8
 pub fn validate(files: &[PathBuf]) -> u8 {
     let mut code = 0;
     for f in files {
-        match load_file(f) {
-            Ok((_, p)) => println!(
-                "{}: ok (pipeline `{}`, {} step(s))",
-                f.display(),
-                p.name,
-                p.steps.len()
-            ),
-            Err(c) => code = c,
+        let p = match load_file(f) {
+            Ok((_, p)) => p,
+            Err(c) => {
+                code = c;
+                continue;
+            }
+        };
+        // With every parameter defaulted, the run is planned too (loops expanded, within the
+        // limits a server applies).
+        let params = sluice_server::engine::resolve_params(&p, &Default::default());
+        if let Ok(params) = params {
+            let limits = sluice_sdk::spec::Limits::default();
+            if let Err(e) = sluice_server::engine::plan(&p, &params, &limits) {
+                eprintln!(
+                    "{}: error: a run with the default parameters cannot be planned: {e}",
+                    f.display()
+                );
+                code = EXIT_INVALID;
+                continue;
+            }
         }
+        println!(
+            "{}: ok (pipeline `{}`, {} step(s))",
+            f.display(),
+            p.name,
+            p.steps.len()
+        );
     }
     code
 }

@@ -96,6 +96,15 @@ pub struct ServerOpts {
     /// Require this bearer token on every API call.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Largest pipeline file accepted (request bodies may be about twice this).
+    #[arg(long, env = "SLUICE_MAX_PIPELINE_SIZE", default_value = "4Mi", value_parser = parse_size)]
+    max_pipeline_size: u64,
+    /// Most tasks one run may plan, every loop expanded.
+    #[arg(long, env = "SLUICE_MAX_TASKS", default_value_t = sluice_sdk::spec::Limits::default().max_tasks)]
+    max_tasks: usize,
+    /// Most items one loop may have.
+    #[arg(long, env = "SLUICE_MAX_LOOP_ITEMS", default_value_t = sluice_sdk::spec::Limits::default().max_loop_items)]
+    max_loop_items: usize,
 }
 
 impl ServerOpts {
@@ -108,6 +117,14 @@ impl ServerOpts {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
                 heartbeat_interval_ms: self.heartbeat.as_millis() as u64,
                 tag_ttl_ms: tag_ttl.as_millis() as i64,
+                limits: sluice_sdk::spec::Limits {
+                    yaml: sluice_sdk::yaml::YamlLimits {
+                        max_bytes: self.max_pipeline_size.min(usize::MAX as u64) as usize,
+                        ..Default::default()
+                    },
+                    max_tasks: self.max_tasks,
+                    max_loop_items: self.max_loop_items,
+                },
                 ..Default::default()
             },
             token: self.token.clone(),

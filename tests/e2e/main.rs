@@ -7,6 +7,7 @@ mod harness;
 mod api;
 mod cli;
 mod containers;
+mod hostile;
 mod invariants;
 mod processes;
 mod registry;

@@ -115,9 +115,15 @@ fn tokens(src: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// Most words, values and signs one condition may hold.
+pub const MAX_TOKENS: usize = 512;
+/// Deepest nesting of parentheses and `not`s.
+pub const MAX_DEPTH: usize = 32;
+
 struct Parser {
     toks: Vec<Tok>,
     at: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -145,17 +151,32 @@ impl Parser {
         }
         Ok(e)
     }
+    /// One level deeper (a `(` or a `not`), within [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "parentheses and `not`s nest deeper than {MAX_DEPTH} levels (the limit)"
+            ));
+        }
+        Ok(())
+    }
     fn not(&mut self) -> Result<Expr, String> {
         if self.peek() == Some(&Tok::Not) {
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let e = Expr::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.cmp()
     }
     fn cmp(&mut self) -> Result<Expr, String> {
         if self.peek() == Some(&Tok::Open) {
             self.at += 1;
+            self.deeper()?;
             let e = self.or()?;
+            self.depth -= 1;
             return match self.next() {
                 Some(Tok::Close) => Ok(e),
                 _ => Err("a `(` is not closed".into()),
@@ -199,7 +220,17 @@ pub fn parse(src: &str) -> Result<Expr, String> {
     if toks.is_empty() {
         return Err("the condition is empty".into());
     }
-    let mut p = Parser { toks, at: 0 };
+    if toks.len() > MAX_TOKENS {
+        return Err(format!(
+            "the condition has {} words and signs, over the limit of {MAX_TOKENS}",
+            toks.len()
+        ));
+    }
+    let mut p = Parser {
+        toks,
+        at: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     match p.peek() {
         None => Ok(e),
@@ -374,5 +405,22 @@ mod tests {
         }
         let e = check("{{steps.x.outputs.params.y}} == 1", serde_json::json!({})).unwrap_err();
         assert!(e.contains("skipped"), "{e}");
+    }
+
+    #[test]
+    fn conditions_that_would_recurse_without_bound_are_refused() {
+        let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&deep).unwrap_err().contains("over the limit of 512"));
+        let parens = format!("{}1{}", "(".repeat(40), ")".repeat(40));
+        assert!(parse(&parens)
+            .unwrap_err()
+            .contains("deeper than 32 levels"));
+        let nots = format!("{}true", "not ".repeat(40));
+        assert!(parse(&nots).unwrap_err().contains("deeper than 32 levels"));
+        let chain = vec!["1"; 1000].join(" and ");
+        assert!(parse(&chain).unwrap_err().contains("over the limit"));
+        // Within the limits, nesting works as written.
+        let ok = format!("{}true{}", "(not ".repeat(16), ")".repeat(16));
+        assert!(check(&ok, serde_json::json!({})).unwrap());
     }
 }

@@ -359,10 +359,37 @@ impl Pipeline {
 }
 
 /// Parses and validates a pipeline file, returning every problem found at once.
+/// What one pipeline may cost: to load its file, and to plan a run of it. An operator can raise
+/// them (`sluice server --max-…`); hitting one is an error that names it and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub yaml: crate::yaml::YamlLimits,
+    /// Most tasks one run may have, every loop expanded.
+    pub max_tasks: usize,
+    /// Most items one loop may have.
+    pub max_loop_items: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            yaml: Default::default(),
+            max_tasks: 50_000,
+            max_loop_items: 10_000,
+        }
+    }
+}
+
+/// Loads a pipeline file with the default [`Limits`].
 pub fn load(file: &str, source: &str) -> Result<Pipeline, Diagnostics> {
+    load_with(file, source, &Limits::default())
+}
+
+/// Parses and validates a pipeline file; every problem found, with its place, on failure.
+pub fn load_with(file: &str, source: &str, limits: &Limits) -> Result<Pipeline, Diagnostics> {
     let mut diags = Diagnostics::new(file);
-    let pipeline =
-        crate::yaml::parse(source, &mut diags).and_then(|node| parse::pipeline(&node, &mut diags));
+    let pipeline = crate::yaml::parse_with(source, &limits.yaml, &mut diags)
+        .and_then(|node| parse::pipeline(&node, &mut diags));
     if let Some(p) = &pipeline {
         validate::pipeline(p, &mut diags);
     }

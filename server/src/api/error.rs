@@ -73,15 +73,19 @@ impl From<crate::scheduler::WorkerError> for ApiErr {
 
 pub type ApiResult<T> = Result<T, ApiErr>;
 
-/// A JSON body; anything malformed is a 400 `invalid_body` naming what is wrong.
+/// A JSON body; anything malformed is a 400 `invalid_body` naming what is wrong, a body over the
+/// server's limit a 413 `body_too_large` naming the limit.
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<super::App> for Body<T> {
     type Rejection = ApiErr;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+    async fn from_request(req: Request, app: &super::App) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, app).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(too_large(app.max_body))
+            }
             Err(rej) => {
                 let msg = match &rej {
                     JsonRejection::MissingJsonContentType(_) => {
@@ -93,6 +97,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             }
         }
     }
+}
+
+/// The answer to a request body over the limit.
+pub fn too_large(limit: usize) -> ApiErr {
+    ApiErr::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is over the server's limit of {limit} bytes"),
+    )
 }
 
 /// Query parameters; malformed ones are a 400 `invalid_query`.

@@ -29,6 +29,8 @@ pub struct App {
     /// Artifact files under this directory (the server's data directory, which holds the built-in
     /// worker's) can be downloaded through the API.
     pub files_root: Arc<std::path::Path>,
+    /// The largest request body accepted, in bytes.
+    pub max_body: usize,
 }
 
 impl App {
@@ -62,6 +64,7 @@ pub fn router(app: App) -> Router {
         .route("/workers/{id}/heartbeat", post(workers::heartbeat))
         .route("/workers/{id}/report", post(workers::report))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
+        .layer(axum::extract::DefaultBodyLimit::max(app.max_body))
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),

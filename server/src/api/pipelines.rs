@@ -12,9 +12,9 @@ use sluice_sdk::diag::Diagnostics;
 use sluice_sdk::spec::{self, Pipeline};
 
 /// Parses and validates a pipeline file, or a 422 carrying every diagnostic.
-pub fn load(file_name: Option<&str>, yaml: &str) -> ApiResult<Pipeline> {
+pub fn load(app: &App, file_name: Option<&str>, yaml: &str) -> ApiResult<Pipeline> {
     let file = file_name.unwrap_or("pipeline.yaml");
-    spec::load(file, yaml).map_err(|d: Diagnostics| {
+    spec::load_with(file, yaml, &app.sched.config().limits).map_err(|d: Diagnostics| {
         ApiErr::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_pipeline",
@@ -28,7 +28,7 @@ pub async fn upload(
     State(app): State<App>,
     Body(req): Body<UploadPipeline>,
 ) -> ApiResult<(StatusCode, Json<PipelineVersion>)> {
-    let pipeline = load(req.file_name.as_deref(), &req.yaml)?;
+    let pipeline = load(&app, req.file_name.as_deref(), &req.yaml)?;
     let digest = spec::digest(&req.yaml);
     let now = crate::scheduler::now_ms();
     let v = app

@@ -51,7 +51,7 @@ pub async fn create(
             (v.yaml, Some(v.id), Some(v.version))
         }
     };
-    let pipeline = pipelines::load(req.file_name.as_deref(), &yaml)?;
+    let pipeline = pipelines::load(&app, req.file_name.as_deref(), &yaml)?;
     let params = resolve_params(&pipeline, &req.params).map_err(|errors| {
         ApiErr::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -111,7 +111,7 @@ pub async fn rerun(
         .source(&old.row.digest)
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("the pipeline file of run `{id}` is gone")))?;
-    let pipeline = pipelines::load(None, &yaml)?;
+    let pipeline = pipelines::load(&app, None, &yaml)?;
     // Exit handlers run again: they report on the new run.
     let reuse = old
         .tasks

@@ -50,7 +50,9 @@ impl Run {
                 ))
             }
         };
-        let added = self.plan.expand(&self.pipeline, &self.params, i, items)?;
+        let added = self
+            .plan
+            .expand(&self.pipeline, &self.params, &self.limits, i, items)?;
         self.tasks.resize(self.plan.tasks.len(), Task::new());
         Ok(added)
     }

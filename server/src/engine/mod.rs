@@ -20,7 +20,7 @@ use conditions::Verdict;
 pub use plan::{plan, resolve_params, Plan, PlanTask};
 use retries::human_ms;
 use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
-use sluice_sdk::spec::Pipeline;
+use sluice_sdk::spec::{Limits, Pipeline};
 use std::sync::Arc;
 
 /// What a task produced.
@@ -142,6 +142,7 @@ pub struct Restored {
     /// The tasks' names, in the same order.
     pub names: Vec<String>,
     pub cache: bool,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +161,8 @@ pub struct Run {
     pub timed_out: bool,
     /// Whether this run reuses cached results (`false`: every step runs afresh).
     pub cache: bool,
+    /// How many tasks its loops may add.
+    pub limits: Limits,
 }
 
 impl Run {
@@ -169,9 +172,10 @@ impl Run {
         name: String,
         pipeline: Arc<Pipeline>,
         params: Params,
+        limits: Limits,
         now: i64,
     ) -> Result<(Run, Vec<Effect>), String> {
-        let plan = plan(&pipeline, &params)?;
+        let plan = plan(&pipeline, &params, &limits)?;
         let tasks = vec![Task::new(); plan.tasks.len()];
         let mut run = Run {
             id,
@@ -186,6 +190,7 @@ impl Run {
             tasks,
             timed_out: false,
             cache: true,
+            limits,
         };
         let mut fx = vec![Effect::Run];
         for i in 0..run.tasks.len() {
@@ -202,7 +207,7 @@ impl Run {
     /// Rebuilds a run from what was stored (after a server restart). The plan is derived again
     /// from the pipeline, so it must match the stored tasks one for one.
     pub fn restore(r: Restored) -> Result<Run, String> {
-        let plan = plan(&r.pipeline, &r.params)?;
+        let plan = plan(&r.pipeline, &r.params, &r.limits)?;
         let planned = plan.tasks.len();
         if r.tasks.len() < planned {
             return Err(format!(
@@ -220,6 +225,7 @@ impl Run {
         let mut run = Run {
             timed_out,
             cache: r.cache,
+            limits: r.limits,
             id: r.id,
             name: r.name,
             pipeline: r.pipeline,

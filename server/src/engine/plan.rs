@@ -12,7 +12,7 @@ use petgraph::algo::toposort;
 use petgraph::graph::DiGraph;
 use sluice_sdk::api::Params;
 use sluice_sdk::spec::refs::{self, Ref};
-use sluice_sdk::spec::{self, Pipeline};
+use sluice_sdk::spec::{self, Limits, Pipeline};
 use std::collections::{HashMap, VecDeque};
 
 /// The task graph of a run.
@@ -57,7 +57,7 @@ impl PlanTask {
 
 /// Builds the task graph. Fails on a dependency cycle (validation reports those first, with
 /// places) and on a loop whose items are not a list.
-pub fn plan(pipeline: &Pipeline, params: &Params) -> Result<Plan, String> {
+pub fn plan(pipeline: &Pipeline, params: &Params, limits: &Limits) -> Result<Plan, String> {
     let mut plan = Plan::default();
     let top: Vec<usize> = (0..pipeline.steps.len())
         .filter(|&i| pipeline.steps[i].parent.is_none())
@@ -65,6 +65,7 @@ pub fn plan(pipeline: &Pipeline, params: &Params) -> Result<Plan, String> {
     let mut b = Builder {
         p: pipeline,
         params,
+        limits,
         plan: &mut plan,
         added: Vec::new(),
         loops: VecDeque::new(),
@@ -99,18 +100,37 @@ impl Plan {
         &mut self,
         pipeline: &Pipeline,
         params: &Params,
+        limits: &Limits,
         i: usize,
         items: Vec<serde_json::Value>,
     ) -> Result<Vec<usize>, String> {
+        let before = self.tasks.len();
         let mut b = Builder {
             p: pipeline,
             params,
+            limits,
             plan: self,
             added: Vec::new(),
             loops: VecDeque::new(),
         };
-        b.iterations(i, items);
-        b.expand_queued()?;
+        if let Err(e) = b.iterations(i, items).and_then(|()| b.expand_queued()) {
+            // Nothing of a loop that cannot expand stays planned.
+            for t in self.tasks.drain(before..) {
+                self.index.remove(&t.name);
+            }
+            for t in &mut self.tasks {
+                if let Some(m) = t.members.as_mut() {
+                    m.retain(|&x| x < before);
+                }
+                if t.iterations
+                    .as_ref()
+                    .is_some_and(|its| its.iter().any(|&x| x >= before))
+                {
+                    t.iterations = None;
+                }
+            }
+            return Err(e);
+        }
         let added = b.added.clone();
         b.wire();
         // The loop now waits for its iterations instead (if it has any).
@@ -190,6 +210,7 @@ fn instance_name(from: &str, qualified: &str) -> String {
 struct Builder<'a> {
     p: &'a Pipeline,
     params: &'a Params,
+    limits: &'a Limits,
     plan: &'a mut Plan,
     /// Tasks added by this builder, to wire once all exist.
     added: Vec<usize>,
@@ -257,15 +278,37 @@ impl Builder<'_> {
 
     fn expand_queued(&mut self) -> Result<(), String> {
         while let Some(t) = self.loops.pop_front() {
-            if let Some(items) = static_items(self.p, self.params, self.plan, t)? {
-                self.iterations(t, items);
+            if let Some(items) = static_items(self.p, self.params, self.plan, t, self.limits)? {
+                self.iterations(t, items)?;
             }
         }
         Ok(())
     }
 
-    fn iterations(&mut self, t: usize, items: Vec<serde_json::Value>) {
+    /// The iterations of loop task `t`, within the limits on loop items and on a run's tasks
+    /// (checked as they are made, so a loop that would pass one stops at once).
+    fn iterations(&mut self, t: usize, items: Vec<serde_json::Value>) -> Result<(), String> {
         let (step, scope) = (self.plan.tasks[t].step, self.plan.tasks[t].scope);
+        let name = self.plan.tasks[t].name.clone();
+        let line = self.p.task_step(step).span.line;
+        let max_tasks = self.limits.max_tasks;
+        if items.len() > self.limits.max_loop_items {
+            return Err(format!(
+                "loop `{name}` (line {line}) has {} items, over the limit of {} items per loop",
+                items.len(),
+                self.limits.max_loop_items
+            ));
+        }
+        let over = |plan: &Plan, more: usize| {
+            (plan.tasks.len() + more > max_tasks).then(|| {
+                format!(
+                    "loop `{name}` (line {line}) takes the run past the limit of {max_tasks} tasks"
+                )
+            })
+        };
+        if let Some(e) = over(self.plan, items.len()) {
+            return Err(e);
+        }
         let mut its = Vec::with_capacity(items.len());
         for (k, item) in items.into_iter().enumerate() {
             let name = format!("{}[{k}]", self.plan.tasks[t].name);
@@ -273,8 +316,12 @@ impl Builder<'_> {
             self.plan.tasks[it].iteration_of = Some(t);
             self.group_body(it, step);
             its.push(it);
+            if let Some(e) = over(self.plan, 0) {
+                return Err(e);
+            }
         }
         self.plan.tasks[t].iterations = Some(its);
+        Ok(())
     }
 
     /// Sets the dependencies of the tasks added (every task they name exists by now).
@@ -334,6 +381,7 @@ fn static_items(
     params: &Params,
     plan: &Plan,
     t: usize,
+    limits: &Limits,
 ) -> Result<Option<Vec<serde_json::Value>>, String> {
     let step = p.task_step(plan.tasks[t].step);
     let Some(each) = p.control(step).for_each else {
@@ -349,7 +397,21 @@ fn static_items(
     };
     match &each.value {
         serde_json::Value::Array(items) => Ok(Some(items.clone())),
-        serde_json::Value::Object(axes) => Ok(Some(grid(axes))),
+        serde_json::Value::Object(axes) => {
+            // Counted before it is built: a grid multiplies.
+            let size = axes.values().try_fold(1usize, |n, v| {
+                n.checked_mul(v.as_array().map_or(0, |a| a.len()))
+            });
+            match size {
+                Some(n) if n <= limits.max_loop_items => Ok(Some(grid(axes))),
+                _ => Err(format!(
+                    "loop `{name}` (line {}) is a grid of {} items, over the limit of {} items per loop",
+                    step.span.line,
+                    size.map_or_else(|| "too many".to_string(), |n| n.to_string()),
+                    limits.max_loop_items
+                )),
+            }
+        }
         serde_json::Value::String(text) => match refs::sole_ref(text) {
             Some(Ref::Param(n)) => list(format!("parameter `{n}`"), params.get(&n)),
             Some(Ref::Item { of, key }) => {

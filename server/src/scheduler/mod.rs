@@ -27,6 +27,8 @@ pub struct SchedulerConfig {
     /// How long the digest a worker found for an image tag is trusted for cache hits decided
     /// here (past it, a worker checks the tag before a cached result is reused).
     pub tag_ttl_ms: i64,
+    /// What a pipeline may cost to load and plan.
+    pub limits: sluice_sdk::spec::Limits,
 }
 
 impl Default for SchedulerConfig {
@@ -36,6 +38,7 @@ impl Default for SchedulerConfig {
             heartbeat_interval_ms: 1_000,
             reap_interval: Duration::from_millis(100),
             tag_ttl_ms: 30_000,
+            limits: Default::default(),
         }
     }
 }

@@ -37,6 +37,7 @@ impl Scheduler {
             name.clone(),
             Arc::new(new.pipeline),
             new.params.clone(),
+            self.cfg.limits,
             now,
         )
         .map_err(CreateError::Plan)?;
@@ -99,12 +100,13 @@ impl Scheduler {
             let yaml = self.store.source(&s.row.digest).await?.ok_or_else(|| {
                 StoreError::Corrupt(format!("run {} has no pipeline file", s.row.id))
             })?;
-            let pipeline = spec::load("pipeline.yaml", &yaml).map_err(|d| {
-                StoreError::Corrupt(format!(
-                    "run {}: stored pipeline no longer loads: {d}",
-                    s.row.id
-                ))
-            })?;
+            let pipeline =
+                spec::load_with("pipeline.yaml", &yaml, &self.cfg.limits).map_err(|d| {
+                    StoreError::Corrupt(format!(
+                        "run {}: stored pipeline no longer loads: {d}",
+                        s.row.id
+                    ))
+                })?;
             let names: Vec<String> = s.tasks.iter().map(|t| t.stat.name.clone()).collect();
             let mut tasks: Vec<_> = s.tasks.into_iter().map(|t| t.task).collect();
             for t in &mut tasks {
@@ -124,6 +126,7 @@ impl Scheduler {
                 names,
                 tasks,
                 cache: s.row.cache,
+                limits: self.cfg.limits,
             })
             .map_err(StoreError::Corrupt)?;
             let mut ready: Vec<(i64, usize)> = Vec::new();

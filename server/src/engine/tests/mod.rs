@@ -37,9 +37,16 @@ fn start(src: &str, params: &[(&str, serde_json::Value)]) -> Run {
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     let params = resolve_params(&p, &given).unwrap();
-    Run::start("r1".into(), "my-run".into(), Arc::new(p), params, 0)
-        .unwrap()
-        .0
+    Run::start(
+        "r1".into(),
+        "my-run".into(),
+        Arc::new(p),
+        params,
+        Default::default(),
+        0,
+    )
+    .unwrap()
+    .0
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -453,6 +460,7 @@ fn restored(run: &Run) -> Run {
         tasks: run.tasks.clone(),
         names: run.plan.tasks.iter().map(|t| t.name.clone()).collect(),
         cache: true,
+        limits: run.limits,
     })
     .unwrap();
     assert_eq!(r.plan, run.plan);
@@ -472,5 +480,6 @@ mod caching;
 mod conditions;
 mod exit_handlers;
 mod groups;
+mod limits;
 mod loops;
 mod retries;
