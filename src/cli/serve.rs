@@ -60,6 +60,10 @@ pub struct RuntimeOpts {
     /// (a moved tag is pulled, and results cached for the old image are not reused).
     #[arg(long, env = "SLUICE_TAG_TTL", default_value = "30s", value_parser = parse_duration)]
     tag_ttl: Duration,
+    /// Bytes of each step attempt's log shipped as they come; past them the middle is dropped
+    /// and the last lines kept, behind a marker line.
+    #[arg(long, env = "SLUICE_LOG_LIMIT", default_value = "64Mi", value_parser = parse_size)]
+    log_limit: u64,
     /// A JSON line per task the fake runtime ran (tests only).
     #[arg(long, hide = true)]
     fake_journal: Option<PathBuf>,
@@ -265,6 +269,9 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
             data_dir: cfg.data_dir.join("worker"),
             poll_wait: Duration::from_secs(20),
             drain: Duration::from_secs(10),
+            log_policy: sluice_worker::LogPolicy {
+                limit_bytes: a.rt.log_limit,
+            },
         };
         let mut rx2 = stop_rx.clone();
         tokio::spawn(sluice_worker::run(wcfg, rt, async move {
@@ -293,6 +300,9 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
         data_dir: a.data_dir,
         poll_wait: Duration::from_secs(20),
         drain: Duration::from_secs(10),
+        log_policy: sluice_worker::LogPolicy {
+            limit_bytes: a.rt.log_limit,
+        },
     };
     sluice_worker::run(cfg, rt, ctrl_c()).await?;
     Ok(0)

@@ -45,6 +45,7 @@ impl InProcess {
             data_dir: dir.path().join("worker"),
             poll_wait: Duration::from_secs(5),
             drain: Duration::from_secs(1),
+            log_policy: Default::default(),
         };
         let mut r = rx.clone();
         let rt: Arc<dyn sluice_worker::runtime::ContainerRuntime> = runtime.clone();

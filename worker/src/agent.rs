@@ -1,10 +1,11 @@
 //! The worker's loop: register, lease as many tasks as there are free slots (long poll), run each,
 //! heartbeat the leases held, and stop tasks whose run was cancelled or whose lease was lost.
 
+use crate::logship::{self, LogPolicy};
 use crate::outputs;
 use crate::reporter::{self, Reporter};
 use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
-use sluice_sdk::api::{Lease, NewLogLine, Outcome, ReportEvent, TaskResult};
+use sluice_sdk::api::{Lease, Outcome, ReportEvent, TaskResult};
 use sluice_sdk::beneath;
 use sluice_sdk::client::{Client, ClientError};
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ pub struct WorkerConfig {
     pub poll_wait: Duration,
     /// On shutdown, how long running tasks may take to finish before they are stopped.
     pub drain: Duration,
+    /// How much of each attempt's log is shipped.
+    pub log_policy: LogPolicy,
 }
 
 type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>>;
@@ -163,6 +166,7 @@ pub async fn run(
                 running: running.clone(),
                 data_dir: cfg.data_dir.clone(),
                 artifacts_root: artifacts_root.clone(),
+                log_policy: cfg.log_policy,
             };
             tasks.spawn(async move {
                 ctx.execute(lease, rx).await;
@@ -230,6 +234,7 @@ struct TaskCtx {
     running: Running,
     data_dir: PathBuf,
     artifacts_root: Arc<Path>,
+    log_policy: LogPolicy,
 }
 
 impl TaskCtx {
@@ -366,21 +371,22 @@ impl TaskCtx {
                 stop(&running, &lease, StopReason::Timeout);
             })
         });
-        let (log_tx, log_rx) = mpsc::unbounded_channel();
+        let (log_sink, log_rx) = LogSink::channel();
         let (started_tx, started_rx) = oneshot::channel();
-        let shipper = tokio::spawn(ship(
+        let shipper = tokio::spawn(logship::ship(
             lease.lease_id.clone(),
             self.reporter.clone(),
             started_rx,
             log_rx,
             image_digest,
+            self.log_policy,
         ));
         let exit = self
             .runtime
             .run(
                 req,
                 Io {
-                    logs: LogSink(log_tx),
+                    logs: log_sink,
                     started: started_tx,
                     stop: stop_rx,
                 },
@@ -471,63 +477,6 @@ impl TaskCtx {
                 })
             }
         }
-    }
-}
-
-/// Forwards the start and the log lines of one attempt to the reporter, numbering lines from 1.
-async fn ship(
-    lease_id: String,
-    reporter: Reporter,
-    started: oneshot::Receiver<()>,
-    mut lines: mpsc::UnboundedReceiver<(sluice_sdk::api::Stream, String)>,
-    image_digest: Option<String>,
-) {
-    // The start is reported before any line.
-    let mut started = Some(started);
-    let mut seq = 0u64;
-    loop {
-        let next = match started.as_mut() {
-            Some(s) => tokio::select! {
-                biased;
-                r = s => {
-                    started = None;
-                    if r.is_ok() {
-                        reporter.send(ReportEvent::Started { lease_id: lease_id.clone(), ts_ms: now_ms(), image_digest: image_digest.clone() });
-                    }
-                    continue;
-                }
-                l = lines.recv() => l,
-            },
-            None => lines.recv().await,
-        };
-        let Some(first) = next else { break };
-        let mut batch = Vec::new();
-        let mut push = |(stream, line): (sluice_sdk::api::Stream, String)| {
-            seq += 1;
-            batch.push(NewLogLine {
-                seq,
-                ts_ms: now_ms(),
-                stream,
-                line,
-            });
-        };
-        push(first);
-        while let Ok(more) = lines.try_recv() {
-            push(more);
-        }
-        if let Some(s) = started.take() {
-            // Lines came before the start signal: report the start first.
-            drop(s);
-            reporter.send(ReportEvent::Started {
-                lease_id: lease_id.clone(),
-                ts_ms: now_ms(),
-                image_digest: image_digest.clone(),
-            });
-        }
-        reporter.send(ReportEvent::Log {
-            lease_id: lease_id.clone(),
-            lines: batch,
-        });
     }
 }
 

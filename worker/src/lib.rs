@@ -3,8 +3,10 @@
 
 mod agent;
 pub mod images;
+pub mod logship;
 mod outputs;
 mod reporter;
 pub mod runtime;
 
 pub use agent::{run, WorkerConfig};
+pub use logship::LogPolicy;

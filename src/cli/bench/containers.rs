@@ -137,7 +137,7 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
 /// One container's whole life through the runtime (state, cgroup, helper, overlay, exec, wait,
 /// cleanup), in milliseconds.
 async fn start_once(rt: &Arc<EmbeddedRuntime>, image: &str, i: usize) -> anyhow::Result<f64> {
-    let (logs, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (logs, _rx) = LogSink::channel();
     let (started, _) = tokio::sync::oneshot::channel();
     let (_stop_tx, stop) = tokio::sync::watch::channel(None);
     let req = RunRequest {
@@ -162,7 +162,7 @@ async fn start_once(rt: &Arc<EmbeddedRuntime>, image: &str, i: usize) -> anyhow:
         .run(
             req,
             Io {
-                logs: LogSink::new(logs),
+                logs,
                 started,
                 stop,
             },

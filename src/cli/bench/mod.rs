@@ -225,6 +225,7 @@ impl Cluster {
             data_dir: dir.join("worker"),
             poll_wait: Duration::from_secs(5),
             drain: Duration::from_secs(5),
+            log_policy: Default::default(),
         };
         let mut rx = stop_rx.clone();
         let worker = tokio::spawn(sluice_worker::run(wcfg, runtime, async move {

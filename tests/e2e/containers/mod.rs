@@ -280,3 +280,4 @@ mod escapes;
 mod groups;
 mod isolation;
 mod lifecycle;
+mod logs;

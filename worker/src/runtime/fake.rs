@@ -103,7 +103,7 @@ impl ContainerRuntime for FakeRuntime {
             };
             if let Some(lines) = env("FAKE_LOG") {
                 for l in lines.split('|') {
-                    io.logs.line(Stream::Stdout, l);
+                    io.logs.line(Stream::Stdout, l).await;
                 }
             }
             let sleep = env("FAKE_SLEEP_MS")

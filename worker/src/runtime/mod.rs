@@ -54,17 +54,25 @@ pub struct Exit {
     pub stopped: Option<StopReason>,
 }
 
-/// Where a runtime sends the container's output, line by line.
+/// Where a runtime sends the container's output, line by line. It holds a bounded number of
+/// lines: a container that writes faster than its log is shipped waits on its pipe (as with
+/// Docker's default, blocking log mode), so no log is ever held in memory without bound.
 #[derive(Clone)]
-pub struct LogSink(pub(crate) mpsc::UnboundedSender<(Stream, String)>);
+pub struct LogSink(pub(crate) mpsc::Sender<(Stream, String)>);
 
 impl LogSink {
-    pub fn new(tx: mpsc::UnboundedSender<(Stream, String)>) -> LogSink {
-        LogSink(tx)
+    /// Lines waiting at most before the container is held up.
+    pub const CAPACITY: usize = 256;
+
+    /// A sink and the receiving end its lines arrive at.
+    pub fn channel() -> (LogSink, mpsc::Receiver<(Stream, String)>) {
+        let (tx, rx) = mpsc::channel(Self::CAPACITY);
+        (LogSink(tx), rx)
     }
 
-    pub fn line(&self, stream: Stream, line: impl Into<String>) {
-        let _ = self.0.send((stream, line.into()));
+    /// Hands a line on, waiting while the shipper is behind. A closed receiver drops it.
+    pub async fn line(&self, stream: Stream, line: impl Into<String>) {
+        let _ = self.0.send((stream, line.into())).await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reads a container's stdout or stderr and hands it on line by line. A line longer than
-//! [`MAX_LINE`] is cut into pieces of that size; bytes that are not UTF-8 are replaced.
+//! [`MAX_LINE`] is cut into pieces of that size; bytes that are not UTF-8 are replaced. While the
+//! sink is full, nothing more is read: the container waits on its pipe.
 
 use crate::runtime::LogSink;
 use sluice_sdk::api::Stream;
@@ -24,23 +25,24 @@ pub async fn pump<R: AsyncRead + Unpin>(reader: Option<R>, stream: Stream, sink:
         line.extend_from_slice(&window[..taken]);
         reader.consume(taken);
         if ended || line.len() >= MAX_LINE {
-            emit(&mut line, stream, &sink);
+            emit(&mut line, stream, &sink).await;
         }
     }
     if !line.is_empty() {
-        emit(&mut line, stream, &sink);
+        emit(&mut line, stream, &sink).await;
     }
 }
 
-fn emit(line: &mut Vec<u8>, stream: Stream, sink: &LogSink) {
+async fn emit(line: &mut Vec<u8>, stream: Stream, sink: &LogSink) {
     if line.last() == Some(&b'\n') {
         line.pop();
         if line.last() == Some(&b'\r') {
             line.pop();
         }
     }
-    sink.line(stream, String::from_utf8_lossy(line).into_owned());
+    let text = String::from_utf8_lossy(line).into_owned();
     line.clear();
+    sink.line(stream, text).await;
 }
 
 #[cfg(test)]
@@ -52,7 +54,7 @@ mod tests {
         let mut input = b"one\r\ntwo\n\xffbad\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
         input.extend(b"\nlast");
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(100);
         pump(Some(&input[..]), Stream::Stderr, LogSink(tx)).await;
         let mut got = Vec::new();
         while let Ok((s, l)) = rx.try_recv() {
