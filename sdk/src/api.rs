@@ -454,6 +454,9 @@ pub struct TaskSpec {
     /// Kill the container and fail the attempt after this long.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Run without the default seccomp profile (the worker must allow it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seccomp_unconfined: bool,
 }
 
 /// A volume mounted into the task: a host path or a named volume on the worker.

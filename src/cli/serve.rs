@@ -56,6 +56,9 @@ pub struct RuntimeOpts {
     /// Keep each container's writes (its upper directory) after it ends, for debugging.
     #[arg(long)]
     keep_containers: bool,
+    /// Let steps that say `seccomp: unconfined` run without Docker's default seccomp profile.
+    #[arg(long, env = "SLUICE_ALLOW_UNCONFINED")]
+    allow_unconfined: bool,
     /// How long a stored image tag is trusted before it is checked against its registry again
     /// (a moved tag is pulled, and results cached for the old image are not reused).
     #[arg(long, env = "SLUICE_TAG_TTL", default_value = "30s", value_parser = parse_duration)]
@@ -211,6 +214,7 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                 },
                 keep: o.keep_containers,
                 tag_ttl: o.tag_ttl,
+                allow_unconfined: o.allow_unconfined,
             };
             Ok(Arc::new(
                 EmbeddedRuntime::new(cfg, store, registries)

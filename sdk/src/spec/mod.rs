@@ -110,6 +110,8 @@ pub struct Template {
     /// Share the host's network (`network: host`); by default a step has loopback only.
     pub host_network: bool,
     pub volumes: Vec<Volume>,
+    /// Run without the default seccomp profile (`seccomp: unconfined`), where the worker allows it.
+    pub seccomp_unconfined: bool,
 }
 
 /// A host directory or a named volume mounted into a step (datasets shared across runs).

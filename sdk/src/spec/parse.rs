@@ -25,6 +25,7 @@ const TEMPLATE_KEYS: &[&str] = &[
     "outputs",
     "network",
     "volumes",
+    "seccomp",
 ];
 const CONTROL_KEYS: &[&str] = &[
     "when",
@@ -471,6 +472,21 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
             }
         },
         volumes: f.get("volumes").map(|n| volumes(n, d)).unwrap_or_default(),
+        seccomp_unconfined: match f.string("seccomp", d) {
+            None => false,
+            Some(n) if n.value == "default" => false,
+            Some(n) if n.value == "unconfined" => true,
+            Some(n) => {
+                d.error(
+                    n.span,
+                    format!(
+                        "`seccomp` must be `default` (Docker's profile) or `unconfined` (where the worker allows it), found `{}`",
+                        n.value
+                    ),
+                );
+                false
+            }
+        },
     }
 }
 

@@ -139,6 +139,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
             })
             .collect(),
         host_network: tpl.host_network,
+        seccomp_unconfined: tpl.seccomp_unconfined,
         timeout_ms: run.pipeline.control(step).timeout.map(|t| t.value),
         volumes: tpl
             .volumes

@@ -281,3 +281,4 @@ mod groups;
 mod isolation;
 mod lifecycle;
 mod logs;
+mod seccomp;

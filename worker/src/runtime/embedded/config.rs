@@ -64,6 +64,9 @@ pub struct ContainerConfig {
     /// The `cgroup.procs` files the container's first process writes itself into.
     pub cgroup_procs: Vec<PathBuf>,
     pub capabilities: Vec<String>,
+    /// Apply Docker's default seccomp profile (see `seccomp`); false only for a step allowed to
+    /// run unconfined.
+    pub seccomp: bool,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     /// `/etc/hosts`, `/etc/hostname` and (with host networking) `/etc/resolv.conf`: written to a
@@ -271,6 +274,7 @@ pub fn build(
         host_network: false,
         cgroup_procs: Vec::new(),
         capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        seccomp: !spec.seccomp_unconfined,
         masked_paths: MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
         readonly_paths: READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
         etc: vec![

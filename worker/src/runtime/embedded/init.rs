@@ -56,6 +56,15 @@ pub fn run(cfg: &ContainerConfig) -> InitError {
 type Exec = (CString, Vec<CString>, Vec<CString>);
 
 fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
+    // Compiled first, applied last (just before exec): a profile that cannot be built stops
+    // the container before anything is set up.
+    let filters = match cfg.seccomp {
+        true => super::seccomp::filters(&cfg.capabilities).map_err(|m| InitError {
+            code: 1,
+            message: m,
+        })?,
+        false => Vec::new(),
+    };
     // The container's stdin is empty; fd 0 of the helper is its control socket.
     let null = std::fs::File::open("/dev/null").map_err(io_fail("cannot open /dev/null"))?;
     nix::unistd::dup2_stdin(&null).map_err(fail("cannot redirect stdin"))?;
@@ -128,7 +137,12 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
         .map(|a| cstr(a))
         .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
-    Ok((cstr(&path)?, argv, envp))
+    let path = cstr(&path)?;
+    super::seccomp::apply(&filters).map_err(|m| InitError {
+        code: 1,
+        message: m,
+    })?;
+    Ok((path, argv, envp))
 }
 
 fn mount_rootfs(cfg: &ContainerConfig) -> Result<(), InitError> {

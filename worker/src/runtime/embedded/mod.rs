@@ -14,6 +14,7 @@ pub mod config;
 mod gpu;
 mod init;
 mod logs;
+pub mod seccomp;
 pub mod shim;
 mod user;
 
@@ -42,6 +43,8 @@ pub struct EmbeddedConfig {
     pub keep: bool,
     /// How long a stored tag is trusted before it is checked against its registry again.
     pub tag_ttl: std::time::Duration,
+    /// Steps may ask to run without the default seccomp profile (`seccomp: unconfined`).
+    pub allow_unconfined: bool,
 }
 
 pub struct EmbeddedRuntime {
@@ -171,6 +174,11 @@ impl EmbeddedRuntime {
             keep: self.cfg.keep,
             _gpus: gpus,
         };
+        if req.spec.seccomp_unconfined && !self.cfg.allow_unconfined {
+            return Err(failed(
+                "the step asks for `seccomp: unconfined`, which this worker does not allow (an operator can allow it with `--allow-unconfined`)",
+            ));
+        }
         let full = crate::images::reference::parse(&req.spec.image)
             .map_err(failed)?
             .to_string();
