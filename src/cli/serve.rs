@@ -94,9 +94,13 @@ pub struct ServerOpts {
     /// Where the database (and, with `up`, the worker's files) live.
     #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = default_data_dir())]
     data_dir: PathBuf,
-    /// A lease not renewed by its worker within this time is taken back and its task runs elsewhere.
+    /// A lease not renewed by its worker within this time lapses: the worker stops the task.
     #[arg(long, env = "SLUICE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
     lease_ttl: Duration,
+    /// How long after a lease lapsed its task may run elsewhere (the time its worker has to stop
+    /// it, so that it never runs twice at once).
+    #[arg(long, env = "SLUICE_KILL_GRACE", default_value = "10s", value_parser = parse_duration)]
+    kill_grace: Duration,
     /// How often workers renew their leases.
     #[arg(long, env = "SLUICE_HEARTBEAT", default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
@@ -122,6 +126,7 @@ impl ServerOpts {
             data_dir: self.data_dir.clone(),
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
+                kill_grace_ms: self.kill_grace.as_millis() as i64,
                 heartbeat_interval_ms: self.heartbeat.as_millis() as u64,
                 tag_ttl_ms: tag_ttl.as_millis() as i64,
                 limits: sluice_sdk::spec::Limits {

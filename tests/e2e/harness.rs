@@ -167,6 +167,8 @@ pub async fn spawn_server(port: u16, data: &Path, log: &Path) -> Proc {
             "2s",
             "--heartbeat",
             "300ms",
+            "--kill-grace",
+            "1s",
         ],
         log,
     );

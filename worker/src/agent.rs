@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 #[derive(Debug, Clone)]
@@ -32,10 +32,21 @@ pub struct WorkerConfig {
     pub log_policy: LogPolicy,
 }
 
-type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>>;
+/// A lease this worker holds: how to stop its task, and when the server last renewed it (as
+/// this worker's clock has it: the time the renewing request was sent, or the lease received).
+struct Held {
+    stop: watch::Sender<Option<StopReason>>,
+    renewed: Instant,
+}
+
+type Running = Arc<Mutex<HashMap<String, Held>>>;
 
 fn stop(running: &Running, lease: &str, why: StopReason) {
-    if let Some(tx) = running.lock().ok().and_then(|r| r.get(lease).cloned()) {
+    let tx = running
+        .lock()
+        .ok()
+        .and_then(|r| r.get(lease).map(|h| h.stop.clone()));
+    if let Some(tx) = tx {
         tracing::info!(lease, reason = ?why, "stopping task");
         let _ = tx.send(Some(why));
     }
@@ -102,6 +113,7 @@ pub async fn run(
         worker_id.clone(),
         running.clone(),
         Duration::from_millis(reg.heartbeat_interval_ms.max(100)),
+        Duration::from_millis(reg.lease_ttl_ms.max(1)),
     ));
 
     let slots = Arc::new(Semaphore::new(cfg.capacity as usize));
@@ -122,6 +134,7 @@ pub async fn run(
             r = client.lease(&id, free, cfg.poll_wait.as_millis() as u64) => r,
             _ = stop_rx.wait_for(|s| *s) => break,
         };
+        let received = Instant::now();
         let leases = match resp {
             Ok(r) => {
                 backoff = Duration::from_millis(100);
@@ -158,7 +171,13 @@ pub async fn run(
             };
             let (tx, rx) = watch::channel(None);
             if let Ok(mut r) = running.lock() {
-                r.insert(lease.lease_id.clone(), tx);
+                r.insert(
+                    lease.lease_id.clone(),
+                    Held {
+                        stop: tx,
+                        renewed: received,
+                    },
+                );
             }
             let ctx = TaskCtx {
                 runtime: runtime.clone(),
@@ -199,13 +218,18 @@ pub async fn run(
     Ok(())
 }
 
+/// Renews the worker's leases every `every`, and stops the task of any lease it could not renew
+/// within `ttl`: the server may hand that lease out again once it lapses (after a grace period),
+/// so a worker cut off from the server must not go on running the task.
 async fn heartbeat_loop(
     client: Client,
     worker_id: Arc<RwLock<String>>,
     running: Running,
     every: Duration,
+    ttl: Duration,
 ) {
     let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let leases: Vec<String> = running
@@ -213,8 +237,20 @@ async fn heartbeat_loop(
             .map(|r| r.keys().cloned().collect())
             .unwrap_or_default();
         let id = worker_id.read().map(|g| g.clone()).unwrap_or_default();
-        match client.heartbeat(&id, leases).await {
-            Ok(resp) => {
+        let sent = Instant::now();
+        // A server that does not answer must not hold up the checks below.
+        let answer = tokio::time::timeout(ttl, client.heartbeat(&id, leases.clone())).await;
+        match answer {
+            Ok(Ok(resp)) => {
+                if let Ok(mut r) = running.lock() {
+                    for l in &leases {
+                        if !resp.lost.contains(l) {
+                            if let Some(h) = r.get_mut(l) {
+                                h.renewed = h.renewed.max(sent);
+                            }
+                        }
+                    }
+                }
                 for l in resp.lost {
                     stop(&running, &l, StopReason::LeaseLost);
                 }
@@ -222,8 +258,22 @@ async fn heartbeat_loop(
                     stop(&running, &l, StopReason::Cancelled);
                 }
             }
-            Err(ClientError::Api { error, .. }) if error.code == "unknown_worker" => {}
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Ok(Err(ClientError::Api { error, .. })) if error.code == "unknown_worker" => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
+            Err(_) => tracing::warn!("heartbeat got no answer within the lease time"),
+        }
+        let lapsed: Vec<String> = running
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|(_, h)| h.renewed.elapsed() >= ttl)
+                    .map(|(l, _)| l.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for l in lapsed {
+            tracing::warn!(lease = %l, "the lease could not be renewed in time; stopping its task, which may run elsewhere");
+            stop(&running, &l, StopReason::LeaseLost);
         }
     }
 }

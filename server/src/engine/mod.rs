@@ -739,12 +739,19 @@ impl Run {
         }
     }
 
-    /// Tasks whose lease has run out by `now`.
-    pub fn expired_leases(&self, now: i64) -> Vec<usize> {
+    /// Tasks whose lease ran out at least `grace_ms` before `now`. A worker that cannot renew its
+    /// lease stops the task itself when the lease runs out; the grace is the time it is given to
+    /// have done so before the task may run elsewhere, so that it never runs twice at once. Until
+    /// then the lease still stands: a late result is taken, a late heartbeat renews it.
+    pub fn expired_leases(&self, now: i64, grace_ms: i64) -> Vec<usize> {
         self.tasks
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.lease.as_ref().is_some_and(|l| l.expires_at <= now))
+            .filter(|(_, t)| {
+                t.lease
+                    .as_ref()
+                    .is_some_and(|l| l.expires_at.saturating_add(grace_ms) <= now)
+            })
             .map(|(i, _)| i)
             .collect()
     }

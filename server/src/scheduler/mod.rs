@@ -19,8 +19,11 @@ pub use workers::WorkerError;
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// A lease not extended within this time is taken back and its task runs again.
+    /// A lease not extended within this time has lapsed: its worker stops the task.
     pub lease_ttl_ms: i64,
+    /// How long after a lease lapsed its task may run elsewhere: the time its worker has to
+    /// have stopped it (a task never runs twice at once).
+    pub kill_grace_ms: i64,
     pub heartbeat_interval_ms: u64,
     /// How often expired leases, due retries and runs past their timeout are looked for.
     pub reap_interval: Duration,
@@ -35,6 +38,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             lease_ttl_ms: 30_000,
+            kill_grace_ms: 10_000,
             heartbeat_interval_ms: 1_000,
             reap_interval: Duration::from_millis(100),
             tag_ttl_ms: 30_000,
@@ -189,7 +193,7 @@ impl Scheduler {
             let Some(active) = st.runs.get_mut(&id) else {
                 continue;
             };
-            let expired = active.run.expired_leases(now);
+            let expired = active.run.expired_leases(now, self.cfg.kill_grace_ms);
             let retries = active.run.due_retries(now);
             let deadline = active.run.deadline_passed(now);
             if expired.is_empty() && retries.is_empty() && !deadline {

@@ -75,7 +75,8 @@ steps:
     );
     assert_eq!(lines.len(), marker + 1 + 1000);
     assert_eq!(lines[marker - 1].1, marker.to_string(), "the head is whole");
-    // The two pipes are read side by side: the last lines of each are in the tail.
+    // The last line out is in the tail (stderr's `done` may have come through its own pipe
+    // before the last of stdout was read, and been dropped from the middle: it is counted).
     let tail = &lines[marker + 1..];
     let last_out = tail
         .iter()
@@ -83,7 +84,6 @@ steps:
         .find(|(s, _)| *s == Stream::Stdout)
         .unwrap();
     assert_eq!(last_out.1, "10000000");
-    assert!(tail.contains(&(Stream::Stderr, "done".to_string())));
     let dropped: u64 = text
         .strip_prefix("[sluice] ")
         .and_then(|t| t.split(' ').next())

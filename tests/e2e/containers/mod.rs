@@ -27,7 +27,7 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub client: Client,
     pub url: String,
-    _server: Proc,
+    pub server: Proc,
     pub worker: Option<Proc>,
     worker_args: Vec<String>,
 }
@@ -46,7 +46,7 @@ impl Cluster {
         let mut c = Cluster {
             client: Client::new(&url, None),
             url,
-            _server: server,
+            server,
             worker: None,
             worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
             dir,
@@ -62,18 +62,23 @@ impl Cluster {
     }
 
     pub fn start_worker(&mut self) {
+        self.worker = Some(self.spawn_worker(&self.worker_dir(), "worker.log"));
+    }
+
+    /// Another worker process, with its own directory and log file.
+    pub fn spawn_worker(&self, dir: &Path, log: &str) -> Proc {
         let mut args = vec![
             "worker".to_string(),
             "--server".into(),
             self.url.clone(),
             "--data-dir".into(),
-            self.worker_dir().to_string_lossy().into_owned(),
+            dir.to_string_lossy().into_owned(),
             "--capacity".into(),
             "4".into(),
         ];
         args.extend(self.worker_args.iter().cloned());
         let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        self.worker = Some(spawn(&args, &self.dir.path().join("worker.log")));
+        spawn(&args, &self.dir.path().join(log))
     }
 
     pub async fn run(&self, yaml: &str) -> RunDetail {
@@ -277,6 +282,7 @@ pub fn tar_symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
 mod caching;
 mod control;
 mod escapes;
+mod failover;
 mod groups;
 mod isolation;
 mod lifecycle;

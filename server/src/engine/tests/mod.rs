@@ -341,10 +341,24 @@ fn a_retaken_task_is_resolved_for_its_new_attempt() {
 fn heartbeats_push_expiry_out() {
     let mut run = start(DIAMOND, &[]);
     run.lease(0, "L".into(), "w".into(), 0, 100);
-    assert_eq!(run.expired_leases(100), vec![0]);
+    assert_eq!(run.expired_leases(100, 0), vec![0]);
     run.heartbeat(0, "L", 90, 100).unwrap();
-    assert!(run.expired_leases(150).is_empty());
-    assert_eq!(run.expired_leases(190), vec![0]);
+    assert!(run.expired_leases(150, 0).is_empty());
+    assert_eq!(run.expired_leases(190, 0), vec![0]);
+}
+
+#[test]
+fn a_lapsed_lease_is_taken_back_only_after_the_kill_grace() {
+    let mut run = start(DIAMOND, &[]);
+    run.lease(0, "L".into(), "w".into(), 0, 100);
+    // Lapsed at 100; its worker stops the task by itself then, and has 50 more to have done it.
+    assert!(run.expired_leases(100, 50).is_empty());
+    assert!(run.expired_leases(149, 50).is_empty());
+    assert_eq!(run.expired_leases(150, 50), vec![0]);
+    // Within the grace the lease still stands: a late heartbeat renews it (nothing else holds it).
+    run.heartbeat(0, "L", 120, 100).unwrap();
+    assert!(run.expired_leases(200, 50).is_empty());
+    assert_eq!(run.expired_leases(270, 50), vec![0]);
 }
 
 #[test]
