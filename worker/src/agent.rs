@@ -375,9 +375,27 @@ impl TaskCtx {
                 }
             }
         }
-        let image_digest = match self.runtime.prepare(&lease.spec).await {
-            Ok(d) => d,
-            Err(e) => return failed(format!("cannot prepare image `{}`: {e}", lease.spec.image)),
+        // A step's timeout stops it as a cancel would, and fails the attempt; it covers the
+        // image's pull as well as the container.
+        let _timer = lease.spec.timeout_ms.map(|ms| {
+            let running = self.running.clone();
+            let lease = lease.lease_id.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                stop(&running, &lease, StopReason::Timeout);
+            }))
+        });
+        let mut stop_rx = stop_rx;
+        let image_digest = tokio::select! {
+            r = self.runtime.prepare(&lease.spec) => match r {
+                Ok(d) => d,
+                Err(e) => return failed(format!("cannot prepare image `{}`: {e}", lease.spec.image)),
+            },
+            r = stop_rx.wait_for(|s| s.is_some()) => {
+                let why = r.ok().and_then(|s| *s);
+                let during = format!(" while pulling image `{}`", lease.spec.image);
+                return stopped(why, &lease.spec, None, &during);
+            }
         };
         // The same task ran before with these inputs on this image, and its artifacts are still
         // here: its result is reused and no container starts.
@@ -412,15 +430,6 @@ impl TaskCtx {
             inputs,
             artifacts_root: self.artifacts_root.to_path_buf(),
         };
-        // A step's timeout stops it as a cancel would, and fails the attempt.
-        let timer = spec.timeout_ms.map(|ms| {
-            let running = self.running.clone();
-            let lease = lease.lease_id.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                stop(&running, &lease, StopReason::Timeout);
-            })
-        });
         let (log_sink, log_rx) = LogSink::channel();
         let (started_tx, started_rx) = oneshot::channel();
         let shipper = tokio::spawn(logship::ship(
@@ -443,42 +452,13 @@ impl TaskCtx {
             )
             .await;
         let _ = shipper.await;
-        if let Some(t) = timer {
-            t.abort();
-        }
         match exit {
             Err(e) => failed(e.to_string()),
             Ok(Exit {
-                stopped: Some(StopReason::LeaseLost | StopReason::Shutdown),
-                ..
-            }) => None,
-            Ok(Exit {
-                stopped: Some(StopReason::Timeout),
+                stopped: Some(why),
                 code,
                 ..
-            }) => Some(TaskResult {
-                outcome: Outcome::Failed,
-                exit_code: Some(code),
-                error: Some(format!(
-                    "timed out after {}s and was killed",
-                    spec.timeout_ms.unwrap_or(0) as f64 / 1000.0
-                )),
-                outputs: Default::default(),
-                artifacts: Vec::new(),
-                cached_from: None,
-            }),
-            Ok(Exit {
-                stopped: Some(StopReason::Cancelled),
-                code,
-                ..
-            }) => Some(TaskResult {
-                outcome: Outcome::Cancelled,
-                exit_code: Some(code),
-                error: Some("cancelled".into()),
-                outputs: Default::default(),
-                artifacts: Vec::new(),
-                cached_from: None,
-            }),
+            }) => stopped(Some(why), &spec, Some(code), ""),
             Ok(Exit {
                 oom_killed: true,
                 code,
@@ -553,6 +533,49 @@ impl TaskCtx {
             }
             Err(e) => Err(format!("{}: {e}", path.display())),
         }
+    }
+}
+
+/// The result of an attempt stopped on request (`None`: not reported, as with a lost lease):
+/// its container's, when `code` is given, or `during` something before it started.
+fn stopped(
+    why: Option<StopReason>,
+    spec: &sluice_sdk::api::TaskSpec,
+    code: Option<i32>,
+    during: &str,
+) -> Option<TaskResult> {
+    let (outcome, error) = match why? {
+        StopReason::LeaseLost | StopReason::Shutdown => return None,
+        StopReason::Timeout => (
+            Outcome::Failed,
+            format!(
+                "timed out after {}s{}",
+                spec.timeout_ms.unwrap_or(0) as f64 / 1000.0,
+                if code.is_some() {
+                    " and was killed"
+                } else {
+                    during
+                }
+            ),
+        ),
+        StopReason::Cancelled => (Outcome::Cancelled, format!("cancelled{during}")),
+    };
+    Some(TaskResult {
+        outcome,
+        exit_code: code,
+        error: Some(error),
+        outputs: Default::default(),
+        artifacts: Vec::new(),
+        cached_from: None,
+    })
+}
+
+/// Aborts a spawned task when dropped (a timer that must not outlive its attempt).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -244,3 +244,60 @@ async fn an_image_prune_keeps_the_layers_of_running_steps() {
     image_cmd(&["prune"]);
     assert!(layers().is_empty(), "unused layers stay: {:?}", layers());
 }
+
+/// A registry on loopback that accepts connections and never answers; counts them.
+fn silent_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_registry_that_never_answers_is_covered_by_the_steps_timeout_and_by_cancel() {
+    let c = Cluster::start(&[]).await;
+    let (reg, accepted) = silent_registry();
+    let run = c
+        .run(&format!(
+            "name: stuck-pull\nsteps:\n  - name: pull\n    image: {reg}/sluice/never:1\n    timeout: 2s\n    command: [\"true\"]\n"
+        ))
+        .await;
+    assert_eq!(run.summary.state, RunState::Failed);
+    let e = task(&run, "pull").error.clone().unwrap_or_default();
+    assert!(
+        e.contains(&format!(
+            "timed out after 2s while pulling image `{reg}/sluice/never:1`"
+        )),
+        "{e}"
+    );
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) > 0);
+
+    // Without a timeout, a cancel stops the pull.
+    let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let id = submit(
+        &c.client,
+        &format!("name: stuck-pull-2\nsteps:\n  - name: pull\n    image: {reg}/sluice/never:2\n    command: [\"true\"]\n"),
+    )
+    .await;
+    let start = Instant::now();
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the pull never began"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.client.cancel_run(&id).await.unwrap();
+    let run = wait_run(&c.client, &id, Duration::from_secs(20)).await;
+    assert_eq!(run.summary.state, RunState::Cancelled);
+    let e = task(&run, "pull").error.clone().unwrap_or_default();
+    assert!(e.contains("cancelled while pulling image"), "{e}");
+}

@@ -16,6 +16,11 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
+/// How long connecting to a registry may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a registry may go without sending anything while it answers.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Registries reached over plain HTTP: loopback ones always, others when listed.
 fn insecure(registry: &str, listed: &[String]) -> bool {
     let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
@@ -101,6 +106,10 @@ impl Registries {
                 };
                 Client::new(ClientConfig {
                     protocol,
+                    // A registry that accepts and never answers fails the pull instead of
+                    // holding it for ever (the step's timeout and cancel cover it too).
+                    connect_timeout: Some(CONNECT_TIMEOUT),
+                    read_timeout: Some(READ_TIMEOUT),
                     ..Default::default()
                 })
             })
