@@ -7,4 +7,4 @@ mod serve;
 pub mod store;
 mod ui;
 
-pub use serve::{serve, ServerConfig};
+pub use serve::{serve, Server, ServerConfig};

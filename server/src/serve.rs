@@ -15,35 +15,66 @@ pub struct ServerConfig {
     pub token: Option<String>,
 }
 
-/// Serves until `shutdown` completes.
+/// A server whose store is open and whose active runs are taken up: all that is left is to
+/// serve. Whoever says the server is up should say so only once this exists.
+pub struct Server {
+    app: App,
+    store: Store,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// Opens the store and takes up every active run (a run that cannot be is failed, with
+    /// the reason, rather than keeping the server from starting).
+    pub async fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
+        let store = Store::open(&cfg.data_dir).await?;
+        let sched = Scheduler::new(store.clone(), cfg.scheduler.clone()).await?;
+        let app = App {
+            sched,
+            token: cfg.token.map(Arc::from),
+            files_root: Arc::from(
+                std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone()),
+            ),
+            // A pipeline file at its size limit, escaped into JSON, with room to spare.
+            max_body: 2 * cfg.scheduler.limits.yaml.max_bytes + (1 << 20),
+        };
+        Ok(Server {
+            app,
+            store,
+            data_dir: cfg.data_dir,
+        })
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let reaper = tokio::spawn(self.app.sched.clone().reap_loop());
+        let checkpoints = tokio::spawn(
+            self.store
+                .clone()
+                .checkpoint_loop(std::time::Duration::from_secs(1)),
+        );
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data_dir = %self.data_dir.display(), "sluice server listening");
+        let router = api::router(self.app).merge(crate::ui::router());
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        reaper.abort();
+        checkpoints.abort();
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Starts and serves until `shutdown` completes.
 pub async fn serve(
     cfg: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&cfg.data_dir).await?;
-    let sched = Scheduler::new(store.clone(), cfg.scheduler.clone()).await?;
-    let reaper = tokio::spawn(sched.clone().reap_loop());
-    let checkpoints = tokio::spawn(
-        store
-            .clone()
-            .checkpoint_loop(std::time::Duration::from_secs(1)),
-    );
-    let app = App {
-        sched,
-        token: cfg.token.map(Arc::from),
-        files_root: Arc::from(std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone())),
-        // A pipeline file at its size limit, escaped into JSON, with room to spare.
-        max_body: 2 * cfg.scheduler.limits.yaml.max_bytes + (1 << 20),
-    };
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "sluice server listening");
-    let router = api::router(app).merge(crate::ui::router());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    reaper.abort();
-    checkpoints.abort();
-    store.close().await;
-    Ok(())
+    Server::start(cfg).await?.serve(listener, shutdown).await
 }

@@ -251,8 +251,11 @@ async fn listen(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 
 pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {
     let listener = listen(&a.addr).await?;
+    let server = sluice_server::Server::start(a.opts.config(a.tag_ttl))
+        .await
+        .context("cannot start the server")?;
     println!("sluice server on http://{}", listener.local_addr()?);
-    sluice_server::serve(a.opts.config(a.tag_ttl), listener, ctrl_c()).await?;
+    server.serve(listener, ctrl_c()).await?;
     Ok(0)
 }
 
@@ -264,9 +267,13 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     let listener = listen(&a.addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let cfg = a.opts.config(a.rt.tag_ttl);
+    // Nothing is said to be up before the store is open and the active runs are taken up.
+    let ready = sluice_server::Server::start(cfg.clone())
+        .await
+        .context("cannot start the server")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut rx1 = stop_rx.clone();
-    let server = tokio::spawn(sluice_server::serve(cfg.clone(), listener, async move {
+    let mut server = tokio::spawn(ready.serve(listener, async move {
         let _ = rx1.wait_for(|s| *s).await;
     }));
     let worker = rt.map(|rt| {
@@ -288,10 +295,21 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
         }))
     });
     println!("sluice is up on {url} (data in {})", cfg.data_dir.display());
-    ctrl_c().await;
+    // Until asked to stop, or until the server fails (then nothing is up: say so and exit).
+    let failed = tokio::select! {
+        _ = ctrl_c() => None,
+        r = &mut server => Some(match r {
+            Ok(Ok(())) => anyhow::anyhow!("the server stopped"),
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::anyhow!("the server crashed: {e}"),
+        }),
+    };
     let _ = stop_tx.send(true);
     if let Some(w) = worker {
         w.await??;
+    }
+    if let Some(e) = failed {
+        return Err(e.context("sluice is down"));
     }
     server.await??;
     Ok(0)

@@ -167,3 +167,106 @@ steps:
     let lines = client.logs(&id, "total", 0, 10).await.unwrap().lines;
     assert_eq!(lines[0].line, "[301,401]");
 }
+
+/// Runs SQL on a stopped server's database with Python's sqlite3 module.
+fn sql(db: &std::path::Path, statement: &str) {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+            db.to_str().unwrap(),
+            statement,
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_rows_are_corrupt_is_failed_at_restart_and_the_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("server");
+    let log = dir.path().join("server.log");
+    let mut server = spawn_server(port, &data, &log).await;
+    let client = Client::new(&url, None);
+    let _w = spawn_worker(
+        &url,
+        &dir.path().join("w"),
+        &dir.path().join("w.jsonl"),
+        &dir.path().join("w.log"),
+    );
+    let yaml = |name: &str| {
+        format!("name: {name}\nsteps:\n  - name: a\n    image: b\n    env: {{FAKE_SLEEP_MS: \"1500\"}}\n  - name: b\n    image: b\n    dependsOn: [a]\n")
+    };
+    let bad = submit(&client, &yaml("bad")).await;
+    let good = submit(&client, &yaml("good")).await;
+    for id in [&bad, &good] {
+        wait_until(&client, id, Duration::from_secs(20), "a running", |d| {
+            d.tasks[0].state == TaskState::Running
+        })
+        .await;
+    }
+    server.kill9();
+    let db = data.join("sluice.db");
+    sql(
+        &db,
+        &format!("UPDATE tasks SET attempt = 'one' WHERE run_id = '{bad}' AND idx = 0"),
+    );
+    sql(
+        &db,
+        &format!("UPDATE tasks SET state = 'bogus' WHERE run_id = '{bad}' AND idx = 1"),
+    );
+    let _server = spawn_server(port, &data, &log).await;
+    let done = wait_run(&client, &good, Duration::from_secs(30)).await;
+    assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
+    let runs = client.list_runs(None, None, 10, None).await.unwrap().runs;
+    let failed = runs.iter().find(|r| r.id == bad).unwrap();
+    assert_eq!(failed.state, RunState::Failed);
+    // Reading it names what is wrong instead of failing the server.
+    let e = client.get_run(&bad).await.unwrap_err().to_string();
+    assert!(e.contains("corrupt") && e.contains("attempt"), "{e}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("cannot be taken up again"), "{log}");
+}
+
+#[test]
+fn sluice_up_says_it_is_up_only_when_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database file that is not one.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sluice.db"), vec![0x42u8; 8192]).unwrap();
+    let port = free_port();
+    let mut child = std::process::Command::new(BIN)
+        .args(["up", "--no-worker", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must give up by itself; one still running after a while says it is up with nothing behind it.
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "sluice up kept running: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(!stdout.contains("is up"), "{stdout}");
+    assert!(stderr.contains("cannot start the server"), "{stderr}");
+}

@@ -91,44 +91,23 @@ impl Scheduler {
     }
 
     /// Rebuilds the in-memory state of active runs from the store. Leases get a fresh expiry so
-    /// that workers have time to reach the restarted server.
+    /// that workers have time to reach the restarted server. A run whose stored state no longer
+    /// reads back is failed with the reason, and the others are taken up as usual.
     pub(super) async fn restore(&self) -> Result<(), StoreError> {
         let now = now_ms();
-        let stored = self.store.active_runs().await?;
+        let ids = self.store.active_run_ids().await?;
         let mut st = self.state.lock().await;
-        for s in stored {
-            let yaml = self.store.source(&s.row.digest).await?.ok_or_else(|| {
-                StoreError::Corrupt(format!("run {} has no pipeline file", s.row.id))
-            })?;
-            let pipeline =
-                spec::load_with("pipeline.yaml", &yaml, &self.cfg.limits).map_err(|d| {
-                    StoreError::Corrupt(format!(
-                        "run {}: stored pipeline no longer loads: {d}",
-                        s.row.id
-                    ))
-                })?;
-            let names: Vec<String> = s.tasks.iter().map(|t| t.stat.name.clone()).collect();
-            let mut tasks: Vec<_> = s.tasks.into_iter().map(|t| t.task).collect();
-            for t in &mut tasks {
-                if let Some(l) = &mut t.lease {
-                    l.expires_at = now + self.cfg.lease_ttl_ms;
+        for id in ids {
+            let (run, row) = match self.restore_one(&id, now).await {
+                Ok(r) => r,
+                Err(RestoreError::Store(e)) => return Err(e),
+                Err(RestoreError::Unreadable(why)) => {
+                    tracing::error!(run = %id, error = %why, "run cannot be taken up again; it is failed");
+                    let msg = format!("the run could not be taken up again after a restart: {why}");
+                    self.store.fail_run(&id, &msg, now).await?;
+                    continue;
                 }
-            }
-            let run = Run::restore(crate::engine::Restored {
-                id: s.row.id.clone(),
-                name: s.row.name.clone(),
-                pipeline: Arc::new(pipeline),
-                params: s.row.params.clone(),
-                state: s.row.state,
-                error: s.row.error.clone(),
-                created_at: s.row.created_at,
-                finished_at: s.row.finished_at,
-                names,
-                tasks,
-                cache: s.row.cache,
-                limits: self.cfg.limits,
-            })
-            .map_err(StoreError::Corrupt)?;
+            };
             let mut ready: Vec<(i64, usize)> = Vec::new();
             for (i, t) in run.tasks.iter().enumerate() {
                 if let Some(l) = &t.lease {
@@ -143,9 +122,66 @@ impl Scheduler {
                 st.ready.push_back((run.id.clone(), i));
             }
             tracing::info!(run = %run.id, "run taken up again");
-            st.runs.insert(run.id.clone(), Active::new(run, s.row));
+            st.runs.insert(run.id.clone(), Active::new(run, row));
         }
         Ok(())
+    }
+
+    async fn restore_one(&self, id: &str, now: i64) -> Result<(Run, RunRow), RestoreError> {
+        let s = match self.store.get_run(id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(RestoreError::Unreadable("it is gone".into())),
+            Err(StoreError::Corrupt(why)) => return Err(RestoreError::Unreadable(why)),
+            Err(e) => return Err(RestoreError::Store(e)),
+        };
+        let yaml = self
+            .store
+            .source(&s.row.digest)
+            .await?
+            .ok_or_else(|| RestoreError::Unreadable("its pipeline file is missing".into()))?;
+        let pipeline = spec::load_with("pipeline.yaml", &yaml, &self.cfg.limits).map_err(|d| {
+            RestoreError::Unreadable(format!("its pipeline file no longer loads: {d}"))
+        })?;
+        let names: Vec<String> = s.tasks.iter().map(|t| t.stat.name.clone()).collect();
+        let mut tasks: Vec<_> = s.tasks.into_iter().map(|t| t.task).collect();
+        for t in &mut tasks {
+            if let Some(l) = &mut t.lease {
+                l.expires_at = now + self.cfg.lease_ttl_ms;
+            }
+        }
+        let run = Run::restore(crate::engine::Restored {
+            id: s.row.id.clone(),
+            name: s.row.name.clone(),
+            pipeline: Arc::new(pipeline),
+            params: s.row.params.clone(),
+            state: s.row.state,
+            error: s.row.error.clone(),
+            created_at: s.row.created_at,
+            finished_at: s.row.finished_at,
+            names,
+            tasks,
+            cache: s.row.cache,
+            limits: self.cfg.limits,
+        })
+        .map_err(RestoreError::Unreadable)?;
+        Ok((run, s.row))
+    }
+}
+
+/// Why a run could not be taken up again.
+enum RestoreError {
+    /// The store failed: the server cannot start.
+    Store(StoreError),
+    /// This run's stored state does not read back: it alone is failed.
+    Unreadable(String),
+}
+
+impl From<StoreError> for RestoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(why) => RestoreError::Unreadable(why),
+            e => RestoreError::Store(e),
+        }
     }
 }
 

@@ -94,6 +94,16 @@ impl Store {
     }
 }
 
+/// A column of a row, or why it does not read as `T`: a corrupt row is an error, never a panic.
+fn col<'r, T>(r: &'r sqlx::sqlite::SqliteRow, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    use sqlx::Row;
+    r.try_get(name)
+        .map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }

@@ -1,10 +1,10 @@
 //! Runs and their tasks: batched writes of what the engine changed, and the reads behind the API.
 
-use super::{from_json, json, Result, Store, StoreError};
+use super::{col, from_json, json, Result, Store, StoreError};
 use crate::engine::{LeaseInfo, Task, TaskOutputs};
 use sluice_sdk::api::{format_ts, ArtifactRecord, Params, RunState, RunSummary, TaskState};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use std::sync::Arc;
 
 /// A run's own row.
@@ -172,64 +172,62 @@ fn push_task<'a>(
 }
 
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
-    let state: String = r.get("state");
+    let state: String = col(r, "state")?;
     Ok(RunRow {
-        id: r.get("id"),
-        name: r.get("name"),
-        pipeline_name: r.get("pipeline_name"),
-        pipeline_version_id: r.get("pipeline_version_id"),
-        pipeline_version: r
-            .get::<Option<i64>, _>("pipeline_version")
-            .map(|v| v as u32),
-        digest: r.get("digest"),
-        params: from_json(Some(r.get("params")), "run params")?.unwrap_or_default(),
+        id: col(r, "id")?,
+        name: col(r, "name")?,
+        pipeline_name: col(r, "pipeline_name")?,
+        pipeline_version_id: col(r, "pipeline_version_id")?,
+        pipeline_version: col::<Option<i64>>(r, "pipeline_version")?.map(|v| v as u32),
+        digest: col(r, "digest")?,
+        params: from_json(Some(col(r, "params")?), "run params")?.unwrap_or_default(),
         state: RunState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("run state `{state}`")))?,
-        error: r.get("error"),
-        created_at: r.get("created_at"),
-        finished_at: r.get("finished_at"),
-        cache: r.get("cache"),
+        error: col(r, "error")?,
+        created_at: col(r, "created_at")?,
+        finished_at: col(r, "finished_at")?,
+        cache: col(r, "cache")?,
     })
 }
 
 fn task_row(r: &SqliteRow) -> Result<TaskRow> {
-    let state: String = r.get("state");
-    let lease_id: Option<String> = r.get("lease_id");
-    let worker: Option<String> = r.get("worker_id");
+    let state: String = col(r, "state")?;
+    let lease_id: Option<String> = col(r, "lease_id")?;
+    let worker: Option<String> = col(r, "worker_id")?;
     Ok(TaskRow {
-        run_id: Arc::from(r.get::<String, _>("run_id")),
-        idx: r.get::<i64, _>("idx") as usize,
+        run_id: Arc::from(col::<String>(r, "run_id")?),
+        idx: col::<i64>(r, "idx")? as usize,
         stat: Arc::new(TaskStatic::new(
-            r.get("name"),
-            r.get("image"),
-            from_json(Some(r.get("depends_on")), "task dependencies")?.unwrap_or_default(),
+            col(r, "name")?,
+            col(r, "image")?,
+            from_json(Some(col(r, "depends_on")?), "task dependencies")?.unwrap_or_default(),
         )),
         task: Task {
             state: TaskState::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
-            attempt: r.get::<i64, _>("attempt") as u32,
+            attempt: col::<i64>(r, "attempt")? as u32,
             lease: lease_id.map(|id| LeaseInfo {
                 id,
                 worker: worker.unwrap_or_default(),
                 expires_at: 0,
             }),
-            cancel_requested: r.get("cancel_requested"),
-            inputs: from_json(r.get("inputs"), "task inputs")?.unwrap_or_default(),
-            spec: from_json(r.get("spec"), "task spec")?,
-            image_digest: r.get("image_digest"),
+            cancel_requested: col(r, "cancel_requested")?,
+            inputs: from_json(col(r, "inputs")?, "task inputs")?.unwrap_or_default(),
+            spec: from_json(col(r, "spec")?, "task spec")?,
+            image_digest: col(r, "image_digest")?,
             outputs: TaskOutputs {
-                params: from_json(r.get("outputs"), "task outputs")?.unwrap_or_default(),
+                params: from_json(col(r, "outputs")?, "task outputs")?.unwrap_or_default(),
                 artifacts: Vec::new(),
             },
-            exit_code: r.get("exit_code"),
-            error: r.get("error"),
-            ready_at: r.get("ready_at"),
-            started_at: r.get("started_at"),
-            finished_at: r.get("finished_at"),
-            retry_at: r.get("retry_at"),
-            attempts: from_json(r.get("attempts"), "task attempts")?.unwrap_or_default(),
-            condition_false: r.get("condition_false"),
-            cached_from: r.get("cached_from"),
+            exit_code: col(r, "exit_code")?,
+            error: col(r, "error")?,
+            ready_at: col(r, "ready_at")?,
+            started_at: col(r, "started_at")?,
+            finished_at: col(r, "finished_at")?,
+            retry_at: col(r, "retry_at")?,
+            attempts: from_json(col(r, "attempts")?, "task attempts")?.unwrap_or_default(),
+            condition_false: col(r, "condition_false")?,
+            cached_from: col(r, "cached_from")?,
         },
     })
 }
@@ -409,13 +407,14 @@ impl Store {
             return Ok(None);
         };
         Ok(Some(CacheEntry {
-            key: r.get("key"),
-            image_digest: r.get("image_digest"),
-            run_id: r.get("run_id"),
-            task: r.get("task"),
-            outputs: from_json(Some(r.get("outputs")), "cached outputs")?.unwrap_or_default(),
-            artifacts: from_json(Some(r.get("artifacts")), "cached artifacts")?.unwrap_or_default(),
-            created_at: r.get("created_at"),
+            key: col(&r, "key")?,
+            image_digest: col(&r, "image_digest")?,
+            run_id: col(&r, "run_id")?,
+            task: col(&r, "task")?,
+            outputs: from_json(Some(col(&r, "outputs")?), "cached outputs")?.unwrap_or_default(),
+            artifacts: from_json(Some(col(&r, "artifacts")?), "cached artifacts")?
+                .unwrap_or_default(),
+            created_at: col(&r, "created_at")?,
         }))
     }
 
@@ -441,32 +440,40 @@ impl Store {
         .await?;
         let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
         let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256 FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
-        for a in arts {
-            let idx = a.get::<i64, _>("task_idx") as usize;
+        for a in &arts {
+            let idx = col::<i64>(a, "task_idx")? as usize;
             if let Some(t) = tasks.get_mut(idx) {
                 t.task.outputs.artifacts.push(ArtifactRecord {
-                    name: a.get("name"),
-                    uri: a.get("uri"),
-                    size: a.get::<i64, _>("size") as u64,
-                    sha256: a.get("sha256"),
+                    name: col(a, "name")?,
+                    uri: col(a, "uri")?,
+                    size: col::<i64>(a, "size")? as u64,
+                    sha256: col(a, "sha256")?,
                 });
             }
         }
         Ok(tasks)
     }
 
-    /// Runs that have not ended, for the scheduler to take up again after a restart.
-    pub async fn active_runs(&self) -> Result<Vec<StoredRun>> {
+    /// The ids of the runs that have not ended, for the scheduler to take up again after a
+    /// restart (each is read with [`Store::get_run`], so that one that cannot be read stops
+    /// only itself).
+    pub async fn active_run_ids(&self) -> Result<Vec<String>> {
         let rows =
-            sqlx::query("SELECT * FROM runs WHERE state IN ('running', 'cancelling') ORDER BY id")
+            sqlx::query("SELECT id FROM runs WHERE state IN ('running', 'cancelling') ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let row = run_row(r)?;
-            let tasks = self.tasks_of(&row.id).await?;
-            out.push(StoredRun { row, tasks });
-        }
-        Ok(out)
+        rows.iter().map(|r| col(r, "id")).collect()
+    }
+
+    /// Ends a run that cannot go on (its stored state no longer reads back), with the reason.
+    pub async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query("UPDATE runs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?")
+            .bind(error)
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
