@@ -270,3 +270,109 @@ fn sluice_up_says_it_is_up_only_when_it_serves() {
     assert!(!stdout.contains("is up"), "{stdout}");
     assert!(stderr.contains("cannot start the server"), "{stderr}");
 }
+
+/// A tmpfs of `size` mounted at `dir` (unmounted when dropped): a small disk that fills.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs needs root");
+        SmallDisk(dir.to_path_buf())
+    }
+
+    /// Fills what is left with one file; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let p = self.0.join("filler");
+        let mut f = std::fs::File::create(&p).unwrap();
+        let block = vec![0u8; 1 << 16];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        p
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn after_a_full_disk_is_freed_the_server_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("disk"), "24m");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("disk/server");
+    let _server = spawn_server(port, &data, &dir.path().join("server.log")).await;
+    let client = Client::new(&url, None);
+    // A worker keeps writing too: starts, logs, results, heartbeats.
+    let _w = spawn_worker(
+        &url,
+        &dir.path().join("w"),
+        &dir.path().join("w.jsonl"),
+        &dir.path().join("w.log"),
+    );
+    let yaml = "name: small\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_LOG: \"one|two|three\", FAKE_SLEEP_MS: \"200\"}\n  - name: b\n    image: b\n    dependsOn: [a]\n";
+    let first = submit(&client, yaml).await;
+    wait_run(&client, &first, Duration::from_secs(20)).await;
+    let busy = submit(&client, yaml).await;
+    let filler = disk.fill();
+    // Writes fail while the disk is full (a 5xx naming the cause), and reads still answer.
+    let mut refused = None;
+    for _ in 0..50 {
+        let req = sluice_sdk::api::CreateRun {
+            yaml: Some(yaml.into()),
+            ..Default::default()
+        };
+        match client.create_run(&req).await {
+            Ok(_) => continue,
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a write failed on the full disk");
+    assert!(
+        refused.contains("the server's disk is full") && refused.contains("storage_full"),
+        "{refused}"
+    );
+    client.list_runs(None, None, 10, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::remove_file(&filler).unwrap();
+    // Freed: writes succeed again, without a restart, and runs go to their end.
+    let start = std::time::Instant::now();
+    let again = loop {
+        let req = sluice_sdk::api::CreateRun {
+            yaml: Some(yaml.into()),
+            ..Default::default()
+        };
+        match client.create_run(&req).await {
+            Ok(r) => break r.summary.id,
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "still failing after the disk was freed: {e}\n{}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let done = wait_run(&client, &again, Duration::from_secs(30)).await;
+    assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.tasks);
+    let lines = client.logs(&again, "a", 0, 10).await.unwrap().lines;
+    assert_eq!(lines.len(), 3);
+    // The run that was going when the disk filled ends too (in one state or another).
+    wait_run(&client, &busy, Duration::from_secs(60)).await;
+}

@@ -56,6 +56,13 @@ impl IntoResponse for ApiErr {
 
 impl From<crate::store::StoreError> for ApiErr {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_storage_full() {
+            return ApiErr::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                format!("the server's disk is full; nothing was written: {e}"),
+            );
+        }
         ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 }

@@ -31,12 +31,58 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The database could not be written because its disk is full (SQLite's `SQLITE_FULL`).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(d)) => d.code().as_deref() == Some("13"),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Clone)]
 pub struct Store {
+    /// Reads.
     pool: SqlitePool,
-    write: Arc<tokio::sync::Mutex<()>>,
+    writer: Arc<Writer>,
+}
+
+/// The one connection writes go through (SQLite has one writer). A connection whose write
+/// failed (on a full disk, say) may still hold its transaction, and with it the database's write
+/// lock: it is closed, and the next write opens a fresh one. So the store recovers by itself
+/// once the cause is gone.
+struct Writer {
+    opts: SqliteConnectOptions,
+    conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+}
+
+/// The writer, held: [`WriteGuard::done`] once the write succeeded, else its connection is
+/// closed when the guard goes.
+pub(crate) struct WriteGuard<'a> {
+    conn: tokio::sync::MutexGuard<'a, Option<sqlx::SqliteConnection>>,
+    done: bool,
+}
+
+impl WriteGuard<'_> {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        self.conn.as_mut().expect("the writer is open while held")
+    }
+
+    /// The write went through: the connection is kept for the next.
+    pub(crate) fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.take();
+        }
+    }
 }
 
 impl Store {
@@ -59,21 +105,36 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("../migrations").run(&pool).await?;
         Ok(Store {
             pool,
-            write: Arc::new(tokio::sync::Mutex::new(())),
+            writer: Arc::new(Writer {
+                opts,
+                conn: tokio::sync::Mutex::new(None),
+            }),
         })
+    }
+
+    /// The writer, opened if it is not (writes are serialised through it).
+    pub(crate) async fn writer(&self) -> Result<WriteGuard<'_>> {
+        use sqlx::ConnectOptions;
+        let mut conn = self.writer.conn.lock().await;
+        if conn.is_none() {
+            *conn = Some(self.writer.opts.connect().await?);
+        }
+        Ok(WriteGuard { conn, done: false })
     }
 
     /// Copies the write-ahead log back into the database file. Run in the background (see
     /// [`Store::checkpoint_loop`]) so that commits on the hot path never pay for it.
     pub async fn checkpoint(&self) -> Result<()> {
+        let mut w = self.writer().await?;
         sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
+            .execute(w.conn())
             .await?;
+        w.done();
         Ok(())
     }
 
@@ -90,6 +151,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(c) = self.writer.conn.lock().await.take() {
+            let _ = sqlx::Connection::close(c).await;
+        }
         self.pool.close().await;
     }
 }

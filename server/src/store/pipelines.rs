@@ -42,8 +42,8 @@ impl Store {
         digest: &str,
         now: i64,
     ) -> Result<PipelineVersion> {
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(w.conn()).await?;
         sqlx::query("INSERT OR IGNORE INTO sources (digest, yaml) VALUES (?, ?)")
             .bind(digest)
             .bind(yaml)
@@ -77,6 +77,7 @@ impl Store {
         .await?;
         if let Some(r) = existing {
             tx.commit().await?;
+            w.done();
             return Ok(version(&r));
         }
         let next: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS n FROM pipeline_versions WHERE pipeline_id = ?")
@@ -100,6 +101,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        w.done();
         Ok(PipelineVersion {
             id,
             pipeline_id,

@@ -238,8 +238,8 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(w.conn()).await?;
         for (digest, yaml) in &batch.sources {
             sqlx::query("INSERT OR IGNORE INTO sources (digest, yaml) VALUES (?, ?)")
                 .bind(digest)
@@ -352,6 +352,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        w.done();
         Ok(())
     }
 
@@ -467,13 +468,14 @@ impl Store {
 
     /// Ends a run that cannot go on (its stored state no longer reads back), with the reason.
     pub async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()> {
-        let _w = self.write.lock().await;
+        let mut w = self.writer().await?;
         sqlx::query("UPDATE runs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?")
             .bind(error)
             .bind(at)
             .bind(id)
-            .execute(&self.pool)
+            .execute(w.conn())
             .await?;
+        w.done();
         Ok(())
     }
 }

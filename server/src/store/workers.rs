@@ -30,15 +30,16 @@ impl Store {
         capacity: u32,
         now: i64,
     ) -> Result<()> {
-        let _w = self.write.lock().await;
+        let mut w = self.writer().await?;
         sqlx::query("INSERT INTO workers (id, name, capacity, registered_at, last_seen_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
             .bind(name)
             .bind(capacity as i64)
             .bind(now)
             .bind(now)
-            .execute(&self.pool)
+            .execute(w.conn())
             .await?;
+        w.done();
         Ok(())
     }
 
