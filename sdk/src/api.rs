@@ -426,6 +426,9 @@ pub struct LeaseResponse {
 pub struct ResourceRequest {
     pub cpu_millis: Option<u64>,
     pub memory_bytes: Option<u64>,
+    /// What the step may write: its writable layer and its outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
     pub gpu: u32,
 }
 

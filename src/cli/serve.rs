@@ -8,6 +8,7 @@ use sluice_server::ServerConfig;
 use sluice_worker::images::registry::Registries;
 use sluice_worker::images::store::ImageStore;
 use sluice_worker::runtime::embedded::cgroups::Limits;
+use sluice_worker::runtime::embedded::disk::DiskPolicy;
 use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime};
 use sluice_worker::runtime::fake::FakeRuntime;
 use sluice_worker::runtime::ContainerRuntime;
@@ -56,6 +57,14 @@ pub struct RuntimeOpts {
     /// Keep each container's writes (its upper directory) after it ends, for debugging.
     #[arg(long)]
     keep_containers: bool,
+    /// Disk a step may write (its writable layer and outputs) when it sets no `resources.disk`
+    /// (default: no limit, as Docker has it).
+    #[arg(long, env = "SLUICE_DEFAULT_DISK", value_parser = parse_size)]
+    default_disk: Option<u64>,
+    /// Free space kept on the worker's data filesystem: under it, the step using the most disk
+    /// is stopped.
+    #[arg(long, env = "SLUICE_DISK_RESERVE", default_value = "1Gi", value_parser = parse_size)]
+    disk_reserve: u64,
     /// Let steps that say `seccomp: unconfined` run without Docker's default seccomp profile.
     #[arg(long, env = "SLUICE_ALLOW_UNCONFINED")]
     allow_unconfined: bool,
@@ -220,6 +229,10 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                 keep: o.keep_containers,
                 tag_ttl: o.tag_ttl,
                 allow_unconfined: o.allow_unconfined,
+                disk: DiskPolicy {
+                    default_limit: o.default_disk,
+                    reserve: o.disk_reserve,
+                },
             };
             Ok(Arc::new(
                 EmbeddedRuntime::new(cfg, store, registries)

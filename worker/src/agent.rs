@@ -460,6 +460,18 @@ impl TaskCtx {
                 ..
             }) => stopped(Some(why), &spec, Some(code), ""),
             Ok(Exit {
+                evicted: Some(why),
+                code,
+                ..
+            }) => Some(TaskResult {
+                outcome: Outcome::Failed,
+                exit_code: Some(code),
+                error: Some(why),
+                outputs: Default::default(),
+                artifacts: Vec::new(),
+                cached_from: None,
+            }),
+            Ok(Exit {
                 oom_killed: true,
                 code,
                 ..

@@ -89,6 +89,8 @@ pub struct Resources {
     /// CPU in thousandths of a core (`500m` = 500, `2` = 2000).
     pub cpu_millis: Option<u64>,
     pub memory_bytes: Option<u64>,
+    /// What the step may write: its writable layer and its outputs (ephemeral storage).
+    pub disk_bytes: Option<u64>,
     pub gpu: u32,
 }
 

@@ -689,7 +689,7 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Parsed> {
 }
 
 fn resources(node: &Node, d: &mut Diagnostics) -> Resources {
-    let Some(f) = Fields::new(node, "resources", &[&["cpu", "memory", "gpu"]], d) else {
+    let Some(f) = Fields::new(node, "resources", &[&["cpu", "memory", "disk", "gpu"]], d) else {
         return Resources::default();
     };
     let cpu_millis = f.get("cpu").and_then(|n| {
@@ -703,17 +703,21 @@ fn resources(node: &Node, d: &mut Diagnostics) -> Resources {
         }
         v
     });
-    let memory_bytes = f.get("memory").and_then(|n| {
-        let text = n.scalar_text().unwrap_or_default();
-        let v = parse_bytes(&text);
-        if v.is_none() {
-            d.error(
-                n.span,
-                format!("`memory` must be a size such as 512Mi, 2Gi or 1G, found `{text}`"),
-            );
-        }
-        v
-    });
+    let mut size = |key: &str| {
+        f.get(key).and_then(|n| {
+            let text = n.scalar_text().unwrap_or_default();
+            let v = parse_bytes(&text);
+            if v.is_none() {
+                d.error(
+                    n.span,
+                    format!("`{key}` must be a size such as 512Mi, 2Gi or 1G, found `{text}`"),
+                );
+            }
+            v
+        })
+    };
+    let memory_bytes = size("memory");
+    let disk_bytes = size("disk");
     let gpu = match f.get("gpu") {
         None => 0,
         Some(n) => match n.kind {
@@ -733,6 +737,7 @@ fn resources(node: &Node, d: &mut Diagnostics) -> Resources {
     Resources {
         cpu_millis,
         memory_bytes,
+        disk_bytes,
         gpu,
     }
 }

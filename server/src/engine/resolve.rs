@@ -115,6 +115,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
         resources: ResourceRequest {
             cpu_millis: tpl.resources.cpu_millis,
             memory_bytes: tpl.resources.memory_bytes,
+            disk_bytes: tpl.resources.disk_bytes,
             gpu: tpl.resources.gpu,
         },
         hostname: hostname(&run.plan.tasks[idx].name),

@@ -49,6 +49,7 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
             keep: false,
             tag_ttl: std::time::Duration::from_secs(60),
             allow_unconfined: false,
+            disk: Default::default(),
         },
         store.clone(),
         registries,

@@ -67,6 +67,11 @@ impl Cluster {
 
     /// Another worker process, with its own directory and log file.
     pub fn spawn_worker(&self, dir: &Path, log: &str) -> Proc {
+        self.spawn_worker_with(dir, log, &[])
+    }
+
+    /// Another worker process, with its own directory, log file and options.
+    pub fn spawn_worker_with(&self, dir: &Path, log: &str, more: &[&str]) -> Proc {
         let mut args = vec![
             "worker".to_string(),
             "--server".into(),
@@ -77,6 +82,7 @@ impl Cluster {
             "4".into(),
         ];
         args.extend(self.worker_args.iter().cloned());
+        args.extend(more.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         spawn(&args, &self.dir.path().join(log))
     }
@@ -281,6 +287,7 @@ pub fn tar_symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
 
 mod caching;
 mod control;
+mod disk;
 mod escapes;
 mod failover;
 mod groups;

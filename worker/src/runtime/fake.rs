@@ -115,7 +115,7 @@ impl ContainerRuntime for FakeRuntime {
                     r = io.stop.wait_for(|s| s.is_some()) => {
                         let stopped = r.ok().and_then(|s| *s);
                         self.record(rec);
-                        return Ok(Exit { code: 137, oom_killed: false, stopped });
+                        return Ok(Exit { code: 137, oom_killed: false, stopped, evicted: None });
                     }
                 }
             }
@@ -137,6 +137,7 @@ impl ContainerRuntime for FakeRuntime {
                 code,
                 oom_killed: false,
                 stopped: None,
+                evicted: None,
             })
         })
     }

@@ -52,6 +52,8 @@ pub struct Exit {
     pub oom_killed: bool,
     /// Stopped on request (see [`StopReason`]).
     pub stopped: Option<StopReason>,
+    /// Stopped by the runtime itself, and why (over its disk limit, say).
+    pub evicted: Option<String>,
 }
 
 /// Where a runtime sends the container's output, line by line. It holds a bounded number of

@@ -11,6 +11,7 @@
 
 pub mod cgroups;
 pub mod config;
+pub mod disk;
 mod gpu;
 mod init;
 mod logs;
@@ -45,6 +46,8 @@ pub struct EmbeddedConfig {
     pub tag_ttl: std::time::Duration,
     /// Steps may ask to run without the default seccomp profile (`seccomp: unconfined`).
     pub allow_unconfined: bool,
+    /// Disk steps may use, and the free space the worker keeps.
+    pub disk: disk::DiskPolicy,
 }
 
 pub struct EmbeddedRuntime {
@@ -53,6 +56,7 @@ pub struct EmbeddedRuntime {
     registries: Arc<Registries>,
     cgroups: Cgroups,
     gpus: gpu::Gpus,
+    disk: Arc<disk::DiskWatch>,
 }
 
 fn failed(e: impl std::fmt::Display) -> RuntimeError {
@@ -114,12 +118,14 @@ impl EmbeddedRuntime {
         let scope = &digest.trim_start_matches("sha256:")[..12];
         let cgroups = Cgroups::detect(&Path::new("sluice").join(scope))
             .map_err(|e| failed(format!("cannot use this host's cgroups: {e}")))?;
+        let disk = disk::DiskWatch::start(cfg.disk, &cfg.worker_dir);
         let rt = EmbeddedRuntime {
             cfg,
             store,
             registries,
             cgroups,
             gpus: gpu::Gpus::detect(),
+            disk,
         };
         let cleaned = rt.clean_leftovers();
         if cleaned > 0 {
@@ -331,7 +337,7 @@ impl ContainerRuntime for EmbeddedRuntime {
                     g = self.gpus.acquire(n) => g.map_err(failed)?,
                     r = io.stop.wait_for(|s| s.is_some()) => {
                         let stopped = r.ok().and_then(|s| *s);
-                        return Ok(Exit { code: 137, oom_killed: false, stopped });
+                        return Ok(Exit { code: 137, oom_killed: false, stopped, evicted: None });
                     }
                 }),
             };
@@ -339,6 +345,16 @@ impl ContainerRuntime for EmbeddedRuntime {
             // Directories, cgroup files and the config are blocking file-system work.
             let container = blocking(|| self.create(&id, &req, gpus))?;
             let created = t0.elapsed();
+            // What it writes: its writable layer and its outputs.
+            let watched = self.disk.watch(
+                &id,
+                vec![
+                    container.state.join("upper"),
+                    req.artifacts_dir.clone(),
+                    req.params_dir.clone(),
+                ],
+                req.spec.resources.disk_bytes,
+            );
             let (ours, theirs) = std::os::unix::net::UnixStream::pair()
                 .map_err(|e| failed(format!("cannot create the helper's socket: {e}")))?;
             ours.set_nonblocking(true).map_err(failed)?;
@@ -372,6 +388,7 @@ impl ContainerRuntime for EmbeddedRuntime {
             let mut lines = tokio::io::BufReader::new(ctl).lines();
             let mut started = Some(io.started);
             let (mut pid, mut code, mut error, mut stopped) = (None, None, None, None);
+            let mut evicted: Option<String> = None;
             let mut started_at = std::time::Duration::ZERO;
             loop {
                 tokio::select! {
@@ -389,18 +406,18 @@ impl ContainerRuntime for EmbeddedRuntime {
                             _ => {}
                         }
                     }
-                    r = io.stop.wait_for(|s| s.is_some()), if stopped.is_none() => {
+                    r = io.stop.wait_for(|s| s.is_some()), if stopped.is_none() && evicted.is_none() => {
                         stopped = r.ok().and_then(|s| *s);
-                        // Killing the PID namespace's first process kills every process in it.
-                        match pid {
-                            // SAFETY: kill(2) has no memory-safety preconditions.
-                            Some(p) => unsafe { libc::kill(p, libc::SIGKILL); },
-                            None => { let _ = helper.start_kill(); }
-                        }
-                        if let Some(g) = &container.group { g.kill_all(); }
+                        kill(pid, &mut helper, &container);
+                    }
+                    why = watched.evicted(), if stopped.is_none() && evicted.is_none() => {
+                        tracing::warn!(reason = %why, "stopping the container");
+                        evicted = Some(why);
+                        kill(pid, &mut helper, &container);
                     }
                 }
             }
+            self.disk.unwatch(&id);
             let status = helper.wait().await;
             let exited = t0.elapsed();
             for p in pumps {
@@ -420,7 +437,7 @@ impl ContainerRuntime for EmbeddedRuntime {
                 cleaned_ms = t0.elapsed().as_secs_f64() * 1e3,
                 "container timings"
             );
-            if let (Some(e), None) = (&error, stopped) {
+            if let (Some(e), None, None) = (&error, stopped, &evicted) {
                 return Err(failed(format!("container did not start: {e}")));
             }
             let code = match (code, status) {
@@ -432,8 +449,27 @@ impl ContainerRuntime for EmbeddedRuntime {
                 code,
                 oom_killed: oom_killed && code != 0,
                 stopped,
+                evicted,
             })
         })
+    }
+}
+
+/// Kills every process of a container: its PID namespace's first process (which takes the
+/// others with it), or its helper if that has not started it yet, and whatever is left in its
+/// cgroup.
+fn kill(pid: Option<i32>, helper: &mut tokio::process::Child, container: &Container) {
+    match pid {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        Some(p) => unsafe {
+            libc::kill(p, libc::SIGKILL);
+        },
+        None => {
+            let _ = helper.start_kill();
+        }
+    }
+    if let Some(g) = &container.group {
+        g.kill_all();
     }
 }
 
