@@ -122,6 +122,7 @@ impl fmt::Display for TaskState {
 // ---- pipelines ----
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UploadPipeline {
     pub yaml: String,
     /// Shown in diagnostics; defaults to `pipeline.yaml`.
@@ -167,6 +168,7 @@ pub struct VersionList {
 // ---- runs ----
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// A stored pipeline, by name or id; with `version`, that version, else the latest.
     #[serde(default)]
@@ -362,6 +364,7 @@ pub enum RunEvent {
 // ---- workers ----
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterWorker {
     pub name: String,
     pub capacity: u32,
@@ -386,6 +389,7 @@ pub struct WorkerInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LeaseRequest {
     /// At most this many tasks.
     pub max: u32,
@@ -502,6 +506,7 @@ pub struct OutputArtifact {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub leases: Vec<String>,
 }
@@ -579,6 +584,7 @@ impl ReportEvent {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     pub events: Vec<ReportEvent>,
 }

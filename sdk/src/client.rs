@@ -160,6 +160,38 @@ impl Client {
         self.post("/runs", req).await
     }
 
+    /// Starts a run, retrying while the server cannot be reached or fails (5xx) for up to
+    /// `patience`, under one idempotency key: however many times the request gets through,
+    /// one run is made.
+    pub async fn create_run_retrying(
+        &self,
+        req: &CreateRun,
+        patience: Duration,
+    ) -> Result<RunDetail> {
+        let key = uuid::Uuid::new_v4().to_string();
+        let start = std::time::Instant::now();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let r = self
+                .send(
+                    self.req(reqwest::Method::POST, "/runs")
+                        .header("Idempotency-Key", &key)
+                        .json(req),
+                )
+                .await;
+            let again = match &r {
+                Err(ClientError::Unreachable { .. }) => true,
+                Err(ClientError::Api { status, .. }) => *status >= 500,
+                _ => false,
+            };
+            if !again || start.elapsed() + backoff > patience {
+                return r;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
     pub async fn list_runs(
         &self,
         state: Option<&str>,

@@ -59,7 +59,7 @@ impl Server {
         );
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %self.data_dir.display(), "sluice server listening");
-        let router = api::router(self.app).merge(crate::ui::router());
+        let router = api::edges(api::router(self.app).merge(crate::ui::router()));
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;

@@ -36,6 +36,10 @@ pub struct SubmitArgs {
     /// Follow the run, printing task changes and logs; exit 0 if it succeeds, 1 if not.
     #[arg(long)]
     wait: bool,
+    /// While the server cannot be reached (or fails), try again for this long before giving up
+    /// with exit code 3. Every try carries the same idempotency key: one run is made.
+    #[arg(long, default_value = "30s", value_parser = super::serve::parse_duration)]
+    retry_for: std::time::Duration,
     #[arg(long, short, value_enum, default_value_t)]
     output: Output,
     #[command(flatten)]
@@ -95,7 +99,8 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         req.cache = Some(false);
     }
     let client = a.conn.client();
-    let run = match client.create_run(&req).await {
+    // Retried under one idempotency key while the server is away (restarting, say): one run.
+    let run = match client.create_run_retrying(&req, a.retry_for).await {
         Ok(r) => r,
         Err(e) => {
             explain(&e, source.as_deref());

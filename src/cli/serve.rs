@@ -92,7 +92,7 @@ pub fn default_worker_dir() -> PathBuf {
     default_data_dir().join("worker")
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     sluice_sdk::spec::parse_duration_ms(s)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("`{s}` is not a duration such as 30s or 2m"))

@@ -139,3 +139,139 @@ fn validate_refuses_bombs_with_exit_2_naming_the_limit() {
         assert!(err.contains(want), "{name}: {err}");
     }
 }
+
+/// A raw request to a server: the status, the headers and the body as JSON (Null if none).
+async fn raw(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn malformed_requests_get_an_error_that_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = spawn_server(
+        port,
+        &dir.path().join("data"),
+        &dir.path().join("server.log"),
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let api = format!("{base}/api/v1");
+    let http = reqwest::Client::new();
+    let yaml = "name: p\nsteps:\n  - name: a\n    image: b\n    command: [echo]\n";
+    let code = |b: &serde_json::Value| b["error"]["code"].as_str().unwrap_or("").to_string();
+    let message = |b: &serde_json::Value| b["error"]["message"].as_str().unwrap_or("").to_string();
+
+    // A misspelt field is refused by name instead of running with defaults.
+    let (s, _, b) = raw(http
+        .post(format!("{api}/runs"))
+        .json(&serde_json::json!({"yaml": yaml, "parms": {"lr": 1}})))
+    .await;
+    assert_eq!((s, code(&b).as_str()), (400, "invalid_body"), "{b}");
+    assert!(message(&b).contains("unknown field `parms`"), "{b}");
+    let (s, _, b) = raw(http.get(format!("{api}/runs?stat=failed"))).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(message(&b).contains("unknown field `stat`"), "{b}");
+    let (s, _, _) = raw(http.get(format!("{api}/runs?state=failed&access_token=x"))).await;
+    assert_eq!(
+        s, 200,
+        "a browser's token in the query is not an unknown field"
+    );
+
+    // Names hold printable text only.
+    for bad in ["a\0b", "two\nlines", " "] {
+        let (s, _, b) = raw(http
+            .post(format!("{api}/runs"))
+            .json(&serde_json::json!({"yaml": yaml, "name": bad})))
+        .await;
+        assert_eq!(s, 400, "{bad:?}: {b}");
+        assert!(message(&b).contains("`name`"), "{b}");
+    }
+
+    // A wrong method and an over-long target get JSON bodies too.
+    let (s, h, b) = raw(http.delete(format!("{api}/runs"))).await;
+    assert_eq!((s, code(&b).as_str()), (405, "method_not_allowed"), "{b}");
+    assert!(h.get("allow").is_some());
+    let (s, _, b) = raw(http.put(format!("{base}/runs"))).await;
+    assert_eq!(
+        (s, code(&b).as_str()),
+        (405, "method_not_allowed"),
+        "the UI's paths too: {b}"
+    );
+    let (s, _, b) = raw(http.get(format!("{api}/runs?q={}", "x".repeat(10_000)))).await;
+    assert_eq!((s, code(&b).as_str()), (414, "uri_too_long"), "{b}");
+    assert!(message(&b).contains("over the limit of 8192"), "{b}");
+
+    // A body far over the limit is a 413 naming the limit, not a 400.
+    let huge = serde_json::json!({"yaml": "x".repeat(50 << 20)});
+    let (s, _, b) = raw(http.post(format!("{api}/runs")).json(&huge)).await;
+    assert_eq!((s, code(&b).as_str()), (413, "body_too_large"), "{b}");
+    assert!(message(&b).contains("limit of 9437184 bytes"), "{b}");
+    let (s, _, b) = raw(http.post(format!("{api}/pipelines")).json(&huge)).await;
+    assert_eq!(s, 413, "{b}");
+
+    let runs = Client::new(&base, None)
+        .list_runs(None, None, 10, None)
+        .await
+        .unwrap();
+    assert!(runs.runs.is_empty(), "nothing was created: {:?}", runs.runs);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_submit_create_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = spawn_server(
+        port,
+        &dir.path().join("data"),
+        &dir.path().join("server.log"),
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{port}");
+    let api = format!("{base}/api/v1");
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({"yaml": "name: p\nsteps:\n  - name: a\n    image: b\n    command: [echo]\n"});
+    let post = |key: &str, body: &serde_json::Value| {
+        http.post(format!("{api}/runs"))
+            .header("Idempotency-Key", key)
+            .json(body)
+    };
+    let (s1, h1, b1) = raw(post("key-1", &body)).await;
+    let (s2, h2, b2) = raw(post("key-1", &body)).await;
+    assert_eq!((s1, s2), (201, 201), "{b1} {b2}");
+    assert_eq!(b1["id"], b2["id"], "the same run");
+    assert!(h1.get("idempotent-replayed").is_none());
+    assert_eq!(h2.get("idempotent-replayed").unwrap(), "true");
+    // The same key for another request is refused; another key makes another run.
+    let other = serde_json::json!({"yaml": body["yaml"], "name": "other"});
+    let (s, _, b) = raw(post("key-1", &other)).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{b}"
+    );
+    let (s, _, b3) = raw(post("key-2", &body)).await;
+    assert_eq!(s, 201);
+    assert_ne!(b3["id"], b1["id"]);
+    for bad in ["", "with space", &"k".repeat(256)] {
+        let (s, _, b) = raw(post(bad, &body)).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_idempotency_key")),
+            "{bad:?}"
+        );
+    }
+    let runs = Client::new(&base, None)
+        .list_runs(None, None, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(runs.runs.len(), 2);
+}

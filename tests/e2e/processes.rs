@@ -339,3 +339,129 @@ async fn after_a_full_disk_is_freed_the_server_recovers_by_itself() {
     // The run that was going when the disk filled ends too (in one state or another).
     wait_run(&client, &busy, Duration::from_secs(60)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hundred_runs_from_sixteen_clients_survive_a_server_kill_each_made_once_and_run_once_at_a_time(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("server");
+    let log = dir.path().join("server.log");
+    let server = std::sync::Arc::new(tokio::sync::Mutex::new(
+        spawn_server(port, &data, &log).await,
+    ));
+    let journals: Vec<_> = (0..2)
+        .map(|i| dir.path().join(format!("w{i}.jsonl")))
+        .collect();
+    let _workers: Vec<Proc> = (0..2)
+        .map(|i| {
+            spawn_worker(
+                &url,
+                &dir.path().join(format!("w{i}")),
+                &journals[i],
+                &dir.path().join(format!("w{i}.log")),
+            )
+        })
+        .collect();
+    const CLIENTS: usize = 16;
+    const RUNS: usize = 300;
+    let submitted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let url = url.clone();
+        let submitted = submitted.clone();
+        clients.push(tokio::spawn(async move {
+            let client = Client::new(&url, None);
+            let mut ids = Vec::new();
+            for k in (c..RUNS).step_by(CLIENTS) {
+                let yaml = format!(
+                    "name: load-{k}\nsteps:\n  - name: a\n    image: b\n    env: {{FAKE_SLEEP_MS: \"{}\"}}\n  - name: b\n    image: b\n    dependsOn: [a]\n",
+                    50 + (k % 5) * 50
+                );
+                let req = sluice_sdk::api::CreateRun {
+                    yaml: Some(yaml),
+                    ..Default::default()
+                };
+                let run = client
+                    .create_run_retrying(&req, Duration::from_secs(60))
+                    .await
+                    .unwrap_or_else(|e| panic!("run {k} was not accepted: {e}"));
+                submitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ids.push((k, run.summary.id));
+            }
+            ids
+        }));
+    }
+    // A third of the way in, the server is killed and started again on the same database.
+    while submitted.load(std::sync::atomic::Ordering::SeqCst) < RUNS / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.lock().await.kill9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    *server.lock().await = spawn_server(port, &data, &log).await;
+    let mut ids = Vec::new();
+    for c in clients {
+        ids.extend(c.await.unwrap());
+    }
+    assert_eq!(ids.len(), RUNS);
+    let distinct: std::collections::BTreeSet<_> = ids.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(distinct.len(), RUNS, "every submission has its own run");
+    // Nothing lost, nothing made twice: the server holds exactly these runs, and each ends.
+    let client = Client::new(&url, None);
+    let mut stored = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_runs(None, None, 1000, token.as_deref())
+            .await
+            .unwrap();
+        stored.extend(page.runs.into_iter().map(|r| r.id));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let stored: std::collections::BTreeSet<_> = stored.into_iter().collect();
+    assert_eq!(
+        stored, distinct,
+        "the server holds exactly the runs submitted"
+    );
+    for (k, id) in &ids {
+        let done = wait_run(&client, id, Duration::from_secs(120)).await;
+        assert_eq!(
+            done.summary.state,
+            RunState::Succeeded,
+            "run {k}: {:?}",
+            done.error
+        );
+        assert_eq!(
+            done.summary.name,
+            format!("load-{k}-{}", &id[id.len() - 6..])
+        );
+    }
+    // Nothing ran twice at once: the attempts of each task never overlap.
+    let mut by_task: std::collections::HashMap<(String, String), Vec<(i64, i64)>> =
+        Default::default();
+    for j in &journals {
+        for r in journal(j) {
+            by_task
+                .entry((
+                    r["run_id"].as_str().unwrap().into(),
+                    r["task"].as_str().unwrap().into(),
+                ))
+                .or_default()
+                .push((
+                    r["started_ms"].as_i64().unwrap(),
+                    r["ended_ms"].as_i64().unwrap(),
+                ));
+        }
+    }
+    assert_eq!(by_task.len(), RUNS * 2, "every task ran");
+    for (task, mut spans) in by_task {
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{task:?} ran twice at once: {spans:?}");
+        }
+    }
+}

@@ -17,12 +17,16 @@ use sluice_sdk::beneath::{self, BeneathError, Kind, Links};
 use tokio::io::AsyncReadExt;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ArtifactQuery {
     /// A file inside a directory artifact.
     path: Option<String>,
     /// Ask the browser to save it rather than show it.
     #[serde(default)]
     download: bool,
+    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
+    #[allow(dead_code)]
+    access_token: Option<String>,
 }
 
 const MAX_LISTED: usize = 1000;

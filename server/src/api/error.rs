@@ -67,6 +67,23 @@ impl From<crate::store::StoreError> for ApiErr {
     }
 }
 
+impl From<crate::scheduler::CreateError> for ApiErr {
+    fn from(e: crate::scheduler::CreateError) -> Self {
+        use crate::scheduler::CreateError;
+        match e {
+            CreateError::Plan(m) => {
+                ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", m)
+            }
+            e @ CreateError::KeyReused(_) => ApiErr::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
+            CreateError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::scheduler::WorkerError> for ApiErr {
     fn from(e: crate::scheduler::WorkerError) -> Self {
         match e {
@@ -104,6 +121,24 @@ impl<T: DeserializeOwned> FromRequest<super::App> for Body<T> {
             }
         }
     }
+}
+
+/// Checks a name a caller gives (a run's, a worker's, a file's): 1 to `max` bytes, not blank, no
+/// control characters (a NUL byte or a newline in a name breaks every place that shows it).
+pub fn check_name(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    if value.trim().is_empty() || value.len() > max {
+        return Err(ApiErr::bad_request(
+            "invalid_body",
+            format!("`{field}` must be 1 to {max} bytes, not blank"),
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(ApiErr::bad_request(
+            "invalid_body",
+            format!("`{field}` holds the control character {c:?}; names are printable text"),
+        ));
+    }
+    Ok(())
 }
 
 /// The answer to a request body over the limit.

@@ -75,6 +75,65 @@ pub fn router(app: App) -> Router {
     Router::new().nest("/api/v1", api)
 }
 
+/// Longest request target (path and query) served: a longer one gets a 414 that says so.
+pub const MAX_URI: usize = 8192;
+
+/// What every answer of the server holds to, around the API and the UI alike: an over-long
+/// request target is refused with a 414 naming the limit, and every error answer has a JSON
+/// body with a code and a message (the router's own 405s had none).
+pub fn edges(router: Router) -> Router {
+    router
+        .layer(middleware::map_response(error_body))
+        .layer(middleware::from_fn(uri_limit))
+}
+
+async fn uri_limit(req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > MAX_URI {
+        return ApiErr::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request's path and query are {len} bytes, over the limit of {MAX_URI}"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn error_body(resp: Response) -> Response {
+    let status = resp.status();
+    let empty = resp.headers().get(header::CONTENT_TYPE).is_none()
+        && axum::body::HttpBody::size_hint(resp.body()).exact() == Some(0);
+    if !(status.is_client_error() || status.is_server_error()) || !empty {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = resp
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (
+                "method_not_allowed",
+                format!("this endpoint does not take that method (it takes: {allowed})"),
+            )
+        }
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request's path is too long".into()),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".into()),
+        s => (
+            "http_error",
+            s.canonical_reason().unwrap_or("error").to_string(),
+        ),
+    };
+    let mut out = ApiErr::new(status, code, message).into_response();
+    if let Some(allow) = resp.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
 async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
     if let Some(token) = &app.token {
         let given = req

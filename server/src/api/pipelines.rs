@@ -13,6 +13,9 @@ use sluice_sdk::spec::{self, Pipeline};
 
 /// Parses and validates a pipeline file, or a 422 carrying every diagnostic.
 pub fn load(app: &App, file_name: Option<&str>, yaml: &str) -> ApiResult<Pipeline> {
+    if let Some(f) = file_name {
+        super::error::check_name("file_name", f, 255)?;
+    }
     let file = file_name.unwrap_or("pipeline.yaml");
     spec::load_with(file, yaml, &app.sched.config().limits).map_err(|d: Diagnostics| {
         ApiErr::new(

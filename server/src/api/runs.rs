@@ -1,21 +1,54 @@
 //! `/runs`: start a run from a stored pipeline version or inline YAML, list, read, cancel.
 
-use super::error::{ApiErr, ApiResult, Body, Query};
+use super::error::{check_name, ApiErr, ApiResult, Body, Query};
 use super::{pipelines, App};
 use crate::engine::resolve_params;
-use crate::scheduler::{CreateError, NewRun};
+use crate::scheduler::{Created, NewRun};
 use crate::store::{RunFilter, StoredRun};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use sluice_sdk::api::{format_ts, AttemptInfo, CreateRun, RunDetail, RunList, RunState, TaskInfo};
 use sluice_sdk::spec;
 
+/// The longest `Idempotency-Key` taken.
+const MAX_KEY: usize = 255;
+
+/// The request's `Idempotency-Key`, checked: printable ASCII, 1 to [`MAX_KEY`] bytes.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiErr::bad_request(
+            "invalid_idempotency_key",
+            format!("`Idempotency-Key` must be 1 to {MAX_KEY} printable ASCII characters"),
+        )
+    };
+    let key = v.to_str().map_err(|_| bad())?;
+    if key.is_empty() || key.len() > MAX_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// `POST /runs`. With an `Idempotency-Key` header, a request made again (a client retrying after
+/// a lost answer) gets the run the first one made, marked `Idempotent-Replayed: true`; the same
+/// key with another request is refused.
 pub async fn create(
     State(app): State<App>,
+    headers: HeaderMap,
     Body(req): Body<CreateRun>,
-) -> ApiResult<(StatusCode, Json<RunDetail>)> {
+) -> ApiResult<Response> {
+    let idempotency = match idempotency_key(&headers)? {
+        Some(key) => {
+            let body = serde_json::to_vec(&req).unwrap_or_default();
+            Some((key, spec::digest(&String::from_utf8_lossy(&body))))
+        }
+        None => None,
+    };
     let (yaml, version_id, version) = match (&req.yaml, &req.pipeline) {
         (Some(_), Some(_)) => {
             return Err(ApiErr::bad_request(
@@ -61,12 +94,7 @@ pub async fn create(
         .with_details(serde_json::json!(errors))
     })?;
     if let Some(name) = &req.name {
-        if name.trim().is_empty() || name.len() > 200 {
-            return Err(ApiErr::bad_request(
-                "invalid_body",
-                "`name` must be 1 to 200 characters",
-            ));
-        }
+        check_name("name", name, 200)?;
     }
     let digest = spec::digest(&yaml);
     let new = NewRun {
@@ -79,14 +107,17 @@ pub async fn create(
         params,
         cache: req.cache.unwrap_or(true),
         reuse: Default::default(),
+        idempotency,
     };
-    let id = app.sched.create_run(new).await.map_err(|e| match e {
-        CreateError::Plan(m) => {
-            ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", m)
-        }
-        CreateError::Store(e) => e.into(),
-    })?;
-    Ok((StatusCode::CREATED, Json(detail(&app, &id).await?)))
+    let created = app.sched.create_run(new).await?;
+    let mut resp = (StatusCode::CREATED, Json(detail(&app, created.id()).await?)).into_response();
+    if matches!(created, Created::Replayed(_)) {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
 }
 
 /// `POST /runs/{id}/rerun`: a new run of the same pipeline file and parameters that reuses what
@@ -149,17 +180,14 @@ pub async fn rerun(
         params: old.row.params.clone(),
         cache: old.row.cache,
         reuse,
+        idempotency: None,
     };
-    let new_id = app.sched.create_run(new).await.map_err(|e| match e {
-        CreateError::Plan(m) => {
-            ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", m)
-        }
-        CreateError::Store(e) => e.into(),
-    })?;
-    Ok((StatusCode::CREATED, Json(detail(&app, &new_id).await?)))
+    let new_id = app.sched.create_run(new).await?;
+    Ok((StatusCode::CREATED, Json(detail(&app, new_id.id()).await?)))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     state: Option<String>,
     pipeline: Option<String>,
@@ -167,6 +195,9 @@ pub struct ListQuery {
     q: Option<String>,
     page_size: Option<u32>,
     page_token: Option<String>,
+    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
+    #[allow(dead_code)]
+    access_token: Option<String>,
 }
 
 pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<RunList>> {

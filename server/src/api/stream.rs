@@ -37,11 +37,15 @@ async fn send(tx: &Tx, ev: &RunEvent) -> bool {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogQuery {
     after: Option<u64>,
     limit: Option<u32>,
     #[serde(default)]
     follow: bool,
+    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
+    #[allow(dead_code)]
+    access_token: Option<String>,
 }
 
 /// `GET /runs/{id}/tasks/{task}/logs`: a page of the task's log, or with `follow=true` the whole
@@ -150,9 +154,13 @@ pub async fn task_logs(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Replay the log lines already stored before following (default true).
     logs: Option<bool>,
+    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
+    #[allow(dead_code)]
+    access_token: Option<String>,
 }
 
 /// Sends every task's current state and the stored log lines past each task's cursor. Returns

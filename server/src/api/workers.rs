@@ -15,12 +15,7 @@ pub async fn register(
     State(app): State<App>,
     Body(req): Body<RegisterWorker>,
 ) -> ApiResult<(StatusCode, Json<WorkerRegistration>)> {
-    if req.name.trim().is_empty() || req.name.len() > 200 {
-        return Err(ApiErr::bad_request(
-            "invalid_body",
-            "`name` must be 1 to 200 characters",
-        ));
-    }
+    super::error::check_name("name", &req.name, 200)?;
     if !(1..=4096).contains(&req.capacity) {
         return Err(ApiErr::bad_request(
             "invalid_body",

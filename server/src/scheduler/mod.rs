@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, Mutex, Notify};
 
-pub use runs::{CreateError, NewRun};
+pub use runs::{CreateError, Created, NewRun, IDEMPOTENCY_WINDOW_MS};
 pub use workers::WorkerError;
 
 #[derive(Debug, Clone)]

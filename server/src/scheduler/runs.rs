@@ -2,7 +2,7 @@
 
 use super::{collect, now_ms, Active, Scheduler, Step};
 use crate::engine::Run;
-use crate::store::{RunRow, StoreError};
+use crate::store::{IdempotencyKey, RunRow, StoreError};
 use sluice_sdk::api::{Params, RunState, TaskState};
 use sluice_sdk::spec::{self, Pipeline};
 use std::sync::Arc;
@@ -20,12 +20,46 @@ pub struct NewRun {
     pub cache: bool,
     /// Results to reuse by step name (a rerun from failure reuses what succeeded before).
     pub reuse: std::collections::HashMap<String, sluice_sdk::api::TaskResult>,
+    /// The client's idempotency key and the digest of its request: a key seen before (within
+    /// [`IDEMPOTENCY_WINDOW_MS`]) gives back the run it created.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// A run, made now or by an earlier request with the same idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(String),
+    Replayed(String),
+}
+
+impl Created {
+    pub fn id(&self) -> &str {
+        match self {
+            Created::New(id) | Created::Replayed(id) => id,
+        }
+    }
 }
 
 impl Scheduler {
-    /// Plans and stores a run; its first tasks become ready at once. Returns the run's id.
-    pub async fn create_run(&self, new: NewRun) -> Result<String, CreateError> {
+    /// Plans and stores a run; its first tasks become ready at once. Returns the run's id (the
+    /// earlier run's, for an idempotency key seen before with the same request).
+    pub async fn create_run(&self, new: NewRun) -> Result<Created, CreateError> {
         let now = now_ms();
+        // Under the scheduler's lock, so that two requests with one key cannot both create.
+        let mut st = self.state.lock().await;
+        if let Some((key, request)) = &new.idempotency {
+            if let Some(k) = self.store.idempotency_key(key).await? {
+                if now - k.created_at < IDEMPOTENCY_WINDOW_MS {
+                    if k.request != *request {
+                        return Err(CreateError::KeyReused(key.clone()));
+                    }
+                    return Ok(Created::Replayed(k.run_id));
+                }
+            }
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let name = new
             .name
@@ -57,9 +91,16 @@ impl Scheduler {
             finished_at: None,
             cache: new.cache,
         };
-        let mut st = self.state.lock().await;
         let mut step = Step::default();
         step.batch.sources.push((new.digest, new.yaml));
+        if let Some((key, request)) = new.idempotency {
+            step.batch.idempotency.push(IdempotencyKey {
+                key,
+                request,
+                run_id: id.clone(),
+                created_at: now,
+            });
+        }
         step.batch.new_runs.push(row.clone());
         let mut active = Active::new(run, row);
         active.reuse = new.reuse;
@@ -72,7 +113,7 @@ impl Scheduler {
             return Err(CreateError::Store(e));
         }
         tracing::info!(run = %id, plan_ms = planned.as_secs_f64() * 1e3, total_ms = t0.elapsed().as_secs_f64() * 1e3, "run created");
-        Ok(id)
+        Ok(Created::New(id))
     }
 
     /// Cancels a run. Returns false when the run is not active (unknown or already ended).
@@ -189,6 +230,8 @@ impl From<StoreError> for RestoreError {
 pub enum CreateError {
     #[error("cannot plan the run: {0}")]
     Plan(String),
+    #[error("idempotency key `{0}` was used for another request")]
+    KeyReused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

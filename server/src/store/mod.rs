@@ -7,7 +7,9 @@ mod runs;
 mod workers;
 
 pub use logs::{LogCursor, LogRow};
-pub use runs::{CacheEntry, RunFilter, RunRow, StoredRun, TaskRow, TaskStatic, WriteBatch};
+pub use runs::{
+    CacheEntry, IdempotencyKey, RunFilter, RunRow, StoredRun, TaskRow, TaskStatic, WriteBatch,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };

@@ -102,6 +102,16 @@ pub struct WriteBatch {
     pub logs: Vec<super::logs::LogRow>,
     pub workers_seen: Vec<(String, i64)>,
     pub cache: Vec<CacheEntry>,
+    pub idempotency: Vec<IdempotencyKey>,
+}
+
+/// A run creation's idempotency key: the request it was given with (its digest) and the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request: String,
+    pub run_id: String,
+    pub created_at: i64,
 }
 
 impl WriteBatch {
@@ -113,6 +123,7 @@ impl WriteBatch {
             && self.logs.is_empty()
             && self.workers_seen.is_empty()
             && self.cache.is_empty()
+            && self.idempotency.is_empty()
     }
 }
 
@@ -267,6 +278,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        for k in &batch.idempotency {
+            sqlx::query(
+                "INSERT OR REPLACE INTO idempotency_keys (key, request, run_id, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&k.key)
+            .bind(&k.request)
+            .bind(&k.run_id)
+            .bind(k.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
         for c in &batch.cache {
             sqlx::query(
                 "INSERT OR REPLACE INTO cache (key, image_digest, run_id, task, outputs, artifacts, created_at) \
@@ -415,6 +437,23 @@ impl Store {
             outputs: from_json(Some(col(&r, "outputs")?), "cached outputs")?.unwrap_or_default(),
             artifacts: from_json(Some(col(&r, "artifacts")?), "cached artifacts")?
                 .unwrap_or_default(),
+            created_at: col(&r, "created_at")?,
+        }))
+    }
+
+    /// What an idempotency key was used for, if it was.
+    pub async fn idempotency_key(&self, key: &str) -> Result<Option<IdempotencyKey>> {
+        let Some(r) = sqlx::query("SELECT * FROM idempotency_keys WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(IdempotencyKey {
+            key: col(&r, "key")?,
+            request: col(&r, "request")?,
+            run_id: col(&r, "run_id")?,
             created_at: col(&r, "created_at")?,
         }))
     }

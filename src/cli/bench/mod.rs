@@ -163,11 +163,12 @@ async fn scheduler(
             params: Default::default(),
             cache: true,
             reuse: Default::default(),
+            idempotency: None,
         };
         let t = Instant::now();
         let id = sched.create_run(new).await?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
-        sched.cancel_run(&id).await?;
+        sched.cancel_run(id.id()).await?;
         // What the server's background checkpointer does between commits.
         store.checkpoint().await?;
     }

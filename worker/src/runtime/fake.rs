@@ -26,6 +26,9 @@ pub struct Recorded {
     pub args: Option<Vec<String>>,
     /// Whether the task ran to its end (false when it was stopped).
     pub completed: bool,
+    /// When the "container" started and ended (milliseconds since the epoch).
+    pub started_ms: i64,
+    pub ended_ms: i64,
 }
 
 #[derive(Default)]
@@ -47,14 +50,17 @@ impl FakeRuntime {
         self.records.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    fn record(&self, r: Recorded) {
+    fn record(&self, mut r: Recorded) {
+        r.ended_ms = sluice_sdk::api::now_ms();
         if let Some(path) = &self.journal {
             if let Ok(mut f) = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
             {
-                let _ = writeln!(f, "{}", serde_json::to_string(&r).unwrap_or_default());
+                // One write per line: tasks finishing at once must not interleave theirs.
+                let line = format!("{}\n", serde_json::to_string(&r).unwrap_or_default());
+                let _ = f.write_all(line.as_bytes());
             }
         }
         if let Ok(mut recs) = self.records.lock() {
@@ -100,6 +106,8 @@ impl ContainerRuntime for FakeRuntime {
                 command: req.spec.command.clone(),
                 args: req.spec.args.clone(),
                 completed: false,
+                started_ms: sluice_sdk::api::now_ms(),
+                ended_ms: 0,
             };
             if let Some(lines) = env("FAKE_LOG") {
                 for l in lines.split('|') {
