@@ -30,6 +30,10 @@ pub enum ImageCmd {
         /// The image's name, such as 127.0.0.1:5000/sluice/busybox:1.
         #[arg(long)]
         tag: String,
+        /// A Dockerfile instruction for the image's config, as `docker import --change` takes
+        /// them: `ENTRYPOINT`, `CMD`, `ENV`, `USER` or `WORKDIR` (repeatable).
+        #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
+        changes: Vec<String>,
         #[command(flatten)]
         dir: StoreDir,
     },
@@ -141,8 +145,13 @@ pub async fn image(cmd: ImageCmd) -> anyhow::Result<u8> {
                 println!("loaded {} ({})", r.reference, r.digest);
             }
         }
-        ImageCmd::Import { rootfs, tag, dir } => {
-            let r = load::import(&dir.open()?, &rootfs, &tag)?;
+        ImageCmd::Import {
+            rootfs,
+            tag,
+            changes,
+            dir,
+        } => {
+            let r = load::import_with(&dir.open()?, &rootfs, &tag, &changes)?;
             println!("imported {} ({})", r.reference, r.digest);
         }
         ImageCmd::Pull { image, dir } => {

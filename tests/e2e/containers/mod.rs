@@ -286,6 +286,7 @@ pub fn tar_symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
 }
 
 mod caching;
+mod claims;
 mod control;
 mod disk;
 mod escapes;

@@ -328,6 +328,63 @@ pub fn import(
     rootfs_tar: &Path,
     name: &str,
 ) -> Result<ImageRecord, ImageError> {
+    import_with(store, rootfs_tar, name, &[])
+}
+
+/// The image config of a root filesystem imported with Dockerfile-style `changes` applied, as
+/// `docker import --change` has them: `ENTRYPOINT`, `CMD` (JSON or shell form), `ENV`, `USER`,
+/// `WORKDIR`.
+pub fn import_config(changes: &[String]) -> Result<Value, ImageError> {
+    let mut c =
+        json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]});
+    for change in changes {
+        let (word, rest) = change
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((change.trim(), ""));
+        let rest = rest.trim();
+        let command = || -> Result<Value, ImageError> {
+            if rest.starts_with('[') {
+                let v: Vec<String> = serde_json::from_str(rest)
+                    .map_err(|e| invalid(format!("`{change}`: not a JSON list of strings: {e}")))?;
+                Ok(json!(v))
+            } else {
+                Ok(json!(["/bin/sh", "-c", rest]))
+            }
+        };
+        match word.to_ascii_uppercase().as_str() {
+            "ENTRYPOINT" => c["Entrypoint"] = command()?,
+            "CMD" => c["Cmd"] = command()?,
+            "WORKDIR" if rest.starts_with('/') => c["WorkingDir"] = json!(rest),
+            "USER" if !rest.is_empty() => c["User"] = json!(rest),
+            "ENV" => {
+                let (k, v) = rest
+                    .split_once('=')
+                    .or_else(|| rest.split_once(char::is_whitespace))
+                    .ok_or_else(|| invalid(format!("`{change}`: expected ENV NAME=value")))?;
+                let env = c["Env"].as_array_mut().expect("Env is a list");
+                env.retain(|e| {
+                    e.as_str().and_then(|e| e.split_once('=')).map(|(n, _)| n) != Some(k)
+                });
+                env.push(json!(format!("{k}={}", v.trim())));
+            }
+            _ => return Err(invalid(format!(
+                "`{change}`: a change is ENTRYPOINT, CMD, ENV, USER or WORKDIR (an absolute path)"
+            ))),
+        }
+    }
+    Ok(c)
+}
+
+/// Imports a root filesystem tarball as a one-layer image, its config made from `changes` (see
+/// [`import_config`]).
+pub fn import_with(
+    store: &ImageStore,
+    rootfs_tar: &Path,
+    name: &str,
+    changes: &[String],
+) -> Result<ImageRecord, ImageError> {
+    let run_config = import_config(changes)?;
     let full = reference::parse(name).map_err(invalid)?.to_string();
     let f = std::fs::File::open(rootfs_tar)
         .map_err(io(format!("cannot open {}", rootfs_tar.display())))?;
@@ -361,7 +418,7 @@ pub fn import(
     let config = json!({
         "architecture": host_arch(),
         "os": "linux",
-        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "config": run_config,
         "rootfs": {"type": "layers", "diff_ids": [stats.diff_id]},
     });
     let config_bytes = serde_json::to_vec(&config).unwrap_or_default();

@@ -263,3 +263,31 @@ fn import_remove_and_prune() {
     assert!(store.layer_path(&rec.layers[0]).unwrap().is_dir());
     assert!(store.read_blob(&rec.digest).is_ok());
 }
+
+#[test]
+fn import_changes_make_the_config_as_docker_import_does() {
+    let c = import_config(&[
+        "ENTRYPOINT [\"/bin/sh\", \"-c\"]".into(),
+        "CMD echo $GREETING".into(),
+        "WORKDIR /work".into(),
+        "USER trainer".into(),
+        "ENV GREETING=hi there".into(),
+        "env PATH=/opt/bin".into(),
+    ])
+    .unwrap();
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(
+        c["Cmd"],
+        serde_json::json!(["/bin/sh", "-c", "echo $GREETING"])
+    );
+    assert_eq!(c["WorkingDir"], "/work");
+    assert_eq!(c["User"], "trainer");
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["GREETING=hi there", "PATH=/opt/bin"])
+    );
+    for bad in ["EXPOSE 80", "WORKDIR relative", "CMD [1, 2]", "ENV NOVALUE"] {
+        let e = import_config(&[bad.into()]).unwrap_err().to_string();
+        assert!(e.contains(bad), "{bad}: {e}");
+    }
+}

@@ -209,6 +209,22 @@ impl Cgroups {
     }
 }
 
+/// The name of the v1 hierarchy a group directory is in: the component under `/sys/fs/cgroup`
+/// (or, mounted elsewhere, the one before sluice's parent directories).
+fn hierarchy_name(dir: &Path) -> String {
+    let parts: Vec<String> = dir
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    match parts.iter().position(|p| p == "sluice") {
+        Some(i) if i > 0 => parts[i - 1].clone(),
+        _ => parts
+            .get(parts.len().saturating_sub(4))
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
 fn mkdir(dir: &Path) -> std::io::Result<()> {
     match std::fs::create_dir(dir) {
         Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(std::io::Error::new(
@@ -235,6 +251,22 @@ fn enable_controllers(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Group {
+    /// Where a container sees this group under its `/sys/fs/cgroup`: each hierarchy's name and
+    /// the group's directory in it (one, with an empty name, on v2).
+    pub fn views(&self) -> Vec<(String, PathBuf)> {
+        self.dirs
+            .iter()
+            .map(|d| {
+                let name = match self.v2 {
+                    true => String::new(),
+                    // `<hierarchy root>/<parent>/<id>`: the root's own name.
+                    false => hierarchy_name(d),
+                };
+                (name, d.clone())
+            })
+            .collect()
+    }
+
     /// The `cgroup.procs` files a process writes itself into to join this group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()

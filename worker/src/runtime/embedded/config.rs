@@ -63,6 +63,12 @@ pub struct ContainerConfig {
     pub host_network: bool,
     /// The `cgroup.procs` files the container's first process writes itself into.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The container's own cgroup directories, shown read-only under `/sys/fs/cgroup` (in its
+    /// own cgroup namespace), as Docker shows them: by hierarchy name on v1
+    /// (`/sys/fs/cgroup/pids`), as `/sys/fs/cgroup` itself on v2 (an empty name). Tools that size
+    /// themselves to their limits (joblib, the JVM) read them there.
+    #[serde(default)]
+    pub cgroup_views: Vec<(String, PathBuf)>,
     pub capabilities: Vec<String>,
     /// Apply Docker's default seccomp profile (see `seccomp`); false only for a step allowed to
     /// run unconfined.
@@ -273,6 +279,7 @@ pub fn build(
         },
         host_network: false,
         cgroup_procs: Vec::new(),
+        cgroup_views: Vec::new(),
         capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
         seccomp: !spec.seccomp_unconfined,
         masked_paths: MASKED_PATHS.iter().map(|p| p.to_string()).collect(),

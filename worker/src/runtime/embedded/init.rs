@@ -75,7 +75,11 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
         std::fs::write(procs, "0")
             .map_err(io_fail(format!("cannot join cgroup {}", procs.display())))?;
     }
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    // A cgroup namespace rooted at the group just joined: the container sees its own group as `/`.
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
     if !cfg.host_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -92,6 +96,7 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
     })?;
     etc_files(cfg, &root)?;
     mount_kernel_fs(&root)?;
+    mount_cgroups(cfg, &root)?;
     mount_dev(&root)?;
     for b in &cfg.mounts {
         bind(&root, b)?;
@@ -233,6 +238,50 @@ fn mount_kernel_fs(root: &Dir) -> Result<(), InitError> {
     )
     .map_err(fail("cannot mount /sys"))?;
     Ok(())
+}
+
+/// The container's own cgroup directories, read-only, under `/sys/fs/cgroup`.
+fn mount_cgroups(cfg: &ContainerConfig, root: &Dir) -> Result<(), InitError> {
+    const BASE: &str = "/sys/fs/cgroup";
+    let view = |name: &str, dir: &Path| BindMount {
+        source: dir.to_path_buf(),
+        target: match name {
+            "" => BASE.to_string(),
+            n => format!("{BASE}/{n}"),
+        },
+        readonly: true,
+        beneath: None,
+    };
+    match cfg.cgroup_views.as_slice() {
+        [] => Ok(()),
+        // v2: the group is the whole of /sys/fs/cgroup.
+        [(name, dir)] if name.is_empty() => bind(root, &view(name, dir)),
+        views => {
+            // v1: a tmpfs with one directory per hierarchy, made read-only once filled.
+            let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            let base = mount_point(root, BASE, true)?;
+            mount(
+                Some("tmpfs"),
+                proc_fd(&base).as_str(),
+                Some("tmpfs"),
+                nosuid,
+                Some("size=64k,mode=755"),
+            )
+            .map_err(fail("cannot mount /sys/fs/cgroup"))?;
+            for (name, dir) in views {
+                bind(root, &view(name, dir))?;
+            }
+            let base = mount_point(root, BASE, true)?;
+            mount(
+                NONE,
+                proc_fd(&base).as_str(),
+                NONE,
+                nosuid | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                NONE,
+            )
+            .map_err(fail("cannot make /sys/fs/cgroup read-only"))
+        }
+    }
 }
 
 /// A tmpfs /dev with the usual character devices, ptys, shared memory and message queues.

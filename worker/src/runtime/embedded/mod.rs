@@ -240,6 +240,7 @@ impl EmbeddedRuntime {
             .create(id, &limits)
             .map_err(|e| failed(format!("cannot create the container's cgroup: {e}")))?;
         cfg.cgroup_procs = group.procs_files();
+        cfg.cgroup_views = group.views();
         c.group = Some(group);
         let json = serde_json::to_vec_pretty(&cfg).map_err(failed)?;
         std::fs::write(state.join("config.json"), json)
