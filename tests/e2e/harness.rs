@@ -155,6 +155,11 @@ pub fn spawn(args: &[&str], log: &Path) -> Proc {
 
 /// Starts `sluice server` on `port` with short leases, and waits until it answers.
 pub async fn spawn_server(port: u16, data: &Path, log: &Path) -> Proc {
+    spawn_server_ttl(port, data, log, "2s").await
+}
+
+/// Starts `sluice server` on `port` with leases of `ttl`, and waits until it answers.
+pub async fn spawn_server_ttl(port: u16, data: &Path, log: &Path, ttl: &str) -> Proc {
     let addr = format!("127.0.0.1:{port}");
     let p = spawn(
         &[
@@ -164,7 +169,7 @@ pub async fn spawn_server(port: u16, data: &Path, log: &Path) -> Proc {
             "--data-dir",
             data.to_str().unwrap(),
             "--lease-ttl",
-            "2s",
+            ttl,
             "--heartbeat",
             "300ms",
             "--kill-grace",

@@ -46,8 +46,13 @@ fn attempts_in_order(shared: &Path) -> Vec<u32> {
 }
 
 async fn wait_for_line(shared: &Path, want: &str) {
+    wait_for_text(&shared.join("log"), want).await
+}
+
+/// Waits until `file` holds `want` (a step said so through a shared volume).
+async fn wait_for_text(file: &Path, want: &str) {
     let start = Instant::now();
-    while !std::fs::read_to_string(shared.join("log"))
+    while !std::fs::read_to_string(file)
         .unwrap_or_default()
         .contains(want)
     {
@@ -115,4 +120,48 @@ async fn a_worker_cut_off_from_its_server_stops_its_task_before_it_can_run_elsew
     assert_succeeded(&c, &run);
     assert_eq!(task(&run, "work").attempt, 2);
     assert_eq!(attempts_in_order(shared.path()), [1, 2]);
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_run_takes_it_up_again_and_its_running_container_goes_on() {
+    // Leases long enough that the restart never lets one lapse.
+    let mut c = Cluster::start_with_ttl("15s", &[]).await;
+    let img = image("busybox");
+    let shared = tempfile::tempdir().unwrap();
+    let id = submit(
+        &c.client,
+        &format!(
+            r#"
+name: restart
+steps:
+  - name: a
+    image: {img}
+    volumes: [{{hostPath: {}, path: /shared, writable: true}}]
+    outputs: {{params: {{v: {{type: int}}}}}}
+    script: |
+      echo started > /shared/started
+      while [ ! -e /shared/go ]; do usleep 20000; done
+      echo 41 > {{{{outputs.params.v}}}}
+      echo "a done"
+  - name: b
+    image: {img}
+    command: [sh, -c, "echo $(( {{{{steps.a.outputs.params.v}}}} + 1 ))"]
+"#,
+            shared.path().display()
+        ),
+    )
+    .await;
+    wait_for_text(&shared.path().join("started"), "started").await;
+    c.restart_server().await;
+    // Released only once the server is back: the step ran through the restart.
+    std::fs::write(shared.path().join("go"), "").unwrap();
+    let run = wait_run(&c.client, &id, Duration::from_secs(60)).await;
+    assert_succeeded(&c, &run);
+    assert_eq!(
+        run.tasks.iter().map(|t| t.attempt).collect::<Vec<_>>(),
+        [1, 1],
+        "nothing ran twice"
+    );
+    assert_eq!(c.stdout(&id, "a").await, "a done\n");
+    assert_eq!(c.stdout(&id, "b").await, "42\n");
 }

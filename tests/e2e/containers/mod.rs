@@ -30,16 +30,24 @@ pub struct Cluster {
     pub server: Proc,
     pub worker: Option<Proc>,
     worker_args: Vec<String>,
+    port: u16,
+    lease_ttl: String,
 }
 
 impl Cluster {
     pub async fn start(worker_args: &[&str]) -> Cluster {
+        Cluster::start_with_ttl("2s", worker_args).await
+    }
+
+    /// A cluster whose server gives leases of `ttl`.
+    pub async fn start_with_ttl(ttl: &str, worker_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let server = spawn_server(
+        let server = spawn_server_ttl(
             port,
             &dir.path().join("server"),
             &dir.path().join("server.log"),
+            ttl,
         )
         .await;
         let url = format!("http://127.0.0.1:{port}");
@@ -50,9 +58,23 @@ impl Cluster {
             worker: None,
             worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
             dir,
+            port,
+            lease_ttl: ttl.to_string(),
         };
         c.start_worker();
         c
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same port and database.
+    pub async fn restart_server(&mut self) {
+        self.server.kill9();
+        self.server = spawn_server_ttl(
+            self.port,
+            &self.dir.path().join("server"),
+            &self.dir.path().join("server.log"),
+            &self.lease_ttl,
+        )
+        .await;
     }
 
     /// Inside the server's data directory, as `sluice up` lays it out, so that the server can
