@@ -388,49 +388,148 @@ steps:
     b.quit().await;
 }
 
-/// Measures (prints, never asserts) how long a line a step writes takes to show in the browser:
-/// from the worker reading it off the container's stdout to the page adding it.
+/// A one-pixel PNG, base64.
+const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==";
+
+/// Every kind of preview the README names, in a real browser: JSON (with its numbers as a
+/// metrics table and its number arrays as a plot), CSV as a table, text, an image, Markdown and
+/// HTML in a sandboxed frame (which the server also sends with `Content-Security-Policy: sandbox`).
+#[tokio::test]
+async fn every_kind_of_artifact_previews_as_the_readme_says() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let run = c
+        .run(&format!(
+            r#"
+name: previews
+steps:
+  - name: make
+    image: {img}
+    outputs: {{artifacts: {{report: {{}}, picture: {{}}}}}}
+    script: |
+      d={{{{outputs.artifacts.report}}}}
+      mkdir -p $d
+      echo '{{"accuracy": 0.93, "loss": [0.9, 0.5, 0.3]}}' > $d/metrics.json
+      printf 'name,score\na,1\nb,2\n' > $d/table.csv
+      echo 'just words' > $d/notes.txt
+      printf '# Results\n\n- first\n- second\n' > $d/readme.md
+      echo '<!doctype html><h1 id=x>report</h1><script>parent.document.title="escaped"</script>' > $d/page.html
+      echo {PIXEL_PNG} | base64 -d > $d/chart.png
+      echo {PIXEL_PNG} | base64 -d > {{{{outputs.artifacts.picture}}}}
+"#
+        ))
+        .await;
+    assert_eq!(
+        run.summary.state,
+        sluice_sdk::api::RunState::Succeeded,
+        "{:?}",
+        run.tasks
+    );
+    let id = &run.summary.id;
+    // The server sends HTML with a sandbox of its own.
+    let page = reqwest::get(format!(
+        "{}/api/v1/runs/{id}/tasks/make/artifacts/report?path=page.html",
+        c.url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(page.headers()["content-security-policy"], "sandbox");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+
+    let b = Browser::start().await;
+    b.goto(&format!("{}/runs/{id}/tasks/make", c.url)).await;
+    let open = |file: &'static str| {
+        format!(
+            "const btn = [...document.querySelectorAll('button')].find(e => e.textContent === 'Preview' && e.closest('tr').textContent.startsWith('report'));
+             if (!btn) return null;
+             btn.click();
+             window.__want = '{file}';
+             return true;"
+        )
+    };
+    let click_file = "const a = [...document.querySelectorAll('.preview table.files a')].find(a => a.textContent === window.__want);
+                      if (!a) return null; a.click(); return true;";
+    let mut shown = serde_json::Map::new();
+    for (file, probe) in [
+        ("metrics.json", "const p = document.querySelector('.preview'); const t = p.querySelector('table.metrics'); const svg = p.querySelector('svg.plot polyline'); const pre = p.querySelector('pre');
+                          return t && svg && pre && {table: t.textContent, points: svg.getAttribute('points').split(' ').length, json: pre.textContent.includes('accuracy')}"),
+        ("table.csv", "const t = document.querySelector('.preview table.csv'); return t && [...t.querySelectorAll('td')].map(e => e.textContent)"),
+        ("notes.txt", "const p = document.querySelector('.preview pre'); return p && p.textContent"),
+        ("readme.md", "const m = document.querySelector('.preview .md'); return m && m.querySelector('h3') && {heading: m.querySelector('h3').textContent, items: [...m.querySelectorAll('li')].map(l => l.textContent)}"),
+        ("page.html", "const f = document.querySelector('.preview iframe'); return f && {sandbox: f.getAttribute('sandbox'), src: f.getAttribute('src')}"),
+        ("chart.png", "const i = document.querySelector('.preview img'); return i && i.complete && i.naturalWidth > 0 && {w: i.naturalWidth, h: i.naturalHeight}"),
+    ] {
+        b.wait("the report's listing", &open(file)).await;
+        b.wait(&format!("the link to {file}"), click_file).await;
+        shown.insert(file.into(), b.wait(&format!("the preview of {file}"), probe).await);
+    }
+    assert!(
+        shown["metrics.json"]["table"]
+            .as_str()
+            .unwrap()
+            .contains("accuracy0.93"),
+        "{shown:?}"
+    );
+    assert_eq!(shown["metrics.json"]["points"], json!(3));
+    assert_eq!(shown["metrics.json"]["json"], json!(true));
+    assert_eq!(shown["table.csv"], json!(["a", "1", "b", "2"]));
+    assert_eq!(shown["notes.txt"], json!("just words\n"));
+    assert_eq!(
+        shown["readme.md"],
+        json!({"heading": "Results", "items": ["first", "second"]})
+    );
+    assert_eq!(shown["page.html"]["sandbox"], json!(""));
+    assert_eq!(shown["chart.png"], json!({"w": 1, "h": 1}));
+    // The HTML's script ran in no origin of the UI's.
+    assert_ne!(b.js("return document.title").await, json!("escaped"));
+    // A single-file image, known by its first bytes, previews as an image too.
+    b.js("[...document.querySelectorAll('button')].find(e => e.textContent === 'Preview' && e.closest('tr').textContent.startsWith('picture')).click()")
+        .await;
+    b.wait(
+        "the single-file image",
+        "const i = document.querySelector('.preview img'); return i && i.complete && i.naturalWidth === 1",
+    )
+    .await;
+    b.screenshot("previews.png").await;
+    b.quit().await;
+}
+
+/// A line reaches the page while the step that wrote it runs: the step waits (on a file the
+/// test makes) until the page has shown its first line, and only then writes the next and ends.
+/// How long lines take is measured by `sluice bench containers`, not asserted here.
 #[tokio::test]
 async fn log_lines_reach_the_browser_while_the_step_runs() {
     let c = Cluster::start(&[]).await;
     let img = image("busybox");
+    let shared = tempfile::tempdir().unwrap();
     let id = submit(
         &c.client,
-        &format!("name: ui-latency\nsteps:\n  - name: talk\n    image: {img}\n    script: |\n      sleep 4\n      i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); usleep 20000; done\n"),
+        &format!(
+            "name: ui-live-log\nsteps:\n  - name: talk\n    image: {img}\n    volumes: [{{hostPath: {}, path: /shared}}]\n    script: |\n      echo first line\n      while [ ! -e /shared/seen ]; do usleep 20000; done\n      echo second line\n",
+            shared.path().display()
+        ),
     )
     .await;
     let b = Browser::start().await;
     b.goto(&format!("{}/runs/{id}/tasks/talk", c.url)).await;
-    // Lines written before the page was following the log do not count.
     b.wait(
-        "the page following the running step",
-        "return document.querySelector('#log') && document.getElementById('conn').classList.contains('live')
-           && (window.__t0 = Date.now())",
+        "the first line in the page",
+        "const l = document.getElementById('log'); return l && l.textContent.includes('first line')",
     )
     .await;
-    let lats = b
-        .wait(
-            "200 lines",
-            "const ls = [...document.querySelectorAll('#log .line')];
-             return ls.length === 200 && ls.map(l => [+l.dataset.arrived, Date.parse(l.title.split(' ')[0])])
-               .filter(([a, w]) => w > window.__t0).map(([a, w]) => a - w)",
-        )
-        .await;
-    let mut lats: Vec<f64> = serde_json::from_value(lats).unwrap();
-    assert!(
-        lats.len() > 100,
-        "the step wrote most lines before the page followed it"
+    let run = c.client.get_run(&id).await.unwrap();
+    assert_eq!(
+        run.tasks[0].state,
+        sluice_sdk::api::TaskState::Running,
+        "the line showed while its step still ran"
     );
-    lats.sort_by(|a, b| a.total_cmp(b));
-    let p = |q: f64| lats[((lats.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "log line -> browser: median {} ms, p99 {} ms, max {} ms over {} lines (target p99 <= 100 ms)",
-        p(0.5),
-        p(0.99),
-        p(1.0),
-        lats.len()
-    );
-    // They came while the step ran, not in one lump at its end.
-    assert!(p(1.0) < 3_000.0, "{lats:?}");
+    std::fs::write(shared.path().join("seen"), "").unwrap();
+    b.wait(
+        "the second line in the page",
+        "const l = document.getElementById('log'); return l && l.textContent.includes('second line')",
+    )
+    .await;
+    let done = wait_run(&c.client, &id, Duration::from_secs(60)).await;
+    assert_eq!(done.summary.state, sluice_sdk::api::RunState::Succeeded);
     b.quit().await;
 }

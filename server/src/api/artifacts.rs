@@ -235,6 +235,25 @@ fn content_type(path: &std::path::Path, head: &[u8]) -> &'static str {
         "svg" => "image/svg+xml",
         "webp" => "image/webp",
         _ => {
+            // Images by their magic bytes, HTML by its opening tag.
+            if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+                return "image/png";
+            }
+            if head.starts_with(&[0xff, 0xd8, 0xff]) {
+                return "image/jpeg";
+            }
+            if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+                return "image/gif";
+            }
+            if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+                return "image/webp";
+            }
+            let start = String::from_utf8_lossy(&head[..head.len().min(64)])
+                .trim_start()
+                .to_ascii_lowercase();
+            if start.starts_with("<!doctype html") || start.starts_with("<html") {
+                return "text/html; charset=utf-8";
+            }
             let text = std::str::from_utf8(head).is_ok() && !head.contains(&0);
             let trimmed = head.iter().find(|b| !b.is_ascii_whitespace());
             match (text, trimmed) {
@@ -256,4 +275,41 @@ fn looks_like_csv(head: &[u8]) -> bool {
     }
     let commas: Vec<usize> = lines.iter().map(|l| l.matches(',').count()).collect();
     commas.len() >= 2 && commas[0] > 0 && commas.iter().all(|c| *c == commas[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn content_types_come_from_the_name_then_from_the_first_bytes() {
+        let none = Path::new("artifact");
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("m.json", b"{}", "application/json"),
+            ("a.md", b"# hi", "text/markdown; charset=utf-8"),
+            ("artifact", b"\x89PNG\r\n\x1a\n\0\0", "image/png"),
+            ("artifact", &[0xff, 0xd8, 0xff, 0xe0], "image/jpeg"),
+            ("artifact", b"GIF89a..", "image/gif"),
+            ("artifact", b"RIFF\0\0\0\0WEBPVP8 ", "image/webp"),
+            (
+                "artifact",
+                b"  <!DOCTYPE html><p>x",
+                "text/html; charset=utf-8",
+            ),
+            ("artifact", b"<HTML><body>", "text/html; charset=utf-8"),
+            ("artifact", b"{\"a\": 1}", "application/json"),
+            ("artifact", b"a,b\n1,2\n", "text/csv; charset=utf-8"),
+            ("artifact", b"plain words\n", "text/plain; charset=utf-8"),
+            ("artifact", &[0, 1, 2, 3], "application/octet-stream"),
+        ];
+        for (name, head, want) in cases {
+            let p = if *name == "artifact" {
+                none
+            } else {
+                Path::new(name)
+            };
+            assert_eq!(content_type(p, head), *want, "{name} {head:?}");
+        }
+    }
 }

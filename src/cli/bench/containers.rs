@@ -132,8 +132,49 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
         median(rates),
         o.repeat
     );
+    log_latency(&cluster, &o.image).await?;
     cluster.stop().await?;
     Ok(0)
+}
+
+/// From the worker reading a line off a container's stdout to a follower of the task's log (the
+/// stream the UI's log view reads) receiving it: 200 lines, 20 ms apart, followed live.
+async fn log_latency(cluster: &Cluster, image: &str) -> anyhow::Result<()> {
+    let client = sluice_sdk::client::Client::new(&cluster.url, None);
+    let yaml = format!(
+        "name: bench-logs\nsteps:\n  - name: talk\n    image: {image}\n    script: |\n      sleep 1\n      i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); usleep 20000; done\n"
+    );
+    let run = client
+        .create_run(&sluice_sdk::api::CreateRun {
+            yaml: Some(yaml),
+            ..Default::default()
+        })
+        .await?;
+    let mut stream = client.follow_logs(&run.summary.id, "talk").await?;
+    let mut lats = Vec::new();
+    while let Some(ev) = stream.next::<sluice_sdk::api::RunEvent>().await {
+        let sluice_sdk::api::RunEvent::Log(line) = ev? else {
+            continue;
+        };
+        let read = humantime::parse_rfc3339(&line.ts)?;
+        let now = std::time::SystemTime::now();
+        lats.push(now.duration_since(read).unwrap_or_default().as_secs_f64() * 1e3);
+        if lats.len() == 200 {
+            break;
+        }
+    }
+    anyhow::ensure!(
+        lats.len() == 200,
+        "the log stream ended after {} lines",
+        lats.len()
+    );
+    println!(
+        "a log line, from the worker reading it to a follower of the task's log: median {:.1} ms, p99 {:.1} ms, max {:.1} ms over 200 lines (target p99 <= 100 ms)",
+        median(lats.clone()),
+        percentile(lats.clone(), 0.99),
+        percentile(lats, 1.0)
+    );
+    Ok(())
 }
 
 /// One container's whole life through the runtime (state, cgroup, helper, overlay, exec, wait,

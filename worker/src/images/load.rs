@@ -368,9 +368,11 @@ pub fn import_config(changes: &[String]) -> Result<Value, ImageError> {
                 });
                 env.push(json!(format!("{k}={}", v.trim())));
             }
-            _ => return Err(invalid(format!(
+            _ => {
+                return Err(invalid(format!(
                 "`{change}`: a change is ENTRYPOINT, CMD, ENV, USER or WORKDIR (an absolute path)"
-            ))),
+            )))
+            }
         }
     }
     Ok(c)
