@@ -209,11 +209,12 @@ pub fn spawn_worker(url: &str, dir: &Path, journal: &Path, log: &Path) -> Proc {
     )
 }
 
+/// The records of a fake worker's journal, which must exist (the worker makes it as it starts).
 pub fn journal(path: &PathBuf) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
-        .unwrap_or_default()
+        .unwrap_or_else(|e| panic!("no journal at {}: {e}", path.display()))
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
         .collect()
 }
 

@@ -18,7 +18,11 @@ async fn a_worker_killed_mid_task_loses_nothing() {
     )
     .await;
     let client = Client::new(&url, None);
-    let yaml = "name: long\nsteps:\n  - name: work\n    image: b\n    env: {FAKE_SLEEP_MS: \"2500\", FAKE_OUT_n: \"{{task.attempt}}\"}\n    outputs: {params: {n: int}}\n  - name: after\n    image: b\n    params: {n: \"{{steps.work.outputs.params.n}}\"}\n    env: {FAKE_OUT_m: \"{{inputs.params.n}}\"}\n    outputs: {params: {m: int}}\n";
+    // Each attempt of `work` runs until its release file exists: the first never is released.
+    let release = dir.path().join("release");
+    let yaml = format!("name: long\nsteps:\n  - name: work\n    image: b\n    env: {{FAKE_WAIT_FILE: \"{}-{{{{task.attempt}}}}\", FAKE_OUT_n: \"{{{{task.attempt}}}}\"}}\n    outputs: {{params: {{n: int}}}}\n  - name: after\n    image: b\n    params: {{n: \"{{{{steps.work.outputs.params.n}}}}\"}}\n    env: {{FAKE_OUT_m: \"{{{{inputs.params.n}}}}\"}}\n    outputs: {{params: {{m: int}}}}\n", release.display());
+    let yaml = yaml.as_str();
+    std::fs::write(format!("{}-2", release.display()), "").unwrap();
     let j1 = dir.path().join("w1.jsonl");
     let j2 = dir.path().join("w2.jsonl");
     let mut w1 = spawn_worker(
@@ -58,7 +62,7 @@ async fn a_worker_killed_mid_task_loses_nothing() {
     );
     assert!(
         journal(&j1).is_empty(),
-        "the killed worker completed nothing"
+        "the killed worker (whose journal exists) completed nothing"
     );
     let second: Vec<_> = journal(&j2)
         .into_iter()
@@ -71,8 +75,10 @@ async fn a_worker_killed_mid_task_loses_nothing() {
 }
 
 /// Runs `yaml` on a server and a worker (fake runtime), kills the server with SIGKILL once
-/// `when` holds, starts it again on the same database, and returns the client and the ended run,
-/// with what keeps the server, the worker and their files alive.
+/// `when` holds, starts it again on the same database, then makes the file `RELEASE` in `yaml`
+/// names (steps waiting on it go on), and returns the client and the ended run, with what keeps
+/// the server, the worker and their files alive. Leases are long enough that the restart never
+/// lets one lapse.
 async fn restart_server_mid_run(
     yaml: &str,
     what: &str,
@@ -83,15 +89,17 @@ async fn restart_server_mid_run(
     let url = format!("http://127.0.0.1:{port}");
     let data = dir.path().join("server");
     let log = dir.path().join("server.log");
-    let mut server = spawn_server(port, &data, &log).await;
+    let mut server = spawn_server_ttl(port, &data, &log, "15s").await;
     let client = Client::new(&url, None);
     let j = dir.path().join("w.jsonl");
     let w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
-    let id = submit(&client, yaml).await;
+    let release = dir.path().join("release");
+    let yaml = yaml.replace("RELEASE", &release.display().to_string());
+    let id = submit(&client, &yaml).await;
     wait_until(&client, &id, Duration::from_secs(20), what, when).await;
     server.kill9();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let server = spawn_server(port, &data, &log).await;
+    let server = spawn_server_ttl(port, &data, &log, "15s").await;
+    std::fs::write(&release, "").unwrap();
     let done = wait_run(&client, &id, Duration::from_secs(30)).await;
     ((dir, server, w), client, id, done)
 }
@@ -101,7 +109,7 @@ type Restarted = (tempfile::TempDir, Proc, Proc);
 
 #[tokio::test]
 async fn a_restarted_server_picks_its_runs_up_again() {
-    let yaml = "name: chain\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_SLEEP_MS: \"1500\", FAKE_OUT_v: \"41\", FAKE_LOG: \"a says hi\"}\n    outputs: {params: {v: int}}\n  - name: b\n    image: b\n    params: {v: \"{{steps.a.outputs.params.v}}\"}\n    env: {FAKE_SLEEP_MS: \"500\", FAKE_OUT_w: \"{{inputs.params.v}}1\"}\n    outputs: {params: {w: int}}\n";
+    let yaml = "name: chain\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_WAIT_FILE: RELEASE, FAKE_OUT_v: \"41\", FAKE_LOG: \"a says hi\"}\n    outputs: {params: {v: int}}\n  - name: b\n    image: b\n    params: {v: \"{{steps.a.outputs.params.v}}\"}\n    env: {FAKE_SLEEP_MS: \"500\", FAKE_OUT_w: \"{{inputs.params.v}}1\"}\n    outputs: {params: {w: int}}\n";
     let (_procs, client, id, done) = restart_server_mid_run(yaml, "a running", |d| {
         d.tasks[0].state == TaskState::Running
     })
@@ -134,7 +142,7 @@ steps:
     steps:
       - name: work
         image: b
-        env: {FAKE_SLEEP_MS: "1500", FAKE_OUT_n: "{{item}}0"}
+        env: {FAKE_WAIT_FILE: RELEASE, FAKE_OUT_n: "{{item}}0"}
         outputs: {params: {n: int}}
       - name: check
         image: b
@@ -201,8 +209,9 @@ async fn a_run_whose_rows_are_corrupt_is_failed_at_restart_and_the_others_go_on(
         &dir.path().join("w.jsonl"),
         &dir.path().join("w.log"),
     );
+    let release = dir.path().join("release");
     let yaml = |name: &str| {
-        format!("name: {name}\nsteps:\n  - name: a\n    image: b\n    env: {{FAKE_SLEEP_MS: \"1500\"}}\n  - name: b\n    image: b\n    dependsOn: [a]\n")
+        format!("name: {name}\nsteps:\n  - name: a\n    image: b\n    env: {{FAKE_WAIT_FILE: \"{}\"}}\n  - name: b\n    image: b\n    dependsOn: [a]\n", release.display())
     };
     let bad = submit(&client, &yaml("bad")).await;
     let good = submit(&client, &yaml("good")).await;
@@ -223,6 +232,7 @@ async fn a_run_whose_rows_are_corrupt_is_failed_at_restart_and_the_others_go_on(
         &format!("UPDATE tasks SET state = 'bogus' WHERE run_id = '{bad}' AND idx = 1"),
     );
     let _server = spawn_server(port, &data, &log).await;
+    std::fs::write(&release, "").unwrap();
     let done = wait_run(&client, &good, Duration::from_secs(30)).await;
     assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
     let runs = client.list_runs(None, None, 10, None).await.unwrap().runs;

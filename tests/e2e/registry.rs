@@ -15,6 +15,32 @@ struct Registry {
     _proc: Proc,
     addr: String,
     data: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Registry {
+    /// How many times each blob was fetched (`GET /v2/…/blobs/DIGEST` answered), from the
+    /// registry's own request log.
+    fn blob_gets(&self) -> std::collections::HashMap<String, usize> {
+        let mut out = std::collections::HashMap::new();
+        for line in std::fs::read_to_string(&self.log).unwrap().lines() {
+            if !line.contains("msg=\"response completed\"")
+                || !line.contains("http.request.method=GET ")
+            {
+                continue;
+            }
+            let Some(uri) = line
+                .split(' ')
+                .find_map(|f| f.strip_prefix("http.request.uri="))
+            else {
+                continue;
+            };
+            if let Some((_, digest)) = uri.trim_matches('"').split_once("/blobs/") {
+                *out.entry(digest.to_string()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
 }
 
 fn start_registry(dir: &Path, htpasswd: Option<&Path>) -> Registry {
@@ -32,10 +58,12 @@ fn start_registry(dir: &Path, htpasswd: Option<&Path>) -> Registry {
             )
         })
         .unwrap_or_default();
-    let cfg = format!("version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}", data.display());
+    // At `info`, the registry logs every request it answers: the tests count blob fetches there.
+    let cfg = format!("version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}", data.display());
     let cfg_path = dir.join("registry.yml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let out = std::fs::File::create(dir.join("registry.log")).unwrap();
+    let log = dir.join("registry.log");
+    let out = std::fs::File::create(&log).unwrap();
     let child = std::process::Command::new("/usr/bin/docker-registry")
         .arg("serve")
         .arg(&cfg_path)
@@ -56,6 +84,7 @@ fn start_registry(dir: &Path, htpasswd: Option<&Path>) -> Registry {
         _proc: Proc(child),
         addr,
         data,
+        log,
     }
 }
 
@@ -124,6 +153,14 @@ async fn push_then_pull_round_trips_and_a_second_pull_costs_only_the_manifest() 
         .await
         .unwrap();
 
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&a.read_blob(&pushed.digest).unwrap()).unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let layer_blob = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = reg.blob_gets();
     let b = store(dir.path(), "b");
     let regs = Arc::new(Registries::new(b.clone(), vec![]));
     // Several tasks asking at once download the image once.
@@ -141,6 +178,20 @@ async fn push_then_pull_round_trips_and_a_second_pull_costs_only_the_manifest() 
             "the pulled image is exactly the pushed one"
         );
     }
+    let fetched = |gets: &std::collections::HashMap<String, usize>, d: &str| {
+        gets.get(d).copied().unwrap_or(0) - before.get(d).copied().unwrap_or(0)
+    };
+    let after_first = reg.blob_gets();
+    assert_eq!(
+        fetched(&after_first, &layer_blob),
+        1,
+        "the layer was fetched once"
+    );
+    assert_eq!(
+        fetched(&after_first, &config),
+        1,
+        "the config was fetched once"
+    );
     let layer = b.layer_path(&pushed.layers[0]).unwrap();
     assert_eq!(
         std::fs::read(layer.join("etc/os-release")).unwrap(),
@@ -160,7 +211,7 @@ async fn push_then_pull_round_trips_and_a_second_pull_costs_only_the_manifest() 
         .push(&name, Some(&other))
         .await
         .unwrap();
-    let before = std::fs::read_dir(dir.path().join("b/blobs/sha256"))
+    let stored = std::fs::read_dir(dir.path().join("b/blobs/sha256"))
         .unwrap()
         .count();
     let rec = regs.pull(&other).await.unwrap();
@@ -169,8 +220,17 @@ async fn push_then_pull_round_trips_and_a_second_pull_costs_only_the_manifest() 
         std::fs::read_dir(dir.path().join("b/blobs/sha256"))
             .unwrap()
             .count(),
-        before,
+        stored,
         "nothing new was stored"
+    );
+    let after_second = reg.blob_gets();
+    assert_eq!(
+        (
+            fetched(&after_second, &layer_blob),
+            fetched(&after_second, &config)
+        ),
+        (1, 1),
+        "the second name's layer and config were not fetched again"
     );
 }
 
@@ -231,9 +291,10 @@ async fn registry_credentials_come_from_the_docker_config() {
     };
     let anonymous =
         Registries::new(a.clone(), vec![]).with_docker_config(dir.path().join("none.json"));
+    let refused = anonymous.push(&name, None).await.unwrap_err().to_string();
     assert!(
-        anonymous.push(&name, None).await.is_err(),
-        "anonymous push refused"
+        refused.contains("401") || refused.to_lowercase().contains("unauthorized"),
+        "an anonymous push is refused for want of credentials: {refused}"
     );
     let wrong = Registries::new(a.clone(), vec![]).with_docker_config(config("alice", "wrong"));
     let err = wrong.push(&name, None).await.unwrap_err().to_string();

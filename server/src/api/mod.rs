@@ -11,10 +11,11 @@ mod workers;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::handler::Handler;
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use error::ApiErr;
 use std::sync::{Arc, OnceLock};
@@ -39,37 +40,88 @@ impl App {
     }
 }
 
-pub fn router(app: App) -> Router {
-    let api = Router::new()
-        .route("/pipelines", post(pipelines::upload).get(pipelines::list))
-        .route("/pipelines/{name}", get(pipelines::get))
-        .route("/pipelines/{name}/versions", get(pipelines::versions))
-        .route(
+/// The API's routes as they are built: the router, and each route's method and path, so that
+/// what is served and what is listed (the OpenAPI document, checked by a test) cannot drift.
+struct Table {
+    router: Router<App>,
+    routes: Vec<(Method, &'static str)>,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            router: Router::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Table
+    where
+        H: Handler<T, App>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a plain HTTP method");
+        self.router = self.router.route(path, on(filter, handler));
+        self.routes.push((method, path));
+        self
+    }
+}
+
+/// The routes that need a credential when the server has one.
+fn guarded() -> Table {
+    use Method as M;
+    Table::new()
+        .add(M::POST, "/pipelines", pipelines::upload)
+        .add(M::GET, "/pipelines", pipelines::list)
+        .add(M::GET, "/pipelines/{name}", pipelines::get)
+        .add(M::GET, "/pipelines/{name}/versions", pipelines::versions)
+        .add(
+            M::GET,
             "/pipelines/{name}/versions/{version}",
-            get(pipelines::version),
+            pipelines::version,
         )
-        .route("/runs", post(runs::create).get(runs::list))
-        .route("/runs/{id}", get(runs::get))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/runs/{id}/rerun", post(runs::rerun))
-        .route("/runs/{id}/events", get(stream::run_events))
-        .route("/runs/{id}/tasks/{task}/logs", get(stream::task_logs))
-        .route(
+        .add(M::POST, "/runs", runs::create)
+        .add(M::GET, "/runs", runs::list)
+        .add(M::GET, "/runs/{id}", runs::get)
+        .add(M::POST, "/runs/{id}/cancel", runs::cancel)
+        .add(M::POST, "/runs/{id}/rerun", runs::rerun)
+        .add(M::GET, "/runs/{id}/events", stream::run_events)
+        .add(M::GET, "/runs/{id}/tasks/{task}/logs", stream::task_logs)
+        .add(
+            M::GET,
             "/runs/{id}/tasks/{task}/artifacts/{name}",
-            get(artifacts::download),
+            artifacts::download,
         )
-        .route("/events", get(stream::all_runs))
-        .route("/workers", post(workers::register).get(workers::list))
-        .route("/workers/{id}/lease", post(workers::lease))
-        .route("/workers/{id}/heartbeat", post(workers::heartbeat))
-        .route("/workers/{id}/report", post(workers::report))
+        .add(M::GET, "/events", stream::all_runs)
+        .add(M::POST, "/workers", workers::register)
+        .add(M::GET, "/workers", workers::list)
+        .add(M::POST, "/workers/{id}/lease", workers::lease)
+        .add(M::POST, "/workers/{id}/heartbeat", workers::heartbeat)
+        .add(M::POST, "/workers/{id}/report", workers::report)
+}
+
+/// The routes anyone may call.
+fn open() -> Table {
+    Table::new()
+        .add(Method::GET, "/health", || async {
+            Json(serde_json::json!({"status": "ok"}))
+        })
+        .add(Method::GET, "/openapi.json", openapi)
+}
+
+/// Every route the API serves under `/api/v1`: method and path.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    let mut all = guarded().routes;
+    all.extend(open().routes);
+    all
+}
+
+pub fn router(app: App) -> Router {
+    let api = guarded()
+        .router
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body))
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/openapi.json", get(openapi))
+        .merge(open().router)
         .fallback(|| async { ApiErr::not_found("no such API endpoint") })
         .with_state(app);
     Router::new().nest("/api/v1", api)

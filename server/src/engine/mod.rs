@@ -715,8 +715,14 @@ impl Run {
     }
 
     /// How the run's steps (exit handlers aside) went, for `{{run.status}}`: `running` until they
-    /// have all ended, then `cancelled`, `failed` or `succeeded`.
+    /// have all ended, then `cancelled`, `failed` or `succeeded`: what the run ends as. A run
+    /// stopped by its timeout has failed (it ends `failed`), as Argo's `{{workflow.status}}` says
+    /// of a workflow past its deadline and Kubeflow of a run past its timeout (a group's steps it
+    /// stopped are cancelled, and `{{group.status}}` says so, as the group ends cancelled).
     pub fn status(&self) -> &'static str {
+        if self.timed_out {
+            return "failed";
+        }
         if self.state == RunState::Cancelling || self.state == RunState::Cancelled {
             return "cancelled";
         }

@@ -125,7 +125,8 @@ impl Registries {
             .clone()
     }
 
-    /// The stored image, pulling it first when it is missing (as `docker run` does).
+    /// The stored image, pulling it first when it is missing (as `docker run` does). Tasks
+    /// asking for one image at once wait for one pull.
     pub async fn ensure(&self, image: &str) -> Result<ImageRecord, ImageError> {
         let full = reference::parse(image)
             .map_err(ImageError::Invalid)?
@@ -133,7 +134,13 @@ impl Registries {
         if let Some(rec) = self.store.get(&full)? {
             return Ok(rec);
         }
-        self.pull(image).await
+        let lock = self.lock(&full);
+        let _g = lock.lock().await;
+        // Pulled while this one waited.
+        if let Some(rec) = self.store.get(&full)? {
+            return Ok(rec);
+        }
+        self.pull_locked(image).await
     }
 
     /// Like [`Registries::ensure`], but a tag stored locally is checked against its registry
@@ -148,7 +155,7 @@ impl Registries {
         let parsed = reference::parse(image).map_err(ImageError::Invalid)?;
         let full = parsed.to_string();
         let Some(rec) = self.store.get(&full)? else {
-            return self.pull(image).await;
+            return self.ensure(image).await;
         };
         let fresh = |checked: &HashMap<String, std::time::Instant>| {
             checked.get(&full).is_some_and(|t| t.elapsed() < ttl)
@@ -201,22 +208,30 @@ impl Registries {
 
     /// Pulls an image (the host's platform from a multi-arch index) and names it.
     pub async fn pull(&self, image: &str) -> Result<ImageRecord, ImageError> {
-        let parsed = reference::parse(image).map_err(ImageError::Invalid)?;
-        let full = parsed.to_string();
+        let full = reference::parse(image)
+            .map_err(ImageError::Invalid)?
+            .to_string();
         let lock = self.lock(&full);
         let _g = lock.lock().await;
+        self.pull_locked(image).await
+    }
+
+    /// [`Registries::pull`], with the image's lock held.
+    async fn pull_locked(&self, image: &str) -> Result<ImageRecord, ImageError> {
+        let parsed = reference::parse(image).map_err(ImageError::Invalid)?;
+        let full = parsed.to_string();
         let r: Reference = full
             .parse()
             .map_err(|e| err(format!("invalid image reference `{image}`: {e}")))?;
         let auth = auth::for_registry(&parsed.registry, self.docker_config.as_deref())
             .map_err(ImageError::Invalid)?;
         let client = self.client(&parsed.registry);
-        let (manifest, digest, config) = client
-            .pull_manifest_and_config(&r, &auth)
+        let (manifest, digest) = client
+            .pull_image_manifest(&r, &auth)
             .await
             .map_err(|e| err(format!("cannot pull {full}: {e}")))?;
         if let Some(rec) = self.store.list()?.into_iter().find(|i| i.digest == digest) {
-            // Every layer is here already: the manifest was all it cost.
+            // The image is here already (under another name): the manifest was all it cost.
             let rec = ImageRecord {
                 reference: full,
                 ..rec
@@ -225,6 +240,10 @@ impl Registries {
             return Ok(rec);
         }
         let pinned = r.clone_with_digest(digest.clone());
+        // The config, stored and verified like any blob.
+        self.fetch_blob(&client, &pinned, &manifest.config).await?;
+        let config = String::from_utf8(self.store.read_blob(&manifest.config.digest)?)
+            .map_err(|_| err(format!("the config of {full} is not UTF-8 JSON")))?;
         let (raw, _) = client
             .pull_manifest_raw(
                 &pinned,

@@ -4,6 +4,8 @@
 //!
 //! Environment variables the fake reads from a task's spec:
 //! - `FAKE_SLEEP_MS`: how long the "container" runs (stopped early on cancel);
+//! - `FAKE_WAIT_FILE`: a path the "container" runs until it exists (tests release steps with it,
+//!   instead of racing a clock);
 //! - `FAKE_LOG`: lines to write to stdout, separated by `|`;
 //! - `FAKE_EXIT`: the exit code (default 0);
 //! - `FAKE_OUT_<name>`: a value written to output parameter `<name>`;
@@ -39,7 +41,15 @@ pub struct FakeRuntime {
 }
 
 impl FakeRuntime {
+    /// A fake that also journals to `journal`, made (empty) here: a journal that is missing
+    /// later means no worker ran with it, not one that ran nothing.
     pub fn new(journal: Option<PathBuf>) -> FakeRuntime {
+        if let Some(p) = &journal {
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p);
+        }
         FakeRuntime {
             records: Mutex::new(Vec::new()),
             journal,
@@ -117,9 +127,18 @@ impl ContainerRuntime for FakeRuntime {
             let sleep = env("FAKE_SLEEP_MS")
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-            if sleep > 0 {
+            let wait_file = env("FAKE_WAIT_FILE").map(PathBuf::from);
+            if sleep > 0 || wait_file.is_some() {
+                let released = async {
+                    tokio::time::sleep(Duration::from_millis(sleep)).await;
+                    if let Some(f) = &wait_file {
+                        while !f.exists() {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(sleep)) => {}
+                    _ = released => {}
                     r = io.stop.wait_for(|s| s.is_some()) => {
                         let stopped = r.ok().and_then(|s| *s);
                         self.record(rec);

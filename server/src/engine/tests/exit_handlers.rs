@@ -92,7 +92,8 @@ fn a_run_past_its_timeout_is_stopped_and_fails_and_its_exit_handlers_run() {
     assert!(run.cancel_requested(t));
     assert_eq!(run.state, RunState::Cancelling);
     fail(&mut run, t, 60_010, Outcome::Cancelled);
-    assert_eq!(command(&run, "notify"), ["echo", "run cancelled"]);
+    // Told what the run ends as: failed (Argo's `{{workflow.status}}` past a deadline says so).
+    assert_eq!(command(&run, "notify"), ["echo", "run failed"]);
     ok(&mut run, "notify", &[], 60_020);
     ok(&mut run, "cleanup", &[], 60_030);
     assert_eq!(run.state, RunState::Failed);
