@@ -58,12 +58,14 @@ type Exec = (CString, Vec<CString>, Vec<CString>);
 fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
     // Compiled first, applied last (just before exec): a profile that cannot be built stops
     // the container before anything is set up.
-    let filters = match cfg.seccomp {
-        true => super::seccomp::filters(&cfg.capabilities).map_err(|m| InitError {
-            code: 1,
-            message: m,
-        })?,
-        false => Vec::new(),
+    let filter = match cfg.seccomp {
+        true => Some(
+            super::seccomp::filter(&cfg.capabilities).map_err(|m| InitError {
+                code: 1,
+                message: m,
+            })?,
+        ),
+        false => None,
     };
     // The container's stdin is empty; fd 0 of the helper is its control socket.
     let null = std::fs::File::open("/dev/null").map_err(io_fail("cannot open /dev/null"))?;
@@ -143,10 +145,12 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
         .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     let path = cstr(&path)?;
-    super::seccomp::apply(&filters).map_err(|m| InitError {
-        code: 1,
-        message: m,
-    })?;
+    if let Some(f) = &filter {
+        super::seccomp::apply(f).map_err(|m| InitError {
+            code: 1,
+            message: m,
+        })?;
+    }
     Ok((path, argv, envp))
 }
 
