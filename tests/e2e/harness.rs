@@ -263,3 +263,33 @@ impl Drop for SmallDisk {
             .status();
     }
 }
+
+/// Peak resident memory of a process, in MiB.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// A worker process with the fake runtime, its directory, journal (`NAME.jsonl`) and log
+/// (`NAME.log`) under `dir`.
+pub fn spawn_fake_worker(url: &str, dir: &Path, name: &str) -> Proc {
+    spawn_worker(
+        url,
+        &dir.join(name),
+        &dir.join(format!("{name}.jsonl")),
+        &dir.join(format!("{name}.log")),
+    )
+}
+
+/// A `sluice server` process on a free port with its data in `dir`: the process and its base URL.
+pub async fn server_in(dir: &Path) -> (Proc, String) {
+    let port = free_port();
+    let p = spawn_server(port, &dir.join("data"), &dir.join("server.log")).await;
+    (p, format!("http://127.0.0.1:{port}"))
+}

@@ -23,14 +23,8 @@ async fn a_worker_killed_mid_task_loses_nothing() {
     let yaml = format!("name: long\nsteps:\n  - name: work\n    image: b\n    env: {{FAKE_WAIT_FILE: \"{}-{{{{task.attempt}}}}\", FAKE_OUT_n: \"{{{{task.attempt}}}}\"}}\n    outputs: {{params: {{n: int}}}}\n  - name: after\n    image: b\n    params: {{n: \"{{{{steps.work.outputs.params.n}}}}\"}}\n    env: {{FAKE_OUT_m: \"{{{{inputs.params.n}}}}\"}}\n    outputs: {{params: {{m: int}}}}\n", release.display());
     let yaml = yaml.as_str();
     std::fs::write(format!("{}-2", release.display()), "").unwrap();
-    let j1 = dir.path().join("w1.jsonl");
-    let j2 = dir.path().join("w2.jsonl");
-    let mut w1 = spawn_worker(
-        &url,
-        &dir.path().join("w1"),
-        &j1,
-        &dir.path().join("w1.log"),
-    );
+    let (j1, j2) = (dir.path().join("w1.jsonl"), dir.path().join("w2.jsonl"));
+    let mut w1 = spawn_fake_worker(&url, dir.path(), "w1");
     let id = submit(&client, yaml).await;
     let d = wait_until(
         &client,
@@ -42,12 +36,7 @@ async fn a_worker_killed_mid_task_loses_nothing() {
     .await;
     let first_worker = d.tasks[0].worker.clone().unwrap();
     w1.kill9();
-    let _w2 = spawn_worker(
-        &url,
-        &dir.path().join("w2"),
-        &j2,
-        &dir.path().join("w2.log"),
-    );
+    let _w2 = spawn_fake_worker(&url, dir.path(), "w2");
     let done = wait_run(&client, &id, Duration::from_secs(30)).await;
     assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
     assert_eq!(
@@ -91,8 +80,7 @@ async fn restart_server_mid_run(
     let log = dir.path().join("server.log");
     let mut server = spawn_server_ttl(port, &data, &log, "15s").await;
     let client = Client::new(&url, None);
-    let j = dir.path().join("w.jsonl");
-    let w = spawn_worker(&url, &dir.path().join("w"), &j, &dir.path().join("w.log"));
+    let w = spawn_fake_worker(&url, dir.path(), "w");
     let release = dir.path().join("release");
     let yaml = yaml.replace("RELEASE", &release.display().to_string());
     let id = submit(&client, &yaml).await;
@@ -203,12 +191,7 @@ async fn a_run_whose_rows_are_corrupt_is_failed_at_restart_and_the_others_go_on(
     let log = dir.path().join("server.log");
     let mut server = spawn_server(port, &data, &log).await;
     let client = Client::new(&url, None);
-    let _w = spawn_worker(
-        &url,
-        &dir.path().join("w"),
-        &dir.path().join("w.jsonl"),
-        &dir.path().join("w.log"),
-    );
+    let _w = spawn_fake_worker(&url, dir.path(), "w");
     let release = dir.path().join("release");
     let yaml = |name: &str| {
         format!("name: {name}\nsteps:\n  - name: a\n    image: b\n    env: {{FAKE_WAIT_FILE: \"{}\"}}\n  - name: b\n    image: b\n    dependsOn: [a]\n", release.display())
@@ -291,12 +274,7 @@ async fn after_a_full_disk_is_freed_the_server_recovers_by_itself() {
     let _server = spawn_server(port, &data, &dir.path().join("server.log")).await;
     let client = Client::new(&url, None);
     // A worker keeps writing too: starts, logs, results, heartbeats.
-    let _w = spawn_worker(
-        &url,
-        &dir.path().join("w"),
-        &dir.path().join("w.jsonl"),
-        &dir.path().join("w.log"),
-    );
+    let _w = spawn_fake_worker(&url, dir.path(), "w");
     let yaml = "name: small\nsteps:\n  - name: a\n    image: b\n    env: {FAKE_LOG: \"one|two|three\", FAKE_SLEEP_MS: \"200\"}\n  - name: b\n    image: b\n    dependsOn: [a]\n";
     let first = submit(&client, yaml).await;
     wait_run(&client, &first, Duration::from_secs(20)).await;

@@ -451,7 +451,7 @@ steps:
                       if (!a) return null; a.click(); return true;";
     let mut shown = serde_json::Map::new();
     for (file, probe) in [
-        ("metrics.json", "const p = document.querySelector('.preview'); const t = p.querySelector('table.metrics'); const svg = p.querySelector('svg.plot polyline'); const pre = p.querySelector('pre');
+        ("metrics.json", "const p = document.querySelector('.preview'); if (!p) return null; const t = p.querySelector('table.metrics'); const svg = p.querySelector('svg.plot polyline'); const pre = p.querySelector('pre');
                           return t && svg && pre && {table: t.textContent, points: svg.getAttribute('points').split(' ').length, json: pre.textContent.includes('accuracy')}"),
         ("table.csv", "const t = document.querySelector('.preview table.csv'); return t && [...t.querySelectorAll('td')].map(e => e.textContent)"),
         ("notes.txt", "const p = document.querySelector('.preview pre'); return p && p.textContent"),

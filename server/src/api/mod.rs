@@ -120,6 +120,7 @@ pub fn router(app: App) -> Router {
     let api = guarded()
         .router
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
+        .route_layer(middleware::from_fn_with_state(app.clone(), announced_size))
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body))
         .merge(open().router)
         .fallback(|| async { ApiErr::not_found("no such API endpoint") })
@@ -137,6 +138,19 @@ pub fn edges(router: Router) -> Router {
     router
         .layer(middleware::map_response(error_body))
         .layer(middleware::from_fn(uri_limit))
+}
+
+/// A body announced (`Content-Length`) over the limit is refused before any of it is read.
+async fn announced_size(State(app): State<App>, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > app.max_body as u64) {
+        return error::too_large(app.max_body).into_response();
+    }
+    next.run(req).await
 }
 
 async fn uri_limit(req: Request, next: Next) -> Response {

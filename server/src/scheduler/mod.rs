@@ -224,10 +224,29 @@ impl Scheduler {
         self.commit(&mut st, step).await
     }
 
-    /// Persists a step, then announces it and wakes lease waiters. Ended runs leave memory.
+    /// Persists a step, then announces it and wakes lease waiters. Ended runs leave memory. A
+    /// step that cannot be persisted (a full disk, say) is undone: the runs it touched are taken
+    /// up again from the database, which stays the truth, and whoever asked gets the error (a
+    /// worker sends its event again; the reaper tries its own again on its next round).
     async fn commit(&self, st: &mut State, mut step: Step) -> Result<(), StoreError> {
-        self.serve_from_cache(st, &mut step).await?;
-        self.store.apply(&step.batch).await?;
+        let persisted = match self.serve_from_cache(st, &mut step).await {
+            Ok(()) => self.store.apply(&step.batch).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = persisted {
+            let touched: std::collections::BTreeSet<String> = step
+                .batch
+                .new_runs
+                .iter()
+                .chain(&step.batch.runs)
+                .map(|r| r.id.clone())
+                .chain(step.batch.tasks.iter().map(|t| t.run_id.to_string()))
+                .chain(step.batch.logs.iter().map(|l| l.run_id.clone()))
+                .collect();
+            tracing::warn!(error = %e, runs = touched.len(), "a change could not be written; its runs are taken up again from the database");
+            self.resync(st, touched).await;
+            return Err(e);
+        }
         for a in step.announce {
             let _ = self.events.send(Arc::new(a));
         }

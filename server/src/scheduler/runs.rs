@@ -1,6 +1,6 @@
 //! Starting, cancelling and restoring runs.
 
-use super::{collect, now_ms, Active, Scheduler, Step};
+use super::{collect, now_ms, Active, Scheduler, State, Step};
 use crate::engine::Run;
 use crate::store::{IdempotencyKey, RunRow, StoreError};
 use sluice_sdk::api::{Params, RunState, TaskState};
@@ -107,11 +107,8 @@ impl Scheduler {
         st.runs.insert(id.clone(), active);
         collect(&mut st, &id, fx, now, &mut step);
         let planned = t0.elapsed();
-        if let Err(e) = self.commit(&mut st, step).await {
-            st.runs.remove(&id);
-            st.ready.retain(|(r, _)| *r != id);
-            return Err(CreateError::Store(e));
-        }
+        // A run that could not be written is gone from memory too (see `commit`).
+        self.commit(&mut st, step).await?;
         tracing::info!(run = %id, plan_ms = planned.as_secs_f64() * 1e3, total_ms = t0.elapsed().as_secs_f64() * 1e3, "run created");
         Ok(Created::New(id))
     }
@@ -149,23 +146,27 @@ impl Scheduler {
                     continue;
                 }
             };
-            let mut ready: Vec<(i64, usize)> = Vec::new();
-            for (i, t) in run.tasks.iter().enumerate() {
-                if let Some(l) = &t.lease {
-                    st.leases.insert(l.id.clone(), (run.id.clone(), i));
-                }
-                if t.state == TaskState::Ready && run.state == RunState::Running {
-                    ready.push((t.ready_at.unwrap_or(0), i));
-                }
-            }
-            ready.sort();
-            for (_, i) in ready {
-                st.ready.push_back((run.id.clone(), i));
-            }
-            tracing::info!(run = %run.id, "run taken up again");
-            st.runs.insert(run.id.clone(), Active::new(run, row));
+            take_up(&mut st, run, row);
         }
         Ok(())
+    }
+
+    /// Drops what memory holds of runs `ids` and takes up again, from the database, those of
+    /// them it holds as active (a run it does not hold was never written: it is gone).
+    pub(super) async fn resync(&self, st: &mut State, ids: impl IntoIterator<Item = String>) {
+        let now = now_ms();
+        for id in ids {
+            st.runs.remove(&id);
+            st.ready.retain(|(r, _)| *r != id);
+            st.leases.retain(|_, (r, _)| *r != id);
+            match self.restore_one(&id, now).await {
+                Ok((run, row)) if !row.state.is_terminal() => take_up(st, run, row),
+                Ok(_) | Err(RestoreError::Unreadable(_)) => {}
+                Err(RestoreError::Store(e)) => {
+                    tracing::error!(run = %id, error = %e, "a run cannot be read back; it is taken up at the next start");
+                }
+            }
+        }
     }
 
     async fn restore_one(&self, id: &str, now: i64) -> Result<(Run, RunRow), RestoreError> {
@@ -207,6 +208,26 @@ impl Scheduler {
         .map_err(RestoreError::Unreadable)?;
         Ok((run, s.row))
     }
+}
+
+/// Puts a run read back from the store into the scheduler's memory: its leases, its ready tasks
+/// (in the order they became ready), the run itself.
+fn take_up(st: &mut State, run: Run, row: RunRow) {
+    let mut ready: Vec<(i64, usize)> = Vec::new();
+    for (i, t) in run.tasks.iter().enumerate() {
+        if let Some(l) = &t.lease {
+            st.leases.insert(l.id.clone(), (run.id.clone(), i));
+        }
+        if t.state == TaskState::Ready && run.state == RunState::Running {
+            ready.push((t.ready_at.unwrap_or(0), i));
+        }
+    }
+    ready.sort();
+    for (_, i) in ready {
+        st.ready.push_back((run.id.clone(), i));
+    }
+    tracing::info!(run = %run.id, "run taken up again");
+    st.runs.insert(run.id.clone(), Active::new(run, row));
 }
 
 /// Why a run could not be taken up again.

@@ -18,18 +18,6 @@ async fn all_lines(c: &Cluster, run: &str, task: &str) -> Vec<(Stream, String)> 
     }
 }
 
-/// Peak resident memory of a process, in MiB.
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap()
-        / 1024
-}
-
 #[tokio::test]
 async fn ten_million_lines_are_cut_with_a_marker_and_the_next_step_runs() {
     let c = Cluster::start(&["--log-limit", "1Mi"]).await;

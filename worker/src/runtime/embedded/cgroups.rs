@@ -390,3 +390,81 @@ impl Group {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where this host mounts its cgroup v2 hierarchy.
+    fn v2_mount() -> PathBuf {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        info.lines()
+            .filter_map(|l| l.split_once(" - "))
+            .find(|(_, right)| right.starts_with("cgroup2 "))
+            .and_then(|(left, _)| left.split(' ').nth(4).map(PathBuf::from))
+            .expect("this test needs a cgroup2 mount (this host's unified hierarchy)")
+    }
+
+    /// The v2 code path on this host's real cgroup2 hierarchy (which holds no controllers here:
+    /// the v1 hierarchies have them, and every container test runs on those): a group is made,
+    /// joined, killed through `cgroup.kill`, removed; a limit it cannot hold is an error that names
+    /// the file, and one it can hold is written.
+    #[test]
+    fn the_v2_path_makes_joins_kills_and_removes_a_group_on_a_real_cgroup2_hierarchy() {
+        // SAFETY: geteuid has no preconditions.
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "this test needs root, as scripts/test runs it"
+        );
+        let root = v2_mount();
+        let parent = PathBuf::from(format!("sluice-test/{}", std::process::id()));
+        let cg = Cgroups {
+            layout: Layout::V2(root.clone()),
+            parent: parent.clone(),
+        };
+        assert_eq!(cg.version(), 2);
+        let g = cg.create("c1", &Limits::default()).unwrap();
+        let dir = root.join(&parent).join("c1");
+        assert!(dir.join("cgroup.procs").exists());
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+        assert_eq!(g.pids(), [child.id() as i32]);
+        g.kill_all();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        assert!(g.pids().is_empty());
+        g.remove();
+        assert!(!dir.exists());
+        let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+        let limits = Limits {
+            pids: Some(64),
+            ..Default::default()
+        };
+        match controllers.split_whitespace().any(|c| c == "pids") {
+            true => {
+                let g = cg.create("c2", &limits).unwrap();
+                assert_eq!(
+                    std::fs::read_to_string(root.join(&parent).join("c2/pids.max")).unwrap(),
+                    "64\n"
+                );
+                g.remove();
+            }
+            false => {
+                let e = cg.create("c2", &limits).unwrap_err().to_string();
+                assert!(e.contains("`pids.max`"), "{e}");
+                assert!(
+                    !root.join(&parent).join("c2").exists(),
+                    "a failed group is removed"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir(root.join(&parent));
+        let _ = std::fs::remove_dir(root.join("sluice-test"));
+    }
+}
