@@ -35,6 +35,18 @@ pub struct Reporter {
     room: Arc<Semaphore>,
 }
 
+impl Queued {
+    /// A log event of one lease, holding `room` in the queue.
+    fn log(lease_id: String, lines: Vec<NewLogLine>, room: Vec<OwnedSemaphorePermit>) -> Queued {
+        let ev = ReportEvent::Log { lease_id, lines };
+        Queued {
+            bytes: size_of(&ev),
+            ev,
+            room,
+        }
+    }
+}
+
 /// About how many bytes an event takes as JSON.
 fn size_of(ev: &ReportEvent) -> usize {
     match ev {
@@ -79,17 +91,13 @@ impl Reporter {
 
     /// Log lines of one lease, queued once there is room for them (see [`QUEUE_BYTES`]).
     pub async fn send_log(&self, lease_id: String, lines: Vec<NewLogLine>) {
-        let ev = ReportEvent::Log { lease_id, lines };
-        let bytes = size_of(&ev);
-        let want = bytes.min(QUEUE_BYTES) as u32;
+        let mut q = Queued::log(lease_id, lines, Vec::new());
+        let want = q.bytes.min(QUEUE_BYTES) as u32;
         let Ok(room) = self.room.clone().acquire_many_owned(want).await else {
             return;
         };
-        let _ = self.tx.send(Queued {
-            ev,
-            bytes,
-            room: vec![room],
-        });
+        q.room.push(room);
+        let _ = self.tx.send(q);
     }
 }
 
@@ -218,19 +226,11 @@ fn split(mut batch: Vec<Queued>) -> Option<(Vec<Queued>, Vec<Queued>)> {
         return None;
     }
     let tail = lines.split_off(lines.len() / 2);
-    let half = |lines: Vec<NewLogLine>, room: Vec<OwnedSemaphorePermit>| {
-        let ev = ReportEvent::Log {
-            lease_id: lease_id.clone(),
-            lines,
-        };
-        Queued {
-            bytes: size_of(&ev),
-            ev,
-            room,
-        }
-    };
     // The room the whole held goes with the first half.
-    Some((vec![half(lines, q.room)], vec![half(tail, Vec::new())]))
+    Some((
+        vec![Queued::log(lease_id.clone(), lines, q.room)],
+        vec![Queued::log(lease_id, tail, Vec::new())],
+    ))
 }
 
 /// Appends an event, folding log lines into the previous event when it is the same lease's log.
@@ -272,15 +272,7 @@ mod tests {
                 line: "x".repeat(len),
             })
             .collect();
-        let ev = ReportEvent::Log {
-            lease_id: lease.into(),
-            lines,
-        };
-        Queued {
-            bytes: size_of(&ev),
-            ev,
-            room: Vec::new(),
-        }
+        Queued::log(lease.into(), lines, Vec::new())
     }
 
     fn lines(q: &[Queued]) -> usize {

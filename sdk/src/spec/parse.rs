@@ -456,37 +456,41 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
             .get("outputs")
             .map(|n| io(n, "outputs", true, d))
             .unwrap_or_default(),
-        host_network: match f.string("network", d) {
-            None => false,
-            Some(n) if n.value == "host" => true,
-            Some(n) if n.value == "none" => false,
-            Some(n) => {
-                d.error(
-                    n.span,
-                    format!(
-                        "`network` must be `none` (loopback only, the default) or `host`, found `{}`",
-                        n.value
-                    ),
-                );
-                false
-            }
-        },
+        host_network: switch(
+            f,
+            "network",
+            ("none", "loopback only, the default"),
+            ("host", "the host's"),
+            d,
+        ),
         volumes: f.get("volumes").map(|n| volumes(n, d)).unwrap_or_default(),
-        seccomp_unconfined: match f.string("seccomp", d) {
-            None => false,
-            Some(n) if n.value == "default" => false,
-            Some(n) if n.value == "unconfined" => true,
-            Some(n) => {
-                d.error(
-                    n.span,
-                    format!(
-                        "`seccomp` must be `default` (Docker's profile) or `unconfined` (where the worker allows it), found `{}`",
-                        n.value
-                    ),
-                );
-                false
-            }
-        },
+        seccomp_unconfined: switch(
+            f,
+            "seccomp",
+            ("default", "Docker's profile"),
+            ("unconfined", "where the worker allows it"),
+            d,
+        ),
+    }
+}
+
+/// A setting that is one of two words: `off` (the default, false) or `on` (true), each with what
+/// it means for the message that lists them when the word is neither.
+fn switch(f: &Fields, key: &str, off: (&str, &str), on: (&str, &str), d: &mut Diagnostics) -> bool {
+    match f.string(key, d) {
+        None => false,
+        Some(n) if n.value == on.0 => true,
+        Some(n) if n.value == off.0 => false,
+        Some(n) => {
+            d.error(
+                n.span,
+                format!(
+                    "`{key}` must be `{}` ({}) or `{}` ({}), found `{}`",
+                    off.0, off.1, on.0, on.1, n.value
+                ),
+            );
+            false
+        }
     }
 }
 
