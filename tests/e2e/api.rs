@@ -467,7 +467,7 @@ async fn a_server_token_is_required_when_set() {
     let cfg = sluice_server::ServerConfig {
         data_dir: dir.path().to_path_buf(),
         scheduler: Default::default(),
-        token: Some("s3cret".into()),
+        token: Some("s3cret+/=&".into()),
     };
     tokio::spawn(sluice_server::serve(cfg, listener, std::future::pending()));
     let anon = sluice_sdk::client::Client::new(&url, None);
@@ -483,13 +483,31 @@ async fn a_server_token_is_required_when_set() {
         wrong.register_worker("w", 1).await,
         Err(ClientError::Api { status: 401, .. })
     ));
-    let ok = sluice_sdk::client::Client::new(&url, Some("s3cret".into()));
+    let ok = sluice_sdk::client::Client::new(&url, Some("s3cret+/=&".into()));
     assert!(ok
         .list_runs(None, None, 10, None)
         .await
         .unwrap()
         .runs
         .is_empty());
+    // A browser's token comes in the query, percent-encoded as the UI sends it, beside the
+    // endpoint's own parameters.
+    let http = sluice_sdk::client::http_client();
+    let status = |q: &'static str| {
+        let http = http.clone();
+        let url = format!("{url}/api/v1/runs?{q}");
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        status("state=failed&access_token=s3cret%2B%2F%3D%26").await,
+        200
+    );
+    assert_eq!(
+        status("access_token=s3cret%2B%2F%3D%26&page_size=5").await,
+        200
+    );
+    assert_eq!(status("state=failed&access_token=s3cret").await, 401);
+    assert_eq!(status("state=failed").await, 401);
 }
 
 #[tokio::test]

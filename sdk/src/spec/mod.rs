@@ -362,7 +362,6 @@ impl Pipeline {
     }
 }
 
-/// Parses and validates a pipeline file, returning every problem found at once.
 /// What one pipeline may cost: to load its file, and to plan a run of it. An operator can raise
 /// them (`sluice server --max-…`); hitting one is an error that names it and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,9 +24,6 @@ pub struct ArtifactQuery {
     /// Ask the browser to save it rather than show it.
     #[serde(default)]
     download: bool,
-    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 const MAX_LISTED: usize = 1000;

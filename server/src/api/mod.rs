@@ -200,18 +200,15 @@ async fn error_body(resp: Response) -> Response {
     out
 }
 
-async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+async fn auth(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    let from_query = take_query_token(&mut req);
     if let Some(token) = &app.token {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| {
-                req.uri()
-                    .query()
-                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
-            });
+            .or(from_query.as_deref());
         if given != Some(&**token) {
             return ApiErr::new(
                 StatusCode::UNAUTHORIZED,
@@ -222,6 +219,34 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
         }
     }
     next.run(req).await
+}
+
+/// Takes `access_token` (percent-decoded) out of the request's query, where browsers' event
+/// streams and downloads, which cannot send headers, put it: the handlers never see it, so their
+/// queries can refuse every field they do not know.
+fn take_query_token(req: &mut Request) -> Option<String> {
+    let query = req.uri().query()?;
+    let is_token = |piece: &&str| piece.split('=').next() == Some("access_token");
+    if !query.split('&').any(|p| is_token(&p)) {
+        return None;
+    }
+    let token = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+        .ok()?
+        .0
+        .into_iter()
+        .find_map(|(k, v)| (k == "access_token").then_some(v));
+    let rest: Vec<&str> = query.split('&').filter(|p| !is_token(p)).collect();
+    let mut target = req.uri().path().to_string();
+    if !rest.is_empty() {
+        target.push('?');
+        target.push_str(&rest.join("&"));
+    }
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = target.parse().ok();
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    token
 }
 
 /// The OpenAPI document, written as YAML beside this file and served as JSON.

@@ -195,9 +195,6 @@ pub struct ListQuery {
     q: Option<String>,
     page_size: Option<u32>,
     page_token: Option<String>,
-    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<RunList>> {

@@ -43,9 +43,6 @@ pub struct LogQuery {
     limit: Option<u32>,
     #[serde(default)]
     follow: bool,
-    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 /// `GET /runs/{id}/tasks/{task}/logs`: a page of the task's log, or with `follow=true` the whole
@@ -158,9 +155,6 @@ pub async fn task_logs(
 pub struct EventsQuery {
     /// Replay the log lines already stored before following (default true).
     logs: Option<bool>,
-    /// Checked by the auth layer (browsers' event streams and downloads cannot send headers).
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 /// Sends every task's current state and the stored log lines past each task's cursor. Returns
