@@ -48,18 +48,6 @@ impl Scheduler {
     /// earlier run's, for an idempotency key seen before with the same request).
     pub async fn create_run(&self, new: NewRun) -> Result<Created, CreateError> {
         let now = now_ms();
-        // Under the scheduler's lock, so that two requests with one key cannot both create.
-        let mut st = self.state.lock().await;
-        if let Some((key, request)) = &new.idempotency {
-            if let Some(k) = self.store.idempotency_key(key).await? {
-                if now - k.created_at < IDEMPOTENCY_WINDOW_MS {
-                    if k.request != *request {
-                        return Err(CreateError::KeyReused(key.clone()));
-                    }
-                    return Ok(Created::Replayed(k.run_id));
-                }
-            }
-        }
         let id = uuid::Uuid::now_v7().to_string();
         let name = new
             .name
@@ -91,6 +79,20 @@ impl Scheduler {
             finished_at: None,
             cache: new.cache,
         };
+        // Planned before the scheduler's lock is taken, so leases and reports wait only for the
+        // write. The key is looked up under the lock, so two requests with one key cannot both
+        // create a run.
+        let mut st = self.state.lock().await;
+        if let Some((key, request)) = &new.idempotency {
+            if let Some(k) = self.store.idempotency_key(key).await? {
+                if now - k.created_at < IDEMPOTENCY_WINDOW_MS {
+                    if k.request != *request {
+                        return Err(CreateError::KeyReused(key.clone()));
+                    }
+                    return Ok(Created::Replayed(k.run_id));
+                }
+            }
+        }
         let mut step = Step::default();
         step.batch.sources.push((new.digest, new.yaml));
         if let Some((key, request)) = new.idempotency {
