@@ -173,14 +173,24 @@ impl Scheduler {
         self.events.subscribe()
     }
 
-    /// Takes back expired leases, forever; spawn it once.
+    /// Takes back expired leases, starts due retries and ends runs past their timeout, forever;
+    /// once a minute, forgets idempotency keys past their window. Spawn it once.
     pub async fn reap_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.cfg.reap_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut forgot_keys_at = 0;
         loop {
             tick.tick().await;
-            if let Err(e) = self.reap(now_ms()).await {
+            let now = now_ms();
+            if let Err(e) = self.reap(now).await {
                 tracing::error!(error = %e, "taking back expired leases or starting retries failed");
+            }
+            if now - forgot_keys_at >= 60_000 {
+                forgot_keys_at = now;
+                let before = now - IDEMPOTENCY_WINDOW_MS;
+                if let Err(e) = self.store.forget_idempotency_keys(before).await {
+                    tracing::warn!(error = %e, "forgetting old idempotency keys failed");
+                }
             }
         }
     }

@@ -505,6 +505,18 @@ impl Store {
         rows.iter().map(|r| col(r, "id")).collect()
     }
 
+    /// Forgets the idempotency keys made before `before`. Returns how many.
+    pub async fn forget_idempotency_keys(&self, before: i64) -> Result<u64> {
+        let mut w = self.writer().await?;
+        let n = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before)
+            .execute(w.conn())
+            .await?
+            .rows_affected();
+        w.done();
+        Ok(n)
+    }
+
     /// Ends a run that cannot go on (its stored state no longer reads back), with the reason.
     pub async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()> {
         let mut w = self.writer().await?;
@@ -516,5 +528,34 @@ impl Store {
             .await?;
         w.done();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idempotency_keys_past_their_window_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let key = |key: &str, created_at| IdempotencyKey {
+            key: key.into(),
+            request: "digest".into(),
+            run_id: format!("run-{key}"),
+            created_at,
+        };
+        let batch = WriteBatch {
+            idempotency: vec![key("old", 1_000), key("new", 5_000)],
+            ..Default::default()
+        };
+        store.apply(&batch).await.unwrap();
+        assert_eq!(store.forget_idempotency_keys(3_000).await.unwrap(), 1);
+        assert_eq!(store.idempotency_key("old").await.unwrap(), None);
+        assert_eq!(
+            store.idempotency_key("new").await.unwrap(),
+            Some(key("new", 5_000))
+        );
+        store.close().await;
     }
 }
