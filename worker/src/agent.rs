@@ -401,10 +401,7 @@ impl TaskCtx {
         // here: its result is reused and no container starts.
         if let Some(c) = &lease.cached {
             let same_image = image_digest.as_deref() == Some(c.image_digest.as_str());
-            let here = |p: &Path| {
-                self.local_artifact(&format!("file://{}", p.display()))
-                    .is_ok()
-            };
+            let here = |p: &Path| self.kept_here(p).is_ok();
             if same_image && sluice_sdk::api::artifacts_kept(&c.artifacts, here) {
                 tracing::info!(from_run = %c.run_id, "result reused from the cache");
                 return Some(TaskResult {
@@ -529,6 +526,13 @@ impl TaskCtx {
         let Some(path) = uri.strip_prefix("file://").map(Path::new) else {
             return Err(format!("it is at `{uri}`, which this worker cannot reach"));
         };
+        self.kept_here(path)?;
+        Ok(path.to_path_buf())
+    }
+
+    /// Checks that `path` is a file or directory beneath this worker's artifact directory, with
+    /// no link on the way.
+    fn kept_here(&self, path: &Path) -> Result<(), String> {
         let rel = beneath::strip_root(path, &self.artifacts_root).ok_or_else(|| {
             format!(
                 "it is at {}, outside this worker's artifact directory {}",
@@ -538,7 +542,7 @@ impl TaskCtx {
         })?;
         let root = beneath::Dir::open(&self.artifacts_root).map_err(|e| e.to_string())?;
         match root.entry(rel, beneath::Links::Never) {
-            Ok((beneath::Kind::File | beneath::Kind::Dir, _)) => Ok(path.to_path_buf()),
+            Ok((beneath::Kind::File | beneath::Kind::Dir, _)) => Ok(()),
             Ok(_) => Err(format!("{} is not a file or a directory", path.display())),
             Err(beneath::BeneathError::NotFound(_)) => {
                 Err(format!("it is gone from {}", path.display()))
