@@ -6,6 +6,7 @@
 
 use crate::reporter::Reporter;
 use sluice_sdk::api::{now_ms, NewLogLine, ReportEvent, Stream};
+use sluice_sdk::spec::format_bytes;
 use std::collections::VecDeque;
 use tokio::sync::{mpsc, oneshot};
 
@@ -97,8 +98,8 @@ impl Cutter {
                 line: format!(
                     "[sluice] {} lines ({}) of this log were dropped here: it passed the worker's log limit of {}; the last {} lines follow",
                     self.dropped.lines,
-                    human_bytes(self.dropped.bytes),
-                    human_bytes(self.policy.limit_bytes),
+                    format_bytes(self.dropped.bytes),
+                    format_bytes(self.policy.limit_bytes),
                     self.tail.len()
                 ),
             });
@@ -109,15 +110,6 @@ impl Cutter {
             out.push(l);
         }
         out
-    }
-}
-
-fn human_bytes(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} bytes"),
     }
 }
 

@@ -9,7 +9,7 @@ mod validate;
 pub mod value;
 
 use crate::diag::{Diagnostics, Span};
-pub use parse::{parse_bytes, parse_cpu, parse_duration_ms};
+pub use parse::{format_bytes, parse_bytes, parse_cpu, parse_duration_ms};
 pub use validate::{dependencies, is_name};
 pub use value::{render, ParamType, Value};
 

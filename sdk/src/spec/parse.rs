@@ -11,7 +11,7 @@ mod units;
 
 use control::{control, duration};
 use group::Parsed;
-pub use units::{parse_bytes, parse_cpu, parse_duration_ms};
+pub use units::{format_bytes, parse_bytes, parse_cpu, parse_duration_ms};
 
 const TEMPLATE_KEYS: &[&str] = &[
     "image",

@@ -13,6 +13,16 @@ pub fn parse_cpu(s: &str) -> Option<u64> {
     Some((cores * 1000.0).round() as u64)
 }
 
+/// A size for people to read: `512 bytes`, `1.5 KiB`, `64.0 MiB`, `2.0 GiB`.
+pub fn format_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// Kubernetes-style quantities: `512Mi`, `2Gi`, `1G`, `1000000`.
 pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();

@@ -123,8 +123,8 @@ impl DiskWatch {
             if let Some(limit) = w.limit.filter(|l| used > *l) {
                 w.evict(format!(
                     "used {} of disk, over its limit of {}: stopped",
-                    human(used),
-                    human(limit)
+                    sluice_sdk::spec::format_bytes(used),
+                    sluice_sdk::spec::format_bytes(limit)
                 ));
             }
         }
@@ -143,9 +143,9 @@ impl DiskWatch {
             let used = w.usage.lock().map(|u| *u).unwrap_or(0);
             w.evict(format!(
                 "evicted: the worker's disk had {} free, under its reserve of {}, and this step used the most of it ({})",
-                human(free),
-                human(self.policy.reserve),
-                human(used)
+                sluice_sdk::spec::format_bytes(free),
+                sluice_sdk::spec::format_bytes(self.policy.reserve),
+                sluice_sdk::spec::format_bytes(used)
             ));
         }
     }
@@ -172,13 +172,6 @@ pub fn usage(path: &Path) -> u64 {
 fn free_bytes(path: &Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(path).ok()?;
     Some(s.blocks_available() as u64 * s.fragment_size() as u64)
-}
-
-fn human(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-    }
 }
 
 #[cfg(test)]
