@@ -232,6 +232,7 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                 disk: DiskPolicy {
                     default_limit: o.default_disk,
                     reserve: o.disk_reserve,
+                    ..Default::default()
                 },
             };
             Ok(Arc::new(

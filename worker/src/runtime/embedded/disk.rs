@@ -17,12 +17,24 @@ use tokio::sync::Notify;
 pub const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// What the worker allows containers on its disk.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct DiskPolicy {
     /// Limit of a step that sets none.
     pub default_limit: Option<u64>,
     /// Free space kept on the worker's data filesystem.
     pub reserve: u64,
+    /// Most files and directories one step may write.
+    pub max_entries: u64,
+}
+
+impl Default for DiskPolicy {
+    fn default() -> Self {
+        DiskPolicy {
+            default_limit: None,
+            reserve: 0,
+            max_entries: MAX_ENTRIES,
+        }
+    }
 }
 
 /// One running container's disk: where it writes, and why it must stop once it must.
@@ -116,9 +128,18 @@ impl DiskWatch {
             .map(|r| r.values().cloned().collect())
             .unwrap_or_default();
         for w in &running {
-            let used: u64 = w.dirs.iter().map(|d| usage(d)).sum();
+            let Usage {
+                bytes: used,
+                entries,
+            } = usage(&w.dirs, self.policy.max_entries);
             if let Ok(mut u) = w.usage.lock() {
                 *u = used;
+            }
+            let most = self.policy.max_entries;
+            if entries > most {
+                w.evict(format!(
+                    "wrote more than {most} files and directories, the most a step may: stopped"
+                ));
             }
             if let Some(limit) = w.limit.filter(|l| used > *l) {
                 w.evict(format!(
@@ -151,22 +172,47 @@ impl DiskWatch {
     }
 }
 
-/// Bytes a tree takes on disk (its blocks), links not followed.
-pub fn usage(path: &Path) -> u64 {
-    let mut total = 0u64;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        total += meta.blocks() * 512;
-        if meta.is_dir() {
-            for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
-                stack.push(e.path());
+/// Most files and directories one step may write, by default: a step that makes more is
+/// stopped, so that measuring it stays bounded in time and memory (Kubernetes evicts on inodes
+/// as well as bytes).
+pub const MAX_ENTRIES: u64 = 1_000_000;
+
+/// What a step's directories hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes on disk (blocks).
+    pub bytes: u64,
+    /// Files, directories and links.
+    pub entries: u64,
+}
+
+/// What the trees at `paths` take on disk, links not followed. The walk stops once it has seen
+/// more than `max` entries (the count then says so); it holds only the directories still to read.
+pub fn usage(paths: &[PathBuf], max: u64) -> Usage {
+    let mut u = Usage::default();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        if let Ok(meta) = std::fs::symlink_metadata(p) {
+            u.bytes += meta.blocks() * 512;
+            if meta.is_dir() {
+                dirs.push(p.clone());
             }
         }
     }
-    total
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            u.entries += 1;
+            if u.entries > max {
+                return u;
+            }
+            let Ok(meta) = e.metadata() else { continue };
+            u.bytes += meta.blocks() * 512;
+            if meta.is_dir() {
+                dirs.push(e.path());
+            }
+        }
+    }
+    u
 }
 
 fn free_bytes(path: &Path) -> Option<u64> {
@@ -184,8 +230,24 @@ mod tests {
         std::fs::create_dir_all(d.path().join("a/b")).unwrap();
         std::fs::write(d.path().join("a/b/f"), vec![1u8; 1 << 20]).unwrap();
         std::os::unix::fs::symlink("/usr", d.path().join("a/usr")).unwrap();
-        let u = usage(d.path());
-        assert!((1 << 20..(1 << 20) + (64 << 10)).contains(&u), "{u}");
+        let u = usage(&[d.path().to_path_buf()], MAX_ENTRIES);
+        assert!(
+            (1 << 20..(1 << 20) + (64 << 10)).contains(&u.bytes),
+            "{u:?}"
+        );
+        assert_eq!(u.entries, 4, "a, a/b, a/b/f and the link a/usr");
+    }
+
+    #[test]
+    fn the_walk_stops_past_its_most_entries() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..50 {
+            std::fs::create_dir_all(d.path().join(format!("d{i}/e"))).unwrap();
+        }
+        let all = usage(&[d.path().to_path_buf()], 1000);
+        assert_eq!(all.entries, 100);
+        let cut = usage(&[d.path().to_path_buf()], 30);
+        assert_eq!(cut.entries, 31, "it stops at the first entry past the most");
     }
 
     #[tokio::test]
@@ -194,7 +256,7 @@ mod tests {
         let watch = DiskWatch::start(
             DiskPolicy {
                 default_limit: Some(1 << 20),
-                reserve: 0,
+                ..Default::default()
             },
             d.path(),
         );
@@ -205,6 +267,29 @@ mod tests {
             .await
             .unwrap();
         assert!(why.contains("over its limit of 1.0 MiB"), "{why}");
+        watch.unwatch("c");
+    }
+
+    #[tokio::test]
+    async fn a_step_writing_too_many_files_is_told_to_stop_and_why() {
+        let d = tempfile::tempdir().unwrap();
+        let watch = DiskWatch::start(
+            DiskPolicy {
+                max_entries: 50,
+                ..Default::default()
+            },
+            d.path(),
+        );
+        let upper = d.path().join("upper");
+        let w = watch.watch("c", vec![upper.clone()], None);
+        std::fs::create_dir_all(&upper).unwrap();
+        for i in 0..100 {
+            std::fs::write(upper.join(format!("f{i}")), b"").unwrap();
+        }
+        let why = tokio::time::timeout(Duration::from_secs(10), w.evicted())
+            .await
+            .unwrap();
+        assert!(why.contains("more than 50 files and directories"), "{why}");
         watch.unwatch("c");
     }
 }
