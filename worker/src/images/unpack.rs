@@ -243,7 +243,9 @@ fn chown(path: &Path, uid: u64, gid: u64) {
 fn unpack_tar(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
     let mut archive = tar::Archive::new(reader);
     let mut stats = Unpacked::default();
-    let mut dirs = Vec::new();
+    let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
+    // Where each directory is in `dirs`, so that a layer of many directories unpacks in linear time.
+    let mut dir_index: std::collections::HashMap<PathBuf, usize> = Default::default();
     for entry in archive.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;
         let raw = entry.path().map_err(UnpackError::Read)?.into_owned();
@@ -283,9 +285,12 @@ fn unpack_tar(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
                 }
                 chown(&path, uid, gid);
                 // The last entry for a directory decides its mode.
-                match dirs.iter_mut().find(|(d, _)| *d == path) {
-                    Some(d) => d.1 = mode,
-                    None => dirs.push((path, mode)),
+                match dir_index.get(&path) {
+                    Some(&i) => dirs[i].1 = mode,
+                    None => {
+                        dir_index.insert(path.clone(), dirs.len());
+                        dirs.push((path, mode));
+                    }
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
