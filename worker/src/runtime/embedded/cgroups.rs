@@ -41,7 +41,10 @@ pub struct Cgroups {
 #[derive(Debug, Clone)]
 pub struct Group {
     v2: bool,
-    dirs: Vec<PathBuf>,
+    /// Each hierarchy's name, as a container sees it under its `/sys/fs/cgroup` (the mount
+    /// point's own name on v1, such as `memory` or `cpu,cpuacct`; empty on v2), and the group's
+    /// directory in it.
+    dirs: Vec<(String, PathBuf)>,
     memory: Option<PathBuf>,
 }
 
@@ -137,7 +140,14 @@ impl Cgroups {
             if name == "memory" || v2 {
                 memory = Some(dir.clone());
             }
-            dirs.push(dir);
+            let seen_as = match v2 {
+                true => String::new(),
+                false => root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            dirs.push((seen_as, dir));
         }
         Group { v2, dirs, memory }
     }
@@ -159,7 +169,7 @@ impl Cgroups {
             // Joining a v1 hierarchy is the costliest part of starting a process there: join only
             // those with a limit to enforce (pids always, to hold fork bombs and find every process).
             let roots = self.roots();
-            group.dirs.retain(|d| {
+            group.dirs.retain(|(_, d)| {
                 roots.iter().any(|(name, root)| {
                     d.starts_with(root)
                         && match *name {
@@ -173,7 +183,7 @@ impl Cgroups {
                 group.memory = None;
             }
         }
-        for dir in &group.dirs {
+        for (_, dir) in &group.dirs {
             std::fs::create_dir_all(dir).map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
@@ -209,22 +219,6 @@ impl Cgroups {
     }
 }
 
-/// The name of the v1 hierarchy a group directory is in: the component under `/sys/fs/cgroup`
-/// (or, mounted elsewhere, the one before sluice's parent directories).
-fn hierarchy_name(dir: &Path) -> String {
-    let parts: Vec<String> = dir
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    match parts.iter().position(|p| p == "sluice") {
-        Some(i) if i > 0 => parts[i - 1].clone(),
-        _ => parts
-            .get(parts.len().saturating_sub(4))
-            .cloned()
-            .unwrap_or_default(),
-    }
-}
-
 fn mkdir(dir: &Path) -> std::io::Result<()> {
     match std::fs::create_dir(dir) {
         Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(std::io::Error::new(
@@ -254,26 +248,22 @@ impl Group {
     /// Where a container sees this group under its `/sys/fs/cgroup`: each hierarchy's name and
     /// the group's directory in it (one, with an empty name, on v2).
     pub fn views(&self) -> Vec<(String, PathBuf)> {
-        self.dirs
-            .iter()
-            .map(|d| {
-                let name = match self.v2 {
-                    true => String::new(),
-                    // `<hierarchy root>/<parent>/<id>`: the root's own name.
-                    false => hierarchy_name(d),
-                };
-                (name, d.clone())
-            })
-            .collect()
+        self.dirs.clone()
     }
 
     /// The `cgroup.procs` files a process writes itself into to join this group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+        self.dirs
+            .iter()
+            .map(|(_, d)| d.join("cgroup.procs"))
+            .collect()
     }
 
     fn file(&self, name: &str) -> Option<PathBuf> {
-        self.dirs.iter().map(|d| d.join(name)).find(|p| p.exists())
+        self.dirs
+            .iter()
+            .map(|(_, d)| d.join(name))
+            .find(|p| p.exists())
     }
 
     fn limit(&self, l: &Limits) -> std::io::Result<()> {
@@ -374,7 +364,7 @@ impl Group {
 
     /// Removes the group's directories (a group is removable once its processes have exited).
     pub fn remove(&self) {
-        for dir in &self.dirs {
+        for (_, dir) in &self.dirs {
             for attempt in 0..100 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
