@@ -332,16 +332,21 @@ impl Dir {
     /// through handles, so nothing outside is ever read.
     pub fn walk(&self, max: usize) -> Result<Option<Vec<Entry>>, BeneathError> {
         let mut out = Vec::new();
-        let mut stack: Vec<(PathBuf, OwnedFd)> = vec![(
-            PathBuf::new(),
-            open_at(
+        // Directories still to read, by path: each is opened (beneath, no link followed) only
+        // when its turn comes, so a walk holds one directory open at a time however wide the
+        // tree.
+        let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let at_rel = match rel.as_os_str().is_empty() {
+                true => Path::new("."),
+                false => rel.as_path(),
+            };
+            let fd = open_at(
                 self.fd(),
-                Path::new("."),
+                at_rel,
                 OFlag::O_RDONLY | OFlag::O_DIRECTORY,
                 Links::Never,
-            )?,
-        )];
-        while let Some((rel, fd)) = stack.pop() {
+            )?;
             let mut d = nix::dir::Dir::from_fd(fd).map_err(|e| BeneathError::of(&rel, e))?;
             let dfd = d.as_raw_fd();
             // SAFETY: `d` owns the fd and outlives every use of this borrow below.
@@ -372,13 +377,7 @@ impl Dir {
                     _ => None,
                 };
                 if kind == Kind::Dir {
-                    let sub = open_at(
-                        at,
-                        Path::new(&name),
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                        Links::Never,
-                    )?;
-                    stack.push((path.clone(), sub));
+                    stack.push(path.clone());
                 }
                 if out.len() == max {
                     return Ok(None);
@@ -493,6 +492,24 @@ mod tests {
             art.entry(Path::new("pipe"), Links::Never).unwrap().0,
             Kind::Special
         );
+    }
+
+    #[test]
+    fn a_walk_holds_no_handle_per_directory_it_has_yet_to_read() {
+        // A tree of many sibling directories (a dataset with a folder per class) is walked under
+        // a small limit on open files.
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..1000 {
+            std::fs::create_dir_all(t.path().join(format!("class{i}/x"))).unwrap();
+        }
+        let (soft, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 256, hard)
+            .unwrap();
+        let walked = Dir::open(t.path()).unwrap().walk(10_000);
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, soft, hard)
+            .unwrap();
+        assert_eq!(walked.unwrap().unwrap().len(), 2000);
     }
 
     #[test]
