@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Lines kept from the end of a log that passed its limit.
 pub const TAIL_LINES: usize = 1000;
+/// Most bytes those lines may hold (lines are cut at 16 KiB each): fewer, longer lines are kept
+/// when they would pass it.
+pub const TAIL_BYTES: usize = 1 << 20;
 /// Most lines sent in one go.
 const CHUNK_LINES: usize = 2000;
 
@@ -43,6 +46,8 @@ struct Cutter {
     seq: u64,
     shipped_bytes: u64,
     tail: VecDeque<NewLogLine>,
+    /// Bytes of the lines in `tail`.
+    tail_bytes: usize,
     dropped: Dropped,
 }
 
@@ -53,6 +58,7 @@ impl Cutter {
             seq: 0,
             shipped_bytes: 0,
             tail: VecDeque::new(),
+            tail_bytes: 0,
             dropped: Dropped::default(),
         }
     }
@@ -71,17 +77,21 @@ impl Cutter {
             });
         }
         // Past the limit: kept in the tail (numbered when it ships), the oldest dropped.
+        self.tail_bytes += line.len();
         self.tail.push_back(NewLogLine {
             seq: 0,
             ts_ms: now_ms(),
             stream,
             line,
         });
-        if self.tail.len() > TAIL_LINES {
-            if let Some(old) = self.tail.pop_front() {
-                self.dropped.lines += 1;
-                self.dropped.bytes += old.line.len() as u64;
-            }
+        while self.tail.len() > TAIL_LINES || (self.tail_bytes > TAIL_BYTES && self.tail.len() > 1)
+        {
+            let Some(old) = self.tail.pop_front() else {
+                break;
+            };
+            self.tail_bytes -= old.line.len();
+            self.dropped.lines += 1;
+            self.dropped.bytes += old.line.len() as u64;
         }
         None
     }
@@ -104,6 +114,7 @@ impl Cutter {
                 ),
             });
         }
+        self.tail_bytes = 0;
         for mut l in self.tail.drain(..) {
             self.seq += 1;
             l.seq = self.seq;
@@ -182,7 +193,7 @@ mod tests {
         for i in 0..5000u32 {
             shipped.extend(c.take(Stream::Stdout, format!("{i:09}")));
         }
-        // Ten 9-byte lines fit in 100 bytes; the eleventh would not.
+        // Eleven 9-byte lines fit in 100 bytes; the twelfth would not.
         assert_eq!(shipped.len(), 11);
         let end = c.finish();
         assert_eq!(end.len(), TAIL_LINES + 1);
@@ -208,5 +219,31 @@ mod tests {
         let end = c.finish();
         assert_eq!(shipped.len() + end.len(), 5);
         assert!(end.iter().all(|l| !l.line.starts_with("[sluice]")));
+    }
+
+    #[test]
+    fn the_tail_of_long_lines_is_held_to_its_bytes() {
+        let mut c = Cutter::new(LogPolicy { limit_bytes: 0 });
+        for i in 0..TAIL_LINES {
+            assert!(c.take(Stream::Stdout, format!("{i:016384}")).is_none());
+        }
+        let end = c.finish();
+        let kept = end.len() - 1;
+        assert_eq!(
+            kept,
+            TAIL_BYTES / 16384,
+            "as many 16 KiB lines as 1 MiB holds"
+        );
+        assert_eq!(
+            end.last().unwrap().line,
+            format!("{:016384}", TAIL_LINES - 1)
+        );
+        assert!(
+            end[0]
+                .line
+                .contains(&format!("{} lines", TAIL_LINES - kept)),
+            "{}",
+            end[0].line
+        );
     }
 }
