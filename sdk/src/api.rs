@@ -1,122 +1,166 @@
 //! Wire types of the REST API under `/api/v1`, shared by the server, the worker and the CLI.
 
-use crate::spec::{ParamType, Value};
 use serde::{Deserialize, Serialize};
+use sluice_spec::{NetworkMode, ParamType, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub type Params = BTreeMap<String, Value>;
+pub use sluice_spec::state::{Outcome, Params, RunState, TaskState};
 
 /// Every API error: a stable machine-readable code and a message for people.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ApiError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     /// Extra structure, such as the list of diagnostics for an invalid pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
 }
 
+/// The stable, machine-readable code of every API error: one list the server answers with and
+/// every client matches on. A code this build does not know (from a newer server) is kept as text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The request body is malformed or breaks a rule (400).
+    InvalidBody,
+    /// A query parameter is malformed (400).
+    InvalidQuery,
+    /// The pipeline does not parse, validate or plan; `details` lists the diagnostics (400, 422).
+    InvalidPipeline,
+    /// A run's parameters do not match the pipeline's (400).
+    InvalidParams,
+    /// A pipeline version is malformed (400).
+    InvalidVersion,
+    /// The `Idempotency-Key` header is malformed (400).
+    InvalidIdempotencyKey,
+    /// The `Idempotency-Key` was used before for another request (422).
+    IdempotencyKeyReused,
+    /// No valid credential (401).
+    Unauthorized,
+    /// No such pipeline, run, task, artifact or endpoint (404).
+    NotFound,
+    /// The worker is not registered (any more): it registers again (404).
+    UnknownWorker,
+    /// The endpoint does not take this method (405).
+    MethodNotAllowed,
+    /// The run has not ended yet (409).
+    RunActive,
+    /// The run has already ended (409).
+    RunFinished,
+    /// The request body is over the server's limit (413).
+    BodyTooLarge,
+    /// The request's path or query is too long (414).
+    UriTooLong,
+    /// The artifact is a link, or leads out of its directory: never served (403).
+    ArtifactRefused,
+    /// The artifact is where the server cannot read it (404).
+    ArtifactUnreachable,
+    /// The server's disk is full; nothing was written (507).
+    StorageFull,
+    /// The server failed (500).
+    Internal,
+    /// Any other HTTP error, named by its status.
+    HttpError,
+    /// A code this build does not know.
+    Other(String),
+}
+
+impl ErrorCode {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidPipeline => "invalid_pipeline",
+            ErrorCode::InvalidParams => "invalid_params",
+            ErrorCode::InvalidVersion => "invalid_version",
+            ErrorCode::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::UnknownWorker => "unknown_worker",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RunActive => "run_active",
+            ErrorCode::RunFinished => "run_finished",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::ArtifactRefused => "artifact_refused",
+            ErrorCode::ArtifactUnreachable => "artifact_unreachable",
+            ErrorCode::StorageFull => "storage_full",
+            ErrorCode::Internal => "internal",
+            ErrorCode::HttpError => "http_error",
+            ErrorCode::Other(s) => s,
+        }
+    }
+
+    pub fn parse(s: &str) -> ErrorCode {
+        match s {
+            "invalid_body" => ErrorCode::InvalidBody,
+            "invalid_query" => ErrorCode::InvalidQuery,
+            "invalid_pipeline" => ErrorCode::InvalidPipeline,
+            "invalid_params" => ErrorCode::InvalidParams,
+            "invalid_version" => ErrorCode::InvalidVersion,
+            "invalid_idempotency_key" => ErrorCode::InvalidIdempotencyKey,
+            "idempotency_key_reused" => ErrorCode::IdempotencyKeyReused,
+            "unauthorized" => ErrorCode::Unauthorized,
+            "not_found" => ErrorCode::NotFound,
+            "unknown_worker" => ErrorCode::UnknownWorker,
+            "method_not_allowed" => ErrorCode::MethodNotAllowed,
+            "run_active" => ErrorCode::RunActive,
+            "run_finished" => ErrorCode::RunFinished,
+            "body_too_large" => ErrorCode::BodyTooLarge,
+            "uri_too_long" => ErrorCode::UriTooLong,
+            "artifact_refused" => ErrorCode::ArtifactRefused,
+            "artifact_unreachable" => ErrorCode::ArtifactUnreachable,
+            "storage_full" => ErrorCode::StorageFull,
+            "internal" => ErrorCode::Internal,
+            "http_error" => ErrorCode::HttpError,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ErrorCode::parse(&String::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_text_on_the_wire_and_unknown_ones_are_kept() {
+        for c in [
+            ErrorCode::UnknownWorker,
+            ErrorCode::StorageFull,
+            ErrorCode::InvalidBody,
+        ] {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), c);
+        }
+        let newer: ErrorCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
+        assert_eq!(newer, ErrorCode::Other("quota_exceeded".into()));
+        assert_eq!(newer.to_string(), "quota_exceeded");
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ApiError,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum RunState {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelling,
-    Cancelled,
-}
-
-impl RunState {
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            RunState::Succeeded | RunState::Failed | RunState::Cancelled
-        )
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Running => "running",
-            RunState::Succeeded => "succeeded",
-            RunState::Failed => "failed",
-            RunState::Cancelling => "cancelling",
-            RunState::Cancelled => "cancelled",
-        }
-    }
-    pub fn parse(s: &str) -> Option<RunState> {
-        Some(match s {
-            "running" => RunState::Running,
-            "succeeded" => RunState::Succeeded,
-            "failed" => RunState::Failed,
-            "cancelling" => RunState::Cancelling,
-            "cancelled" => RunState::Cancelled,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for RunState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskState {
-    Pending,
-    Ready,
-    Leased,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Skipped,
-}
-
-impl TaskState {
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled | TaskState::Skipped
-        )
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Pending => "pending",
-            TaskState::Ready => "ready",
-            TaskState::Leased => "leased",
-            TaskState::Running => "running",
-            TaskState::Succeeded => "succeeded",
-            TaskState::Failed => "failed",
-            TaskState::Cancelled => "cancelled",
-            TaskState::Skipped => "skipped",
-        }
-    }
-    pub fn parse(s: &str) -> Option<TaskState> {
-        Some(match s {
-            "pending" => TaskState::Pending,
-            "ready" => TaskState::Ready,
-            "leased" => TaskState::Leased,
-            "running" => TaskState::Running,
-            "succeeded" => TaskState::Succeeded,
-            "failed" => TaskState::Failed,
-            "cancelled" => TaskState::Cancelled,
-            "skipped" => TaskState::Skipped,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for TaskState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
 }
 
 // ---- pipelines ----
@@ -226,48 +270,6 @@ pub struct ArtifactRecord {
     pub uri: String,
     pub size: u64,
     pub sha256: String,
-}
-
-/// Whether a cached result's artifacts are all still where it recorded them (`exists` asks the
-/// filesystem): a result whose artifact was deleted is not reused, and its step runs again. The
-/// scheduler and the worker both decide by this.
-pub fn artifacts_kept(
-    artifacts: &[ArtifactRecord],
-    exists: impl Fn(&std::path::Path) -> bool,
-) -> bool {
-    artifacts.iter().all(|a| {
-        a.uri
-            .strip_prefix("file://")
-            .is_some_and(|p| exists(std::path::Path::new(p)))
-    })
-}
-
-#[cfg(test)]
-mod cache_tests {
-    use super::*;
-
-    #[test]
-    fn a_cached_result_is_reusable_only_while_every_artifact_is_kept() {
-        let rec = |uri: &str| ArtifactRecord {
-            name: "m".into(),
-            uri: uri.into(),
-            size: 1,
-            sha256: "x".into(),
-        };
-        let on_disk = |p: &std::path::Path| p.starts_with("/kept");
-        let cases: &[(&[&str], bool)] = &[
-            (&[], true),
-            (&["file:///kept/a", "file:///kept/b"], true),
-            // One deleted: the step runs again.
-            (&["file:///kept/a", "file:///gone/b"], false),
-            // Not a local file: never assumed present.
-            (&["s3://bucket/a"], false),
-        ];
-        for (uris, want) in cases {
-            let records: Vec<ArtifactRecord> = uris.iter().map(|u| rec(u)).collect();
-            assert_eq!(artifacts_kept(&records, on_disk), *want, "{uris:?}");
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -453,9 +455,9 @@ pub struct TaskSpec {
     pub input_artifacts: Vec<InputArtifact>,
     pub output_params: Vec<OutputParam>,
     pub output_artifacts: Vec<OutputArtifact>,
-    /// Share the host's network namespace (loopback only otherwise).
+    /// Which network the container gets.
     #[serde(default)]
-    pub host_network: bool,
+    pub network: NetworkMode,
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
     /// Kill the container and fail the attempt after this long.
@@ -519,14 +521,6 @@ pub struct HeartbeatResponse {
     pub cancel: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskResult {
     pub outcome: Outcome,
@@ -540,6 +534,53 @@ pub struct TaskResult {
     /// The result was reused from this run's same task (no container ran).
     #[serde(default)]
     pub cached_from: Option<String>,
+}
+
+impl TaskResult {
+    /// The attempt failed before or without an exit code of its own.
+    pub fn failed(error: impl Into<String>) -> TaskResult {
+        TaskResult::ended(Outcome::Failed, None, error)
+    }
+
+    /// The attempt ended with `outcome` and no outputs (a failure, a cancel, a timeout).
+    pub fn ended(outcome: Outcome, exit_code: Option<i32>, error: impl Into<String>) -> TaskResult {
+        TaskResult {
+            outcome,
+            exit_code,
+            error: Some(error.into()),
+            outputs: BTreeMap::new(),
+            artifacts: Vec::new(),
+            cached_from: None,
+        }
+    }
+
+    /// The step exited 0 and left these outputs.
+    pub fn succeeded(
+        exit_code: i32,
+        outputs: BTreeMap<String, String>,
+        artifacts: Vec<ArtifactRecord>,
+    ) -> TaskResult {
+        TaskResult {
+            outcome: Outcome::Succeeded,
+            exit_code: Some(exit_code),
+            error: None,
+            outputs,
+            artifacts,
+            cached_from: None,
+        }
+    }
+
+    /// A kept result of the same task, reused: no container ran.
+    pub fn reused(c: &CachedResult) -> TaskResult {
+        TaskResult {
+            outcome: Outcome::Succeeded,
+            exit_code: None,
+            error: None,
+            outputs: c.outputs.clone(),
+            artifacts: c.artifacts.clone(),
+            cached_from: Some(c.run_id.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -19,7 +19,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// The API error code, when the server gave one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<&ErrorCode> {
         match self {
             ClientError::Api { error, .. } => Some(&error.code),
             _ => None,

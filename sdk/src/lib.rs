@@ -1,9 +1,9 @@
-//! sluice's SDK: the pipeline model and its YAML format with precise diagnostics, the API's wire
-//! types, and an HTTP client for the server. No server, database or container code lives here.
+//! sluice's SDK: the wire types of the REST API and of the worker protocol, the HTTP client for the
+//! server, and reading artifacts beneath their directory with no link followed (the server and the
+//! worker both serve artifacts through it). The pipeline model is `sluice-spec`; no server, database
+//! or container code lives here.
 
 pub mod api;
+pub mod artifacts;
 pub mod beneath;
 pub mod client;
-pub mod diag;
-pub mod spec;
-pub mod yaml;

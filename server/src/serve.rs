@@ -32,9 +32,9 @@ impl Server {
         let app = App {
             sched,
             token: cfg.token.map(Arc::from),
-            files_root: Arc::from(
+            artifacts: Arc::new(sluice_sdk::artifacts::LocalDir::new(
                 std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone()),
-            ),
+            )),
             // A pipeline file at its size limit, escaped into JSON, with room to spare.
             max_body: 2 * cfg.scheduler.limits.yaml.max_bytes + (1 << 20),
         };

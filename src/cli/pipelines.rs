@@ -3,14 +3,14 @@
 use super::{print_json, Conn, Output, EXIT_INVALID};
 use clap::Subcommand;
 use sluice_sdk::client::ClientError;
-use sluice_sdk::diag::Diagnostics;
+use sluice_spec::diag::Diagnostics;
 use std::path::{Path, PathBuf};
 
 /// Reads and validates a pipeline file, printing diagnostics (with source excerpts) on failure.
-pub fn load_file(path: &Path) -> Result<(String, sluice_sdk::spec::Pipeline), u8> {
+pub fn load_file(path: &Path) -> Result<(String, sluice_spec::Pipeline), u8> {
     use std::io::Read;
     let name = path.display().to_string();
-    let limits = sluice_sdk::spec::Limits::default();
+    let limits = sluice_spec::Limits::default();
     // Read no more than the limit (and one byte to know it was passed).
     let mut bytes = Vec::new();
     let read = std::fs::File::open(path).and_then(|f| {
@@ -32,7 +32,7 @@ pub fn load_file(path: &Path) -> Result<(String, sluice_sdk::spec::Pipeline), u8
         eprintln!("{name}: error: the file is not UTF-8 text");
         return Err(EXIT_INVALID);
     };
-    match sluice_sdk::spec::load_with(&name, &text, &limits) {
+    match sluice_spec::load_with(&name, &text, &limits) {
         Ok(p) => Ok((text, p)),
         Err(d) => {
             eprint!("{}", d.render(&text));
@@ -54,10 +54,10 @@ pub fn validate(files: &[PathBuf]) -> u8 {
         };
         // With every parameter defaulted, the run is planned too (loops expanded, within the
         // limits a server applies).
-        let params = sluice_server::engine::resolve_params(&p, &Default::default());
+        let params = sluice_engine::resolve_params(&p, &Default::default());
         if let Ok(params) = params {
-            let limits = sluice_sdk::spec::Limits::default();
-            if let Err(e) = sluice_server::engine::plan(&p, &params, &limits) {
+            let limits = sluice_spec::Limits::default();
+            if let Err(e) = sluice_engine::plan(&p, &params, &limits) {
                 eprintln!(
                     "{}: error: a run with the default parameters cannot be planned: {e}",
                     f.display()

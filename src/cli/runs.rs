@@ -148,7 +148,7 @@ fn print_outcome(d: &RunDetail) {
             let outs: Vec<String> = t
                 .outputs
                 .iter()
-                .map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v)))
+                .map(|(k, v)| format!("{k}={}", sluice_spec::render(v)))
                 .collect();
             eprintln!("  {}: {}", t.name, outs.join(" "));
         }
@@ -334,7 +334,7 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                         let outs: Vec<String> = t
                             .outputs
                             .iter()
-                            .map(|(k, v)| format!("{k}={}", sluice_sdk::spec::render(v)))
+                            .map(|(k, v)| format!("{k}={}", sluice_spec::render(v)))
                             .collect();
                         println!(
                             "{:<24} {:<10} {:>7} {:>10}  {}",

@@ -29,13 +29,11 @@ pub enum RuntimeKind {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    sluice_sdk::spec::parse_bytes(s)
-        .ok_or_else(|| format!("`{s}` is not a size such as 512Mi or 2Gi"))
+    sluice_spec::parse_bytes(s).ok_or_else(|| format!("`{s}` is not a size such as 512Mi or 2Gi"))
 }
 
 fn parse_cores(s: &str) -> Result<u64, String> {
-    sluice_sdk::spec::parse_cpu(s)
-        .ok_or_else(|| format!("`{s}` is not cores such as 2, 0.5 or 500m"))
+    sluice_spec::parse_cpu(s).ok_or_else(|| format!("`{s}` is not cores such as 2, 0.5 or 500m"))
 }
 
 /// How a worker runs containers.
@@ -93,7 +91,7 @@ pub fn default_worker_dir() -> PathBuf {
 }
 
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
-    sluice_sdk::spec::parse_duration_ms(s)
+    sluice_spec::parse_duration_ms(s)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("`{s}` is not a duration such as 30s or 2m"))
 }
@@ -120,10 +118,10 @@ pub struct ServerOpts {
     #[arg(long, env = "SLUICE_MAX_PIPELINE_SIZE", default_value = "4Mi", value_parser = parse_size)]
     max_pipeline_size: u64,
     /// Most tasks one run may plan, every loop expanded.
-    #[arg(long, env = "SLUICE_MAX_TASKS", default_value_t = sluice_sdk::spec::Limits::default().max_tasks)]
+    #[arg(long, env = "SLUICE_MAX_TASKS", default_value_t = sluice_spec::Limits::default().max_tasks)]
     max_tasks: usize,
     /// Most items one loop may have.
-    #[arg(long, env = "SLUICE_MAX_LOOP_ITEMS", default_value_t = sluice_sdk::spec::Limits::default().max_loop_items)]
+    #[arg(long, env = "SLUICE_MAX_LOOP_ITEMS", default_value_t = sluice_spec::Limits::default().max_loop_items)]
     max_loop_items: usize,
 }
 
@@ -138,8 +136,8 @@ impl ServerOpts {
                 kill_grace_ms: self.kill_grace.as_millis() as i64,
                 heartbeat_interval_ms: self.heartbeat.as_millis() as u64,
                 tag_ttl_ms: tag_ttl.as_millis() as i64,
-                limits: sluice_sdk::spec::Limits {
-                    yaml: sluice_sdk::yaml::YamlLimits {
+                limits: sluice_spec::Limits {
+                    yaml: sluice_spec::yaml::YamlLimits {
                         max_bytes: self.max_pipeline_size.min(usize::MAX as u64) as usize,
                         ..Default::default()
                     },

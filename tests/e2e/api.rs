@@ -1,7 +1,7 @@
 //! The REST API with an in-process server and worker (fake runtime).
 
 use crate::harness::*;
-use sluice_sdk::api::{CreateRun, RunState, TaskState};
+use sluice_sdk::api::{CreateRun, ErrorCode, RunState, TaskState};
 use sluice_sdk::client::ClientError;
 use std::time::Duration;
 
@@ -475,7 +475,9 @@ async fn a_server_token_is_required_when_set() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     match anon.list_runs(None, None, 10, None).await {
-        Err(ClientError::Api { status: 401, error }) => assert_eq!(error.code, "unauthorized"),
+        Err(ClientError::Api { status: 401, error }) => {
+            assert_eq!(error.code, ErrorCode::Unauthorized)
+        }
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
     let wrong = sluice_sdk::client::Client::new(&url, Some("nope".into()));

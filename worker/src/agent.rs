@@ -1,13 +1,15 @@
 //! The worker's loop: register, lease as many tasks as there are free slots (long poll), run each,
 //! heartbeat the leases held, and stop tasks whose run was cancelled or whose lease was lost.
 
-use crate::logship::{self, LogPolicy};
 use crate::outputs;
+use crate::reporter::logship::LogPolicy;
 use crate::reporter::{self, Reporter};
 use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
-use sluice_sdk::api::{Lease, Outcome, ReportEvent, TaskResult};
+use sluice_sdk::api::{ErrorCode, Lease, Outcome, ReportEvent, TaskResult, TaskSpec};
+use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, LocalDir};
 use sluice_sdk::beneath;
 use sluice_sdk::client::{Client, ClientError};
+use sluice_spec::uri::ArtifactUri;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -83,8 +85,9 @@ pub async fn run(
     std::fs::create_dir_all(cfg.data_dir.join("tasks"))?;
     std::fs::create_dir_all(cfg.data_dir.join("artifacts"))?;
     // Artifacts are recorded, checked and mounted by their place under this canonical root.
-    let artifacts_root: Arc<Path> =
-        Arc::from(std::fs::canonicalize(cfg.data_dir.join("artifacts"))?);
+    let artifacts = Arc::new(LocalDir::new(std::fs::canonicalize(
+        cfg.data_dir.join("artifacts"),
+    )?));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -142,7 +145,7 @@ pub async fn run(
             }
             Err(e) => {
                 drop(first);
-                if e.code() == Some("unknown_worker") {
+                if e.code() == Some(&ErrorCode::UnknownWorker) {
                     tracing::warn!("the server does not know this worker; registering again");
                     if let Some(reg) = register(&client, &cfg, &mut stop_rx).await {
                         if let Ok(mut g) = worker_id.write() {
@@ -184,7 +187,7 @@ pub async fn run(
                 reporter: reporter.clone(),
                 running: running.clone(),
                 data_dir: cfg.data_dir.clone(),
-                artifacts_root: artifacts_root.clone(),
+                artifacts: artifacts.clone(),
                 log_policy: cfg.log_policy,
             };
             tasks.spawn(async move {
@@ -258,7 +261,7 @@ async fn heartbeat_loop(
                     stop(&running, &l, StopReason::Cancelled);
                 }
             }
-            Ok(Err(ClientError::Api { error, .. })) if error.code == "unknown_worker" => {}
+            Ok(Err(ClientError::Api { error, .. })) if error.code == ErrorCode::UnknownWorker => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
             Err(_) => tracing::warn!("heartbeat got no answer within the lease time"),
         }
@@ -278,12 +281,15 @@ async fn heartbeat_loop(
     }
 }
 
+#[derive(Clone)]
 struct TaskCtx {
     runtime: Arc<dyn ContainerRuntime>,
     reporter: Reporter,
     running: Running,
     data_dir: PathBuf,
-    artifacts_root: Arc<Path>,
+    /// The artifacts this worker keeps (recorded, checked and mounted by their place under its
+    /// canonical root).
+    artifacts: Arc<LocalDir>,
     log_policy: LogPolicy,
 }
 
@@ -305,76 +311,29 @@ impl TaskCtx {
         }
     }
 
-    /// Runs one attempt. `None` means the worker must not report it (lease lost, or shutting down).
+    /// Runs one attempt, phase by phase. `None` means the worker must not report it (lease lost,
+    /// or shutting down).
     async fn attempt(
         &self,
         lease: Lease,
         stop_rx: watch::Receiver<Option<StopReason>>,
     ) -> Option<TaskResult> {
-        let failed = |error: String| {
-            Some(TaskResult {
-                outcome: Outcome::Failed,
-                exit_code: None,
-                error: Some(error),
-                outputs: Default::default(),
-                artifacts: Vec::new(),
-                cached_from: None,
+        // Directories, the script and the inputs are file-system work: off the async threads.
+        let (places, inputs) = {
+            let (ctx, lease) = (self.clone(), lease.clone());
+            let prepared = tokio::task::spawn_blocking(move || {
+                let places = ctx.prepare(&lease)?;
+                let inputs = ctx.resolve_inputs(&lease.spec)?;
+                Ok::<_, String>((places, inputs))
             })
+            .await;
+            match prepared {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => return Some(TaskResult::failed(e)),
+                Err(e) => return Some(TaskResult::failed(format!("worker failed: {e}"))),
+            }
         };
-        // The server names the run, task and lease: they must stay single plain names here.
-        let attempt_dir = Path::new(&lease.run_id)
-            .join(&lease.task)
-            .join(lease.attempt.to_string());
-        let plain =
-            |p: &Path, n: usize| beneath::relative(p).is_ok() && p.components().count() == n;
-        if !plain(&attempt_dir, 3) || !plain(Path::new(&lease.lease_id), 1) {
-            return failed(format!(
-                "worker refuses lease `{}` for task `{}` of run `{}`: not plain names",
-                lease.lease_id, lease.task, lease.run_id
-            ));
-        }
-        let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
-        let artifacts_dir = self.artifacts_root.join(&attempt_dir);
-        let params_dir = scratch.join("params");
-        // Only what the task declares is made: a task with no outputs costs no directories.
-        let mut dirs = Vec::new();
-        if !lease.spec.output_params.is_empty() {
-            dirs.push(&params_dir);
-        }
-        if !lease.spec.output_artifacts.is_empty() {
-            dirs.push(&artifacts_dir);
-        }
-        if lease.spec.script.is_some() {
-            dirs.push(&scratch);
-        }
-        for d in dirs {
-            if let Err(e) = std::fs::create_dir_all(d) {
-                return failed(format!("worker cannot prepare {}: {e}", d.display()));
-            }
-        }
-        let _cleanup = RemoveOnDrop(scratch.clone());
-        let script = match &lease.spec.script {
-            Some(text) => {
-                let p = scratch.join("script");
-                if let Err(e) = std::fs::write(&p, text) {
-                    return failed(format!("worker cannot write the script: {e}"));
-                }
-                Some(p)
-            }
-            None => None,
-        };
-        let mut inputs = Vec::new();
-        for a in &lease.spec.input_artifacts {
-            match self.local_artifact(&a.uri) {
-                Ok(p) => inputs.push(p),
-                Err(why) => {
-                    return failed(format!(
-                        "input artifact `{}` from step `{}`: {why}",
-                        a.name, a.producer
-                    ))
-                }
-            }
-        }
+        let _cleanup = RemoveOnDrop(places.scratch.clone());
         // A step's timeout stops it as a cancel would, and fails the attempt; it covers the
         // image's pull as well as the container.
         let _timer = lease.spec.timeout_ms.map(|ms| {
@@ -389,7 +348,7 @@ impl TaskCtx {
         let image_digest = tokio::select! {
             r = self.runtime.prepare(&lease.spec) => match r {
                 Ok(d) => d,
-                Err(e) => return failed(format!("cannot prepare image `{}`: {e}", lease.spec.image)),
+                Err(e) => return Some(TaskResult::failed(format!("cannot prepare image `{}`: {e}", lease.spec.image))),
             },
             r = stop_rx.wait_for(|s| s.is_some()) => {
                 let why = r.ok().and_then(|s| *s);
@@ -397,22 +356,8 @@ impl TaskCtx {
                 return stopped(why, &lease.spec, None, &during);
             }
         };
-        // The same task ran before with these inputs on this image, and its artifacts are still
-        // here: its result is reused and no container starts.
-        if let Some(c) = &lease.cached {
-            let same_image = image_digest.as_deref() == Some(c.image_digest.as_str());
-            let here = |p: &Path| self.kept_here(p).is_ok();
-            if same_image && sluice_sdk::api::artifacts_kept(&c.artifacts, here) {
-                tracing::info!(from_run = %c.run_id, "result reused from the cache");
-                return Some(TaskResult {
-                    outcome: Outcome::Succeeded,
-                    exit_code: None,
-                    error: None,
-                    outputs: c.outputs.clone(),
-                    artifacts: c.artifacts.clone(),
-                    cached_from: Some(c.run_id.clone()),
-                });
-            }
+        if let Some(r) = self.reuse(&lease, image_digest.as_deref()).await {
+            return Some(r);
         }
         let spec = lease.spec.clone();
         let req = RunRequest {
@@ -421,22 +366,21 @@ impl TaskCtx {
             task: lease.task.clone(),
             attempt: lease.attempt,
             spec: lease.spec,
-            params_dir: params_dir.clone(),
-            artifacts_dir: artifacts_dir.clone(),
-            script,
+            params_dir: places.params.clone(),
+            artifacts_dir: places.artifacts.clone(),
+            script: places.script,
             inputs,
-            artifacts_root: self.artifacts_root.to_path_buf(),
+            artifacts_root: self.artifacts.root().to_path_buf(),
         };
         let (log_sink, log_rx) = LogSink::channel();
         let (started_tx, started_rx) = oneshot::channel();
-        let shipper = tokio::spawn(logship::ship(
+        let shipper = self.reporter.ship_logs(
             lease.lease_id.clone(),
-            self.reporter.clone(),
             started_rx,
             log_rx,
             image_digest,
             self.log_policy,
-        ));
+        );
         let exit = self
             .runtime
             .run(
@@ -449,105 +393,166 @@ impl TaskCtx {
             )
             .await;
         let _ = shipper.await;
-        match exit {
-            Err(e) => failed(e.to_string()),
-            Ok(Exit {
-                stopped: Some(why),
-                code,
-                ..
-            }) => stopped(Some(why), &spec, Some(code), ""),
-            Ok(Exit {
-                evicted: Some(why),
-                code,
-                ..
-            }) => Some(TaskResult {
-                outcome: Outcome::Failed,
-                exit_code: Some(code),
-                error: Some(why),
-                outputs: Default::default(),
-                artifacts: Vec::new(),
-                cached_from: None,
-            }),
-            Ok(Exit {
-                oom_killed: true,
-                code,
-                ..
-            }) => {
-                let limit = spec
-                    .resources
-                    .memory_bytes
-                    .map(|b| format!(" of {} MiB", b >> 20))
-                    .unwrap_or_default();
-                Some(TaskResult {
-                    outcome: Outcome::Failed,
-                    exit_code: Some(code),
-                    error: Some(format!(
-                        "out of memory: killed for exceeding its memory limit{limit}"
-                    )),
-                    outputs: Default::default(),
-                    artifacts: Vec::new(),
-                    cached_from: None,
-                })
-            }
-            Ok(Exit { code, .. }) if code != 0 => Some(TaskResult {
-                outcome: Outcome::Failed,
-                exit_code: Some(code),
-                error: Some(format!("exited with code {code}")),
-                outputs: Default::default(),
-                artifacts: Vec::new(),
-                cached_from: None,
-            }),
-            Ok(Exit { code, .. }) => {
-                let outputs = match outputs::params(&spec, &params_dir) {
-                    Ok(o) => o,
-                    Err(e) => return failed(e),
-                };
-                let artifacts = match outputs::artifacts(&spec, &artifacts_dir) {
-                    Ok(a) => a,
-                    Err(e) => return failed(e),
-                };
-                Some(TaskResult {
-                    outcome: Outcome::Succeeded,
-                    exit_code: Some(code),
-                    error: None,
-                    outputs,
-                    artifacts,
-                    cached_from: None,
-                })
-            }
+        let exit = match exit {
+            Err(e) => return Some(TaskResult::failed(e.to_string())),
+            Ok(exit) => exit,
+        };
+        // Output parameters are read and artifacts hashed off the async threads.
+        let (params, artifacts) = (places.params, places.artifacts);
+        tokio::task::spawn_blocking(move || result_of(exit, &spec, &params, &artifacts))
+            .await
+            .unwrap_or_else(|e| Some(TaskResult::failed(format!("worker failed: {e}"))))
+    }
+
+    /// Makes the attempt's directories (only those the task needs) and writes its script.
+    fn prepare(&self, lease: &Lease) -> Result<Places, String> {
+        // The server names the run, task and lease: they must stay single plain names here.
+        let attempt_dir = Path::new(&lease.run_id)
+            .join(&lease.task)
+            .join(lease.attempt.to_string());
+        let plain =
+            |p: &Path, n: usize| beneath::relative(p).is_ok() && p.components().count() == n;
+        if !plain(&attempt_dir, 3) || !plain(Path::new(&lease.lease_id), 1) {
+            return Err(format!(
+                "worker refuses lease `{}` for task `{}` of run `{}`: not plain names",
+                lease.lease_id, lease.task, lease.run_id
+            ));
         }
+        let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
+        let places = Places {
+            artifacts: self.artifacts.root().join(&attempt_dir),
+            params: scratch.join("params"),
+            script: lease.spec.script.as_ref().map(|_| scratch.join("script")),
+            scratch,
+        };
+        // Only what the task declares is made: a task with no outputs costs no directories.
+        let mut dirs = Vec::new();
+        if !lease.spec.output_params.is_empty() {
+            dirs.push(&places.params);
+        }
+        if !lease.spec.output_artifacts.is_empty() {
+            dirs.push(&places.artifacts);
+        }
+        if lease.spec.script.is_some() {
+            dirs.push(&places.scratch);
+        }
+        for d in dirs {
+            std::fs::create_dir_all(d)
+                .map_err(|e| format!("worker cannot prepare {}: {e}", d.display()))?;
+        }
+        if let (Some(text), Some(p)) = (&lease.spec.script, &places.script) {
+            std::fs::write(p, text).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&places.scratch);
+                format!("worker cannot write the script: {e}")
+            })?;
+        }
+        Ok(places)
+    }
+
+    /// The host paths of the task's input artifacts, each checked to be a file or directory in
+    /// this worker's artifact store with no link on the way (the runtime checks again as it
+    /// mounts).
+    fn resolve_inputs(&self, spec: &TaskSpec) -> Result<Vec<PathBuf>, String> {
+        spec.input_artifacts
+            .iter()
+            .map(|a| {
+                self.local_artifact(&a.uri).map_err(|why| {
+                    format!(
+                        "input artifact `{}` from step `{}`: {why}",
+                        a.name, a.producer
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn local_artifact(&self, uri: &str) -> Result<PathBuf, String> {
+        let uri = ArtifactUri::parse(uri).map_err(|e| e.to_string())?;
+        match self.artifacts.locate(&uri) {
+            Ok(l) => Ok(l.path),
+            Err(e @ ArtifactError::Elsewhere { .. }) => {
+                Err(format!("{e}: this worker cannot reach it"))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The same task ran before with these inputs on this image, and its artifacts are still
+    /// here: its result is reused and no container starts.
+    async fn reuse(&self, lease: &Lease, image_digest: Option<&str>) -> Option<TaskResult> {
+        let c = lease.cached.clone()?;
+        if image_digest != Some(c.image_digest.as_str()) {
+            return None;
+        }
+        let store = self.artifacts.clone();
+        let uris: Vec<String> = c.artifacts.iter().map(|a| a.uri.clone()).collect();
+        let kept = tokio::task::spawn_blocking(move || {
+            store.contains_all(&mut uris.iter().map(String::as_str))
+        })
+        .await
+        .unwrap_or(false);
+        if !kept {
+            return None;
+        }
+        tracing::info!(from_run = %c.run_id, "result reused from the cache");
+        Some(TaskResult::reused(&c))
     }
 }
 
-impl TaskCtx {
-    /// The host path of an artifact this worker keeps, checked to be a file or directory beneath
-    /// its artifact directory with no link on the way (the runtime checks again as it mounts).
-    fn local_artifact(&self, uri: &str) -> Result<PathBuf, String> {
-        let Some(path) = uri.strip_prefix("file://").map(Path::new) else {
-            return Err(format!("it is at `{uri}`, which this worker cannot reach"));
-        };
-        self.kept_here(path)?;
-        Ok(path.to_path_buf())
-    }
+/// Where one attempt keeps its files on the worker.
+struct Places {
+    /// Removed when the attempt ends.
+    scratch: PathBuf,
+    params: PathBuf,
+    artifacts: PathBuf,
+    script: Option<PathBuf>,
+}
 
-    /// Checks that `path` is a file or directory beneath this worker's artifact directory, with
-    /// no link on the way.
-    fn kept_here(&self, path: &Path) -> Result<(), String> {
-        let rel = beneath::strip_root(path, &self.artifacts_root).ok_or_else(|| {
-            format!(
-                "it is at {}, outside this worker's artifact directory {}",
-                path.display(),
-                self.artifacts_root.display()
-            )
-        })?;
-        let root = beneath::Dir::open(&self.artifacts_root).map_err(|e| e.to_string())?;
-        match root.entry(rel, beneath::Links::Never) {
-            Ok((beneath::Kind::File | beneath::Kind::Dir, _)) => Ok(()),
-            Ok(_) => Err(format!("{} is not a file or a directory", path.display())),
-            Err(beneath::BeneathError::NotFound(_)) => {
-                Err(format!("it is gone from {}", path.display()))
-            }
-            Err(e) => Err(format!("{}: {e}", path.display())),
+/// What an attempt's exit means: its outputs read when it exited 0, or why it failed. Blocking.
+fn result_of(exit: Exit, spec: &TaskSpec, params: &Path, artifacts: &Path) -> Option<TaskResult> {
+    match exit {
+        Exit {
+            stopped: Some(why),
+            code,
+            ..
+        } => stopped(Some(why), spec, Some(code), ""),
+        Exit {
+            evicted: Some(why),
+            code,
+            ..
+        } => Some(TaskResult::ended(Outcome::Failed, Some(code), why)),
+        Exit {
+            oom_killed: true,
+            code,
+            ..
+        } => {
+            let limit = spec
+                .resources
+                .memory_bytes
+                .map(|b| format!(" of {} MiB", b >> 20))
+                .unwrap_or_default();
+            Some(TaskResult::ended(
+                Outcome::Failed,
+                Some(code),
+                format!("out of memory: killed for exceeding its memory limit{limit}"),
+            ))
+        }
+        Exit { code, .. } if code != 0 => Some(TaskResult::ended(
+            Outcome::Failed,
+            Some(code),
+            format!("exited with code {code}"),
+        )),
+        Exit { code, .. } => {
+            let read = || {
+                Ok::<_, String>((
+                    outputs::params(spec, params)?,
+                    outputs::artifacts(spec, artifacts)?,
+                ))
+            };
+            Some(match read() {
+                Ok((outputs, artifacts)) => TaskResult::succeeded(code, outputs, artifacts),
+                Err(e) => TaskResult::failed(e),
+            })
         }
     }
 }
@@ -556,7 +561,7 @@ impl TaskCtx {
 /// its container's, when `code` is given, or `during` something before it started.
 fn stopped(
     why: Option<StopReason>,
-    spec: &sluice_sdk::api::TaskSpec,
+    spec: &TaskSpec,
     code: Option<i32>,
     during: &str,
 ) -> Option<TaskResult> {
@@ -576,14 +581,7 @@ fn stopped(
         ),
         StopReason::Cancelled => (Outcome::Cancelled, format!("cancelled{during}")),
     };
-    Some(TaskResult {
-        outcome,
-        exit_code: code,
-        error: Some(error),
-        outputs: Default::default(),
-        artifacts: Vec::new(),
-        cached_from: None,
-    })
+    Some(TaskResult::ended(outcome, code, error))
 }
 
 /// Aborts a spawned task when dropped (a timer that must not outlive its attempt).

@@ -3,10 +3,9 @@
 
 mod agent;
 pub mod images;
-pub mod logship;
 mod outputs;
-mod reporter;
+pub mod reporter;
 pub mod runtime;
 
 pub use agent::{run, WorkerConfig};
-pub use logship::LogPolicy;
+pub use reporter::logship::LogPolicy;

@@ -202,7 +202,7 @@ mod tests {
                 .collect(),
             output_params: vec![OutputParam {
                 name: "p".into(),
-                ty: sluice_sdk::spec::ParamType::String,
+                ty: sluice_spec::ParamType::String,
                 path: "/sluice/outputs/params/p".into(),
             }],
             ..Default::default()

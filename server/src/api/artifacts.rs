@@ -13,7 +13,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use sluice_sdk::api::ErrorCode;
+use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Located};
 use sluice_sdk::beneath::{self, BeneathError, Kind, Links};
+use sluice_spec::uri::ArtifactUri;
 use tokio::io::AsyncReadExt;
 
 #[derive(Deserialize)]
@@ -47,14 +50,17 @@ pub async fn download(
         .find(|a| a.name == name)
         .ok_or_else(|| ApiErr::not_found(format!("task `{task}` has no artifact `{name}`")))?
         .clone();
-    let files_root = app.files_root.clone();
+    let store = app.artifacts.clone();
     // Opening and walking are blocking file-system work.
-    let opened =
-        tokio::task::spawn_blocking(move || open(&files_root, &art, &name, q.path.as_deref()))
-            .await
-            .map_err(|e| {
-                ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })??;
+    let opened = tokio::task::spawn_blocking(move || open(&*store, &art, &name, q.path.as_deref()))
+        .await
+        .map_err(|e| {
+            ApiErr::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                e.to_string(),
+            )
+        })??;
     let (file, fname) = match opened {
         Opened::Listing(v) => return Ok(Json(v).into_response()),
         Opened::File(f, n) => (f, n),
@@ -109,43 +115,46 @@ enum Opened {
     File(std::fs::File, String),
 }
 
-/// Opens what an artifact record points at, beneath the server's data directory and with no
-/// link followed on the way; inside a directory artifact, `path` may pass through links that
-/// stay inside it, never out.
+/// Opens what an artifact record points at, through the server's artifact store (beneath its
+/// data directory, with no link followed on the way); inside a directory artifact, `path` may pass
+/// through links that stay inside it, never out.
 fn open(
-    files_root: &std::path::Path,
-    art: &sluice_sdk::api::ArtifactRecord,
+    store: &dyn ArtifactStore,
+    art: &sluice_engine::ArtifactRecord,
     name: &str,
     path: Option<&str>,
 ) -> ApiResult<Opened> {
     let unreachable = || {
         ApiErr::new(
             StatusCode::NOT_FOUND,
-            "artifact_unreachable",
+            ErrorCode::ArtifactUnreachable,
             format!(
                 "artifact `{name}` is at {}, which the server cannot read (it is on a worker's disk)",
                 art.uri
             ),
         )
     };
-    let refused = |e: BeneathError| {
+    let refused = |e: &dyn std::fmt::Display| {
         ApiErr::new(
             StatusCode::FORBIDDEN,
-            "artifact_refused",
+            ErrorCode::ArtifactRefused,
             format!("artifact `{name}` is not served: {e}"),
         )
     };
-    let rel = art
-        .uri
-        .strip_prefix("file://")
-        .and_then(|p| beneath::strip_root(std::path::Path::new(p), files_root))
-        .ok_or_else(unreachable)?;
-    let root = beneath::Dir::open(files_root).map_err(|_| unreachable())?;
-    let kind = match root.entry(rel, Links::Never) {
-        Ok((kind, _)) => kind,
-        Err(BeneathError::NotFound(_)) => return Err(unreachable()),
-        Err(e) => return Err(refused(e)),
+    let uri = ArtifactUri::parse(&art.uri).map_err(|_| unreachable())?;
+    let Located {
+        dir: root,
+        rel,
+        kind,
+        ..
+    } = match store.locate(&uri) {
+        Ok(l) => l,
+        Err(ArtifactError::Elsewhere { .. } | ArtifactError::Gone(_)) => return Err(unreachable()),
+        Err(e @ ArtifactError::NotFileOrDir(_)) => return Err(refused(&e)),
+        Err(ArtifactError::Refused { source, .. }) => return Err(refused(&source)),
     };
+    let rel = rel.as_path();
+    let refused = |e: BeneathError| refused(&e);
     let base = rel
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -167,7 +176,7 @@ fn open(
             let sub = std::path::Path::new(sub);
             if beneath::relative(sub).is_err() {
                 return Err(ApiErr::bad_request(
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     "path must be relative, without `..`",
                 ));
             }

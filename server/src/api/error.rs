@@ -7,18 +7,19 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use sluice_sdk::api::ErrorCode;
 use sluice_sdk::api::{ApiError, ErrorBody};
 
 #[derive(Debug)]
 pub struct ApiErr {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Option<serde_json::Value>,
 }
 
 impl ApiErr {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiErr {
             status,
             code,
@@ -26,11 +27,11 @@ impl ApiErr {
             details: None,
         }
     }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn not_found(what: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, what)
     }
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
@@ -41,11 +42,11 @@ impl ApiErr {
 impl IntoResponse for ApiErr {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, message = %self.message, "request failed");
+            tracing::error!(code = %self.code, message = %self.message, "request failed");
         }
         let body = ErrorBody {
             error: ApiError {
-                code: self.code.to_string(),
+                code: self.code,
                 message: self.message,
                 details: self.details,
             },
@@ -59,11 +60,15 @@ impl From<crate::store::StoreError> for ApiErr {
         if e.is_storage_full() {
             return ApiErr::new(
                 StatusCode::INSUFFICIENT_STORAGE,
-                "storage_full",
+                ErrorCode::StorageFull,
                 format!("the server's disk is full; nothing was written: {e}"),
             );
         }
-        ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        ApiErr::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        )
     }
 }
 
@@ -71,12 +76,14 @@ impl From<crate::scheduler::CreateError> for ApiErr {
     fn from(e: crate::scheduler::CreateError) -> Self {
         use crate::scheduler::CreateError;
         match e {
-            CreateError::Plan(m) => {
-                ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_pipeline", m)
-            }
+            CreateError::Plan(m) => ApiErr::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidPipeline,
+                m,
+            ),
             e @ CreateError::KeyReused(_) => ApiErr::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 e.to_string(),
             ),
             CreateError::Store(e) => e.into(),
@@ -87,9 +94,11 @@ impl From<crate::scheduler::CreateError> for ApiErr {
 impl From<crate::scheduler::WorkerError> for ApiErr {
     fn from(e: crate::scheduler::WorkerError) -> Self {
         match e {
-            crate::scheduler::WorkerError::UnknownWorker(_) => {
-                ApiErr::new(StatusCode::NOT_FOUND, "unknown_worker", e.to_string())
-            }
+            crate::scheduler::WorkerError::UnknownWorker(_) => ApiErr::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UnknownWorker,
+                e.to_string(),
+            ),
             crate::scheduler::WorkerError::Store(e) => e.into(),
         }
     }
@@ -117,7 +126,7 @@ impl<T: DeserializeOwned> FromRequest<super::App> for Body<T> {
                     }
                     other => format!("invalid JSON body: {}", other.body_text()),
                 };
-                Err(ApiErr::bad_request("invalid_body", msg))
+                Err(ApiErr::bad_request(ErrorCode::InvalidBody, msg))
             }
         }
     }
@@ -128,13 +137,13 @@ impl<T: DeserializeOwned> FromRequest<super::App> for Body<T> {
 pub fn check_name(field: &str, value: &str, max: usize) -> ApiResult<()> {
     if value.trim().is_empty() || value.len() > max {
         return Err(ApiErr::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("`{field}` must be 1 to {max} bytes, not blank"),
         ));
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(ApiErr::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("`{field}` holds the control character {c:?}; names are printable text"),
         ));
     }
@@ -145,7 +154,7 @@ pub fn check_name(field: &str, value: &str, max: usize) -> ApiResult<()> {
 pub fn too_large(limit: usize) -> ApiErr {
     ApiErr::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("the request body is over the server's limit of {limit} bytes"),
     )
 }
@@ -162,7 +171,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(|q| Query(q.0))
             .map_err(|rej: QueryRejection| {
                 ApiErr::bad_request(
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     format!("invalid query: {}", rej.body_text()),
                 )
             })

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use error::ApiErr;
+use sluice_sdk::api::ErrorCode;
 use std::sync::{Arc, OnceLock};
 
 /// What every handler can reach.
@@ -29,7 +30,8 @@ pub struct App {
     pub token: Option<Arc<str>>,
     /// Artifact files under this directory (the server's data directory, which holds the built-in
     /// worker's) can be downloaded through the API.
-    pub files_root: Arc<std::path::Path>,
+    /// Where the artifacts the server serves are kept (its data directory).
+    pub artifacts: Arc<dyn sluice_sdk::artifacts::ArtifactStore>,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
 }
@@ -158,7 +160,7 @@ async fn uri_limit(req: Request, next: Next) -> Response {
     if len > MAX_URI {
         return ApiErr::new(
             StatusCode::URI_TOO_LONG,
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             format!("the request's path and query are {len} bytes, over the limit of {MAX_URI}"),
         )
         .into_response();
@@ -182,14 +184,17 @@ async fn error_body(resp: Response) -> Response {
                 .unwrap_or("")
                 .to_string();
             (
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 format!("this endpoint does not take that method (it takes: {allowed})"),
             )
         }
-        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request's path is too long".into()),
-        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".into()),
+        StatusCode::URI_TOO_LONG => (
+            ErrorCode::UriTooLong,
+            "the request's path is too long".into(),
+        ),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such endpoint".into()),
         s => (
-            "http_error",
+            ErrorCode::HttpError,
             s.canonical_reason().unwrap_or("error").to_string(),
         ),
     };
@@ -212,7 +217,7 @@ async fn auth(State(app): State<App>, mut req: Request, next: Next) -> Response 
         if given != Some(&**token) {
             return ApiErr::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "missing or wrong bearer token (set SLUICE_TOKEN)",
             )
             .into_response();
@@ -253,8 +258,8 @@ fn take_query_token(req: &mut Request) -> Option<String> {
 pub fn openapi_document() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut d = sluice_sdk::diag::Diagnostics::new("openapi.yaml");
-        sluice_sdk::yaml::parse(include_str!("openapi.yaml"), &mut d)
+        let mut d = sluice_spec::diag::Diagnostics::new("openapi.yaml");
+        sluice_spec::yaml::parse(include_str!("openapi.yaml"), &mut d)
             .map(|n| n.to_json())
             .unwrap_or_default()
     })

@@ -5,11 +5,12 @@ use super::App;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use sluice_sdk::api::ErrorCode;
 use sluice_sdk::api::{
     PipelineList, PipelineSummary, PipelineVersion, UploadPipeline, VersionList,
 };
-use sluice_sdk::diag::Diagnostics;
-use sluice_sdk::spec::{self, Pipeline};
+use sluice_spec::diag::Diagnostics;
+use sluice_spec::{self as spec, Pipeline};
 
 /// Parses and validates a pipeline file, or a 422 carrying every diagnostic.
 pub fn load(app: &App, file_name: Option<&str>, yaml: &str) -> ApiResult<Pipeline> {
@@ -20,7 +21,7 @@ pub fn load(app: &App, file_name: Option<&str>, yaml: &str) -> ApiResult<Pipelin
     spec::load_with(file, yaml, &app.sched.config().limits).map_err(|d: Diagnostics| {
         ApiErr::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_pipeline",
+            ErrorCode::InvalidPipeline,
             format!("the pipeline has {} error(s):\n{d}", d.len()),
         )
         .with_details(serde_json::to_value(&d).unwrap_or_default())
@@ -92,7 +93,7 @@ pub async fn version(
     } else {
         Some(version.parse::<u32>().map_err(|_| {
             ApiErr::bad_request(
-                "invalid_version",
+                ErrorCode::InvalidVersion,
                 format!("version must be a number or `latest`, found `{version}`"),
             )
         })?)
@@ -104,7 +105,7 @@ pub async fn version(
     let mut body = serde_json::to_value(&v).map_err(|e| {
         ApiErr::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             e.to_string(),
         )
     })?;
@@ -115,7 +116,7 @@ pub async fn version(
 /// What step `i` is drawn waiting for: a group after the steps that end it (its exit handlers,
 /// if it has any), a group's exit handlers after its other steps, a group's first steps after
 /// what the group waits for.
-fn shown_deps(p: &sluice_sdk::spec::Pipeline, deps: &[Vec<String>], i: usize) -> Vec<String> {
+fn shown_deps(p: &sluice_spec::Pipeline, deps: &[Vec<String>], i: usize) -> Vec<String> {
     // The steps of `level` that no other step of it waits for.
     let ends = |level: &[usize]| -> Vec<String> {
         level
@@ -151,7 +152,7 @@ fn shown_deps(p: &sluice_sdk::spec::Pipeline, deps: &[Vec<String>], i: usize) ->
 
 /// What a form and a graph need of a stored pipeline: its parameters and its steps' dependencies.
 fn outline(yaml: &str) -> serde_json::Value {
-    let Ok(p) = sluice_sdk::spec::load("pipeline.yaml", yaml) else {
+    let Ok(p) = sluice_spec::load("pipeline.yaml", yaml) else {
         return serde_json::Value::Null;
     };
     let params: Vec<_> = p
@@ -168,7 +169,7 @@ fn outline(yaml: &str) -> serde_json::Value {
     let deps: Vec<Vec<String>> = p
         .steps
         .iter()
-        .map(|s| sluice_sdk::spec::dependencies(&p, s))
+        .map(|s| sluice_spec::dependencies(&p, s))
         .collect();
     let steps: Vec<_> = (0..p.steps.len())
         .map(|i| {

@@ -2,7 +2,6 @@
 
 use super::error::{check_name, ApiErr, ApiResult, Body, Query};
 use super::{pipelines, App};
-use crate::engine::resolve_params;
 use crate::scheduler::{Created, NewRun};
 use crate::store::{RunFilter, StoredRun};
 use axum::extract::{Path, State};
@@ -10,8 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use sluice_engine::resolve_params;
+use sluice_sdk::api::ErrorCode;
 use sluice_sdk::api::{format_ts, AttemptInfo, CreateRun, RunDetail, RunList, RunState, TaskInfo};
-use sluice_sdk::spec;
+use sluice_spec as spec;
 
 /// The longest `Idempotency-Key` taken.
 const MAX_KEY: usize = 255;
@@ -23,7 +24,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     };
     let bad = || {
         ApiErr::bad_request(
-            "invalid_idempotency_key",
+            ErrorCode::InvalidIdempotencyKey,
             format!("`Idempotency-Key` must be 1 to {MAX_KEY} printable ASCII characters"),
         )
     };
@@ -52,18 +53,18 @@ pub async fn create(
     let (yaml, version_id, version) = match (&req.yaml, &req.pipeline) {
         (Some(_), Some(_)) => {
             return Err(ApiErr::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "give either `pipeline` (a stored pipeline) or `yaml` (an inline file), not both",
             ))
         }
         (None, None) => return Err(ApiErr::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "give `pipeline` (a stored pipeline's name or id) or `yaml` (an inline pipeline file)",
         )),
         (Some(yaml), None) => {
             if req.version.is_some() {
                 return Err(ApiErr::bad_request(
-                    "invalid_body",
+                    ErrorCode::InvalidBody,
                     "`version` applies only with `pipeline`",
                 ));
             }
@@ -88,7 +89,7 @@ pub async fn create(
     let params = resolve_params(&pipeline, &req.params).map_err(|errors| {
         ApiErr::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_params",
+            ErrorCode::InvalidParams,
             errors.join("; "),
         )
         .with_details(serde_json::json!(errors))
@@ -130,7 +131,7 @@ pub async fn rerun(
     if !old.row.state.is_terminal() {
         return Err(ApiErr::new(
             StatusCode::CONFLICT,
-            "run_active",
+            ErrorCode::RunActive,
             format!(
                 "run `{id}` is {}; rerun it once it has ended",
                 old.row.state
@@ -159,13 +160,13 @@ pub async fn rerun(
                 .collect();
             (
                 t.stat.name.clone(),
-                sluice_sdk::api::TaskResult {
+                sluice_engine::TaskResult {
                     outcome: sluice_sdk::api::Outcome::Succeeded,
                     exit_code: None,
                     error: None,
                     outputs,
                     artifacts: t.task.outputs.artifacts.clone(),
-                    cached_from: Some(id.clone()),
+                    cached_from: Some(id.clone().into()),
                 },
             )
         })
@@ -201,12 +202,12 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
     let state = q
         .state
         .as_deref()
-        .map(|s| RunState::parse(s).ok_or_else(|| ApiErr::bad_request("invalid_query", format!("unknown run state `{s}`: expected running, succeeded, failed, cancelling or cancelled"))))
+        .map(|s| RunState::parse(s).ok_or_else(|| ApiErr::bad_request(ErrorCode::InvalidQuery, format!("unknown run state `{s}`: expected running, succeeded, failed, cancelling or cancelled"))))
         .transpose()?;
     let limit = q.page_size.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiErr::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "page_size must be between 1 and 1000",
         ));
     }
@@ -253,8 +254,11 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                     .as_ref()
                     .map_or_else(|| r.stat.image.clone(), |s| s.image.clone()),
                 image_digest: t.image_digest,
-                resources: t.spec.as_ref().map(|s| s.resources.clone()),
-                worker: t.lease.map(|l| l.worker),
+                resources: t
+                    .spec
+                    .as_ref()
+                    .map(|s| crate::wire::resources_of(s.resources.clone())),
+                worker: t.lease.map(|l| l.worker.into_string()),
                 ready_at: t.ready_at.map(format_ts),
                 started_at: t.started_at.map(format_ts),
                 finished_at: t.finished_at.map(format_ts),
@@ -266,7 +270,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                 error: t.error,
                 inputs: t.inputs,
                 outputs: t.outputs.params,
-                artifacts: t.outputs.artifacts,
+                artifacts: crate::wire::artifacts(&t.outputs.artifacts),
                 retry_at: t.retry_at.map(format_ts),
                 attempts: t
                     .attempts
@@ -280,7 +284,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                         finished_at: format_ts(a.finished_at),
                     })
                     .collect(),
-                cached_from: t.cached_from,
+                cached_from: t.cached_from.map(|r| r.into_string()),
             }
         })
         .collect();
@@ -306,7 +310,7 @@ pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> ApiResult
     if run.row.state.is_terminal() {
         return Err(ApiErr::new(
             StatusCode::CONFLICT,
-            "run_finished",
+            ErrorCode::RunFinished,
             format!("run `{id}` already {}", run.row.state),
         ));
     }

@@ -9,6 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use sluice_sdk::api::ErrorCode;
 use sluice_sdk::api::{format_ts, LogPage, RunEvent};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -64,7 +65,7 @@ pub async fn task_logs(
         let limit = q.limit.unwrap_or(1000);
         if !(1..=10_000).contains(&limit) {
             return Err(ApiErr::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "limit must be between 1 and 10000",
             ));
         }

@@ -5,6 +5,7 @@ use super::App;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use sluice_sdk::api::ErrorCode;
 use sluice_sdk::api::{
     format_ts, Heartbeat, HeartbeatResponse, LeaseRequest, LeaseResponse, RegisterWorker, Report,
     ReportResponse, WorkerInfo, WorkerRegistration,
@@ -18,7 +19,7 @@ pub async fn register(
     super::error::check_name("name", &req.name, 200)?;
     if !(1..=4096).contains(&req.capacity) {
         return Err(ApiErr::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "`capacity` must be between 1 and 4096",
         ));
     }
@@ -53,13 +54,13 @@ pub async fn lease(
 ) -> ApiResult<Json<LeaseResponse>> {
     if !(1..=1024).contains(&req.max) {
         return Err(ApiErr::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "`max` must be between 1 and 1024",
         ));
     }
     if req.wait_ms > 60_000 {
         return Err(ApiErr::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "`wait_ms` must be at most 60000",
         ));
     }

@@ -6,9 +6,11 @@
 mod runs;
 mod workers;
 
-use crate::engine::{Effect, Run};
 use crate::store::{CacheEntry, RunRow, Store, StoreError, TaskRow, TaskStatic, WriteBatch};
+use sluice_engine::{Effect, Run};
 use sluice_sdk::api::{format_ts, RunEvent};
+use sluice_sdk::artifacts::{ArtifactStore, LocalDir};
+use sluice_spec::ids::LeaseId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +33,7 @@ pub struct SchedulerConfig {
     /// here (past it, a worker checks the tag before a cached result is reused).
     pub tag_ttl_ms: i64,
     /// What a pipeline may cost to load and plan.
-    pub limits: sluice_sdk::spec::Limits,
+    pub limits: sluice_spec::Limits,
 }
 
 impl Default for SchedulerConfig {
@@ -60,7 +62,7 @@ pub struct Announcement {
 /// A run being scheduled, with what its row needs besides the engine's state.
 struct Active {
     /// Results to reuse by step name, instead of running the step (a rerun from failure).
-    reuse: HashMap<String, sluice_sdk::api::TaskResult>,
+    reuse: HashMap<String, sluice_engine::TaskResult>,
     run: Run,
     row: RunRow,
     run_id: Arc<str>,
@@ -121,7 +123,7 @@ struct State {
     /// Ready tasks in the order they became ready.
     ready: VecDeque<(String, usize)>,
     /// Lease id to the task it holds.
-    leases: HashMap<String, (String, usize)>,
+    leases: HashMap<LeaseId, (String, usize)>,
     /// Known workers (id to name).
     workers: HashMap<String, String>,
     /// The digest each image reference was last seen to run as, and when (from workers' starts).
@@ -140,6 +142,9 @@ struct Step {
 
 pub struct Scheduler {
     store: Store,
+    /// Where the artifacts of kept results are looked for before one is reused here: this host's
+    /// files, since workers on this host keep theirs under their own data directories.
+    artifacts: Arc<dyn ArtifactStore>,
     cfg: SchedulerConfig,
     state: Mutex<State>,
     ready: Notify,
@@ -151,6 +156,7 @@ impl Scheduler {
     pub async fn new(store: Store, cfg: SchedulerConfig) -> Result<Arc<Scheduler>, StoreError> {
         let (events, _) = broadcast::channel(8192);
         let s = Arc::new(Scheduler {
+            artifacts: Arc::new(LocalDir::new("/")),
             store,
             cfg,
             state: Mutex::new(State::default()),
@@ -320,18 +326,29 @@ impl Scheduler {
             let Some(entry) = self.store.cached(&key, Some(&digest), since).await? else {
                 continue;
             };
-            if !sluice_sdk::api::artifacts_kept(&entry.artifacts, |p| {
-                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() || m.is_dir())
-            }) {
+            let (store, uris) = (
+                self.artifacts.clone(),
+                entry
+                    .artifacts
+                    .iter()
+                    .map(|a| a.uri.clone())
+                    .collect::<Vec<_>>(),
+            );
+            let kept = tokio::task::spawn_blocking(move || {
+                store.contains_all(&mut uris.iter().map(String::as_str))
+            })
+            .await
+            .unwrap_or(false);
+            if !kept {
                 continue;
             }
-            let result = sluice_sdk::api::TaskResult {
-                outcome: sluice_sdk::api::Outcome::Succeeded,
+            let result = sluice_engine::TaskResult {
+                outcome: sluice_spec::state::Outcome::Succeeded,
                 exit_code: None,
                 error: None,
                 outputs: entry.outputs,
                 artifacts: entry.artifacts,
-                cached_from: Some(entry.run_id),
+                cached_from: Some(entry.run_id.into()),
             };
             let Some(active) = st.runs.get_mut(&run_id) else {
                 continue;
@@ -437,7 +454,7 @@ fn collect(st: &mut State, run_id: &str, fx: Vec<Effect>, now: i64, step: &mut S
                             .outputs
                             .params
                             .iter()
-                            .map(|(k, v)| (k.clone(), sluice_sdk::spec::render(v)))
+                            .map(|(k, v)| (k.clone(), sluice_spec::render(v)))
                             .collect(),
                         artifacts: t.outputs.artifacts.clone(),
                         created_at: now,

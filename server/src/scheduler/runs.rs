@@ -1,10 +1,10 @@
 //! Starting, cancelling and restoring runs.
 
 use super::{collect, now_ms, Active, Scheduler, State, Step};
-use crate::engine::Run;
 use crate::store::{IdempotencyKey, RunRow, StoreError};
+use sluice_engine::Run;
 use sluice_sdk::api::{Params, RunState, TaskState};
-use sluice_sdk::spec::{self, Pipeline};
+use sluice_spec::{self as spec, Pipeline};
 use std::sync::Arc;
 
 /// A validated pipeline with checked parameter values, ready to run.
@@ -19,7 +19,7 @@ pub struct NewRun {
     /// Reuse cached results (the default).
     pub cache: bool,
     /// Results to reuse by step name (a rerun from failure reuses what succeeded before).
-    pub reuse: std::collections::HashMap<String, sluice_sdk::api::TaskResult>,
+    pub reuse: std::collections::HashMap<String, sluice_engine::TaskResult>,
     /// The client's idempotency key and the digest of its request: a key seen before (within
     /// [`IDEMPOTENCY_WINDOW_MS`]) gives back the run it created.
     pub idempotency: Option<(String, String)>,
@@ -193,7 +193,7 @@ impl Scheduler {
                 l.expires_at = now + self.cfg.lease_ttl_ms;
             }
         }
-        let run = Run::restore(crate::engine::Restored {
+        let run = Run::restore(sluice_engine::Restored {
             id: s.row.id.clone(),
             name: s.row.name.clone(),
             pipeline: Arc::new(pipeline),

@@ -5,6 +5,7 @@ use crate::store::{LogRow, StoreError};
 use sluice_sdk::api::{
     format_ts, CachedResult, Lease, LogLine, ReportEvent, RunEvent, WorkerRegistration,
 };
+use sluice_spec::ids::{LeaseId, WorkerId};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -90,11 +91,11 @@ impl Scheduler {
             let Some(active) = st.runs.get_mut(&run_id) else {
                 continue;
             };
-            let lease_id = uuid::Uuid::new_v4().simple().to_string();
+            let lease_id = LeaseId::new(uuid::Uuid::new_v4().simple().to_string());
             let (ok, fx) = active.run.lease(
                 i,
                 lease_id.clone(),
-                worker.to_string(),
+                WorkerId::from(worker),
                 now,
                 self.cfg.lease_ttl_ms,
             );
@@ -113,7 +114,7 @@ impl Scheduler {
                             task: c.task,
                             image_digest: c.image_digest,
                             outputs: c.outputs,
-                            artifacts: c.artifacts,
+                            artifacts: crate::wire::artifacts(&c.artifacts),
                         })
                 }
                 None => None,
@@ -121,12 +122,12 @@ impl Scheduler {
             let t = &active.run.tasks[i];
             out.push(Lease {
                 cached,
-                lease_id: lease_id.clone(),
+                lease_id: lease_id.to_string(),
                 run_id: run_id.clone(),
                 run_name: active.run.name.clone(),
                 task: active.run.plan.tasks[i].name.clone(),
                 attempt: t.attempt,
-                spec: t.spec.clone().unwrap_or_default(),
+                spec: crate::wire::task_spec(t.spec.clone().unwrap_or_default()),
             });
             st.leases.insert(lease_id, (run_id.clone(), i));
             collect(st, &run_id, fx, now, &mut step);
@@ -148,7 +149,7 @@ impl Scheduler {
         self.check_worker(&mut st, worker).await?;
         let (mut lost, mut cancel) = (Vec::new(), Vec::new());
         for l in leases {
-            let Some((run_id, i)) = st.leases.get(l).cloned() else {
+            let Some((run_id, i)) = st.leases.get(l.as_str()).cloned() else {
                 lost.push(l.clone());
                 continue;
             };
@@ -156,7 +157,10 @@ impl Scheduler {
                 lost.push(l.clone());
                 continue;
             };
-            match active.run.heartbeat(i, l, now, self.cfg.lease_ttl_ms) {
+            match active
+                .run
+                .heartbeat(i, &LeaseId::from(l.as_str()), now, self.cfg.lease_ttl_ms)
+            {
                 Ok(()) if active.run.cancel_requested(i) => cancel.push(l.clone()),
                 Ok(()) => {}
                 Err(_) => lost.push(l.clone()),
@@ -182,13 +186,13 @@ impl Scheduler {
         let mut step = Step::default();
         let mut lost = BTreeSet::new();
         for ev in events {
-            let lease_id = ev.lease_id().to_string();
+            let lease_id = LeaseId::from(ev.lease_id());
             let Some((run_id, i)) = st.leases.get(&lease_id).cloned() else {
-                lost.insert(lease_id);
+                lost.insert(lease_id.into_string());
                 continue;
             };
             let Some(active) = st.runs.get_mut(&run_id) else {
-                lost.insert(lease_id);
+                lost.insert(lease_id.into_string());
                 continue;
             };
             let fx = match ev {
@@ -210,6 +214,7 @@ impl Scheduler {
                     r
                 }
                 ReportEvent::Finished { ts_ms, result, .. } => {
+                    let result = crate::wire::task_result(result);
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {
                         st.leases.remove(&lease_id);
@@ -218,7 +223,7 @@ impl Scheduler {
                 }
                 ReportEvent::Log { lines, .. } => {
                     if active.run.heartbeat(i, &lease_id, now, ttl).is_err() {
-                        lost.insert(lease_id);
+                        lost.insert(lease_id.into_string());
                         continue;
                     }
                     let attempt = active.run.tasks[i].attempt;
@@ -251,7 +256,7 @@ impl Scheduler {
             match fx {
                 Ok(fx) => collect(&mut st, &run_id, fx, now, &mut step),
                 Err(_) => {
-                    lost.insert(lease_id);
+                    lost.insert(lease_id.into_string());
                 }
             }
         }
@@ -272,7 +277,7 @@ impl Scheduler {
                 .get(run_id)
                 .and_then(|a| a.run.tasks[*i].lease.as_ref())
             {
-                *out.entry(l.worker.clone()).or_insert(0) += 1;
+                *out.entry(l.worker.to_string()).or_insert(0) += 1;
             }
         }
         out

@@ -1,8 +1,9 @@
 //! Runs and their tasks: batched writes of what the engine changed, and the reads behind the API.
 
 use super::{col, from_json, json, Result, Store, StoreError};
-use crate::engine::{LeaseInfo, Task, TaskOutputs};
-use sluice_sdk::api::{format_ts, ArtifactRecord, Params, RunState, RunSummary, TaskState};
+use sluice_engine::ArtifactRecord;
+use sluice_engine::{LeaseInfo, Task, TaskOutputs};
+use sluice_sdk::api::{format_ts, Params, RunState, RunSummary, TaskState};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ pub struct CacheEntry {
     pub task: String,
     /// Output parameters as text, as a worker reports them.
     pub outputs: std::collections::BTreeMap<String, String>,
-    pub artifacts: Vec<sluice_sdk::api::ArtifactRecord>,
+    pub artifacts: Vec<ArtifactRecord>,
     pub created_at: i64,
 }
 
@@ -152,8 +153,8 @@ fn push_task<'a>(
         .push_bind(&row.stat.depends_on_json)
         .push_bind(t.state.as_str())
         .push_bind(t.attempt as i64)
-        .push_bind(t.lease.as_ref().map(|l| l.id.clone()))
-        .push_bind(t.lease.as_ref().map(|l| l.worker.clone()))
+        .push_bind(t.lease.as_ref().map(|l| l.id.to_string()))
+        .push_bind(t.lease.as_ref().map(|l| l.worker.to_string()))
         .push_bind(t.cancel_requested)
         .push_bind(if t.inputs.is_empty() {
             None
@@ -179,7 +180,7 @@ fn push_task<'a>(
             Some(json(&t.attempts))
         })
         .push_bind(t.condition_false)
-        .push_bind(t.cached_from.clone());
+        .push_bind(t.cached_from.as_ref().map(|r| r.to_string()));
 }
 
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
@@ -217,9 +218,9 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             state: TaskState::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
             attempt: col::<i64>(r, "attempt")? as u32,
-            lease: lease_id.map(|id| LeaseInfo {
-                id,
-                worker: worker.unwrap_or_default(),
+            lease: lease_id.map(|id: String| LeaseInfo {
+                id: id.into(),
+                worker: worker.unwrap_or_default().into(),
                 expires_at: 0,
             }),
             cancel_requested: col(r, "cancel_requested")?,
@@ -238,7 +239,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             retry_at: col(r, "retry_at")?,
             attempts: from_json(col(r, "attempts")?, "task attempts")?.unwrap_or_default(),
             condition_false: col(r, "condition_false")?,
-            cached_from: col(r, "cached_from")?,
+            cached_from: col::<Option<String>>(r, "cached_from")?.map(Into::into),
         },
     })
 }

@@ -144,10 +144,9 @@ async fn scheduler(
     // 1. Plan and persist a large DAG.
     let yaml = dag_yaml(dag_tasks);
     let t = Instant::now();
-    let pipeline =
-        sluice_sdk::spec::load("bench.yaml", &yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let pipeline = sluice_spec::load("bench.yaml", &yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
-    let digest = sluice_sdk::spec::digest(&yaml);
+    let digest = sluice_spec::digest(&yaml);
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path()).await?;
     let sched = Scheduler::new(store.clone(), SchedulerConfig::default()).await?;

@@ -243,7 +243,7 @@ onExit:
     )
     .await;
     let e = c.client.rerun(&id).await.unwrap_err();
-    assert_eq!(e.code(), Some("run_active"));
+    assert_eq!(e.code(), Some(&sluice_sdk::api::ErrorCode::RunActive));
     c.client.cancel_run(&id).await.unwrap();
 }
 

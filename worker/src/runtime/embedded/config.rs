@@ -5,6 +5,7 @@
 use crate::images::store::RunConfig;
 use serde::{Deserialize, Serialize};
 use sluice_sdk::api::TaskSpec;
+use sluice_spec::NetworkMode;
 use std::path::{Path, PathBuf};
 
 /// Docker's default capability set (`CAP_MKNOD` left out: containers get no device cgroup, so
@@ -59,8 +60,9 @@ pub struct ContainerConfig {
     pub rootfs: Rootfs,
     pub mounts: Vec<BindMount>,
     pub process: Process,
-    /// Share the host's network namespace instead of a private one with loopback only.
-    pub host_network: bool,
+    /// The network the container gets: `none` is a namespace of its own with loopback only,
+    /// `host` the host's namespace, shared.
+    pub network: NetworkMode,
     /// The `cgroup.procs` files the container's first process writes itself into.
     pub cgroup_procs: Vec<PathBuf>,
     /// The container's own cgroup directories, shown read-only under `/sys/fs/cgroup` (in its
@@ -229,7 +231,7 @@ pub fn build(
             beneath: beneath.cloned(),
         })
     };
-    use sluice_sdk::spec::paths;
+    use sluice_spec::paths;
     if let Some(p) = &mounts.params_dir {
         bind(p, paths::OUTPUT_PARAMS, false, None);
     }
@@ -277,7 +279,7 @@ pub fn build(
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "0".into()),
         },
-        host_network: false,
+        network: NetworkMode::None,
         cgroup_procs: Vec::new(),
         cgroup_views: Vec::new(),
         capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),

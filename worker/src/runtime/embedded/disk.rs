@@ -144,8 +144,8 @@ impl DiskWatch {
             if let Some(limit) = w.limit.filter(|l| used > *l) {
                 w.evict(format!(
                     "used {} of disk, over its limit of {}: stopped",
-                    sluice_sdk::spec::format_bytes(used),
-                    sluice_sdk::spec::format_bytes(limit)
+                    sluice_spec::format_bytes(used),
+                    sluice_spec::format_bytes(limit)
                 ));
             }
         }
@@ -164,9 +164,9 @@ impl DiskWatch {
             let used = w.usage.lock().map(|u| *u).unwrap_or(0);
             w.evict(format!(
                 "evicted: the worker's disk had {} free, under its reserve of {}, and this step used the most of it ({})",
-                sluice_sdk::spec::format_bytes(free),
-                sluice_sdk::spec::format_bytes(self.policy.reserve),
-                sluice_sdk::spec::format_bytes(used)
+                sluice_spec::format_bytes(free),
+                sluice_spec::format_bytes(self.policy.reserve),
+                sluice_spec::format_bytes(used)
             ));
         }
     }

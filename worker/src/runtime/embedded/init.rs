@@ -10,6 +10,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{chdir, pivot_root, sethostname, Gid, Uid};
 use sluice_sdk::beneath::{self, Dir, Kind};
+use sluice_spec::NetworkMode;
 use std::ffi::CString;
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -82,8 +83,9 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    if !cfg.host_network {
-        flags |= CloneFlags::CLONE_NEWNET;
+    match cfg.network {
+        NetworkMode::None => flags |= CloneFlags::CLONE_NEWNET,
+        NetworkMode::Host => {}
     }
     unshare(flags).map_err(fail("cannot create the container's namespaces"))?;
     nix::sys::stat::umask(Mode::empty());
@@ -113,7 +115,7 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     sethostname(&cfg.hostname).map_err(fail("cannot set the hostname"))?;
-    if !cfg.host_network {
+    if cfg.network == NetworkMode::None {
         loopback_up()?;
     }
     let user = super::user::resolve(&cfg.process.user).map_err(|m| InitError {

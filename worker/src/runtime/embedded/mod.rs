@@ -25,6 +25,7 @@ use crate::images::store::ImageStore;
 use cgroups::{Cgroups, Group, Limits};
 use config::{BindMount, TaskMounts};
 use sluice_sdk::api::Stream;
+use sluice_spec::NetworkMode;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -223,8 +224,8 @@ impl EmbeddedRuntime {
         }
         let mut cfg = config::build(id, &req.spec, &image.config, &layers, &state, &mounts)
             .map_err(failed)?;
-        cfg.host_network = req.spec.host_network;
-        if req.spec.host_network {
+        cfg.network = req.spec.network;
+        if req.spec.network == NetworkMode::Host {
             if let Ok(r) = std::fs::read_to_string("/etc/resolv.conf") {
                 cfg.etc.push(("resolv.conf".into(), r));
             }

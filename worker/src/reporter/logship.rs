@@ -6,7 +6,7 @@
 
 use crate::reporter::Reporter;
 use sluice_sdk::api::{now_ms, NewLogLine, ReportEvent, Stream};
-use sluice_sdk::spec::format_bytes;
+use sluice_spec::format_bytes;
 use std::collections::VecDeque;
 use tokio::sync::{mpsc, oneshot};
 

@@ -1,6 +1,7 @@
 //! The engine: a pure state machine over one run's task graph.
 //!
-//! It does no I/O: no clock (every time is passed in), no database, no tokio. Given a run and an
+//! It does no I/O: no clock (every time is passed in), no database, no tokio; Cargo keeps it so,
+//! since this crate depends on `sluice-spec` alone and cannot see an I/O crate. Given a run and an
 //! event it updates the run and says what changed, so that the scheduler can persist exactly that
 //! and wake whoever waits. Dependencies, readiness, failure propagation, leases and cancellation are
 //! decided here.
@@ -13,15 +14,18 @@ mod plan;
 mod resolve;
 mod retries;
 mod stopping;
+pub mod task;
 #[cfg(test)]
 mod tests;
 
 use conditions::Verdict;
 pub use plan::{plan, resolve_params, Plan, PlanTask};
 use retries::human_ms;
-use sluice_sdk::api::{ArtifactRecord, Outcome, Params, RunState, TaskResult, TaskSpec, TaskState};
-use sluice_sdk::spec::{Limits, Pipeline};
+use sluice_spec::ids::{LeaseId, RunId, WorkerId};
+use sluice_spec::state::{Outcome, Params, RunState, TaskState};
+use sluice_spec::{Limits, Pipeline};
 use std::sync::Arc;
+pub use task::{ArtifactRecord, TaskResult, TaskSpec};
 
 /// What a task produced.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -32,8 +36,8 @@ pub struct TaskOutputs {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaseInfo {
-    pub id: String,
-    pub worker: String,
+    pub id: LeaseId,
+    pub worker: WorkerId,
     pub expires_at: i64,
 }
 
@@ -61,7 +65,7 @@ pub struct Task {
     /// Every attempt that ended, oldest first.
     pub attempts: Vec<Attempt>,
     /// Its result was reused from this run (no container ran).
-    pub cached_from: Option<String>,
+    pub cached_from: Option<RunId>,
     /// Skipped because its condition was false (or everything it waits for was skipped so):
     /// unlike a skip after a failure, this lets steps that also wait for others run.
     pub condition_false: bool,
@@ -281,7 +285,7 @@ impl Run {
     }
 
     /// The pipeline step task `i` runs.
-    pub fn step_of(&self, i: usize) -> &sluice_sdk::spec::Step {
+    pub fn step_of(&self, i: usize) -> &sluice_spec::Step {
         self.pipeline.task_step(self.plan.tasks[i].step)
     }
 
@@ -352,8 +356,8 @@ impl Run {
     pub fn lease(
         &mut self,
         i: usize,
-        lease_id: String,
-        worker: String,
+        lease_id: LeaseId,
+        worker: WorkerId,
         now: i64,
         ttl_ms: i64,
     ) -> (bool, Vec<Effect>) {
@@ -374,9 +378,9 @@ impl Run {
         (true, vec![Effect::Task(i)])
     }
 
-    fn check_lease(&self, i: usize, lease_id: &str) -> Result<(), Refused> {
+    fn check_lease(&self, i: usize, lease_id: &LeaseId) -> Result<(), Refused> {
         match &self.tasks[i].lease {
-            Some(l) if l.id == lease_id => Ok(()),
+            Some(l) if l.id == *lease_id => Ok(()),
             _ => Err(Refused::LeaseLost),
         }
     }
@@ -385,7 +389,7 @@ impl Run {
     pub fn heartbeat(
         &mut self,
         i: usize,
-        lease_id: &str,
+        lease_id: &LeaseId,
         now: i64,
         ttl_ms: i64,
     ) -> Result<(), Refused> {
@@ -400,7 +404,7 @@ impl Run {
     pub fn started(
         &mut self,
         i: usize,
-        lease_id: &str,
+        lease_id: &LeaseId,
         now: i64,
         ttl_ms: i64,
         image_digest: Option<String>,
@@ -426,7 +430,7 @@ impl Run {
     pub fn finished(
         &mut self,
         i: usize,
-        lease_id: &str,
+        lease_id: &LeaseId,
         result: TaskResult,
         now: i64,
     ) -> Result<Vec<Effect>, Refused> {

@@ -3,7 +3,7 @@
 //! ends when everything in it has, with the outcome of its steps.
 
 use super::*;
-use sluice_sdk::spec::refs::{self, Ref};
+use sluice_spec::refs::{self, Ref};
 
 impl Run {
     /// Group task `g` starts: the steps in it whose dependencies have ended become ready.
@@ -124,7 +124,7 @@ impl Run {
             return Ok(TaskOutputs::default());
         };
         let mut out = TaskOutputs::default();
-        let member = |b: &sluice_sdk::spec::Binding| -> Result<(usize, String), String> {
+        let member = |b: &sluice_spec::Binding| -> Result<(usize, String), String> {
             let Some(Ref::StepOutput { step, name, .. }) =
                 b.value.as_str().and_then(refs::sole_ref)
             else {

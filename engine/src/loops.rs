@@ -2,7 +2,7 @@
 //! held back by `parallelism`, and gathered into the loop's outputs when they have all ended.
 
 use super::*;
-use sluice_sdk::spec::refs::{self, Ref};
+use sluice_spec::refs::{self, Ref};
 
 impl Run {
     /// Whether task `i` is a loop not expanded yet: planning expands every loop whose items it

@@ -1,12 +1,20 @@
 //! The pipeline model: what a pipeline file says, after parsing and validation.
 //!
-//! Every other pipeline format is imported into this one model; the engine knows only it.
+//! Every other pipeline format is imported into this one model (`import` is their home); the engine
+//! knows only it. Nothing here does I/O: no tokio, reqwest, axum, sqlx or rustls (Cargo enforces it,
+//! this crate cannot see them).
 
 pub mod cond;
+pub mod diag;
+pub mod ids;
+pub mod import;
 pub(crate) mod parse;
 pub mod refs;
+pub mod state;
+pub mod uri;
 mod validate;
 pub mod value;
+pub mod yaml;
 
 use crate::diag::{Diagnostics, Span};
 pub use parse::{format_bytes, parse_bytes, parse_cpu, parse_duration_ms};
@@ -109,11 +117,39 @@ pub struct Template {
     pub resources: Resources,
     pub inputs: Io,
     pub outputs: Io,
-    /// Share the host's network (`network: host`); by default a step has loopback only.
-    pub host_network: bool,
+    /// Which network the step gets (`network:`); by default loopback only.
+    pub network: NetworkMode,
     pub volumes: Vec<Volume>,
     /// Run without the default seccomp profile (`seccomp: unconfined`), where the worker allows it.
     pub seccomp_unconfined: bool,
+}
+
+/// The network a step's container gets, as Docker names them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A network namespace of its own with loopback only.
+    #[default]
+    None,
+    /// The host's network namespace, shared.
+    Host,
+}
+
+impl NetworkMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// A host directory or a named volume mounted into a step (datasets shared across runs).

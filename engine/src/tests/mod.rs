@@ -1,8 +1,10 @@
 //! Engine transitions, table-driven: each case is a pipeline, a script of events and the states expected.
 
 use super::*;
-use sluice_sdk::api::{ArtifactRecord, Outcome, TaskResult};
-use sluice_sdk::spec;
+use crate::task::{ArtifactRecord, TaskResult};
+use sluice_spec as spec;
+use sluice_spec::ids::LeaseId;
+use sluice_spec::state::Outcome;
 use std::collections::BTreeMap;
 
 const DIAMOND: &str = r#"
@@ -65,11 +67,15 @@ fn script(run: &mut Run, events: &[Ev]) {
     for ev in events {
         now += 10;
         let idx = |n: &str| run.task_index(n).unwrap();
-        let lease =
-            |run: &Run, n: &str| format!("{n}-{}", run.tasks[run.task_index(n).unwrap()].attempt);
+        let lease = |run: &Run, n: &str| {
+            LeaseId::new(format!(
+                "{n}-{}",
+                run.tasks[run.task_index(n).unwrap()].attempt
+            ))
+        };
         match *ev {
             Ev::Lease(n) => {
-                let id = format!("{n}-{}", run.tasks[idx(n)].attempt + 1);
+                let id = LeaseId::new(format!("{n}-{}", run.tasks[idx(n)].attempt + 1));
                 assert!(run.lease(idx(n), id, "w1".into(), now, 1000).0, "lease {n}");
             }
             Ev::Start(n) => {
@@ -311,12 +317,15 @@ fn stale_leases_are_refused() {
         cached_from: None,
     };
     assert_eq!(
-        run.finished(0, "L1", ok.clone(), 210),
+        run.finished(0, &"L1".into(), ok.clone(), 210),
         Err(Refused::LeaseLost),
         "the first worker's late result is refused"
     );
-    assert_eq!(run.heartbeat(0, "L1", 210, 100), Err(Refused::LeaseLost));
-    assert!(run.finished(0, "L2", ok, 220).is_ok());
+    assert_eq!(
+        run.heartbeat(0, &"L1".into(), 210, 100),
+        Err(Refused::LeaseLost)
+    );
+    assert!(run.finished(0, &"L2".into(), ok, 220).is_ok());
     assert_eq!(run.tasks[0].attempt, 2);
 }
 
@@ -342,7 +351,7 @@ fn heartbeats_push_expiry_out() {
     let mut run = start(DIAMOND, &[]);
     run.lease(0, "L".into(), "w".into(), 0, 100);
     assert_eq!(run.expired_leases(100, 0), vec![0]);
-    run.heartbeat(0, "L", 90, 100).unwrap();
+    run.heartbeat(0, &"L".into(), 90, 100).unwrap();
     assert!(run.expired_leases(150, 0).is_empty());
     assert_eq!(run.expired_leases(190, 0), vec![0]);
 }
@@ -356,7 +365,7 @@ fn a_lapsed_lease_is_taken_back_only_after_the_kill_grace() {
     assert!(run.expired_leases(149, 50).is_empty());
     assert_eq!(run.expired_leases(150, 50), vec![0]);
     // Within the grace the lease still stands: a late heartbeat renews it (nothing else holds it).
-    run.heartbeat(0, "L", 120, 100).unwrap();
+    run.heartbeat(0, &"L".into(), 120, 100).unwrap();
     assert!(run.expired_leases(200, 50).is_empty());
     assert_eq!(run.expired_leases(270, 50), vec![0]);
 }
@@ -401,7 +410,7 @@ fn command_of(run: &Run, i: usize) -> &[String] {
 }
 
 fn fail(run: &mut Run, i: usize, now: i64, outcome: Outcome) -> Vec<Effect> {
-    let lease = format!("l{}", run.tasks[i].attempt);
+    let lease = LeaseId::new(format!("l{}", run.tasks[i].attempt));
     run.finished(
         i,
         &lease,
@@ -419,7 +428,7 @@ fn fail(run: &mut Run, i: usize, now: i64, outcome: Outcome) -> Vec<Effect> {
 }
 
 fn lease_at(run: &mut Run, i: usize, now: i64) {
-    let id = format!("l{}", run.tasks[i].attempt + 1);
+    let id = LeaseId::new(format!("l{}", run.tasks[i].attempt + 1));
     assert!(run.lease(i, id, "w".into(), now, 1000).0);
 }
 
@@ -431,7 +440,7 @@ fn ok(run: &mut Run, name: &str, outputs: &[(&str, &str)], now: i64) {
 fn ok_with(run: &mut Run, name: &str, outputs: &[(&str, &str)], artifact: Option<&str>, now: i64) {
     let i = run.task_index(name).unwrap();
     lease_at(run, i, now);
-    let lease = format!("l{}", run.tasks[i].attempt);
+    let lease = LeaseId::new(format!("l{}", run.tasks[i].attempt));
     let artifacts = artifact
         .map(|a| ArtifactRecord {
             name: a.into(),

@@ -9,14 +9,14 @@ impl Run {
         if self.tasks[i].state != TaskState::Ready || self.state != RunState::Running {
             return Vec::new();
         }
-        let lease = format!("cache-{i}");
+        let lease = LeaseId::new(format!("cache-{i}"));
         let t = &mut self.tasks[i];
         t.attempt += 1;
         t.state = TaskState::Leased;
         t.started_at = Some(now);
         t.lease = Some(LeaseInfo {
             id: lease.clone(),
-            worker: String::new(),
+            worker: WorkerId::default(),
             expires_at: now,
         });
         self.finished(i, &lease, result, now).unwrap_or_default()
@@ -36,7 +36,7 @@ impl Run {
             None => None,
         };
         let spec = self.tasks[i].spec.as_ref()?;
-        if spec.host_network || !spec.volumes.is_empty() {
+        if spec.network == sluice_spec::NetworkMode::Host || !spec.volumes.is_empty() {
             return None;
         }
         let inputs: Vec<(&str, &str)> = spec

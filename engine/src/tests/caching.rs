@@ -1,6 +1,7 @@
 //! Cache keys: what decides a result, and nothing else.
 
 use super::*;
+use sluice_spec::ids::LeaseId;
 
 #[test]
 fn cache_keys_cover_what_decides_a_result_and_nothing_else() {
@@ -50,7 +51,7 @@ fn input_artifacts_enter_the_key_by_content() {
     let a = one.task_index("a").unwrap();
     for (run, sha) in [(&mut one, "aaa"), (&mut two, "bbb")] {
         lease_at(run, a, 0);
-        let lease = format!("l{}", run.tasks[a].attempt);
+        let lease = LeaseId::new(format!("l{}", run.tasks[a].attempt));
         run.finished(
             a,
             &lease,

@@ -1,6 +1,7 @@
 //! Loops: fan-out within parallelism, fan-in, upstream lists, grids, restores.
 
 use super::*;
+use sluice_spec::ids::LeaseId;
 
 const SWEEP: &str = r#"
 name: sweep
@@ -132,7 +133,7 @@ fn a_loop_over_an_upstream_output_expands_when_the_output_is_known_and_survives_
     let mut run = start(SHARDS, &[]);
     let s = idx_of(&run, "split");
     lease_at(&mut run, s, 0);
-    let lease = format!("l{}", run.tasks[s].attempt);
+    let lease = LeaseId::new(format!("l{}", run.tasks[s].attempt));
     let empty = TaskResult {
         outcome: Outcome::Succeeded,
         exit_code: Some(0),

@@ -1,12 +1,12 @@
 //! Resolution of a ready task: its inputs' values and every `{{…}}` in what it runs.
 
 use super::{Run, TaskOutputs};
-use sluice_sdk::api::{
-    EnvVar, InputArtifact, OutputArtifact, OutputParam, Params, ResourceRequest, TaskSpec,
-    VolumeMount,
+use crate::task::{
+    EnvVar, InputArtifact, OutputArtifact, OutputParam, ResourceRequest, TaskSpec, VolumeMount,
 };
-use sluice_sdk::spec::refs::{self, IoKind, Piece, Ref};
-use sluice_sdk::spec::{paths, render, Spanned, Step, Value};
+use sluice_spec::refs::{self, IoKind, Piece, Ref};
+use sluice_spec::state::Params;
+use sluice_spec::{paths, render, Spanned, Step, Value};
 
 /// The task's input parameter values and its runnable spec, or why it cannot run.
 pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, TaskSpec), String> {
@@ -139,7 +139,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
                 path: format!("{}/{}", paths::OUTPUT_ARTIFACTS, o.name),
             })
             .collect(),
-        host_network: tpl.host_network,
+        network: tpl.network,
         seccomp_unconfined: tpl.seccomp_unconfined,
         timeout_ms: run.pipeline.control(step).timeout.map(|t| t.value),
         volumes: tpl
@@ -284,7 +284,7 @@ impl Ctx<'_> {
     fn text(
         &self,
         s: &str,
-        inputs: &sluice_sdk::api::Params,
+        inputs: &sluice_spec::state::Params,
         direct: &mut Vec<(String, String)>,
     ) -> Result<String, String> {
         let mut out = String::new();

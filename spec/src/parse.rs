@@ -456,13 +456,17 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
             .get("outputs")
             .map(|n| io(n, "outputs", true, d))
             .unwrap_or_default(),
-        host_network: switch(
+        network: if switch(
             f,
             "network",
             ("none", "loopback only, the default"),
             ("host", "the host's"),
             d,
-        ),
+        ) {
+            crate::NetworkMode::Host
+        } else {
+            crate::NetworkMode::None
+        },
         volumes: f.get("volumes").map(|n| volumes(n, d)).unwrap_or_default(),
         seccomp_unconfined: switch(
             f,

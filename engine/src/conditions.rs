@@ -1,8 +1,8 @@
 //! Conditions: whether a task's `when` lets it run.
 
 use super::*;
-use sluice_sdk::spec::cond;
-use sluice_sdk::spec::refs::Ref;
+use sluice_spec::cond;
+use sluice_spec::refs::Ref;
 
 impl Run {
     /// Whether task `i` runs: its `when` holds (or it has none). A condition that names an

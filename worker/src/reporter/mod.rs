@@ -8,12 +8,14 @@
 //! the server refuses it for what it is: one over the server's size limit is split and sent in
 //! parts, and one refused as invalid is dropped (its log lines) rather than retried for ever.
 
-use sluice_sdk::api::{NewLogLine, ReportEvent};
+pub mod logship;
+
+use sluice_sdk::api::{ErrorCode, NewLogLine, ReportEvent, Stream};
 use sluice_sdk::client::{Client, ClientError};
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Largest batch sent in one request (estimated as JSON).
@@ -79,6 +81,26 @@ fn line_size(l: &NewLogLine) -> usize {
 }
 
 impl Reporter {
+    /// Ships one attempt's log lines as they come, after its `Started` event, within `policy`
+    /// (see [`logship`]); the handle ends once the attempt's lines are all queued.
+    pub fn ship_logs(
+        &self,
+        lease_id: String,
+        started: oneshot::Receiver<()>,
+        lines: mpsc::Receiver<(Stream, String)>,
+        image_digest: Option<String>,
+        policy: logship::LogPolicy,
+    ) -> JoinHandle<()> {
+        tokio::spawn(logship::ship(
+            lease_id,
+            self.clone(),
+            started,
+            lines,
+            image_digest,
+            policy,
+        ))
+    }
+
     /// A start or a result: queued at once.
     pub fn send(&self, ev: ReportEvent) {
         let bytes = size_of(&ev);
@@ -195,7 +217,7 @@ async fn deliver(
             }
             Err(ClientError::Api { status: 413, .. }) => return Delivery::TooLarge,
             Err(e @ ClientError::Api { status, .. })
-                if (400..500).contains(&status) && e.code() != Some("unknown_worker") =>
+                if (400..500).contains(&status) && e.code() != Some(&ErrorCode::UnknownWorker) =>
             {
                 return Delivery::Refused(e)
             }

@@ -10,9 +10,9 @@
 
 use petgraph::algo::toposort;
 use petgraph::graph::DiGraph;
-use sluice_sdk::api::Params;
-use sluice_sdk::spec::refs::{self, Ref};
-use sluice_sdk::spec::{self, Limits, Pipeline};
+use sluice_spec::refs::{self, Ref};
+use sluice_spec::state::Params;
+use sluice_spec::{self as spec, Limits, Pipeline};
 use std::collections::{HashMap, VecDeque};
 
 /// The task graph of a run.

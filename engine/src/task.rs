@@ -1,0 +1,109 @@
+//! What the engine hands out and takes back for one task: a resolved launch (every placeholder
+//! filled) and an attempt's result. These are the engine's own types; the API's wire types mirror
+//! them and the server converts at its edge, so that either can change without the other. They are
+//! serde types because the store keeps a task's launch as JSON.
+
+use serde::{Deserialize, Serialize};
+use sluice_spec::ids::RunId;
+use sluice_spec::state::Outcome;
+use sluice_spec::{NetworkMode, ParamType};
+use std::collections::BTreeMap;
+
+/// A task as a worker must run it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TaskSpec {
+    pub image: String,
+    /// Replaces the image's entrypoint when set.
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's cmd when set.
+    pub args: Option<Vec<String>>,
+    pub env: Vec<EnvVar>,
+    pub working_dir: Option<String>,
+    /// Written to `/sluice/script` before the container starts.
+    pub script: Option<String>,
+    pub resources: ResourceRequest,
+    pub hostname: String,
+    pub input_artifacts: Vec<InputArtifact>,
+    pub output_params: Vec<OutputParam>,
+    pub output_artifacts: Vec<OutputArtifact>,
+    #[serde(default)]
+    pub network: NetworkMode,
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    /// Kill the container and fail the attempt after this long.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Run without the default seccomp profile (the worker must allow it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seccomp_unconfined: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ResourceRequest {
+    pub cpu_millis: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    pub gpu: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeMount {
+    pub name: Option<String>,
+    pub host_path: Option<String>,
+    pub path: String,
+    pub writable: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputArtifact {
+    pub name: String,
+    /// Where the step sees it (read-only).
+    pub path: String,
+    /// Where the producer left it.
+    pub uri: String,
+    pub producer: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputParam {
+    pub name: String,
+    pub ty: ParamType,
+    /// The file the step writes the value to.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputArtifact {
+    pub name: String,
+    pub path: String,
+}
+
+/// An artifact a task produced.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArtifactRecord {
+    pub name: String,
+    /// Where its bytes are (an [`sluice_spec::uri::ArtifactUri`] as text).
+    pub uri: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// How an attempt ended, as its worker reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult {
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    /// Output parameters as the step wrote them (text; checked against their types).
+    pub outputs: BTreeMap<String, String>,
+    pub artifacts: Vec<ArtifactRecord>,
+    /// The result was reused from this run's same task (no container ran).
+    pub cached_from: Option<RunId>,
+}

@@ -1,0 +1,205 @@
+//! The server's edge between the engine's types and the API's wire types. Each conversion
+//! destructures what it converts, so a field added on one side and not the other does not compile.
+
+use sluice_engine::task as e;
+use sluice_sdk::api as w;
+use sluice_spec::ids::RunId;
+
+pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
+    let e::TaskSpec {
+        image,
+        command,
+        args,
+        env,
+        working_dir,
+        script,
+        resources,
+        hostname,
+        input_artifacts,
+        output_params,
+        output_artifacts,
+        network,
+        volumes,
+        timeout_ms,
+        seccomp_unconfined,
+    } = s;
+    w::TaskSpec {
+        image,
+        command,
+        args,
+        env: env
+            .into_iter()
+            .map(|e::EnvVar { name, value }| w::EnvVar { name, value })
+            .collect(),
+        working_dir,
+        script,
+        resources: resources_of(resources),
+        hostname,
+        input_artifacts: input_artifacts
+            .into_iter()
+            .map(
+                |e::InputArtifact {
+                     name,
+                     path,
+                     uri,
+                     producer,
+                 }| w::InputArtifact {
+                    name,
+                    path,
+                    uri,
+                    producer,
+                },
+            )
+            .collect(),
+        output_params: output_params
+            .into_iter()
+            .map(|e::OutputParam { name, ty, path }| w::OutputParam { name, ty, path })
+            .collect(),
+        output_artifacts: output_artifacts
+            .into_iter()
+            .map(|e::OutputArtifact { name, path }| w::OutputArtifact { name, path })
+            .collect(),
+        network,
+        volumes: volumes
+            .into_iter()
+            .map(
+                |e::VolumeMount {
+                     name,
+                     host_path,
+                     path,
+                     writable,
+                 }| w::VolumeMount {
+                    name,
+                    host_path,
+                    path,
+                    writable,
+                },
+            )
+            .collect(),
+        timeout_ms,
+        seccomp_unconfined,
+    }
+}
+
+pub fn resources_of(r: e::ResourceRequest) -> w::ResourceRequest {
+    let e::ResourceRequest {
+        cpu_millis,
+        memory_bytes,
+        disk_bytes,
+        gpu,
+    } = r;
+    w::ResourceRequest {
+        cpu_millis,
+        memory_bytes,
+        disk_bytes,
+        gpu,
+    }
+}
+
+pub fn artifact(a: e::ArtifactRecord) -> w::ArtifactRecord {
+    let e::ArtifactRecord {
+        name,
+        uri,
+        size,
+        sha256,
+    } = a;
+    w::ArtifactRecord {
+        name,
+        uri,
+        size,
+        sha256,
+    }
+}
+
+pub fn artifacts(a: &[e::ArtifactRecord]) -> Vec<w::ArtifactRecord> {
+    a.iter().cloned().map(artifact).collect()
+}
+
+/// A worker's report of how an attempt ended, as the engine takes it.
+pub fn task_result(r: w::TaskResult) -> e::TaskResult {
+    let w::TaskResult {
+        outcome,
+        exit_code,
+        error,
+        outputs,
+        artifacts,
+        cached_from,
+    } = r;
+    e::TaskResult {
+        outcome,
+        exit_code,
+        error,
+        outputs,
+        artifacts: artifacts
+            .into_iter()
+            .map(
+                |w::ArtifactRecord {
+                     name,
+                     uri,
+                     size,
+                     sha256,
+                 }| e::ArtifactRecord {
+                    name,
+                    uri,
+                    size,
+                    sha256,
+                },
+            )
+            .collect(),
+        cached_from: cached_from.map(RunId::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_crosses_the_edge_whole() {
+        let spec = e::TaskSpec {
+            image: "img".into(),
+            command: Some(vec!["sh".into()]),
+            args: Some(vec!["-c".into(), "true".into()]),
+            env: vec![e::EnvVar {
+                name: "A".into(),
+                value: "1".into(),
+            }],
+            working_dir: Some("/w".into()),
+            script: Some("echo".into()),
+            resources: e::ResourceRequest {
+                cpu_millis: Some(500),
+                memory_bytes: Some(1 << 20),
+                disk_bytes: Some(1 << 30),
+                gpu: 1,
+            },
+            hostname: "h".into(),
+            input_artifacts: vec![e::InputArtifact {
+                name: "d".into(),
+                path: "/in/d".into(),
+                uri: "file:///a/d".into(),
+                producer: "p".into(),
+            }],
+            output_params: vec![e::OutputParam {
+                name: "n".into(),
+                ty: sluice_spec::ParamType::Int,
+                path: "/out/n".into(),
+            }],
+            output_artifacts: vec![e::OutputArtifact {
+                name: "m".into(),
+                path: "/out/m".into(),
+            }],
+            network: sluice_spec::NetworkMode::Host,
+            volumes: vec![e::VolumeMount {
+                name: Some("v".into()),
+                host_path: None,
+                path: "/v".into(),
+                writable: true,
+            }],
+            timeout_ms: Some(5),
+            seccomp_unconfined: true,
+        };
+        // Both sides serialize alike: what the store keeps and what the worker is sent agree.
+        let wire = serde_json::to_value(task_spec(spec.clone())).unwrap();
+        assert_eq!(wire, serde_json::to_value(&spec).unwrap());
+    }
+}
