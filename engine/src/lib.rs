@@ -22,7 +22,7 @@ use conditions::Verdict;
 pub use plan::{plan, resolve_params, Plan, PlanTask};
 use retries::human_ms;
 use sluice_spec::ids::{LeaseId, RunId, WorkerId};
-use sluice_spec::state::{Outcome, Params, RunState, TaskState};
+use sluice_spec::state::{EndReason, Outcome, Params, RunState, TaskState};
 use sluice_spec::{Limits, Pipeline};
 use std::sync::Arc;
 pub use task::{ArtifactRecord, TaskResult, TaskSpec};
@@ -140,6 +140,7 @@ pub struct Restored {
     pub params: Params,
     pub state: RunState,
     pub error: Option<String>,
+    pub end_reason: Option<EndReason>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub tasks: Vec<Task>,
@@ -161,8 +162,9 @@ pub struct Run {
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub tasks: Vec<Task>,
-    /// Stopped by the pipeline's `timeout` (it ends failed, not cancelled).
-    pub timed_out: bool,
+    /// Why it ended or is ending (`TimedOut`: stopped by the pipeline's `timeout`, it ends
+    /// failed, not cancelled); `None` while it runs.
+    pub end_reason: Option<EndReason>,
     /// Whether this run reuses cached results (`false`: every step runs afresh).
     pub cache: bool,
     /// How many tasks its loops may add.
@@ -192,7 +194,7 @@ impl Run {
             created_at: now,
             finished_at: None,
             tasks,
-            timed_out: false,
+            end_reason: None,
             cache: true,
             limits,
         };
@@ -219,15 +221,11 @@ impl Run {
                 r.tasks.len()
             ));
         }
-        let timed_out = r
-            .error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("the run timed out"));
         let mut stored = r.tasks;
         let grown = stored.split_off(planned);
         let r_names: Vec<String> = r.names.get(planned..).unwrap_or_default().to_vec();
         let mut run = Run {
-            timed_out,
+            end_reason: r.end_reason,
             cache: r.cache,
             limits: r.limits,
             id: r.id,
@@ -700,7 +698,11 @@ impl Run {
             .clone()
             .find(|(i, _)| leaf(i))
             .or_else(|| failed.clone().next());
-        self.state = if self.state == RunState::Cancelling && self.timed_out {
+        let timed_out = self.end_reason == Some(EndReason::TimedOut);
+        if self.end_reason.is_none() {
+            self.end_reason = Some(EndReason::Tasks);
+        }
+        self.state = if self.state == RunState::Cancelling && timed_out {
             RunState::Failed
         } else if self.state == RunState::Cancelling {
             RunState::Cancelled
@@ -724,7 +726,7 @@ impl Run {
     /// of a workflow past its deadline and Kubeflow of a run past its timeout (a group's steps it
     /// stopped are cancelled, and `{{group.status}}` says so, as the group ends cancelled).
     pub fn status(&self) -> &'static str {
-        if self.timed_out {
+        if self.end_reason == Some(EndReason::TimedOut) {
             return "failed";
         }
         if self.state == RunState::Cancelling || self.state == RunState::Cancelled {

@@ -17,7 +17,7 @@ impl Run {
     /// The run outlived its timeout: stopped as by a cancel (exit handlers still run), then failed.
     pub fn time_out(&mut self, now: i64) -> Vec<Effect> {
         let limit = self.pipeline.timeout.as_ref().map(|t| t.value).unwrap_or(0);
-        self.timed_out = true;
+        self.end_reason = Some(EndReason::TimedOut);
         self.error = Some(format!("the run timed out after {}", human_ms(limit)));
         self.cancel(now)
     }
@@ -29,7 +29,8 @@ impl Run {
             return fx;
         }
         self.state = RunState::Cancelling;
-        if !self.timed_out {
+        if self.end_reason != Some(EndReason::TimedOut) {
+            self.end_reason = Some(EndReason::Cancelled);
             self.error = Some("cancelled".into());
         }
         fx.push(Effect::Run);

@@ -5,7 +5,7 @@ use sluice_spec::{NetworkMode, ParamType, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use sluice_spec::state::{Outcome, Params, RunState, TaskState};
+pub use sluice_spec::state::{EndReason, Outcome, Params, RunState, TaskState};
 
 /// Every API error: a stable machine-readable code and a message for people.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -241,6 +241,9 @@ pub struct RunSummary {
     pub pipeline: String,
     pub pipeline_version: Option<u32>,
     pub state: RunState,
+    /// Why it ended or is ending (`tasks`, `cancelled`, `timed_out`, `unreadable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
     pub created_at: String,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,

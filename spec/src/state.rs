@@ -113,3 +113,45 @@ pub enum Outcome {
     Failed,
     Cancelled,
 }
+
+/// Why a run ended, or is ending: kept in its own column, so that a restored run knows it
+/// without reading its error message.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Its tasks ended; the run's state says how.
+    Tasks,
+    /// Someone cancelled it.
+    Cancelled,
+    /// It outlived its pipeline's `timeout`: stopped as by a cancel, then failed.
+    TimedOut,
+    /// Its stored rows no longer read back, so the server failed it when it restarted.
+    Unreadable,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Tasks => "tasks",
+            EndReason::Cancelled => "cancelled",
+            EndReason::TimedOut => "timed_out",
+            EndReason::Unreadable => "unreadable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EndReason> {
+        Some(match s {
+            "tasks" => EndReason::Tasks,
+            "cancelled" => EndReason::Cancelled,
+            "timed_out" => EndReason::TimedOut,
+            "unreadable" => EndReason::Unreadable,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}

@@ -1,7 +1,7 @@
 //! The REST API with an in-process server and worker (fake runtime).
 
 use crate::harness::*;
-use sluice_sdk::api::{CreateRun, ErrorCode, RunState, TaskState};
+use sluice_sdk::api::{CreateRun, EndReason, ErrorCode, RunState, TaskState};
 use sluice_sdk::client::ClientError;
 use std::time::Duration;
 
@@ -49,8 +49,10 @@ async fn a_diamond_passes_parameters_and_artifacts_end_to_end() {
         serde_json::json!(7),
         "the string from the command line is stored as the declared int"
     );
+    assert_eq!(run.summary.end_reason, None, "it runs");
     let done = wait_run(&env.client, &run.summary.id, Duration::from_secs(20)).await;
     assert_eq!(done.summary.state, RunState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.summary.end_reason, Some(EndReason::Tasks));
     let task = |n: &str| done.tasks.iter().find(|t| t.name == n).unwrap();
     assert_eq!(task("a").outputs["x"], serde_json::json!(7));
     assert_eq!(task("d").outputs["z"], serde_json::json!("b7+c7"));
@@ -333,8 +335,10 @@ async fn cancel_stops_running_tasks_and_skips_the_rest() {
     .await;
     let c = env.client.cancel_run(&id).await.unwrap();
     assert_eq!(c.summary.state, RunState::Cancelling);
+    assert_eq!(c.summary.end_reason, Some(EndReason::Cancelled));
     let done = wait_run(&env.client, &id, Duration::from_secs(10)).await;
     assert_eq!(done.summary.state, RunState::Cancelled);
+    assert_eq!(done.summary.end_reason, Some(EndReason::Cancelled));
     assert_eq!(done.tasks[0].state, TaskState::Cancelled);
     assert_eq!(done.tasks[1].state, TaskState::Cancelled);
     assert!(

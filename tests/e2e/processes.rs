@@ -221,6 +221,10 @@ async fn a_run_whose_rows_are_corrupt_is_failed_at_restart_and_the_others_go_on(
     let runs = client.list_runs(None, None, 10, None).await.unwrap().runs;
     let failed = runs.iter().find(|r| r.id == bad).unwrap();
     assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(
+        failed.end_reason,
+        Some(sluice_sdk::api::EndReason::Unreadable)
+    );
     // Reading it names what is wrong instead of failing the server.
     let e = client.get_run(&bad).await.unwrap_err().to_string();
     assert!(e.contains("corrupt") && e.contains("attempt"), "{e}");

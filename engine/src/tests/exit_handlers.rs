@@ -100,3 +100,33 @@ fn a_run_past_its_timeout_is_stopped_and_fails_and_its_exit_handlers_run() {
     assert_eq!(run.error.as_deref(), Some("the run timed out after 1m"));
     assert!(!run.deadline_passed(70_000));
 }
+
+#[test]
+fn a_restored_run_knows_it_timed_out_from_its_end_reason_not_its_error() {
+    let src = WITH_EXIT.replace("name: with-exit\n", "name: with-exit\ntimeout: 1m\n");
+    let mut run = start(&src, &[]);
+    let t = idx_of(&run, "train");
+    lease_at(&mut run, t, 0);
+    run.time_out(60_000);
+    assert_eq!(run.end_reason, Some(EndReason::TimedOut));
+    // Whatever its error says, a restarted server knows the run timed out: it still ends failed.
+    run.error = Some("stopped".into());
+    let mut run = restored(&run);
+    fail(&mut run, t, 60_010, Outcome::Cancelled);
+    ok(&mut run, "notify", &[], 60_020);
+    ok(&mut run, "cleanup", &[], 60_030);
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.end_reason, Some(EndReason::TimedOut));
+
+    // A cancel is a cancel, even if its message looks like a timeout's.
+    let mut run = start(&src, &[]);
+    lease_at(&mut run, t, 0);
+    run.cancel(10);
+    run.error = Some("the run timed out after 1m".into());
+    let mut run = restored(&run);
+    fail(&mut run, t, 20, Outcome::Cancelled);
+    ok(&mut run, "notify", &[], 30);
+    ok(&mut run, "cleanup", &[], 40);
+    assert_eq!(run.state, RunState::Cancelled);
+    assert_eq!(run.end_reason, Some(EndReason::Cancelled));
+}

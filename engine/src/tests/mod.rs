@@ -4,7 +4,7 @@ use super::*;
 use crate::task::{ArtifactRecord, TaskResult};
 use sluice_spec as spec;
 use sluice_spec::ids::LeaseId;
-use sluice_spec::state::Outcome;
+use sluice_spec::state::{EndReason, Outcome};
 use std::collections::BTreeMap;
 
 const DIAMOND: &str = r#"
@@ -478,6 +478,7 @@ fn restored(run: &Run) -> Run {
         params: run.params.clone(),
         state: run.state,
         error: run.error.clone(),
+        end_reason: run.end_reason,
         created_at: run.created_at,
         finished_at: run.finished_at,
         tasks: run.tasks.clone(),
@@ -488,6 +489,7 @@ fn restored(run: &Run) -> Run {
     .unwrap();
     assert_eq!(r.plan, run.plan);
     assert_eq!(r.tasks, run.tasks);
+    assert_eq!(r.end_reason, run.end_reason);
     r
 }
 

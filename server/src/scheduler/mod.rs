@@ -112,6 +112,7 @@ impl Active {
     fn run_row(&mut self) -> RunRow {
         self.row.state = self.run.state;
         self.row.error = self.run.error.clone();
+        self.row.end_reason = self.run.end_reason;
         self.row.finished_at = self.run.finished_at;
         self.row.clone()
     }

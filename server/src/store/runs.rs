@@ -4,6 +4,7 @@ use super::{col, from_json, json, Result, Store, StoreError};
 use sluice_engine::ArtifactRecord;
 use sluice_engine::{LeaseInfo, Task, TaskOutputs};
 use sluice_sdk::api::{format_ts, Params, RunState, RunSummary, TaskState};
+use sluice_spec::state::EndReason;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct RunRow {
     pub params: Params,
     pub state: RunState,
     pub error: Option<String>,
+    /// Why it ended or is ending; `None` while it runs.
+    pub end_reason: Option<EndReason>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
     /// Whether the run reuses cached results.
@@ -47,6 +50,7 @@ impl RunRow {
             pipeline: self.pipeline_name.clone(),
             pipeline_version: self.pipeline_version,
             state: self.state,
+            end_reason: self.end_reason,
             created_at: format_ts(self.created_at),
             finished_at: self.finished_at.map(format_ts),
             duration_ms: self
@@ -196,6 +200,13 @@ fn run_row(r: &SqliteRow) -> Result<RunRow> {
         state: RunState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("run state `{state}`")))?,
         error: col(r, "error")?,
+        end_reason: match col::<Option<String>>(r, "end_reason")? {
+            Some(e) => Some(
+                EndReason::parse(&e)
+                    .ok_or_else(|| StoreError::Corrupt(format!("run end reason `{e}`")))?,
+            ),
+            None => None,
+        },
         created_at: col(r, "created_at")?,
         finished_at: col(r, "finished_at")?,
         cache: col(r, "cache")?,
@@ -261,8 +272,8 @@ impl Store {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, created_at, finished_at, cache) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -273,6 +284,7 @@ impl Store {
             .bind(json(&r.params))
             .bind(r.state.as_str())
             .bind(&r.error)
+            .bind(r.end_reason.map(EndReason::as_str))
             .bind(r.created_at)
             .bind(r.finished_at)
             .bind(r.cache)
@@ -306,9 +318,12 @@ impl Store {
             .await?;
         }
         for r in &batch.runs {
-            sqlx::query("UPDATE runs SET state = ?, error = ?, finished_at = ? WHERE id = ?")
-                .bind(r.state.as_str())
-                .bind(&r.error)
+            sqlx::query(
+                "UPDATE runs SET state = ?, error = ?, end_reason = ?, finished_at = ? WHERE id = ?",
+            )
+            .bind(r.state.as_str())
+            .bind(&r.error)
+            .bind(r.end_reason.map(EndReason::as_str))
                 .bind(r.finished_at)
                 .bind(&r.id)
                 .execute(&mut *tx)
@@ -521,7 +536,7 @@ impl Store {
     /// Ends a run that cannot go on (its stored state no longer reads back), with the reason.
     pub async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()> {
         let mut w = self.writer().await?;
-        sqlx::query("UPDATE runs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET state = 'failed', error = ?, end_reason = 'unreadable', finished_at = ? WHERE id = ?")
             .bind(error)
             .bind(at)
             .bind(id)

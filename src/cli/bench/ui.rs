@@ -43,6 +43,7 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
                     params: Params::new(),
                     state: states[i % states.len()],
                     error: None,
+                    end_reason: None,
                     created_at: created,
                     finished_at: Some(created + 500),
                     cache: true,
