@@ -13,6 +13,18 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(shim::main(&state).clamp(0, 255) as u8);
     }
     let args = cli::Cli::parse();
+    if !matches!(
+        args.cmd,
+        cli::Cmd::Up(_) | cli::Cmd::Server(_) | cli::Cmd::Worker(_)
+    ) {
+        // A command whose output is piped into `head` ends quietly when the pipe closes, as
+        // Unix tools do, instead of failing on the broken pipe. The long-running services keep
+        // the signal ignored: a closed socket or pipe is an error they handle.
+        // SAFETY: setting a signal's disposition to its default before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     cli::init_tracing(&args);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -67,16 +67,20 @@ pub enum ImageCmd {
 
 #[derive(clap::Args)]
 pub struct StoreDir {
-    /// The worker's data directory (images live in its `images/`).
-    #[arg(long = "worker-dir", env = "SLUICE_WORKER_DIR", default_value_os_t = super::serve::default_worker_dir())]
-    worker_dir: PathBuf,
+    /// sluice's data directory (a worker's images live in its `worker/images/`).
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = super::serve::default_data_dir())]
+    data_dir: PathBuf,
     #[command(flatten)]
     insecure: super::Insecure,
 }
 
 impl StoreDir {
     fn open(&self) -> anyhow::Result<ImageStore> {
-        Ok(ImageStore::open(&self.worker_dir.join("images"))?)
+        Ok(ImageStore::open(&self.worker_dir().join("images"))?)
+    }
+
+    fn worker_dir(&self) -> PathBuf {
+        super::serve::worker_dir(&self.data_dir)
     }
 }
 
@@ -190,7 +194,7 @@ pub async fn image(cmd: ImageCmd) -> anyhow::Result<u8> {
         }
         ImageCmd::Prune { dir } => {
             // Layers of containers that exist now (running tasks) are kept.
-            let in_use = sluice_worker::runtime::embedded::layers_in_use(&dir.worker_dir);
+            let in_use = sluice_worker::runtime::embedded::layers_in_use(&dir.worker_dir());
             let n = dir.open()?.prune(&in_use)?;
             println!("removed {n} unused blob(s) and layer(s)");
         }

@@ -79,15 +79,19 @@ pub struct RuntimeOpts {
     fake_journal: Option<PathBuf>,
 }
 
-fn default_data_dir() -> PathBuf {
+/// sluice's data directory: the server's database and files at its top, a worker's files
+/// (images, containers, task scratch, artifacts) in its `worker/`. Every command that takes
+/// `--data-dir` means this one directory.
+pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(h) => PathBuf::from(h).join(".local/share/sluice"),
         None => PathBuf::from(".sluice"),
     }
 }
 
-pub fn default_worker_dir() -> PathBuf {
-    default_data_dir().join("worker")
+/// Where a worker keeps its files within sluice's data directory.
+pub fn worker_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("worker")
 }
 
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -185,8 +189,9 @@ pub struct UpArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     conn: super::Conn,
-    /// Where task scratch files and output artifacts live.
-    #[arg(long, env = "SLUICE_WORKER_DIR", default_value_os_t = default_worker_dir())]
+    /// sluice's data directory: the worker keeps its images, task scratch files and output
+    /// artifacts in its `worker/` (as `sluice up` does).
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = default_data_dir())]
     data_dir: PathBuf,
     /// How many tasks run at once.
     #[arg(long, default_value_t = default_capacity())]
@@ -274,7 +279,7 @@ pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {
 pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     let rt = match a.no_worker {
         true => None,
-        false => Some(runtime(&a.rt, &a.opts.data_dir.join("worker"))?),
+        false => Some(runtime(&a.rt, &worker_dir(&a.opts.data_dir))?),
     };
     let listener = listen(&a.addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -294,7 +299,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
             token: cfg.token.clone(),
             name: hostname(),
             capacity: a.capacity,
-            data_dir: cfg.data_dir.join("worker"),
+            data_dir: worker_dir(&cfg.data_dir),
             poll_wait: Duration::from_secs(20),
             drain: Duration::from_secs(10),
             log_policy: sluice_worker::LogPolicy {
@@ -328,15 +333,15 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
-    std::fs::create_dir_all(&a.data_dir)
-        .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
-    let rt = runtime(&a.rt, &a.data_dir)?;
+    let dir = worker_dir(&a.data_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let rt = runtime(&a.rt, &dir)?;
     let cfg = WorkerConfig {
         server: a.conn.server,
         token: a.conn.token,
         name: a.name.unwrap_or_else(hostname),
         capacity: a.capacity,
-        data_dir: a.data_dir,
+        data_dir: dir,
         poll_wait: Duration::from_secs(20),
         drain: Duration::from_secs(10),
         log_policy: sluice_worker::LogPolicy {

@@ -102,6 +102,37 @@ async fn submit_wait_follows_the_run_and_exits_with_its_outcome() {
         "an unreachable server has its own exit code: {err}"
     );
 
+    // `sluice runs list | head -0`: the reader is gone before anything is written. The command
+    // ends quietly (by SIGPIPE, as Unix tools do), never with a panic about a broken pipe.
+    let u = url.clone();
+    let (status, err) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .args(["runs", "list"])
+            .env("SLUICE_SERVER", &u)
+            .env_remove("SLUICE_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.success() || status.signal() == Some(libc::SIGPIPE),
+        "{status:?}: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+
     let u = url.clone();
     let (code, out, _) =
         tokio::task::spawn_blocking(move || sluice(&["runs", "list", "--output", "json"], &u))

@@ -70,7 +70,7 @@ async fn a_task_whose_worker_is_killed_never_runs_twice_at_once() {
     wait_for_line(shared.path(), "alive 1").await;
     c.worker.take().unwrap().kill9();
     // Another worker, on its own directory: nothing of the first one's is cleaned up for it.
-    let _second = c.spawn_worker(&c.dir.path().join("second"), "second.log");
+    let _second = c.spawn_worker(&c.dir.path().join("second/worker"), "second.log");
     let run = wait_run(&c.client, &id, Duration::from_secs(90)).await;
     assert_succeeded(&c, &run);
     assert_eq!(task(&run, "work").attempt, 2);

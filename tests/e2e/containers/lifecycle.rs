@@ -216,8 +216,8 @@ async fn an_image_prune_keeps_the_layers_of_running_steps() {
         let out = std::process::Command::new(BIN)
             .arg("image")
             .args(args)
-            .arg("--worker-dir")
-            .arg(&wd)
+            .arg("--data-dir")
+            .arg(wd.parent().unwrap())
             .output()
             .unwrap();
         assert!(

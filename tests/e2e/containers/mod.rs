@@ -92,14 +92,16 @@ impl Cluster {
         self.spawn_worker_with(dir, log, &[])
     }
 
-    /// Another worker process, with its own directory, log file and options.
+    /// Another worker process, with its own directory, log file and options. `dir` is where its
+    /// files go: `worker/` in the data directory it is given.
     pub fn spawn_worker_with(&self, dir: &Path, log: &str, more: &[&str]) -> Proc {
+        assert!(dir.ends_with("worker"), "{}", dir.display());
         let mut args = vec![
             "worker".to_string(),
             "--server".into(),
             self.url.clone(),
             "--data-dir".into(),
-            dir.to_string_lossy().into_owned(),
+            dir.parent().unwrap().to_string_lossy().into_owned(),
             "--capacity".into(),
             "4".into(),
         ];
