@@ -2,7 +2,7 @@
 
 use crate::api::{self, App};
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::store::Store;
+use crate::store::{DynStore, SqliteStore};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub struct ServerConfig {
 /// serve. Whoever says the server is up should say so only once this exists.
 pub struct Server {
     app: App,
-    store: Store,
+    store: DynStore,
     data_dir: PathBuf,
 }
 
@@ -27,7 +27,7 @@ impl Server {
     /// Opens the store and takes up every active run (a run that cannot be is failed, with
     /// the reason, rather than keeping the server from starting).
     pub async fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
-        let store = Store::open(&cfg.data_dir).await?;
+        let store: DynStore = Arc::new(SqliteStore::open(&cfg.data_dir).await?);
         let sched = Scheduler::new(store.clone(), cfg.scheduler.clone()).await?;
         let app = App {
             sched,
@@ -52,11 +52,10 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let reaper = tokio::spawn(self.app.sched.clone().reap_loop());
-        let checkpoints = tokio::spawn(
-            self.store
-                .clone()
-                .checkpoint_loop(std::time::Duration::from_secs(1)),
-        );
+        let checkpoints = tokio::spawn(crate::store::checkpoint_loop(
+            self.store.clone(),
+            std::time::Duration::from_secs(1),
+        ));
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %self.data_dir.display(), "sluice server listening");
         let router = api::edges(api::router(self.app).merge(crate::ui::router()));

@@ -103,8 +103,9 @@ fn the_engine_does_no_io() {
 
 #[test]
 fn only_the_store_writes_sql() {
+    // Only a `Store` implementation speaks SQL (today SQLite's); the trait and its rows do not.
     for f in rust_files(&root().join("server/src")) {
-        if f.starts_with(root().join("server/src/store")) {
+        if f.starts_with(root().join("server/src/store/sqlite")) {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();

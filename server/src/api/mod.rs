@@ -9,7 +9,7 @@ mod stream;
 mod workers;
 
 use crate::scheduler::Scheduler;
-use crate::store::Store;
+use crate::store::DynStore;
 use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{header, Method, StatusCode};
@@ -37,7 +37,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &DynStore {
         self.sched.store()
     }
 }

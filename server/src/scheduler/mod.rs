@@ -6,7 +6,7 @@
 mod runs;
 mod workers;
 
-use crate::store::{CacheEntry, RunRow, Store, StoreError, TaskRow, TaskStatic, WriteBatch};
+use crate::store::{CacheEntry, DynStore, RunRow, StoreError, TaskRow, TaskStatic, WriteBatch};
 use sluice_engine::{Effect, Run};
 use sluice_sdk::api::{format_ts, RunEvent};
 use sluice_sdk::artifacts::{ArtifactStore, LocalDir};
@@ -142,7 +142,7 @@ struct Step {
 }
 
 pub struct Scheduler {
-    store: Store,
+    store: DynStore,
     /// Where the artifacts of kept results are looked for before one is reused here: this host's
     /// files, since workers on this host keep theirs under their own data directories.
     artifacts: Arc<dyn ArtifactStore>,
@@ -154,7 +154,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Takes up every run the store holds as active, as a restarted server must.
-    pub async fn new(store: Store, cfg: SchedulerConfig) -> Result<Arc<Scheduler>, StoreError> {
+    pub async fn new(store: DynStore, cfg: SchedulerConfig) -> Result<Arc<Scheduler>, StoreError> {
         let (events, _) = broadcast::channel(8192);
         let s = Arc::new(Scheduler {
             artifacts: Arc::new(LocalDir::new("/")),
@@ -168,7 +168,7 @@ impl Scheduler {
         Ok(s)
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &DynStore {
         &self.store
     }
 

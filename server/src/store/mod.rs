@@ -1,22 +1,19 @@
-//! The store: every SQL statement sluice runs. SQLite in WAL mode under the data directory; the
-//! schema lives in `migrations/`. Writes are serialised (SQLite has one writer); reads run alongside.
+//! The store: where runs, tasks, logs, pipelines and workers are kept, behind the [`Store`] trait.
+//! [`SqliteStore`] (SQLite in WAL mode under the data directory, the embedded default) is the one
+//! implementation today; every SQL statement lives in it, so another database is another module
+//! here, not a change elsewhere. The schema lives in `migrations/`.
+//!
+//! Writes go through one path, [`RunStore::apply`]: the scheduler's step, one transaction; the
+//! other writes are registrations, pipeline versions and housekeeping.
 
-mod logs;
-mod pipelines;
-mod runs;
-mod workers;
+mod rows;
+mod sqlite;
 
-pub use logs::{LogCursor, LogRow};
-pub use runs::{
-    CacheEntry, IdempotencyKey, RunFilter, RunRow, StoredRun, TaskRow, TaskStatic, WriteBatch,
-};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use std::path::Path;
+use async_trait::async_trait;
+pub use rows::*;
+use sluice_sdk::api::{LogLine, PipelineSummary, PipelineVersion};
+pub use sqlite::SqliteStore;
 use std::sync::Arc;
-use std::time::Duration;
-pub use workers::WorkerRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -45,136 +42,101 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Clone)]
-pub struct Store {
-    /// Reads.
-    pool: SqlitePool,
-    writer: Arc<Writer>,
+/// Runs and their tasks: the scheduler's writes and the reads behind the API.
+#[async_trait]
+pub trait RunStore {
+    /// Writes everything one scheduler step changed, in one transaction.
+    async fn apply(&self, batch: &WriteBatch) -> Result<()>;
+    async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRow>>;
+    async fn get_run(&self, id: &str) -> Result<Option<StoredRun>>;
+    /// The ids of the runs that have not ended, for the scheduler to take up again after a
+    /// restart (each is read with [`RunStore::get_run`], so that one that cannot be read stops
+    /// only itself).
+    async fn active_run_ids(&self) -> Result<Vec<String>>;
+    /// Fails a run that cannot be taken up again (its rows do not read back), with the reason.
+    async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()>;
+    /// The newest cached result under `key` made at or after `since` (milliseconds), for any
+    /// image digest or for `digest` only.
+    async fn cached(
+        &self,
+        key: &str,
+        digest: Option<&str>,
+        since: i64,
+    ) -> Result<Option<CacheEntry>>;
+    /// What an idempotency key was used for, if it was.
+    async fn idempotency_key(&self, key: &str) -> Result<Option<IdempotencyKey>>;
+    /// Forgets the idempotency keys made before `before`. Returns how many.
+    async fn forget_idempotency_keys(&self, before: i64) -> Result<u64>;
 }
 
-/// The one connection writes go through (SQLite has one writer). A connection whose write
-/// failed (on a full disk, say) may still hold its transaction, and with it the database's write
-/// lock: it is closed, and the next write opens a fresh one. So the store recovers by itself
-/// once the cause is gone.
-struct Writer {
-    opts: SqliteConnectOptions,
-    conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+/// Task logs: appended through [`RunStore::apply`], read back in pages.
+#[async_trait]
+pub trait LogStore {
+    /// Up to `limit` lines of a task's log after `after`, in order.
+    async fn read_logs(
+        &self,
+        run_id: &str,
+        task_idx: usize,
+        task_name: &str,
+        after: LogCursor,
+        limit: u32,
+    ) -> Result<Vec<(LogCursor, LogLine)>>;
 }
 
-/// The writer, held: [`WriteGuard::done`] once the write succeeded, else its connection is
-/// closed when the guard goes.
-pub(crate) struct WriteGuard<'a> {
-    conn: tokio::sync::MutexGuard<'a, Option<sqlx::SqliteConnection>>,
-    done: bool,
+/// Pipelines, their immutable versions, and the content-addressed pipeline files behind them.
+#[async_trait]
+pub trait PipelineStore {
+    /// Stores a pipeline file as the next version of the pipeline it names, unless the very same
+    /// bytes are already a version of it, in which case that version is returned.
+    async fn put_pipeline_version(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        yaml: &str,
+        digest: &str,
+        now: i64,
+    ) -> Result<PipelineVersion>;
+    async fn list_pipelines(&self) -> Result<Vec<PipelineSummary>>;
+    async fn get_pipeline(&self, name_or_id: &str) -> Result<Option<PipelineSummary>>;
+    async fn list_versions(&self, pipeline_id: &str) -> Result<Vec<PipelineVersion>>;
+    /// A version of a pipeline, or its latest with `None`.
+    async fn get_version(
+        &self,
+        pipeline_id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<PipelineVersion>>;
+    /// A pipeline file by its digest.
+    async fn source(&self, digest: &str) -> Result<Option<String>>;
 }
 
-impl WriteGuard<'_> {
-    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
-        self.conn.as_mut().expect("the writer is open while held")
-    }
-
-    /// The write went through: the connection is kept for the next.
-    pub(crate) fn done(mut self) {
-        self.done = true;
-    }
+/// Worker registrations.
+#[async_trait]
+pub trait WorkerStore {
+    async fn register_worker(&self, id: &str, name: &str, capacity: u32, now: i64) -> Result<()>;
+    async fn get_worker(&self, id: &str) -> Result<Option<WorkerRow>>;
+    async fn list_workers(&self) -> Result<Vec<WorkerRow>>;
 }
 
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.conn.take();
+/// Everything sluice keeps.
+#[async_trait]
+pub trait Store: RunStore + LogStore + PipelineStore + WorkerStore + Send + Sync + 'static {
+    /// Housekeeping a backend does in the background (SQLite: copying its write-ahead log back
+    /// into the database file), so that commits on the hot path never pay for it.
+    async fn checkpoint(&self) -> Result<()>;
+    async fn close(&self);
+}
+
+/// The store a server runs on, shared.
+pub type DynStore = Arc<dyn Store>;
+
+/// Checkpoints every `every`, forever; spawn it once per server.
+pub async fn checkpoint_loop(store: DynStore, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "database checkpoint failed");
         }
     }
-}
-
-impl Store {
-    /// Opens (creating if needed) `sluice.db` under `data_dir` and brings its schema up to date.
-    pub async fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.display().to_string(),
-            source,
-        })?;
-        let opts = SqliteConnectOptions::new()
-            .filename(data_dir.join("sluice.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-32000")
-            .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", "20000");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(opts.clone())
-            .await?;
-        sqlx::migrate!("../migrations").run(&pool).await?;
-        Ok(Store {
-            pool,
-            writer: Arc::new(Writer {
-                opts,
-                conn: tokio::sync::Mutex::new(None),
-            }),
-        })
-    }
-
-    /// The writer, opened if it is not (writes are serialised through it).
-    pub(crate) async fn writer(&self) -> Result<WriteGuard<'_>> {
-        use sqlx::ConnectOptions;
-        let mut conn = self.writer.conn.lock().await;
-        if conn.is_none() {
-            *conn = Some(self.writer.opts.connect().await?);
-        }
-        Ok(WriteGuard { conn, done: false })
-    }
-
-    /// Copies the write-ahead log back into the database file. Run in the background (see
-    /// [`Store::checkpoint_loop`]) so that commits on the hot path never pay for it.
-    pub async fn checkpoint(&self) -> Result<()> {
-        let mut w = self.writer().await?;
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(w.conn())
-            .await?;
-        w.done();
-        Ok(())
-    }
-
-    /// Checkpoints every `every`, forever; spawn it once per server.
-    pub async fn checkpoint_loop(self, every: Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = self.checkpoint().await {
-                tracing::warn!(error = %e, "database checkpoint failed");
-            }
-        }
-    }
-
-    pub async fn close(&self) {
-        if let Some(c) = self.writer.conn.lock().await.take() {
-            let _ = sqlx::Connection::close(c).await;
-        }
-        self.pool.close().await;
-    }
-}
-
-/// A column of a row, or why it does not read as `T`: a corrupt row is an error, never a panic.
-fn col<'r, T>(r: &'r sqlx::sqlite::SqliteRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    use sqlx::Row;
-    r.try_get(name)
-        .map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: Option<String>, what: &str) -> Result<Option<T>> {
-    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
-        .transpose()
 }

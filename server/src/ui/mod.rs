@@ -1,15 +1,34 @@
-//! The web UI: one page of plain HTML, CSS and JavaScript, embedded in the binary and served at `/`
-//! beside the API. Every path outside `/api` gets the page, which routes itself, so deep links
-//! (`/runs/ID`, `/runs/ID/tasks/TASK`, `/pipelines/NAME`) work.
+//! The web UI: the assets under `web/` (plain HTML, CSS and ES modules, one per view; no build
+//! step), embedded in the binary at build time and served at `/` beside the API. Every path
+//! outside `/api` and `/assets` gets the page, which routes itself, so deep links (`/runs/ID`,
+//! `/runs/ID/tasks/TASK`, `/pipelines/NAME`) work.
 
-use axum::http::{header, HeaderValue};
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-const INDEX: &str = include_str!("index.html");
-const APP_JS: &str = include_str!("app.js");
-const APP_CSS: &str = include_str!("app.css");
+const INDEX: &str = include_str!("../../../web/index.html");
+
+macro_rules! assets {
+    ($($path:literal),* $(,)?) => {
+        /// Every asset, by its path under `/assets/`.
+        const ASSETS: &[(&str, &str)] = &[$(($path, include_str!(concat!("../../../web/", $path)))),*];
+    };
+}
+
+assets!(
+    "app.css",
+    "js/main.js",
+    "js/lib.js",
+    "js/graph.js",
+    "js/runs.js",
+    "js/run.js",
+    "js/artifacts.js",
+    "js/compare.js",
+    "js/pipelines.js",
+);
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {
     let mut r = body.into_response();
@@ -20,15 +39,49 @@ fn asset(body: &'static str, ctype: &'static str) -> Response {
     r
 }
 
+async fn serve_asset(Path(path): Path<String>) -> Response {
+    let Some((_, body)) = ASSETS.iter().find(|(p, _)| *p == path) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    let ctype = match path.rsplit_once('.').map(|(_, e)| e) {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    asset(body, ctype)
+}
+
 pub fn router() -> Router {
     Router::new()
-        .route(
-            "/assets/app.js",
-            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/assets/app.css",
-            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
-        )
+        .route("/assets/{*path}", get(serve_asset))
         .fallback(get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every module a view imports is embedded: a file added under `web/js/` and not listed in
+    /// `assets!` would be a 404 in the browser.
+    #[test]
+    fn every_module_under_web_is_served() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/js");
+        for e in std::fs::read_dir(dir).unwrap() {
+            let name = format!("js/{}", e.unwrap().file_name().to_string_lossy());
+            assert!(
+                super::ASSETS.iter().any(|(p, _)| *p == name),
+                "{name} is not embedded"
+            );
+        }
+        for (p, body) in super::ASSETS {
+            for import in body.lines().filter(|l| l.starts_with("import ")) {
+                let target = import
+                    .rsplit_once("\"./")
+                    .map(|(_, t)| t.trim_end_matches("\";"));
+                let target = format!("js/{}", target.unwrap());
+                assert!(
+                    super::ASSETS.iter().any(|(q, _)| *q == target),
+                    "{p} imports {target}, which is not embedded"
+                );
+            }
+        }
+    }
 }

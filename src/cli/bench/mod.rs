@@ -5,7 +5,7 @@ mod ui;
 
 use clap::Subcommand;
 use sluice_server::scheduler::{NewRun, Scheduler, SchedulerConfig};
-use sluice_server::store::Store;
+use sluice_server::store::SqliteStore;
 use sluice_worker::runtime::fake::FakeRuntime;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -148,7 +148,7 @@ async fn scheduler(
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
     let digest = sluice_spec::digest(&yaml);
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path()).await?;
+    let store: sluice_server::store::DynStore = Arc::new(SqliteStore::open(dir.path()).await?);
     let sched = Scheduler::new(store.clone(), SchedulerConfig::default()).await?;
     let mut times = Vec::new();
     for _ in 0..repeat {

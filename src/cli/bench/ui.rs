@@ -4,7 +4,7 @@
 
 use super::median;
 use sluice_sdk::api::{Params, RunState};
-use sluice_server::store::{RunRow, Store, WriteBatch};
+use sluice_server::store::{RunRow, RunStore, SqliteStore, Store, WriteBatch};
 use std::time::{Duration, Instant};
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -17,7 +17,7 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
     let data = dir.path().join("server");
     let t = Instant::now();
     {
-        let store = Store::open(&data).await?;
+        let store = SqliteStore::open(&data).await?;
         let digest = "sha256:".to_string() + &"0".repeat(64);
         let yaml = "name: bench\nsteps:\n  - name: a\n    image: busybox\n".to_string();
         let base = sluice_sdk::api::now_ms() - runs as i64 * 1000;

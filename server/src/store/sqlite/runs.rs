@@ -1,147 +1,18 @@
 //! Runs and their tasks: batched writes of what the engine changed, and the reads behind the API.
 
-use super::{col, from_json, json, Result, Store, StoreError};
+use super::{col, from_json, json, read, SqliteStore};
+use crate::store::{
+    CacheEntry, IdempotencyKey, Result, RunFilter, RunRow, RunStore, StoreError, StoredRun,
+    TaskRow, TaskStatic, WriteBatch,
+};
+use async_trait::async_trait;
 use sluice_engine::ArtifactRecord;
 use sluice_engine::{LeaseInfo, Task, TaskOutputs};
-use sluice_sdk::api::{format_ts, Params, RunState, RunSummary, TaskState};
+use sluice_sdk::api::{RunState, TaskState};
 use sluice_spec::state::EndReason;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 use std::sync::Arc;
-
-/// A run's own row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunRow {
-    pub id: String,
-    pub name: String,
-    pub pipeline_name: String,
-    pub pipeline_version_id: Option<String>,
-    pub pipeline_version: Option<u32>,
-    pub digest: String,
-    pub params: Params,
-    pub state: RunState,
-    pub error: Option<String>,
-    /// Why it ended or is ending; `None` while it runs.
-    pub end_reason: Option<EndReason>,
-    pub created_at: i64,
-    pub finished_at: Option<i64>,
-    /// Whether the run reuses cached results.
-    pub cache: bool,
-}
-
-/// A task's result kept for reuse (see `engine::Run::cache_key`).
-#[derive(Debug, Clone)]
-pub struct CacheEntry {
-    pub key: String,
-    pub image_digest: String,
-    pub run_id: String,
-    pub task: String,
-    /// Output parameters as text, as a worker reports them.
-    pub outputs: std::collections::BTreeMap<String, String>,
-    pub artifacts: Vec<ArtifactRecord>,
-    pub created_at: i64,
-}
-
-impl RunRow {
-    pub fn summary(&self) -> RunSummary {
-        RunSummary {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            pipeline: self.pipeline_name.clone(),
-            pipeline_version: self.pipeline_version,
-            state: self.state,
-            end_reason: self.end_reason,
-            created_at: format_ts(self.created_at),
-            finished_at: self.finished_at.map(format_ts),
-            duration_ms: self
-                .finished_at
-                .map(|f| (f - self.created_at).max(0) as u64),
-        }
-    }
-}
-
-/// What never changes about a task once planned; shared between writes.
-#[derive(Debug, Clone)]
-pub struct TaskStatic {
-    pub name: String,
-    pub image: String,
-    pub depends_on: Vec<String>,
-    depends_on_json: String,
-}
-
-impl TaskStatic {
-    pub fn new(name: String, image: String, depends_on: Vec<String>) -> TaskStatic {
-        let depends_on_json = json(&depends_on);
-        TaskStatic {
-            name,
-            image,
-            depends_on,
-            depends_on_json,
-        }
-    }
-}
-
-/// A task's row: the engine's view of it plus what the API shows without re-planning.
-#[derive(Debug, Clone)]
-pub struct TaskRow {
-    pub run_id: Arc<str>,
-    pub idx: usize,
-    pub stat: Arc<TaskStatic>,
-    pub task: Task,
-}
-
-/// A run as stored: its row and its tasks in plan order.
-#[derive(Debug, Clone)]
-pub struct StoredRun {
-    pub row: RunRow,
-    pub tasks: Vec<TaskRow>,
-}
-
-/// Everything one scheduler step changed, written in one transaction.
-#[derive(Debug, Default)]
-pub struct WriteBatch {
-    pub sources: Vec<(String, String)>,
-    pub new_runs: Vec<RunRow>,
-    pub runs: Vec<RunRow>,
-    pub tasks: Vec<TaskRow>,
-    pub logs: Vec<super::logs::LogRow>,
-    pub workers_seen: Vec<(String, i64)>,
-    pub cache: Vec<CacheEntry>,
-    pub idempotency: Vec<IdempotencyKey>,
-}
-
-/// A run creation's idempotency key: the request it was given with (its digest) and the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey {
-    pub key: String,
-    pub request: String,
-    pub run_id: String,
-    pub created_at: i64,
-}
-
-impl WriteBatch {
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
-            && self.new_runs.is_empty()
-            && self.runs.is_empty()
-            && self.tasks.is_empty()
-            && self.logs.is_empty()
-            && self.workers_seen.is_empty()
-            && self.cache.is_empty()
-            && self.idempotency.is_empty()
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub state: Option<RunState>,
-    pub pipeline: Option<String>,
-    /// Runs whose name contains this text.
-    pub search: Option<String>,
-    /// Runs older than this run id (the previous page's last).
-    pub before: Option<String>,
-    pub limit: u32,
-}
 
 const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from";
 
@@ -187,77 +58,178 @@ fn push_task<'a>(
         .push_bind(t.cached_from.as_ref().map(|r| r.to_string()));
 }
 
+#[derive(sqlx::FromRow)]
+struct RunCols {
+    id: String,
+    name: String,
+    pipeline_name: String,
+    pipeline_version_id: Option<String>,
+    pipeline_version: Option<i64>,
+    digest: String,
+    params: String,
+    state: String,
+    error: Option<String>,
+    end_reason: Option<String>,
+    created_at: i64,
+    finished_at: Option<i64>,
+    cache: bool,
+}
+
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
-    let state: String = col(r, "state")?;
+    let c: RunCols = read(r)?;
     Ok(RunRow {
-        id: col(r, "id")?,
-        name: col(r, "name")?,
-        pipeline_name: col(r, "pipeline_name")?,
-        pipeline_version_id: col(r, "pipeline_version_id")?,
-        pipeline_version: col::<Option<i64>>(r, "pipeline_version")?.map(|v| v as u32),
-        digest: col(r, "digest")?,
-        params: from_json(Some(col(r, "params")?), "run params")?.unwrap_or_default(),
-        state: RunState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("run state `{state}`")))?,
-        error: col(r, "error")?,
-        end_reason: match col::<Option<String>>(r, "end_reason")? {
-            Some(e) => Some(
-                EndReason::parse(&e)
-                    .ok_or_else(|| StoreError::Corrupt(format!("run end reason `{e}`")))?,
-            ),
-            None => None,
-        },
-        created_at: col(r, "created_at")?,
-        finished_at: col(r, "finished_at")?,
-        cache: col(r, "cache")?,
+        id: c.id,
+        name: c.name,
+        pipeline_name: c.pipeline_name,
+        pipeline_version_id: c.pipeline_version_id,
+        pipeline_version: c
+            .pipeline_version
+            .map(|v| u32::try_from(v).map_err(|_| corrupt("run pipeline version", v)))
+            .transpose()?,
+        digest: c.digest,
+        params: from_json(Some(c.params), "run params")?.unwrap_or_default(),
+        state: RunState::parse(&c.state).ok_or_else(|| corrupt("run state", &c.state))?,
+        error: c.error,
+        end_reason: c
+            .end_reason
+            .map(|e| EndReason::parse(&e).ok_or_else(|| corrupt("run end reason", &e)))
+            .transpose()?,
+        created_at: c.created_at,
+        finished_at: c.finished_at,
+        cache: c.cache,
     })
+}
+
+fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what} `{value}`"))
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskCols {
+    run_id: String,
+    idx: i64,
+    name: String,
+    image: String,
+    depends_on: String,
+    state: String,
+    attempt: i64,
+    lease_id: Option<String>,
+    worker_id: Option<String>,
+    cancel_requested: bool,
+    inputs: Option<String>,
+    spec: Option<String>,
+    outputs: Option<String>,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    ready_at: Option<i64>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    image_digest: Option<String>,
+    retry_at: Option<i64>,
+    attempts: Option<String>,
+    condition_false: bool,
+    cached_from: Option<String>,
 }
 
 fn task_row(r: &SqliteRow) -> Result<TaskRow> {
-    let state: String = col(r, "state")?;
-    let lease_id: Option<String> = col(r, "lease_id")?;
-    let worker: Option<String> = col(r, "worker_id")?;
+    let c: TaskCols = read(r)?;
     Ok(TaskRow {
-        run_id: Arc::from(col::<String>(r, "run_id")?),
-        idx: col::<i64>(r, "idx")? as usize,
+        run_id: Arc::from(c.run_id),
+        idx: usize::try_from(c.idx).map_err(|_| corrupt("task index", c.idx))?,
         stat: Arc::new(TaskStatic::new(
-            col(r, "name")?,
-            col(r, "image")?,
-            from_json(Some(col(r, "depends_on")?), "task dependencies")?.unwrap_or_default(),
+            c.name,
+            c.image,
+            from_json(Some(c.depends_on), "task dependencies")?.unwrap_or_default(),
         )),
         task: Task {
-            state: TaskState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
-            attempt: col::<i64>(r, "attempt")? as u32,
-            lease: lease_id.map(|id: String| LeaseInfo {
+            state: TaskState::parse(&c.state).ok_or_else(|| corrupt("task state", &c.state))?,
+            attempt: u32::try_from(c.attempt).map_err(|_| corrupt("task attempt", c.attempt))?,
+            lease: c.lease_id.map(|id| LeaseInfo {
                 id: id.into(),
-                worker: worker.unwrap_or_default().into(),
+                worker: c.worker_id.unwrap_or_default().into(),
                 expires_at: 0,
             }),
-            cancel_requested: col(r, "cancel_requested")?,
-            inputs: from_json(col(r, "inputs")?, "task inputs")?.unwrap_or_default(),
-            spec: from_json(col(r, "spec")?, "task spec")?,
-            image_digest: col(r, "image_digest")?,
+            cancel_requested: c.cancel_requested,
+            inputs: from_json(c.inputs, "task inputs")?.unwrap_or_default(),
+            spec: from_json(c.spec, "task spec")?,
+            image_digest: c.image_digest,
             outputs: TaskOutputs {
-                params: from_json(col(r, "outputs")?, "task outputs")?.unwrap_or_default(),
+                params: from_json(c.outputs, "task outputs")?.unwrap_or_default(),
                 artifacts: Vec::new(),
             },
-            exit_code: col(r, "exit_code")?,
-            error: col(r, "error")?,
-            ready_at: col(r, "ready_at")?,
-            started_at: col(r, "started_at")?,
-            finished_at: col(r, "finished_at")?,
-            retry_at: col(r, "retry_at")?,
-            attempts: from_json(col(r, "attempts")?, "task attempts")?.unwrap_or_default(),
-            condition_false: col(r, "condition_false")?,
-            cached_from: col::<Option<String>>(r, "cached_from")?.map(Into::into),
+            exit_code: c.exit_code,
+            error: c.error,
+            ready_at: c.ready_at,
+            started_at: c.started_at,
+            finished_at: c.finished_at,
+            retry_at: c.retry_at,
+            attempts: from_json(c.attempts, "task attempts")?.unwrap_or_default(),
+            condition_false: c.condition_false,
+            cached_from: c.cached_from.map(Into::into),
         },
     })
 }
 
-impl Store {
+#[derive(sqlx::FromRow)]
+struct CacheCols {
+    key: String,
+    image_digest: String,
+    run_id: String,
+    task: String,
+    outputs: String,
+    artifacts: String,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct IdempotencyCols {
+    key: String,
+    request: String,
+    run_id: String,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ArtifactCols {
+    task_idx: i64,
+    name: String,
+    uri: String,
+    size: i64,
+    sha256: String,
+}
+
+impl SqliteStore {
+    async fn tasks_of(&self, run_id: &str) -> Result<Vec<TaskRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLS} FROM tasks WHERE run_id = ? ORDER BY idx"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
+        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256 FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
+        for a in &arts {
+            let a: ArtifactCols = read(a)?;
+            if let Some(t) = usize::try_from(a.task_idx)
+                .ok()
+                .and_then(|i| tasks.get_mut(i))
+            {
+                t.task.outputs.artifacts.push(ArtifactRecord {
+                    name: a.name,
+                    uri: a.uri,
+                    size: u64::try_from(a.size).map_err(|_| corrupt("artifact size", a.size))?,
+                    sha256: a.sha256,
+                });
+            }
+        }
+        Ok(tasks)
+    }
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
     /// Writes a batch in one transaction.
-    pub async fn apply(&self, batch: &WriteBatch) -> Result<()> {
+    async fn apply(&self, batch: &WriteBatch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -394,7 +366,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRow>> {
+    async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRow>> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM runs WHERE 1 = 1");
         if let Some(s) = f.state {
             q.push(" AND state = ").push_bind(s.as_str());
@@ -426,7 +398,7 @@ impl Store {
 
     /// The newest cached result under `key` made at or after `since` (milliseconds), for any
     /// image digest or for `digest` only.
-    pub async fn cached(
+    async fn cached(
         &self,
         key: &str,
         digest: Option<&str>,
@@ -445,20 +417,20 @@ impl Store {
         else {
             return Ok(None);
         };
+        let c: CacheCols = read(&r)?;
         Ok(Some(CacheEntry {
-            key: col(&r, "key")?,
-            image_digest: col(&r, "image_digest")?,
-            run_id: col(&r, "run_id")?,
-            task: col(&r, "task")?,
-            outputs: from_json(Some(col(&r, "outputs")?), "cached outputs")?.unwrap_or_default(),
-            artifacts: from_json(Some(col(&r, "artifacts")?), "cached artifacts")?
-                .unwrap_or_default(),
-            created_at: col(&r, "created_at")?,
+            key: c.key,
+            image_digest: c.image_digest,
+            run_id: c.run_id,
+            task: c.task,
+            outputs: from_json(Some(c.outputs), "cached outputs")?.unwrap_or_default(),
+            artifacts: from_json(Some(c.artifacts), "cached artifacts")?.unwrap_or_default(),
+            created_at: c.created_at,
         }))
     }
 
     /// What an idempotency key was used for, if it was.
-    pub async fn idempotency_key(&self, key: &str) -> Result<Option<IdempotencyKey>> {
+    async fn idempotency_key(&self, key: &str) -> Result<Option<IdempotencyKey>> {
         let Some(r) = sqlx::query("SELECT * FROM idempotency_keys WHERE key = ?")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -466,15 +438,16 @@ impl Store {
         else {
             return Ok(None);
         };
+        let c: IdempotencyCols = read(&r)?;
         Ok(Some(IdempotencyKey {
-            key: col(&r, "key")?,
-            request: col(&r, "request")?,
-            run_id: col(&r, "run_id")?,
-            created_at: col(&r, "created_at")?,
+            key: c.key,
+            request: c.request,
+            run_id: c.run_id,
+            created_at: c.created_at,
         }))
     }
 
-    pub async fn get_run(&self, id: &str) -> Result<Option<StoredRun>> {
+    async fn get_run(&self, id: &str) -> Result<Option<StoredRun>> {
         let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -487,33 +460,10 @@ impl Store {
         Ok(Some(StoredRun { row, tasks }))
     }
 
-    async fn tasks_of(&self, run_id: &str) -> Result<Vec<TaskRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLS} FROM tasks WHERE run_id = ? ORDER BY idx"
-        ))
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
-        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256 FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
-        for a in &arts {
-            let idx = col::<i64>(a, "task_idx")? as usize;
-            if let Some(t) = tasks.get_mut(idx) {
-                t.task.outputs.artifacts.push(ArtifactRecord {
-                    name: col(a, "name")?,
-                    uri: col(a, "uri")?,
-                    size: col::<i64>(a, "size")? as u64,
-                    sha256: col(a, "sha256")?,
-                });
-            }
-        }
-        Ok(tasks)
-    }
-
     /// The ids of the runs that have not ended, for the scheduler to take up again after a
     /// restart (each is read with [`Store::get_run`], so that one that cannot be read stops
     /// only itself).
-    pub async fn active_run_ids(&self) -> Result<Vec<String>> {
+    async fn active_run_ids(&self) -> Result<Vec<String>> {
         let rows =
             sqlx::query("SELECT id FROM runs WHERE state IN ('running', 'cancelling') ORDER BY id")
                 .fetch_all(&self.pool)
@@ -522,7 +472,7 @@ impl Store {
     }
 
     /// Forgets the idempotency keys made before `before`. Returns how many.
-    pub async fn forget_idempotency_keys(&self, before: i64) -> Result<u64> {
+    async fn forget_idempotency_keys(&self, before: i64) -> Result<u64> {
         let mut w = self.writer().await?;
         let n = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
             .bind(before)
@@ -534,7 +484,7 @@ impl Store {
     }
 
     /// Ends a run that cannot go on (its stored state no longer reads back), with the reason.
-    pub async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()> {
+    async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()> {
         let mut w = self.writer().await?;
         sqlx::query("UPDATE runs SET state = 'failed', error = ?, end_reason = 'unreadable', finished_at = ? WHERE id = ?")
             .bind(error)
@@ -550,11 +500,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     #[tokio::test]
     async fn idempotency_keys_past_their_window_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
         let key = |key: &str, created_at| IdempotencyKey {
             key: key.into(),
             request: "digest".into(),

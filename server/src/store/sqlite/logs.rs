@@ -1,31 +1,20 @@
 //! Task logs: appended in batches by workers, read back in pages.
 
-use super::{Result, Store};
+use super::{read, SqliteStore};
+use crate::store::{LogCursor, LogRow, LogStore, Result, StoreError};
+use async_trait::async_trait;
 use sluice_sdk::api::{format_ts, LogLine, Stream};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
-#[derive(Debug, Clone)]
-pub struct LogRow {
-    pub run_id: String,
-    pub task_idx: usize,
-    pub attempt: u32,
-    pub seq: u64,
-    pub ts: i64,
-    pub stream: Stream,
-    pub line: String,
-}
-
-/// A position in a task's log across attempts: `(attempt << 32) | seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct LogCursor(pub u64);
-
-impl LogCursor {
-    pub fn of(attempt: u32, seq: u64) -> LogCursor {
-        LogCursor(((attempt as u64) << 32) | (seq & 0xffff_ffff))
-    }
-    fn parts(self) -> (i64, i64) {
-        ((self.0 >> 32) as i64, (self.0 & 0xffff_ffff) as i64)
-    }
+#[derive(sqlx::FromRow)]
+struct LogCols {
+    #[sqlx(try_from = "i64")]
+    attempt: u32,
+    #[sqlx(try_from = "i64")]
+    seq: u64,
+    ts: i64,
+    stream: String,
+    line: String,
 }
 
 pub(super) async fn insert(tx: &mut sqlx::SqliteConnection, rows: &[LogRow]) -> Result<()> {
@@ -50,9 +39,9 @@ pub(super) async fn insert(tx: &mut sqlx::SqliteConnection, rows: &[LogRow]) -> 
     Ok(())
 }
 
-impl Store {
-    /// Up to `limit` lines of a task's log after `after`, in order.
-    pub async fn read_logs(
+#[async_trait]
+impl LogStore for SqliteStore {
+    async fn read_logs(
         &self,
         run_id: &str,
         task_idx: usize,
@@ -73,28 +62,26 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                let attempt = r.get::<i64, _>("attempt") as u32;
-                let seq = r.get::<i64, _>("seq") as u64;
-                let stream: String = r.get("stream");
-                (
-                    LogCursor::of(attempt, seq),
+                let c: LogCols = read(r)?;
+                let stream = match c.stream.as_str() {
+                    "stdout" => Stream::Stdout,
+                    "stderr" => Stream::Stderr,
+                    other => return Err(StoreError::Corrupt(format!("log stream `{other}`"))),
+                };
+                Ok((
+                    LogCursor::of(c.attempt, c.seq),
                     LogLine {
                         task: task_name.to_string(),
-                        attempt,
-                        seq,
-                        ts: format_ts(r.get("ts")),
-                        stream: if stream == "stderr" {
-                            Stream::Stderr
-                        } else {
-                            Stream::Stdout
-                        },
-                        line: r.get("line"),
+                        attempt: c.attempt,
+                        seq: c.seq,
+                        ts: format_ts(c.ts),
+                        stream,
+                        line: c.line,
                     },
-                )
+                ))
             })
-            .collect())
+            .collect()
     }
 }

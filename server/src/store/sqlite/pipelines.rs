@@ -1,40 +1,67 @@
 //! Pipelines, their immutable versions, and the content-addressed pipeline files behind them.
 
-use super::{Result, Store};
+use super::{read, SqliteStore};
+use crate::store::{PipelineStore, Result};
+use async_trait::async_trait;
 use sluice_sdk::api::{format_ts, PipelineSummary, PipelineVersion};
-use sqlx::Row;
 
-fn summary(r: &sqlx::sqlite::SqliteRow) -> PipelineSummary {
-    PipelineSummary {
-        id: r.get("id"),
-        name: r.get("name"),
-        description: r.get("description"),
-        latest_version: r.get::<i64, _>("latest") as u32,
-        created_at: format_ts(r.get("created_at")),
-        updated_at: format_ts(r.get("updated_at")),
-    }
+#[derive(sqlx::FromRow)]
+struct PipelineCols {
+    id: String,
+    name: String,
+    description: Option<String>,
+    #[sqlx(try_from = "i64")]
+    latest: u32,
+    created_at: i64,
+    updated_at: i64,
 }
 
-fn version(r: &sqlx::sqlite::SqliteRow) -> PipelineVersion {
-    PipelineVersion {
-        id: r.get("id"),
-        pipeline_id: r.get("pipeline_id"),
-        pipeline_name: r.get("name"),
-        version: r.get::<i64, _>("version") as u32,
-        digest: r.get("digest"),
-        created_at: format_ts(r.get("created_at")),
-        yaml: r.get("yaml"),
+fn summary(r: &sqlx::sqlite::SqliteRow) -> Result<PipelineSummary> {
+    let c: PipelineCols = read(r)?;
+    Ok(PipelineSummary {
+        id: c.id,
+        name: c.name,
+        description: c.description,
+        latest_version: c.latest,
+        created_at: format_ts(c.created_at),
+        updated_at: format_ts(c.updated_at),
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionCols {
+    id: String,
+    pipeline_id: String,
+    name: String,
+    #[sqlx(try_from = "i64")]
+    version: u32,
+    digest: String,
+    created_at: i64,
+    yaml: String,
+}
+
+fn version(r: &sqlx::sqlite::SqliteRow) -> Result<PipelineVersion> {
+    let c: VersionCols = read(r)?;
+    Ok(PipelineVersion {
+        id: c.id,
+        pipeline_id: c.pipeline_id,
+        pipeline_name: c.name,
+        version: c.version,
+        digest: c.digest,
+        created_at: format_ts(c.created_at),
+        yaml: c.yaml,
         created: false,
-    }
+    })
 }
 
 const VERSION_SELECT: &str = "SELECT v.id, v.pipeline_id, p.name, v.version, v.digest, v.created_at, s.yaml \
      FROM pipeline_versions v JOIN pipelines p ON p.id = v.pipeline_id JOIN sources s ON s.digest = v.digest";
 
-impl Store {
+#[async_trait]
+impl PipelineStore for SqliteStore {
     /// Stores a pipeline file as the next version of the pipeline it names, unless the very same
     /// bytes are already a version of it, in which case that version is returned.
-    pub async fn put_pipeline_version(
+    async fn put_pipeline_version(
         &self,
         name: &str,
         description: Option<&str>,
@@ -54,7 +81,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
         {
-            Some(r) => r.get("id"),
+            Some(r) => super::col(&r, "id")?,
             None => {
                 let id = uuid::Uuid::now_v7().to_string();
                 sqlx::query("INSERT INTO pipelines (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
@@ -78,13 +105,15 @@ impl Store {
         if let Some(r) = existing {
             tx.commit().await?;
             w.done();
-            return Ok(version(&r));
+            return version(&r);
         }
-        let next: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS n FROM pipeline_versions WHERE pipeline_id = ?")
-            .bind(&pipeline_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("n");
+        let next: i64 = super::col(
+            &sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS n FROM pipeline_versions WHERE pipeline_id = ?")
+                .bind(&pipeline_id)
+                .fetch_one(&mut *tx)
+                .await?,
+            "n",
+        )?;
         let id = uuid::Uuid::now_v7().to_string();
         sqlx::query("INSERT INTO pipeline_versions (id, pipeline_id, version, digest, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&id)
@@ -114,18 +143,18 @@ impl Store {
         })
     }
 
-    pub async fn list_pipelines(&self) -> Result<Vec<PipelineSummary>> {
+    async fn list_pipelines(&self) -> Result<Vec<PipelineSummary>> {
         let rows = sqlx::query(
             "SELECT p.*, (SELECT MAX(version) FROM pipeline_versions v WHERE v.pipeline_id = p.id) AS latest \
              FROM pipelines p ORDER BY p.name",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(summary).collect())
+        rows.iter().map(summary).collect()
     }
 
     /// A pipeline by name or id.
-    pub async fn get_pipeline(&self, name_or_id: &str) -> Result<Option<PipelineSummary>> {
+    async fn get_pipeline(&self, name_or_id: &str) -> Result<Option<PipelineSummary>> {
         let row = sqlx::query(
             "SELECT p.*, (SELECT MAX(version) FROM pipeline_versions v WHERE v.pipeline_id = p.id) AS latest \
              FROM pipelines p WHERE p.name = ?1 OR p.id = ?1",
@@ -133,21 +162,21 @@ impl Store {
         .bind(name_or_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(summary))
+        row.as_ref().map(summary).transpose()
     }
 
-    pub async fn list_versions(&self, pipeline_id: &str) -> Result<Vec<PipelineVersion>> {
+    async fn list_versions(&self, pipeline_id: &str) -> Result<Vec<PipelineVersion>> {
         let rows = sqlx::query(&format!(
             "{VERSION_SELECT} WHERE v.pipeline_id = ? ORDER BY v.version DESC"
         ))
         .bind(pipeline_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(version).collect())
+        rows.iter().map(version).collect()
     }
 
     /// A version of a pipeline; the latest when `version` is `None`.
-    pub async fn get_version(
+    async fn get_version(
         &self,
         pipeline_id: &str,
         version_no: Option<u32>,
@@ -171,14 +200,15 @@ impl Store {
                 .await?
             }
         };
-        Ok(row.as_ref().map(version))
+        row.as_ref().map(version).transpose()
     }
 
-    pub async fn source(&self, digest: &str) -> Result<Option<String>> {
-        Ok(sqlx::query("SELECT yaml FROM sources WHERE digest = ?")
+    async fn source(&self, digest: &str) -> Result<Option<String>> {
+        sqlx::query("SELECT yaml FROM sources WHERE digest = ?")
             .bind(digest)
             .fetch_optional(&self.pool)
             .await?
-            .map(|r| r.get("yaml")))
+            .map(|r| super::col(&r, "yaml"))
+            .transpose()
     }
 }

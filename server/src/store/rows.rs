@@ -1,0 +1,177 @@
+//! What the store keeps, in the store's own words: rows of runs, tasks, logs and workers, and the
+//! one batch every scheduler step writes. No SQL here: each backend maps these to its tables.
+
+use sluice_engine::ArtifactRecord;
+use sluice_engine::Task;
+use sluice_sdk::api::{format_ts, Params, RunState, RunSummary, Stream};
+use sluice_spec::state::EndReason;
+use std::sync::Arc;
+
+/// A run's own row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub name: String,
+    pub pipeline_name: String,
+    pub pipeline_version_id: Option<String>,
+    pub pipeline_version: Option<u32>,
+    pub digest: String,
+    pub params: Params,
+    pub state: RunState,
+    pub error: Option<String>,
+    /// Why it ended or is ending; `None` while it runs.
+    pub end_reason: Option<EndReason>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// Whether the run reuses cached results.
+    pub cache: bool,
+}
+
+/// A task's result kept for reuse (see `engine::Run::cache_key`).
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub key: String,
+    pub image_digest: String,
+    pub run_id: String,
+    pub task: String,
+    /// Output parameters as text, as a worker reports them.
+    pub outputs: std::collections::BTreeMap<String, String>,
+    pub artifacts: Vec<ArtifactRecord>,
+    pub created_at: i64,
+}
+
+impl RunRow {
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            pipeline: self.pipeline_name.clone(),
+            pipeline_version: self.pipeline_version,
+            state: self.state,
+            end_reason: self.end_reason,
+            created_at: format_ts(self.created_at),
+            finished_at: self.finished_at.map(format_ts),
+            duration_ms: self
+                .finished_at
+                .map(|f| (f - self.created_at).max(0) as u64),
+        }
+    }
+}
+
+/// What never changes about a task once planned; shared between writes.
+#[derive(Debug, Clone)]
+pub struct TaskStatic {
+    pub name: String,
+    pub image: String,
+    pub depends_on: Vec<String>,
+    /// `depends_on` as JSON, made once (a task's row is written many times).
+    pub depends_on_json: String,
+}
+
+impl TaskStatic {
+    pub fn new(name: String, image: String, depends_on: Vec<String>) -> TaskStatic {
+        let depends_on_json = serde_json::to_string(&depends_on).unwrap_or_else(|_| "[]".into());
+        TaskStatic {
+            name,
+            image,
+            depends_on,
+            depends_on_json,
+        }
+    }
+}
+
+/// A task's row: the engine's view of it plus what the API shows without re-planning.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub run_id: Arc<str>,
+    pub idx: usize,
+    pub stat: Arc<TaskStatic>,
+    pub task: Task,
+}
+
+/// A run as stored: its row and its tasks in plan order.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub row: RunRow,
+    pub tasks: Vec<TaskRow>,
+}
+
+/// Everything one scheduler step changed, written in one transaction.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub sources: Vec<(String, String)>,
+    pub new_runs: Vec<RunRow>,
+    pub runs: Vec<RunRow>,
+    pub tasks: Vec<TaskRow>,
+    pub logs: Vec<LogRow>,
+    pub workers_seen: Vec<(String, i64)>,
+    pub cache: Vec<CacheEntry>,
+    pub idempotency: Vec<IdempotencyKey>,
+}
+
+/// A run creation's idempotency key: the request it was given with (its digest) and the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request: String,
+    pub run_id: String,
+    pub created_at: i64,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+            && self.new_runs.is_empty()
+            && self.runs.is_empty()
+            && self.tasks.is_empty()
+            && self.logs.is_empty()
+            && self.workers_seen.is_empty()
+            && self.cache.is_empty()
+            && self.idempotency.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub state: Option<RunState>,
+    pub pipeline: Option<String>,
+    /// Runs whose name contains this text.
+    pub search: Option<String>,
+    /// Runs older than this run id (the previous page's last).
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogRow {
+    pub run_id: String,
+    pub task_idx: usize,
+    pub attempt: u32,
+    pub seq: u64,
+    pub ts: i64,
+    pub stream: Stream,
+    pub line: String,
+}
+
+/// A position in a task's log across attempts: `(attempt << 32) | seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct LogCursor(pub u64);
+
+impl LogCursor {
+    pub fn of(attempt: u32, seq: u64) -> LogCursor {
+        LogCursor(((attempt as u64) << 32) | (seq & 0xffff_ffff))
+    }
+    /// Its attempt and its line number within the attempt.
+    pub fn parts(self) -> (i64, i64) {
+        ((self.0 >> 32) as i64, (self.0 & 0xffff_ffff) as i64)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerRow {
+    pub id: String,
+    pub name: String,
+    pub capacity: u32,
+    pub registered_at: i64,
+    pub last_seen_at: i64,
+}

@@ -1,0 +1,186 @@
+//! The SQLite store: every SQL statement sluice runs against SQLite, in WAL mode under the data
+//! directory. Writes are serialised (SQLite has one writer); reads run alongside on a pool. Rows
+//! are read through `FromRow` structs of their columns, then checked into the store's types: a
+//! corrupt row is an error naming its column, never a panic.
+
+mod logs;
+mod pipelines;
+mod runs;
+mod workers;
+
+use super::{Result, Store, StoreError};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Reads.
+    pool: SqlitePool,
+    writer: Arc<Writer>,
+}
+
+/// The one connection writes go through (SQLite has one writer). A connection whose write
+/// failed (on a full disk, say) may still hold its transaction, and with it the database's write
+/// lock: it is closed, and the next write opens a fresh one. So the store recovers by itself
+/// once the cause is gone.
+struct Writer {
+    opts: SqliteConnectOptions,
+    conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+}
+
+/// The writer, held: [`WriteGuard::done`] once the write succeeded, else its connection is
+/// closed when the guard goes.
+pub(crate) struct WriteGuard<'a> {
+    conn: tokio::sync::MutexGuard<'a, Option<sqlx::SqliteConnection>>,
+    done: bool,
+}
+
+impl WriteGuard<'_> {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        self.conn.as_mut().expect("the writer is open while held")
+    }
+
+    /// The write went through: the connection is kept for the next.
+    pub(crate) fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.take();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `sluice.db` under `data_dir` and brings its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let opts = SqliteConnectOptions::new()
+            .filename(data_dir.join("sluice.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-32000")
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", "20000");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("../migrations").run(&pool).await?;
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(Writer {
+                opts,
+                conn: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The writer, opened if it is not (writes are serialised through it).
+    pub(crate) async fn writer(&self) -> Result<WriteGuard<'_>> {
+        use sqlx::ConnectOptions;
+        let mut conn = self.writer.conn.lock().await;
+        if conn.is_none() {
+            *conn = Some(self.writer.opts.connect().await?);
+        }
+        Ok(WriteGuard { conn, done: false })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    /// Copies the write-ahead log back into the database file.
+    async fn checkpoint(&self) -> Result<()> {
+        let mut w = self.writer().await?;
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(w.conn())
+            .await?;
+        w.done();
+        Ok(())
+    }
+
+    async fn close(&self) {
+        if let Some(c) = self.writer.conn.lock().await.take() {
+            let _ = sqlx::Connection::close(c).await;
+        }
+        self.pool.close().await;
+    }
+}
+
+/// A row read through its `FromRow` struct; a column that does not decode makes the row corrupt.
+fn read<'r, T: sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>>(
+    r: &'r sqlx::sqlite::SqliteRow,
+) -> Result<T> {
+    T::from_row(r).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A column of a row, or why it does not read as `T`: a corrupt row is an error, never a panic.
+fn col<'r, T>(r: &'r sqlx::sqlite::SqliteRow, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    use sqlx::Row;
+    r.try_get(name)
+        .map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: Option<String>, what: &str) -> Result<Option<T>> {
+    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{PipelineStore, WorkerStore};
+
+    #[tokio::test]
+    async fn a_row_that_does_not_read_back_is_an_error_naming_its_column_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.register_worker("w1", "one", 4, 10).await.unwrap();
+        let v = store
+            .put_pipeline_version("p", None, "name: p\n", "sha256:1", 10)
+            .await
+            .unwrap();
+        let mut w = store.writer().await.unwrap();
+        sqlx::query("UPDATE workers SET capacity = 'lots'")
+            .execute(w.conn())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE pipeline_versions SET version = -1")
+            .execute(w.conn())
+            .await
+            .unwrap();
+        w.done();
+        let e = store.get_worker("w1").await.unwrap_err().to_string();
+        assert!(e.contains("corrupt") && e.contains("capacity"), "{e}");
+        let e = store.list_workers().await.unwrap_err().to_string();
+        assert!(e.contains("capacity"), "{e}");
+        let e = store
+            .get_version(&v.pipeline_id, None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("corrupt") && e.contains("version"), "{e}");
+    }
+}

@@ -1,0 +1,108 @@
+// sluice web UI: Shared by every view: the API client (with the token), live event streams, element builders, formatting, navigation.
+
+export const API = "/api/v1";
+export const TERMINAL = new Set(["succeeded", "failed", "skipped", "cancelled"]);
+export const main = document.getElementById("main");
+// What closes the current view's event streams and timers when another is shown.
+const cleanup = [];
+export function onLeave(fn) { cleanup.push(fn); }
+export function leave() { for (const f of cleanup.splice(0)) f(); }
+let router = () => {};
+/** The function that shows the view of the current location (set once, by main.js). */
+export function setRouter(fn) { router = fn; }
+
+
+export function token() { return localStorage.getItem("sluice.token") || ""; }
+
+export async function api(path, opts = {}) {
+  const headers = Object.assign({}, opts.headers || {});
+  if (token()) headers.Authorization = "Bearer " + token();
+  if (opts.body && typeof opts.body !== "string") {
+    headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(opts.body);
+  }
+  const r = await fetch(API + path, Object.assign({}, opts, { headers }));
+  if (r.status === 401) {
+    const t = prompt("This sluice server needs a token (SLUICE_TOKEN):");
+    if (t) { localStorage.setItem("sluice.token", t); return api(path, opts); }
+  }
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { const e = await r.json(); msg = e.message || msg; } catch (_) { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return r;
+}
+export async function json(path, opts) { return (await api(path, opts)).json(); }
+
+export function events(path, handlers) {
+  const sep = path.includes("?") ? "&" : "?";
+  const url = API + path + (token() ? sep + "access_token=" + encodeURIComponent(token()) : "");
+  const es = new EventSource(url);
+  const conn = document.getElementById("conn");
+  es.onopen = () => conn.classList.add("live");
+  es.onerror = () => conn.classList.remove("live");
+  for (const [name, fn] of Object.entries(handlers)) {
+    es.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+  }
+  onLeave(() => { es.close(); conn.classList.remove("live"); });
+  return es;
+}
+
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+export const svgNS = "http://www.w3.org/2000/svg";
+export function s(tag, attrs, ...children) {
+  const el = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+export function badge(state) { return h("span", { class: "badge " + state, "data-state": state }, state); }
+export function fmtDur(ms) {
+  if (ms === null || ms === undefined) return "";
+  if (ms < 1000) return ms + " ms";
+  const s = ms / 1000;
+  if (s < 60) return s.toFixed(1) + " s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + "m " + Math.round(s % 60) + "s";
+  return Math.floor(m / 60) + "h " + (m % 60) + "m";
+}
+export function fmtTime(ts) { return ts ? new Date(ts).toLocaleString() : ""; }
+export function fmtBytes(n) {
+  if (n < 1024) return n + " B";
+  const u = ["KiB", "MiB", "GiB", "TiB"]; let i = -1;
+  do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
+  return n.toFixed(1) + " " + u[i];
+}
+export function fmtVal(v) { return typeof v === "string" ? v : JSON.stringify(v); }
+export function debounce(fn, ms) {
+  let t = null;
+  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+}
+export function go(path) { history.pushState(null, "", path); router(); }
+export function link(path, ...children) {
+  return h("a", { href: path, onclick: (e) => { if (!e.ctrlKey && !e.metaKey && e.button === 0) { e.preventDefault(); go(path); } } }, ...children);
+}
+export function kv(pairs) {
+  return h("dl", { class: "kv" }, pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== "")
+    .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+export function paramsTable(obj) {
+  const keys = Object.keys(obj || {});
+  if (!keys.length) return h("p", { class: "muted" }, "none");
+  return h("table", {}, h("tbody", {}, keys.map((k) => h("tr", {}, h("td", {}, k), h("td", {}, fmtVal(obj[k]))))));
+}

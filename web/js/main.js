@@ -1,0 +1,27 @@
+// sluice web UI: The entry point: routes the location to its view (deep links work), and follows the history.
+import { h, leave, link, main, setRouter } from "./lib.js";
+import { runsView } from "./runs.js";
+import { runView } from "./run.js";
+import { compareView } from "./compare.js";
+import { pipelineView, pipelinesView } from "./pipelines.js";
+
+export function route() {
+  leave();
+  const p = location.pathname.replace(/\/+$/, "");
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.classList.toggle("active", p.startsWith("/" + a.dataset.nav) || (p === "" && a.dataset.nav === "runs"));
+  }
+  let m;
+  const view =
+    (p === "" || p === "/runs") ? runsView() :
+    (m = p.match(/^\/runs\/([^/]+)(?:\/tasks\/([^/]+))?$/)) ? runView(decodeURIComponent(m[1]), m[2] && decodeURIComponent(m[2])) :
+    (p === "/compare") ? compareView() :
+    (p === "/pipelines") ? pipelinesView() :
+    (m = p.match(/^\/pipelines\/([^/]+)$/)) ? pipelineView(decodeURIComponent(m[1])) :
+    Promise.resolve(main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, link("/runs", "Back to runs"))));
+  view.catch((e) => main.replaceChildren(h("h1", {}, "Error"), h("p", { class: "error" }, e.message)));
+}
+window.addEventListener("popstate", route);
+
+setRouter(route);
+route();
