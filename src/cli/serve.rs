@@ -237,6 +237,7 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                     reserve: o.disk_reserve,
                     ..Default::default()
                 },
+                wiring: None,
             };
             Ok(Arc::new(
                 EmbeddedRuntime::new(cfg, store, registries)

@@ -50,6 +50,7 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
             tag_ttl: std::time::Duration::from_secs(60),
             allow_unconfined: false,
             disk: Default::default(),
+            wiring: None,
         },
         store.clone(),
         registries,

@@ -320,3 +320,4 @@ mod isolation;
 mod lifecycle;
 mod logs;
 mod seccomp;
+mod wiring;

@@ -63,6 +63,10 @@ pub struct ContainerConfig {
     /// The network the container gets: `none` is a namespace of its own with loopback only,
     /// `host` the host's namespace, shared.
     pub network: NetworkMode,
+    /// Hold the container after its namespaces exist until the worker has wired its network
+    /// (see [`super::protocol`]).
+    #[serde(default)]
+    pub await_wiring: bool,
     /// The `cgroup.procs` files the container's first process writes itself into.
     pub cgroup_procs: Vec<PathBuf>,
     /// The container's own cgroup directories, shown read-only under `/sys/fs/cgroup` (in its
@@ -280,6 +284,7 @@ pub fn build(
                 .unwrap_or_else(|| "0".into()),
         },
         network: NetworkMode::None,
+        await_wiring: false,
         cgroup_procs: Vec::new(),
         cgroup_views: Vec::new(),
         capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),

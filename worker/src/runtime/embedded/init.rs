@@ -40,9 +40,16 @@ fn io_fail(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> InitE
 
 const NONE: Option<&str> = None;
 
+/// How a container waits, after its namespaces exist, for its network to be wired: it writes a
+/// byte to `ready`, then goes on once `go` carries one (its end of file means stop).
+pub struct Hold {
+    pub ready: OwnedFd,
+    pub go: OwnedFd,
+}
+
 /// Sets the container up and execs its process; returns only on failure.
-pub fn run(cfg: &ContainerConfig) -> InitError {
-    match setup(cfg) {
+pub fn run(cfg: &ContainerConfig, hold: Option<Hold>) -> InitError {
+    match setup(cfg, hold) {
         Ok((path, argv, env)) => {
             let e = nix::unistd::execve(&path, &argv, &env).unwrap_err();
             InitError {
@@ -56,7 +63,7 @@ pub fn run(cfg: &ContainerConfig) -> InitError {
 
 type Exec = (CString, Vec<CString>, Vec<CString>);
 
-fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
+fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
     // Compiled first, applied last (just before exec): a profile that cannot be built stops
     // the container before anything is set up.
     let filter = match cfg.seccomp {
@@ -88,6 +95,18 @@ fn setup(cfg: &ContainerConfig) -> Result<Exec, InitError> {
         NetworkMode::Host => {}
     }
     unshare(flags).map_err(fail("cannot create the container's namespaces"))?;
+    if let Some(h) = hold {
+        use std::io::{Read, Write};
+        let mut go = [0u8; 1];
+        let told = std::fs::File::from(h.ready).write_all(&[1]).is_ok()
+            && matches!(std::fs::File::from(h.go).read(&mut go), Ok(1));
+        if !told {
+            return Err(InitError {
+                code: 1,
+                message: "stopped before it started: its network could not be wired".into(),
+            });
+        }
+    }
     nix::sys::stat::umask(Mode::empty());
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(fail("cannot make the mount namespace private"))?;

@@ -15,6 +15,7 @@ pub mod disk;
 mod gpu;
 mod init;
 mod logs;
+pub mod protocol;
 pub mod seccomp;
 pub mod shim;
 mod user;
@@ -24,12 +25,13 @@ use crate::images::registry::Registries;
 use crate::images::store::ImageStore;
 use cgroups::{Cgroups, Group, Limits};
 use config::{BindMount, TaskMounts};
+use protocol::{FromShim, ToShim};
 use sluice_sdk::api::Stream;
 use sluice_spec::NetworkMode;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 /// How a worker's embedded runtime is set up.
 #[derive(Debug, Clone)]
@@ -49,6 +51,19 @@ pub struct EmbeddedConfig {
     pub allow_unconfined: bool,
     /// Disk steps may use, and the free space the worker keeps.
     pub disk: disk::DiskPolicy,
+    /// What wires a container's network from the host side, for the modes it handles; none
+    /// today (`none` and `host` need no wiring), a bridge next.
+    pub wiring: Option<Arc<dyn NetworkWiring>>,
+}
+
+/// Sets up a container's network from the host side, between its namespaces existing and its
+/// program starting (a bridge: a veth pair, one end moved into the container's namespace).
+pub trait NetworkWiring: Send + Sync + std::fmt::Debug {
+    /// Whether containers with this network need wiring (it costs a round trip at start).
+    fn wires(&self, mode: NetworkMode) -> bool;
+    /// Wires the container whose first process is `pid` (its namespaces exist, its program has
+    /// not started). Blocking. An error stops the container before it starts, with the message.
+    fn wire(&self, container: &str, pid: i32, mode: NetworkMode) -> Result<(), String>;
 }
 
 pub struct EmbeddedRuntime {
@@ -225,6 +240,11 @@ impl EmbeddedRuntime {
         let mut cfg = config::build(id, &req.spec, &image.config, &layers, &state, &mounts)
             .map_err(failed)?;
         cfg.network = req.spec.network;
+        cfg.await_wiring = self
+            .cfg
+            .wiring
+            .as_ref()
+            .is_some_and(|w| w.wires(req.spec.network));
         if req.spec.network == NetworkMode::Host {
             if let Ok(r) = std::fs::read_to_string("/etc/resolv.conf") {
                 cfg.etc.push(("resolv.conf".into(), r));
@@ -251,6 +271,17 @@ impl EmbeddedRuntime {
 
     /// A volume the step asks for: a host path, or a named volume kept under the worker's
     /// directory (made on first use, shared by every run on this worker).
+    /// Wires a held container's network through the configured wiring (off the async threads).
+    async fn wire(&self, id: &str, pid: i32, mode: NetworkMode) -> Result<(), String> {
+        let Some(w) = self.cfg.wiring.clone() else {
+            return Err("the container waits to be wired, but this worker wires nothing".into());
+        };
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || w.wire(&id, pid, mode))
+            .await
+            .map_err(|e| format!("wiring the network failed: {e}"))?
+    }
+
     fn volume(&self, v: &sluice_sdk::api::VolumeMount) -> Result<BindMount, RuntimeError> {
         let source = match (&v.host_path, &v.name) {
             (Some(p), _) => {
@@ -387,25 +418,45 @@ impl ContainerRuntime for EmbeddedRuntime {
                 )),
             ];
             let ctl = tokio::net::UnixStream::from_std(ours).map_err(failed)?;
-            let mut lines = tokio::io::BufReader::new(ctl).lines();
+            let (ctl_r, mut ctl_w) = ctl.into_split();
+            let mut lines = tokio::io::BufReader::new(ctl_r).lines();
             let mut started = Some(io.started);
             let (mut pid, mut code, mut error, mut stopped) = (None, None, None, None);
             let mut evicted: Option<String> = None;
             let mut started_at = std::time::Duration::ZERO;
+            let mut to_wire = None;
             loop {
+                // A held container is wired outside the select (whose state must not be held
+                // across an await).
+                if let Some(p) = to_wire.take() {
+                    let answer = match self.wire(&id, p, req.spec.network).await {
+                        Ok(()) => ToShim::Proceed,
+                        Err(e) => {
+                            error = Some(e);
+                            ToShim::Abort
+                        }
+                    };
+                    let _ = ctl_w.write_all(&protocol::encode(&answer)).await;
+                }
                 tokio::select! {
                     line = lines.next_line() => {
                         let Ok(Some(line)) = line else { break };
-                        let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
-                        match word {
-                            "pid" => pid = rest.parse::<i32>().ok(),
-                            "started" => {
+                        let Ok(msg) = serde_json::from_str::<FromShim>(&line) else {
+                            tracing::warn!(%line, "the container helper said something unknown");
+                            continue;
+                        };
+                        match msg {
+                            FromShim::Created { pid: p } => pid = Some(p),
+                            FromShim::Wire { pid: p } => to_wire = Some(p),
+                            FromShim::Started => {
                                 if let Some(s) = started.take() { let _ = s.send(()); }
                                 started_at = t0.elapsed();
                             }
-                            "error" => error = Some(rest.split_once(' ').map(|(_, m)| m).unwrap_or(rest).to_string()),
-                            "exit" => code = rest.parse::<i32>().ok(),
-                            _ => {}
+                            FromShim::Failed { message, .. } => {
+                                // The wiring's own reason, when it stopped the container, is the one that counts.
+                                error.get_or_insert(message);
+                            }
+                            FromShim::Exited { code: c } => code = Some(c),
                         }
                     }
                     r = io.stop.wait_for(|s| s.is_some()), if stopped.is_none() && evicted.is_none() => {

@@ -1,12 +1,9 @@
 //! The helper process the worker starts (the sluice binary itself, hidden subcommand) for each
 //! container. It is single-threaded, so forking it is safe where forking the worker's tokio process
 //! is not. It enters a new PID namespace, forks the container's first process (see [`super::init`]),
-//! waits for it and tells the worker what happened, one line at a time on its fd 0 (a socket):
-//!
-//! - `pid N`: the container's first process, as the host numbers it;
-//! - `started`: the step's program was exec'd;
-//! - `error CODE MESSAGE`: the container could not start;
-//! - `exit CODE`: it ended (128 + signal when killed).
+//! waits for it and tells the worker what happened in typed messages on its fd 0, a socket (see
+//! [`super::protocol`]). A container whose network must be wired from the host is held after its
+//! namespaces exist until the worker answers [`ToShim::Proceed`].
 //!
 //! The container dies with its worker: the helper watches that socket while it waits, and when
 //! the worker's end closes (the worker exited or was killed) it kills the container's first
@@ -14,6 +11,7 @@
 //! helper (its parent-death signal), should the helper be killed.
 
 use super::config::ContainerConfig;
+use super::protocol::{self, FromShim, ToShim};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
@@ -28,9 +26,10 @@ pub const SUBCOMMAND: &str = "__container-shim";
 pub fn main(state: &Path) -> i32 {
     // SAFETY: the worker hands the helper its control socket as fd 0; nothing else owns it.
     let mut ctl = unsafe { std::fs::File::from_raw_fd(0) };
-    let say = |ctl: &mut std::fs::File, line: String| {
-        let _ = ctl.write_all(format!("{}\n", line.replace('\n', " ")).as_bytes());
+    let say = |ctl: &mut std::fs::File, msg: FromShim| {
+        let _ = protocol::send(ctl, &msg);
     };
+    let error = |message: String| FromShim::Failed { code: 1, message };
     let cfg: ContainerConfig = match std::fs::read(state.join("config.json"))
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -39,7 +38,7 @@ pub fn main(state: &Path) -> i32 {
         Err(e) => {
             say(
                 &mut ctl,
-                format!("error 1 cannot read the container's config: {e}"),
+                error(format!("cannot read the container's config: {e}")),
             );
             return 1;
         }
@@ -49,15 +48,30 @@ pub fn main(state: &Path) -> i32 {
         Err(e) => {
             say(
                 &mut ctl,
-                format!("error 1 cannot create a pipe: {}", e.desc()),
+                error(format!("cannot create a pipe: {}", e.desc())),
             );
             return 1;
         }
     };
+    // The child says its namespaces exist on `ready`, and goes on when `go` carries a byte (its
+    // end of file means stop): only when its network is to be wired.
+    let wiring = match cfg.await_wiring {
+        false => None,
+        true => match (pipe(), pipe()) {
+            (Ok(ready), Ok(go)) => Some((ready, go)),
+            (Err(e), _) | (_, Err(e)) => {
+                say(
+                    &mut ctl,
+                    error(format!("cannot create a pipe: {}", e.desc())),
+                );
+                return 1;
+            }
+        },
+    };
     if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
         say(
             &mut ctl,
-            format!("error 1 cannot create a PID namespace: {}", e.desc()),
+            error(format!("cannot create a PID namespace: {}", e.desc())),
         );
         return 1;
     }
@@ -65,12 +79,19 @@ pub fn main(state: &Path) -> i32 {
     // anything the parent could.
     match unsafe { fork() } {
         Err(e) => {
-            say(&mut ctl, format!("error 1 cannot fork: {}", e.desc()));
+            say(&mut ctl, error(format!("cannot fork: {}", e.desc())));
             1
         }
         Ok(ForkResult::Child) => {
             drop(err_r);
-            let e = super::init::run(&cfg);
+            let hold = wiring.map(|((ready_r, ready_w), (go_r, go_w))| {
+                drop((ready_r, go_w));
+                super::init::Hold {
+                    ready: ready_w,
+                    go: go_r,
+                }
+            });
+            let e = super::init::run(&cfg, hold);
             let mut w = std::fs::File::from(err_w);
             let _ = w.write_all(format!("{} {}", e.code, e.message).as_bytes());
             // SAFETY: leaving the forked child without running the parent's exit handlers.
@@ -78,20 +99,57 @@ pub fn main(state: &Path) -> i32 {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(err_w);
-            say(&mut ctl, format!("pid {child}"));
+            say(
+                &mut ctl,
+                FromShim::Created {
+                    pid: child.as_raw(),
+                },
+            );
+            if let Some(((ready_r, ready_w), (go_r, go_w))) = wiring {
+                drop((ready_w, go_r));
+                // The child's namespaces exist once it writes (nothing comes if it failed first:
+                // its reason follows on the error pipe).
+                let mut b = [0u8; 1];
+                if matches!(std::fs::File::from(ready_r).read(&mut b), Ok(1)) {
+                    say(
+                        &mut ctl,
+                        FromShim::Wire {
+                            pid: child.as_raw(),
+                        },
+                    );
+                    let answer = protocol::recv::<ToShim>(&mut std::io::BufReader::new(&ctl));
+                    if answer == Some(ToShim::Proceed) {
+                        let _ = std::fs::File::from(go_w).write_all(&[1]);
+                    } else {
+                        // Aborted, or the worker is gone: the child stops at its end of file.
+                        drop(go_w);
+                    }
+                }
+            }
             // The pipe closes on exec (success) or carries the reason it failed.
             let mut msg = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
             if msg.is_empty() {
-                say(&mut ctl, "started".into());
+                say(&mut ctl, FromShim::Started);
             } else {
-                say(&mut ctl, format!("error {msg}"));
+                let (code, message) = msg.split_once(' ').unwrap_or(("1", &msg));
+                say(
+                    &mut ctl,
+                    FromShim::Failed {
+                        code: code.parse().unwrap_or(1),
+                        message: message.to_string(),
+                    },
+                );
             }
             let code = wait_watching(child, &ctl);
-            say(&mut ctl, format!("exit {code}"));
+            say(&mut ctl, FromShim::Exited { code });
             code
         }
     }
+}
+
+fn pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
 }
 
 /// Waits for the container's first process to end, killing it if the worker's end of `ctl`
