@@ -276,9 +276,9 @@ impl Client {
                 Err(_) => ClientError::Protocol(format!("HTTP {status}")),
             });
         }
+        use eventsource_stream::Eventsource;
         Ok(EventStream {
-            body: Box::pin(resp.bytes_stream()),
-            buf: Vec::new(),
+            events: Box::pin(resp.bytes_stream().eventsource()),
         })
     }
 
@@ -327,71 +327,53 @@ impl Client {
     }
 }
 
+/// What is left unescaped in a path segment: RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes a path segment.
 fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
-type ByteStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type Events = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = std::result::Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
 
-/// A stream of server-sent events, each decoded from JSON.
+/// A stream of server-sent events (parsed by `eventsource-stream`), each decoded from JSON.
 pub struct EventStream {
-    body: ByteStream,
-    buf: Vec<u8>,
+    events: Events,
 }
 
 impl EventStream {
     /// The next event's data, decoded; `None` when the server ended the stream.
     pub async fn next<T: DeserializeOwned>(&mut self) -> Option<Result<T>> {
         loop {
-            if let Some(end) = find_blank_line(&self.buf) {
-                let block: Vec<u8> = self.buf.drain(..end.0 + end.1).collect();
-                let text = String::from_utf8_lossy(&block[..end.0]);
-                let data: Vec<&str> = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                    .collect();
-                if data.is_empty() {
-                    continue; // a comment or keep-alive
-                }
-                return Some(
-                    serde_json::from_str(&data.join("\n"))
+            return match self.events.next().await? {
+                // A comment or keep-alive carries no data.
+                Ok(ev) if ev.data.is_empty() => continue,
+                Ok(ev) => Some(
+                    serde_json::from_str(&ev.data)
                         .map_err(|e| ClientError::Protocol(e.to_string())),
-                );
-            }
-            match self.body.next().await {
-                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
-                Some(Err(e)) => {
-                    return Some(Err(ClientError::Unreachable {
+                ),
+                Err(eventsource_stream::EventStreamError::Transport(e)) => {
+                    Some(Err(ClientError::Unreachable {
                         url: String::new(),
                         reason: describe(&e),
                     }))
                 }
-                None => return None,
-            }
+                Err(e) => Some(Err(ClientError::Protocol(e.to_string()))),
+            };
         }
-    }
-}
-
-/// Position and length of the first blank line (`\n\n` or `\r\n\r\n`) in a buffer.
-fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| (p, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
     }
 }

@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use sluice_sdk::api::ErrorCode;
 use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Located};
@@ -71,22 +72,9 @@ pub async fn download(
     let n = f.read(&mut head).await.unwrap_or(0);
     head.truncate(n);
     let ctype = content_type(std::path::Path::new(&fname), &head);
-    let stream = futures_util::stream::unfold((f, Some(head)), |(mut f, head)| async move {
-        if let Some(h) = head {
-            if !h.is_empty() {
-                return Some((Ok::<_, std::io::Error>(bytes_of(h)), (f, None)));
-            }
-        }
-        let mut buf = vec![0u8; 64 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes_of(buf)), (f, None)))
-            }
-            Err(e) => Some((Err(e), (f, None))),
-        }
-    });
+    // The sniffed head first, then the rest of the file as it is read.
+    let head = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes_of(head)) });
+    let stream = head.chain(tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024));
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));

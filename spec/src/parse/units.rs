@@ -39,47 +39,66 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
     ];
     for (suffix, mult) in units {
         if let Some(n) = s.strip_suffix(suffix) {
+            let n = n.trim();
+            // Whole numbers stay exact; fractions (`1.5Gi`) go through f64.
+            if let Ok(v) = n.parse::<u64>() {
+                return v.checked_mul(*mult).filter(|v| *v > 0);
+            }
             let v = n
-                .trim()
                 .parse::<f64>()
                 .ok()
-                .filter(|v| v.is_finite() && *v > 0.0)?;
-            return Some((v * *mult as f64) as u64);
+                .filter(|v| v.is_finite() && *v > 0.0)?
+                * *mult as f64;
+            // Past u64 is not a size (a cast would saturate silently).
+            return (v < u64::MAX as f64).then_some(v as u64).filter(|v| *v > 0);
         }
     }
     s.parse::<u64>().ok().filter(|v| *v > 0)
 }
 
-/// `500ms`, `30s`, `10m`, `2h`, `1h30m`, or a bare number of seconds.
+/// `500ms`, `30s`, `10m`, `2h`, `1d`, `1h30m` (Go's and Kubernetes' compact form), or a bare number
+/// of seconds. One that does not fit in 64 bits of milliseconds is not a duration. The form is
+/// checked here, the arithmetic is humantime's.
 pub fn parse_duration_ms(s: &str) -> Option<u64> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
-        return Some(secs * 1000);
+        return secs.checked_mul(1000);
     }
-    let mut total = 0u64;
     let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (mult, len) = if rest.starts_with("ms") {
-            (1, 2)
-        } else if rest.starts_with('s') {
-            (1000, 1)
-        } else if rest.starts_with('m') {
-            (60_000, 1)
-        } else if rest.starts_with('h') {
-            (3_600_000, 1)
-        } else if rest.starts_with('d') {
-            (86_400_000, 1)
-        } else {
+        let unit = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(&rest[digits..], |u| &rest[digits..digits + u]);
+        if digits == 0 || !matches!(unit, "ms" | "s" | "m" | "h" | "d") {
             return None;
-        };
-        total += n * mult;
-        rest = &rest[len..];
+        }
+        rest = &rest[digits + unit.len()..];
     }
-    Some(total)
+    let d = humantime::parse_duration(s).ok()?;
+    u64::try_from(d.as_millis()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_that_overflow_are_refused_not_wrapped() {
+        assert_eq!(parse_bytes("512Mi"), Some(512 << 20));
+        assert_eq!(parse_bytes("1.5Ki"), Some(1536));
+        assert_eq!(parse_bytes("2G"), Some(2_000_000_000));
+        assert_eq!(parse_bytes("16777216Ti"), None, "2^64 bytes");
+        assert_eq!(parse_bytes("1e30Ti"), None);
+        assert_eq!(parse_bytes("0Mi"), None);
+        assert_eq!(parse_duration_ms("1h30m"), Some(5_400_000));
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("2d"), Some(172_800_000));
+        assert_eq!(parse_duration_ms("30"), Some(30_000));
+        assert_eq!(parse_duration_ms("18446744073709552s"), None);
+        assert_eq!(parse_duration_ms("18446744073709552"), None);
+        assert_eq!(parse_duration_ms("-1s"), None);
+        assert_eq!(parse_duration_ms("soon"), None);
+        assert_eq!(parse_duration_ms(""), None);
+    }
 }

@@ -23,81 +23,42 @@ impl std::fmt::Display for Reference {
     }
 }
 
-/// Parses a reference with Docker's defaults: registry `docker.io`, `library/` for one-part names
-/// on it, tag `latest` when neither tag nor digest is given.
+/// Parses a reference with Docker's defaults (registry `docker.io`, `library/` for one-part
+/// names on it, tag `latest` when neither tag nor digest is given), through `oci_client`'s
+/// parser; this adds only what sluice's store needs (a digest is sha256, in lower-case hex)
+/// and says what is wrong in words a user can act on.
 pub fn parse(s: &str) -> Result<Reference, String> {
+    use oci_client::ParseError as E;
     let bad = |why: &str| format!("invalid image reference `{s}`: {why}");
     if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("it is empty or contains spaces"));
     }
-    let (rest, digest) = match s.split_once('@') {
-        Some((r, d)) => {
-            let (alg, hex) = d
-                .split_once(':')
-                .ok_or_else(|| bad("a digest is written sha256:<hex>"))?;
-            if alg != "sha256"
-                || hex.len() != 64
-                || !hex
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
-                return Err(bad("a digest is written sha256:<64 lower-case hex digits>"));
+    const DIGEST: &str = "a digest is written sha256:<64 lower-case hex digits>";
+    let sha256 = |d: &str| {
+        d.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+    };
+    if s.split_once('@').is_some_and(|(_, d)| !sha256(d)) {
+        return Err(bad(DIGEST));
+    }
+    let r = oci_client::Reference::try_from(s).map_err(|e| {
+        bad(match e {
+            E::NameEmpty => "it is empty or contains spaces",
+            E::NameTooLong => "its repository is longer than 255 characters",
+            E::DigestInvalidFormat | E::DigestInvalidLength | E::DigestUnsupported => DIGEST,
+            E::TagInvalidFormat => "a tag is letters, digits, `_`, `.` and `-`, not first",
+            E::NameContainsUppercase | E::ReferenceInvalidFormat => {
+                "a repository is lower-case letters, digits and `._-`, in parts separated by `/`; \
+                 a tag is letters, digits, `_`, `.` and `-` after the `:`, not first"
             }
-            (r, Some(d.to_string()))
-        }
-        None => (s, None),
-    };
-    let (name, tag) = match rest.rfind(':') {
-        Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
-        _ => (rest, None),
-    };
-    if let Some(t) = &tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-            && !t.starts_with(['.', '-']);
-        if !ok {
-            return Err(bad("a tag is letters, digits, `_`, `.` and `-`"));
-        }
-    }
-    let (registry, repository) = match name.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-            (first.to_string(), rest.to_string())
-        }
-        _ => ("docker.io".to_string(), name.to_string()),
-    };
-    let registry = if registry == "index.docker.io" {
-        "docker.io".to_string()
-    } else {
-        registry
-    };
-    let repository = if registry == "docker.io" && !repository.contains('/') {
-        format!("library/{repository}")
-    } else {
-        repository
-    };
-    let ok_part = |p: &str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-            && p.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-    };
-    if !repository.split('/').all(ok_part) {
-        return Err(bad(
-            "a repository is lower-case letters, digits and `._-`, in parts separated by `/`",
-        ));
-    }
-    let tag = if tag.is_none() && digest.is_none() {
-        Some("latest".to_string())
-    } else {
-        tag
-    };
+        })
+    })?;
     Ok(Reference {
-        registry,
-        repository,
-        tag,
-        digest,
+        registry: r.registry().to_string(),
+        repository: r.repository().to_string(),
+        tag: r.tag().map(str::to_string),
+        digest: r.digest().map(str::to_string),
     })
 }
 

@@ -62,6 +62,15 @@ pub struct Registries {
 }
 
 impl Registries {
+    /// Credentials for `registry`: the Docker config file is read and a credential helper run
+    /// off the async threads (a helper is a process that may take its time).
+    async fn auth_for(&self, registry: &str) -> Result<oci_client::secrets::RegistryAuth, String> {
+        let (registry, config) = (registry.to_string(), self.docker_config.clone());
+        tokio::task::spawn_blocking(move || auth::for_registry(&registry, config.as_deref()))
+            .await
+            .map_err(|e| format!("reading credentials failed: {e}"))?
+    }
+
     /// `insecure` lists registries (host:port) to reach over plain HTTP besides loopback ones.
     pub fn new(store: Arc<ImageStore>, insecure: Vec<String>) -> Registries {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -174,7 +183,7 @@ impl Registries {
             Ok(r) => r,
             Err(_) => return Ok(rec),
         };
-        let remote = match auth::for_registry(&parsed.registry, self.docker_config.as_deref()) {
+        let remote = match self.auth_for(&parsed.registry).await {
             Ok(a) => {
                 let client = self.client(&parsed.registry);
                 tokio::time::timeout(
@@ -223,7 +232,9 @@ impl Registries {
         let r: Reference = full
             .parse()
             .map_err(|e| err(format!("invalid image reference `{image}`: {e}")))?;
-        let auth = auth::for_registry(&parsed.registry, self.docker_config.as_deref())
+        let auth = self
+            .auth_for(&parsed.registry)
+            .await
             .map_err(ImageError::Invalid)?;
         let client = self.client(&parsed.registry);
         let (manifest, digest) = client
@@ -377,7 +388,9 @@ impl Registries {
             .ok_or_else(|| ImageError::NotFound(full.clone()))?;
         let dest = reference::parse(target.unwrap_or(image)).map_err(ImageError::Invalid)?;
         let r: Reference = dest.to_string().parse().map_err(err)?;
-        let auth = auth::for_registry(&dest.registry, self.docker_config.as_deref())
+        let auth = self
+            .auth_for(&dest.registry)
+            .await
             .map_err(ImageError::Invalid)?;
         let client = self.client(&dest.registry);
         client
