@@ -318,10 +318,12 @@ impl TaskCtx {
         lease: Lease,
         stop_rx: watch::Receiver<Option<StopReason>>,
     ) -> Option<TaskResult> {
-        // Directories, the script and the inputs are file-system work: off the async threads.
+        // Directories, the script and the inputs are file-system work: off the async threads,
+        // for a task that has any (one with none costs no thread hand-off).
         let (places, inputs) = {
             let (ctx, lease) = (self.clone(), lease.clone());
-            let prepared = tokio::task::spawn_blocking(move || {
+            let fs_work = touches_files(&lease.spec);
+            let prepared = off_thread_if(fs_work, move || {
                 let places = ctx.prepare(&lease)?;
                 let inputs = ctx.resolve_inputs(&lease.spec)?;
                 Ok::<_, String>((places, inputs))
@@ -399,7 +401,8 @@ impl TaskCtx {
         };
         // Output parameters are read and artifacts hashed off the async threads.
         let (params, artifacts) = (places.params, places.artifacts);
-        tokio::task::spawn_blocking(move || result_of(exit, &spec, &params, &artifacts))
+        let fs_work = touches_files(&spec);
+        off_thread_if(fs_work, move || result_of(exit, &spec, &params, &artifacts))
             .await
             .unwrap_or_else(|e| Some(TaskResult::failed(format!("worker failed: {e}"))))
     }
@@ -496,6 +499,26 @@ impl TaskCtx {
         }
         tracing::info!(from_run = %c.run_id, "result reused from the cache");
         Some(TaskResult::reused(&c))
+    }
+}
+
+/// Whether an attempt of `spec` reads or writes files on the worker: outputs, inputs, a script.
+fn touches_files(spec: &TaskSpec) -> bool {
+    !spec.output_params.is_empty()
+        || !spec.output_artifacts.is_empty()
+        || !spec.input_artifacts.is_empty()
+        || spec.script.is_some()
+}
+
+/// Runs blocking `f` on tokio's blocking pool when `blocking`, else here (where it is cheap and
+/// a hand-off to another thread would cost more than the work).
+async fn off_thread_if<T: Send + 'static>(
+    blocking: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    match blocking {
+        true => tokio::task::spawn_blocking(f).await,
+        false => Ok(f()),
     }
 }
 
