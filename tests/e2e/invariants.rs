@@ -42,7 +42,14 @@ fn the_model_and_the_engine_can_see_no_io_crate() {
     let allowed: &[(&str, &[&str])] = &[
         (
             "spec",
-            &["serde", "serde_json", "yaml-rust2", "sha2", "hex"],
+            &[
+                "serde",
+                "serde_json",
+                "yaml-rust2",
+                "sha2",
+                "hex",
+                "humantime",
+            ],
         ),
         (
             "engine",

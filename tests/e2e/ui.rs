@@ -180,9 +180,16 @@ steps:
 async fn the_ui_shows_a_run_live_its_logs_while_it_runs_and_previews_artifacts() {
     let c = Cluster::start(&[]).await;
     let img = image("busybox");
-    let id = submit(&c.client, &pipeline(&img, "0.5")).await;
+    // The page is open before the run starts (the list shows it live): a browser slow to start
+    // on a busy machine must not miss a step that runs for three seconds.
     let b = Browser::start().await;
     b.goto(&format!("{}/", c.url)).await;
+    b.wait(
+        "the run list, live",
+        "return document.querySelector('#conn.live') && document.querySelector('#runs tbody tr')",
+    )
+    .await;
+    let id = submit(&c.client, &pipeline(&img, "0.5")).await;
     b.wait(
         "the run in the list",
         &format!("return document.querySelector('tr[data-run=\"{id}\"] a')"),

@@ -102,12 +102,9 @@ impl Gpus {
                     }
                 }
             }
+            let bin_dirs: Vec<&Path> = BIN_DIRS.iter().map(Path::new).collect();
             for bin in BINS {
-                if let Some(p) = BIN_DIRS
-                    .iter()
-                    .map(|d| Path::new(d).join(bin))
-                    .find(|p| p.exists())
-                {
+                if let Some(p) = driver_tool(&bin_dirs, bin) {
                     files.push((p, format!("{BIN_TARGET}/{bin}")));
                 }
             }
@@ -193,9 +190,50 @@ impl Gpus {
     }
 }
 
+/// The driver's own program `name`: the first in `dirs` that is an ELF executable. A host may put
+/// a script of the same name earlier (a wrapper that finds the real program on its `PATH`); in a
+/// container, mounted where the real one should be, such a wrapper finds only itself.
+fn driver_tool(dirs: &[&Path], name: &str) -> Option<PathBuf> {
+    use std::io::Read;
+    dirs.iter().map(|d| d.join(name)).find(|p| {
+        let mut magic = [0u8; 4];
+        std::fs::File::open(p)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok_and(|()| &magic == b"\x7fELF")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrapper_script_is_passed_over_for_the_driver_s_own_program() {
+        let d = tempfile::tempdir().unwrap();
+        let (wrap, real, none) = (
+            d.path().join("bin"),
+            d.path().join("nvidia"),
+            d.path().join("x"),
+        );
+        for dir in [&wrap, &real, &none] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        std::fs::write(
+            wrap.join("nvidia-smi"),
+            "#!/bin/sh\nexec nvidia-smi \"$@\"\n",
+        )
+        .unwrap();
+        std::fs::write(real.join("nvidia-smi"), b"\x7fELF\x02\x01\x01").unwrap();
+        let dirs = [wrap.as_path(), real.as_path()];
+        assert_eq!(
+            driver_tool(&dirs, "nvidia-smi"),
+            Some(real.join("nvidia-smi"))
+        );
+        assert_eq!(
+            driver_tool(&[none.as_path(), wrap.as_path()], "nvidia-smi"),
+            None
+        );
+    }
 
     #[tokio::test]
     async fn a_host_without_gpus_says_so_and_devices_are_handed_out_once() {
