@@ -7,6 +7,7 @@
 use sha2::{Digest, Sha256};
 use sluice_sdk::api::{ArtifactRecord, TaskSpec};
 use sluice_sdk::beneath::{self, BeneathError, Kind, Links};
+use sluice_spec::uri::ArtifactUri;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -81,7 +82,7 @@ pub fn artifacts(spec: &TaskSpec, dir: &Path) -> Result<Vec<ArtifactRecord>, Str
         };
         out.push(ArtifactRecord {
             name: a.name.clone(),
-            uri: format!("file://{}", dir.join(&a.name).display()),
+            uri: ArtifactUri::file(&dir.join(&a.name)).to_string(),
             size,
             sha256,
         });
