@@ -5,6 +5,7 @@ use sluice_spec::{NetworkMode, ParamType, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use sluice_spec::ids::{LeaseId, RunId, TaskId, WorkerId};
 pub use sluice_spec::state::{EndReason, Outcome, Params, RunState, TaskState};
 
 /// Every API error: a stable machine-readable code and a message for people.
@@ -377,7 +378,7 @@ pub struct RegisterWorker {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerRegistration {
-    pub id: String,
+    pub id: WorkerId,
     /// A lease not extended by a heartbeat within this time is taken back.
     pub lease_ttl_ms: u64,
     pub heartbeat_interval_ms: u64,
@@ -405,10 +406,10 @@ pub struct LeaseRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Lease {
-    pub lease_id: String,
-    pub run_id: String,
+    pub lease_id: LeaseId,
+    pub run_id: RunId,
     pub run_name: String,
-    pub task: String,
+    pub task: TaskId,
     pub attempt: u32,
     pub spec: TaskSpec,
     /// A stored result for this very task (same inputs), valid if the worker's image has this
@@ -419,8 +420,8 @@ pub struct Lease {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CachedResult {
-    pub run_id: String,
-    pub task: String,
+    pub run_id: RunId,
+    pub task: TaskId,
     pub image_digest: String,
     pub outputs: BTreeMap<String, String>,
     pub artifacts: Vec<ArtifactRecord>,
@@ -513,15 +514,15 @@ pub struct OutputArtifact {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
-    pub leases: Vec<String>,
+    pub leases: Vec<LeaseId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct HeartbeatResponse {
     /// Leases the worker no longer holds (expired and taken back, or unknown): stop those tasks.
-    pub lost: Vec<String>,
+    pub lost: Vec<LeaseId>,
     /// Leases whose run was cancelled: kill those tasks and report them cancelled.
-    pub cancel: Vec<String>,
+    pub cancel: Vec<LeaseId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -536,7 +537,7 @@ pub struct TaskResult {
     pub artifacts: Vec<ArtifactRecord>,
     /// The result was reused from this run's same task (no container ran).
     #[serde(default)]
-    pub cached_from: Option<String>,
+    pub cached_from: Option<RunId>,
 }
 
 impl TaskResult {
@@ -600,25 +601,25 @@ pub struct NewLogLine {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ReportEvent {
     Started {
-        lease_id: String,
+        lease_id: LeaseId,
         ts_ms: i64,
         /// The resolved digest of the image the container runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image_digest: Option<String>,
     },
     Log {
-        lease_id: String,
+        lease_id: LeaseId,
         lines: Vec<NewLogLine>,
     },
     Finished {
-        lease_id: String,
+        lease_id: LeaseId,
         ts_ms: i64,
         result: TaskResult,
     },
 }
 
 impl ReportEvent {
-    pub fn lease_id(&self) -> &str {
+    pub fn lease_id(&self) -> &LeaseId {
         match self {
             ReportEvent::Started { lease_id, .. }
             | ReportEvent::Log { lease_id, .. }
@@ -636,7 +637,7 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ReportResponse {
     /// Leases whose events were refused because the worker no longer holds them.
-    pub lost: Vec<String>,
+    pub lost: Vec<LeaseId>,
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -299,28 +299,36 @@ impl Client {
         self.get("/workers").await
     }
 
-    pub async fn lease(&self, worker: &str, max: u32, wait_ms: u64) -> Result<LeaseResponse> {
+    pub async fn lease(&self, worker: &WorkerId, max: u32, wait_ms: u64) -> Result<LeaseResponse> {
         let req = self
             .req(
                 reqwest::Method::POST,
-                &format!("/workers/{}/lease", enc(worker)),
+                &format!("/workers/{}/lease", enc(worker.as_str())),
             )
             .json(&LeaseRequest { max, wait_ms })
             .timeout(Duration::from_millis(wait_ms + 15_000));
         self.send(req).await
     }
 
-    pub async fn heartbeat(&self, worker: &str, leases: Vec<String>) -> Result<HeartbeatResponse> {
+    pub async fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        leases: Vec<LeaseId>,
+    ) -> Result<HeartbeatResponse> {
         self.post(
-            &format!("/workers/{}/heartbeat", enc(worker)),
+            &format!("/workers/{}/heartbeat", enc(worker.as_str())),
             &Heartbeat { leases },
         )
         .await
     }
 
-    pub async fn report(&self, worker: &str, events: Vec<ReportEvent>) -> Result<ReportResponse> {
+    pub async fn report(
+        &self,
+        worker: &WorkerId,
+        events: Vec<ReportEvent>,
+    ) -> Result<ReportResponse> {
         self.post(
-            &format!("/workers/{}/report", enc(worker)),
+            &format!("/workers/{}/report", enc(worker.as_str())),
             &Report { events },
         )
         .await

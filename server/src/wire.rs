@@ -3,7 +3,6 @@
 
 use sluice_engine::task as e;
 use sluice_sdk::api as w;
-use sluice_spec::ids::RunId;
 
 pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
     let e::TaskSpec {
@@ -146,7 +145,7 @@ pub fn task_result(r: w::TaskResult) -> e::TaskResult {
                 },
             )
             .collect(),
-        cached_from: cached_from.map(RunId::from),
+        cached_from,
     }
 }
 

@@ -275,7 +275,12 @@ async fn bad_input_gets_a_coded_4xx_and_leaves_nothing_behind() {
             .map(|_| ()),
     );
     assert_eq!((status, e.code.as_str()), (400, "invalid_query"));
-    let (status, e) = api_err(env.client.lease("not-a-worker", 1, 0).await.map(|_| ()));
+    let (status, e) = api_err(
+        env.client
+            .lease(&"not-a-worker".into(), 1, 0)
+            .await
+            .map(|_| ()),
+    );
     assert_eq!((status, e.code.as_str()), (404, "unknown_worker"));
 
     // Malformed JSON bodies, sent raw.

@@ -5,7 +5,9 @@ use crate::outputs;
 use crate::reporter::logship::LogPolicy;
 use crate::reporter::{self, Reporter};
 use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
-use sluice_sdk::api::{ErrorCode, Lease, Outcome, ReportEvent, TaskResult, TaskSpec};
+use sluice_sdk::api::{
+    ErrorCode, Lease, LeaseId, Outcome, ReportEvent, TaskResult, TaskSpec, WorkerId,
+};
 use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, LocalDir};
 use sluice_sdk::beneath;
 use sluice_sdk::client::{Client, ClientError};
@@ -41,15 +43,15 @@ struct Held {
     renewed: Instant,
 }
 
-type Running = Arc<Mutex<HashMap<String, Held>>>;
+type Running = Arc<Mutex<HashMap<LeaseId, Held>>>;
 
-fn stop(running: &Running, lease: &str, why: StopReason) {
+fn stop(running: &Running, lease: &LeaseId, why: StopReason) {
     let tx = running
         .lock()
         .ok()
         .and_then(|r| r.get(lease).map(|h| h.stop.clone()));
     if let Some(tx) = tx {
-        tracing::info!(lease, reason = ?why, "stopping task");
+        tracing::info!(lease = %lease, reason = ?why, "stopping task");
         let _ = tx.send(Some(why));
     }
 }
@@ -101,7 +103,7 @@ pub async fn run(
     let worker_id = Arc::new(RwLock::new(reg.id.clone()));
     let running: Running = Arc::default();
 
-    let (lost_tx, mut lost_rx) = mpsc::unbounded_channel::<String>();
+    let (lost_tx, mut lost_rx) = mpsc::unbounded_channel::<LeaseId>();
     let (reporter, reporter_done) = reporter::spawn(client.clone(), worker_id.clone(), lost_tx);
     let lost_watch = {
         let running = running.clone();
@@ -204,7 +206,7 @@ pub async fn run(
     })
     .await;
     if drained.is_err() {
-        let leases: Vec<String> = running
+        let leases: Vec<LeaseId> = running
             .lock()
             .map(|r| r.keys().cloned().collect())
             .unwrap_or_default();
@@ -226,7 +228,7 @@ pub async fn run(
 /// so a worker cut off from the server must not go on running the task.
 async fn heartbeat_loop(
     client: Client,
-    worker_id: Arc<RwLock<String>>,
+    worker_id: Arc<RwLock<WorkerId>>,
     running: Running,
     every: Duration,
     ttl: Duration,
@@ -235,7 +237,7 @@ async fn heartbeat_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let leases: Vec<String> = running
+        let leases: Vec<LeaseId> = running
             .lock()
             .map(|r| r.keys().cloned().collect())
             .unwrap_or_default();
@@ -265,7 +267,7 @@ async fn heartbeat_loop(
             Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
             Err(_) => tracing::warn!("heartbeat got no answer within the lease time"),
         }
-        let lapsed: Vec<String> = running
+        let lapsed: Vec<LeaseId> = running
             .lock()
             .map(|r| {
                 r.iter()
@@ -363,9 +365,9 @@ impl TaskCtx {
         }
         let spec = lease.spec.clone();
         let req = RunRequest {
-            lease_id: lease.lease_id.clone(),
-            run_id: lease.run_id.clone(),
-            task: lease.task.clone(),
+            lease_id: lease.lease_id.to_string(),
+            run_id: lease.run_id.to_string(),
+            task: lease.task.to_string(),
             attempt: lease.attempt,
             spec: lease.spec,
             params_dir: places.params.clone(),
@@ -410,18 +412,18 @@ impl TaskCtx {
     /// Makes the attempt's directories (only those the task needs) and writes its script.
     fn prepare(&self, lease: &Lease) -> Result<Places, String> {
         // The server names the run, task and lease: they must stay single plain names here.
-        let attempt_dir = Path::new(&lease.run_id)
-            .join(&lease.task)
+        let attempt_dir = Path::new(lease.run_id.as_str())
+            .join(lease.task.as_str())
             .join(lease.attempt.to_string());
         let plain =
             |p: &Path, n: usize| beneath::relative(p).is_ok() && p.components().count() == n;
-        if !plain(&attempt_dir, 3) || !plain(Path::new(&lease.lease_id), 1) {
+        if !plain(&attempt_dir, 3) || !plain(Path::new(lease.lease_id.as_str()), 1) {
             return Err(format!(
                 "worker refuses lease `{}` for task `{}` of run `{}`: not plain names",
                 lease.lease_id, lease.task, lease.run_id
             ));
         }
-        let scratch = self.data_dir.join("tasks").join(&lease.lease_id);
+        let scratch = self.data_dir.join("tasks").join(lease.lease_id.as_str());
         let places = Places {
             artifacts: self.artifacts.root().join(&attempt_dir),
             params: scratch.join("params"),

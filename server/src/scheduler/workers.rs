@@ -34,7 +34,7 @@ impl Scheduler {
             .insert(id.clone(), name.to_string());
         tracing::info!(worker = %id, name, capacity, "worker registered");
         Ok(WorkerRegistration {
-            id,
+            id: id.into(),
             lease_ttl_ms: self.cfg.lease_ttl_ms as u64,
             heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
         })
@@ -110,8 +110,8 @@ impl Scheduler {
                         .cached(&key, None, since)
                         .await?
                         .map(|c| CachedResult {
-                            run_id: c.run_id,
-                            task: c.task,
+                            run_id: c.run_id.into(),
+                            task: c.task.into(),
                             image_digest: c.image_digest,
                             outputs: c.outputs,
                             artifacts: crate::wire::artifacts(&c.artifacts),
@@ -122,10 +122,10 @@ impl Scheduler {
             let t = &active.run.tasks[i];
             out.push(Lease {
                 cached,
-                lease_id: lease_id.to_string(),
-                run_id: run_id.clone(),
+                lease_id: lease_id.clone(),
+                run_id: run_id.as_str().into(),
                 run_name: active.run.name.clone(),
-                task: active.run.plan.tasks[i].name.clone(),
+                task: active.run.plan.tasks[i].name.as_str().into(),
                 attempt: t.attempt,
                 spec: crate::wire::task_spec(t.spec.clone().unwrap_or_default()),
             });
@@ -142,14 +142,14 @@ impl Scheduler {
     pub async fn heartbeat(
         &self,
         worker: &str,
-        leases: &[String],
-    ) -> Result<(Vec<String>, Vec<String>), WorkerError> {
+        leases: &[LeaseId],
+    ) -> Result<(Vec<LeaseId>, Vec<LeaseId>), WorkerError> {
         let now = now_ms();
         let mut st = self.state.lock().await;
         self.check_worker(&mut st, worker).await?;
         let (mut lost, mut cancel) = (Vec::new(), Vec::new());
         for l in leases {
-            let Some((run_id, i)) = st.leases.get(l.as_str()).cloned() else {
+            let Some((run_id, i)) = st.leases.get(l).cloned() else {
                 lost.push(l.clone());
                 continue;
             };
@@ -157,10 +157,7 @@ impl Scheduler {
                 lost.push(l.clone());
                 continue;
             };
-            match active
-                .run
-                .heartbeat(i, &LeaseId::from(l.as_str()), now, self.cfg.lease_ttl_ms)
-            {
+            match active.run.heartbeat(i, l, now, self.cfg.lease_ttl_ms) {
                 Ok(()) if active.run.cancel_requested(i) => cancel.push(l.clone()),
                 Ok(()) => {}
                 Err(_) => lost.push(l.clone()),
@@ -178,7 +175,7 @@ impl Scheduler {
         &self,
         worker: &str,
         events: Vec<ReportEvent>,
-    ) -> Result<Vec<String>, WorkerError> {
+    ) -> Result<Vec<LeaseId>, WorkerError> {
         let now = now_ms();
         let ttl = self.cfg.lease_ttl_ms;
         let mut st = self.state.lock().await;
@@ -186,13 +183,13 @@ impl Scheduler {
         let mut step = Step::default();
         let mut lost = BTreeSet::new();
         for ev in events {
-            let lease_id = LeaseId::from(ev.lease_id());
+            let lease_id = ev.lease_id().clone();
             let Some((run_id, i)) = st.leases.get(&lease_id).cloned() else {
-                lost.insert(lease_id.into_string());
+                lost.insert(lease_id);
                 continue;
             };
             let Some(active) = st.runs.get_mut(&run_id) else {
-                lost.insert(lease_id.into_string());
+                lost.insert(lease_id);
                 continue;
             };
             let fx = match ev {
@@ -223,7 +220,7 @@ impl Scheduler {
                 }
                 ReportEvent::Log { lines, .. } => {
                     if active.run.heartbeat(i, &lease_id, now, ttl).is_err() {
-                        lost.insert(lease_id.into_string());
+                        lost.insert(lease_id);
                         continue;
                     }
                     let attempt = active.run.tasks[i].attempt;
@@ -256,7 +253,7 @@ impl Scheduler {
             match fx {
                 Ok(fx) => collect(&mut st, &run_id, fx, now, &mut step),
                 Err(_) => {
-                    lost.insert(lease_id.into_string());
+                    lost.insert(lease_id);
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! dropped (as `kubectl logs` keeps a container's latest output, and Kubeflow its head).
 
 use crate::reporter::Reporter;
-use sluice_sdk::api::{now_ms, NewLogLine, ReportEvent, Stream};
+use sluice_sdk::api::{now_ms, LeaseId, NewLogLine, ReportEvent, Stream};
 use sluice_spec::format_bytes;
 use std::collections::VecDeque;
 use tokio::sync::{mpsc, oneshot};
@@ -127,7 +127,7 @@ impl Cutter {
 /// Forwards the start and the log lines of one attempt to the reporter until the container's
 /// pipes close.
 pub async fn ship(
-    lease_id: String,
+    lease_id: LeaseId,
     reporter: Reporter,
     started: oneshot::Receiver<()>,
     mut lines: mpsc::Receiver<(Stream, String)>,

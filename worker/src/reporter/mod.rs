@@ -10,7 +10,7 @@
 
 pub mod logship;
 
-use sluice_sdk::api::{ErrorCode, NewLogLine, ReportEvent, Stream};
+use sluice_sdk::api::{ErrorCode, LeaseId, NewLogLine, ReportEvent, Stream, WorkerId};
 use sluice_sdk::client::{Client, ClientError};
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
@@ -39,7 +39,7 @@ pub struct Reporter {
 
 impl Queued {
     /// A log event of one lease, holding `room` in the queue.
-    fn log(lease_id: String, lines: Vec<NewLogLine>, room: Vec<OwnedSemaphorePermit>) -> Queued {
+    fn log(lease_id: LeaseId, lines: Vec<NewLogLine>, room: Vec<OwnedSemaphorePermit>) -> Queued {
         let ev = ReportEvent::Log { lease_id, lines };
         Queued {
             bytes: size_of(&ev),
@@ -85,7 +85,7 @@ impl Reporter {
     /// (see [`logship`]); the handle ends once the attempt's lines are all queued.
     pub fn ship_logs(
         &self,
-        lease_id: String,
+        lease_id: LeaseId,
         started: oneshot::Receiver<()>,
         lines: mpsc::Receiver<(Stream, String)>,
         image_digest: Option<String>,
@@ -112,7 +112,7 @@ impl Reporter {
     }
 
     /// Log lines of one lease, queued once there is room for them (see [`QUEUE_BYTES`]).
-    pub async fn send_log(&self, lease_id: String, lines: Vec<NewLogLine>) {
+    pub async fn send_log(&self, lease_id: LeaseId, lines: Vec<NewLogLine>) {
         let mut q = Queued::log(lease_id, lines, Vec::new());
         let want = q.bytes.min(QUEUE_BYTES) as u32;
         let Ok(room) = self.room.clone().acquire_many_owned(want).await else {
@@ -127,8 +127,8 @@ impl Reporter {
 /// Leases the server says this worker no longer holds are passed to `lost`.
 pub fn spawn(
     client: Client,
-    worker_id: Arc<RwLock<String>>,
-    lost: mpsc::UnboundedSender<String>,
+    worker_id: Arc<RwLock<WorkerId>>,
+    lost: mpsc::UnboundedSender<LeaseId>,
 ) -> (Reporter, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
     let room = Arc::new(Semaphore::new(QUEUE_BYTES));
@@ -200,9 +200,9 @@ enum Delivery {
 /// Sends a batch, retrying with backoff while the server cannot be reached or fails (5xx).
 async fn deliver(
     client: &Client,
-    worker_id: &RwLock<String>,
+    worker_id: &RwLock<WorkerId>,
     batch: &[Queued],
-    lost: &mpsc::UnboundedSender<String>,
+    lost: &mpsc::UnboundedSender<LeaseId>,
 ) -> Delivery {
     let events: Vec<ReportEvent> = batch.iter().map(|q| q.ev.clone()).collect();
     let mut backoff = Duration::from_millis(100);
