@@ -137,21 +137,6 @@ pub enum NetworkMode {
     Host,
 }
 
-impl NetworkMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkMode::None => "none",
-            NetworkMode::Host => "host",
-        }
-    }
-}
-
-impl std::fmt::Display for NetworkMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
 /// A host directory or a named volume mounted into a step (datasets shared across runs).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Volume {

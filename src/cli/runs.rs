@@ -322,6 +322,9 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                             .unwrap_or_default()
                     );
                     println!("state     {}", d.summary.state);
+                    if let Some(r) = d.summary.end_reason {
+                        println!("ended by  {r}");
+                    }
                     if let Some(e) = &d.error {
                         println!("error     {e}");
                     }

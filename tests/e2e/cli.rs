@@ -158,7 +158,9 @@ async fn submit_wait_follows_the_run_and_exits_with_its_outcome() {
         .unwrap();
     assert_eq!(code, 0);
     assert!(
-        out.contains("state     succeeded") && out.contains("z=b9+c9"),
+        out.contains("state     succeeded")
+            && out.contains("ended by  tasks")
+            && out.contains("z=b9+c9"),
         "{out}"
     );
 }
