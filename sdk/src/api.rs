@@ -38,6 +38,16 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// No valid credential (401).
     Unauthorized,
+    /// The credential is valid but its role (or its pipelines) does not allow this (403).
+    Forbidden,
+    /// The request's `Host` is not a name this server answers to (DNS rebinding) (403).
+    HostNotAllowed,
+    /// A browser request from another origin, sent with the login cookie (403).
+    CrossOrigin,
+    /// The pipeline breaks the server's admission policy; `details` lists each rule and step (403).
+    PolicyDenied,
+    /// What was named matches more than one thing (409).
+    Ambiguous,
     /// No such pipeline, run, task, artifact or endpoint (404).
     NotFound,
     /// The worker is not registered (any more): it registers again (404).
@@ -77,6 +87,11 @@ impl ErrorCode {
             ErrorCode::InvalidIdempotencyKey => "invalid_idempotency_key",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::HostNotAllowed => "host_not_allowed",
+            ErrorCode::CrossOrigin => "cross_origin",
+            ErrorCode::PolicyDenied => "policy_denied",
+            ErrorCode::Ambiguous => "ambiguous",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UnknownWorker => "unknown_worker",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -103,6 +118,11 @@ impl ErrorCode {
             "invalid_idempotency_key" => ErrorCode::InvalidIdempotencyKey,
             "idempotency_key_reused" => ErrorCode::IdempotencyKeyReused,
             "unauthorized" => ErrorCode::Unauthorized,
+            "forbidden" => ErrorCode::Forbidden,
+            "host_not_allowed" => ErrorCode::HostNotAllowed,
+            "cross_origin" => ErrorCode::CrossOrigin,
+            "policy_denied" => ErrorCode::PolicyDenied,
+            "ambiguous" => ErrorCode::Ambiguous,
             "not_found" => ErrorCode::NotFound,
             "unknown_worker" => ErrorCode::UnknownWorker,
             "method_not_allowed" => ErrorCode::MethodNotAllowed,
@@ -367,6 +387,68 @@ pub enum RunEvent {
     },
 }
 
+// ---- access: logging in, tokens, secrets ----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub token: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Whoami {
+    /// The token's name (`anonymous` where the server requires none).
+    pub name: String,
+    pub role: String,
+    /// Whether the server requires a credential.
+    pub auth_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    /// `admin`, `submit`, `read` or `worker`.
+    pub role: String,
+    /// For a `submit` token: the only pipelines it may upload and run.
+    #[serde(default)]
+    pub pipelines: Option<Vec<String>>,
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub pipelines: Option<Vec<String>>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A token just made: its secret, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSecret {
+    pub value: String,
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: String,
+    pub version: u32,
+    pub updated_at: String,
+}
+
 // ---- workers ----
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -374,14 +456,28 @@ pub enum RunEvent {
 pub struct RegisterWorker {
     pub name: String,
     pub capacity: u32,
+    /// The directory on the worker's host its tasks' output artifacts are written beneath: the
+    /// server accepts a task's artifacts only inside that task's own area there.
+    #[serde(default)]
+    pub artifact_root: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerRegistration {
     pub id: WorkerId,
+    /// The worker's own credential: it leases, renews and reports with it, and nothing else
+    /// can act for it. Shown once.
+    pub credential: String,
     /// A lease not extended by a heartbeat within this time is taken back.
     pub lease_ttl_ms: u64,
     pub heartbeat_interval_ms: u64,
+}
+
+/// A registered worker as it acts: its id and its own credential.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerIdentity {
+    pub id: WorkerId,
+    pub credential: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -284,54 +284,125 @@ impl Client {
 
     // ---- workers ----
 
-    pub async fn register_worker(&self, name: &str, capacity: u32) -> Result<WorkerRegistration> {
+    /// Registers a worker whose tasks write their outputs beneath `artifact_root` (on its host).
+    pub async fn register_worker(
+        &self,
+        name: &str,
+        capacity: u32,
+        artifact_root: Option<&str>,
+    ) -> Result<WorkerRegistration> {
         self.post(
             "/workers",
             &RegisterWorker {
                 name: name.to_string(),
                 capacity,
+                artifact_root: artifact_root.map(str::to_string),
             },
         )
         .await
+    }
+
+    /// A request a registered worker makes, with its own credential.
+    fn as_worker(
+        &self,
+        worker: &WorkerIdentity,
+        what: &str,
+        body: &impl Serialize,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url(&format!("/workers/{}/{what}", enc(worker.id.as_str()))))
+            .bearer_auth(&worker.credential)
+            .json(body)
     }
 
     pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
         self.get("/workers").await
     }
 
-    pub async fn lease(&self, worker: &WorkerId, max: u32, wait_ms: u64) -> Result<LeaseResponse> {
+    pub async fn lease(
+        &self,
+        worker: &WorkerIdentity,
+        max: u32,
+        wait_ms: u64,
+    ) -> Result<LeaseResponse> {
         let req = self
-            .req(
-                reqwest::Method::POST,
-                &format!("/workers/{}/lease", enc(worker.as_str())),
-            )
-            .json(&LeaseRequest { max, wait_ms })
+            .as_worker(worker, "lease", &LeaseRequest { max, wait_ms })
             .timeout(Duration::from_millis(wait_ms + 15_000));
         self.send(req).await
     }
 
     pub async fn heartbeat(
         &self,
-        worker: &WorkerId,
+        worker: &WorkerIdentity,
         leases: Vec<LeaseId>,
     ) -> Result<HeartbeatResponse> {
-        self.post(
-            &format!("/workers/{}/heartbeat", enc(worker.as_str())),
-            &Heartbeat { leases },
-        )
-        .await
+        self.send(self.as_worker(worker, "heartbeat", &Heartbeat { leases }))
+            .await
     }
 
     pub async fn report(
         &self,
-        worker: &WorkerId,
+        worker: &WorkerIdentity,
         events: Vec<ReportEvent>,
     ) -> Result<ReportResponse> {
-        self.post(
-            &format!("/workers/{}/report", enc(worker.as_str())),
-            &Report { events },
-        )
-        .await
+        self.send(self.as_worker(worker, "report", &Report { events }))
+            .await
+    }
+
+    // ---- access ----
+
+    pub async fn whoami(&self) -> Result<Whoami> {
+        self.get("/whoami").await
+    }
+
+    pub async fn create_token(&self, req: &CreateToken) -> Result<CreatedToken> {
+        self.post("/tokens", req).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.get("/tokens").await
+    }
+
+    pub async fn revoke_token(&self, id_or_name: &str) -> Result<Vec<TokenInfo>> {
+        let path = format!("/tokens/{}", enc(id_or_name));
+        self.send(self.req(reqwest::Method::DELETE, &path)).await
+    }
+
+    pub async fn set_secret(&self, name: &str, value: &str) -> Result<SecretInfo> {
+        let path = format!("/secrets/{}", enc(name));
+        let body = SetSecret {
+            value: value.to_string(),
+        };
+        self.send(self.req(reqwest::Method::PUT, &path).json(&body))
+            .await
+    }
+
+    pub async fn list_secrets(&self) -> Result<Vec<SecretInfo>> {
+        self.get("/secrets").await
+    }
+
+    pub async fn delete_secret(&self, name: &str) -> Result<()> {
+        let path = format!("/secrets/{}", enc(name));
+        let resp = self
+            .req(reqwest::Method::DELETE, &path)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                reason: describe(&e),
+            })?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Err(ClientError::Api {
+                status,
+                error: b.error,
+            }),
+            Err(_) => Err(ClientError::Protocol(format!("HTTP {status}"))),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! sluice's server: the SQLite store, the REST API and the scheduler that ties them.
 
 pub mod api;
+pub mod policy;
 pub mod scheduler;
+pub mod secrets;
 mod serve;
 pub mod store;
 mod ui;

@@ -1,18 +1,28 @@
 //! Starting the server: open the store, take up active runs, serve the API.
 
-use crate::api::{self, App};
+use crate::api::{self, auth, App};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::{DynStore, SqliteStore};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub scheduler: SchedulerConfig,
+    /// An admin token given at start (`--token`), kept in memory only.
     pub token: Option<String>,
+    /// Serve beyond loopback with no credential required (`--insecure`).
+    pub insecure: bool,
+    /// Host names the server answers to besides `localhost` and IP addresses.
+    pub allowed_hosts: Vec<String>,
+    /// Whether the server speaks TLS (its login cookie is then `Secure`).
+    pub tls: bool,
+    /// What pipelines may ask of the hosts their steps run on.
+    pub policy: crate::policy::Policy,
 }
 
 /// A server whose store is open and whose active runs are taken up: all that is left is to
@@ -21,6 +31,9 @@ pub struct Server {
     app: App,
     store: DynStore,
     data_dir: PathBuf,
+    insecure: bool,
+    hosts: api::auth::HostPolicy,
+    worker_token: String,
 }
 
 impl Server {
@@ -28,10 +41,38 @@ impl Server {
     /// the reason, rather than keeping the server from starting).
     pub async fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
         let store: DynStore = Arc::new(SqliteStore::open(&cfg.data_dir).await?);
+        let secrets = crate::secrets::SecretBox::open_or_create(&cfg.data_dir.join("secrets.key"))?;
         let sched = Scheduler::new(store.clone(), cfg.scheduler.clone()).await?;
+        // The built-in worker's token (`sluice up`): in memory only, gone with the process.
+        let worker_token = auth::new_secret("slc_");
+        let mut given = HashMap::new();
+        given.insert(
+            auth::hash(&worker_token),
+            auth::Caller::Token {
+                id: "built-in".into(),
+                name: "built-in worker".into(),
+                role: auth::Role::Worker,
+                pipelines: None,
+            },
+        );
+        if let Some(t) = cfg.token.as_deref().filter(|t| !t.is_empty()) {
+            given.insert(
+                auth::hash(t),
+                auth::Caller::Token {
+                    id: "given".into(),
+                    name: "--token".into(),
+                    role: auth::Role::Admin,
+                    pipelines: None,
+                },
+            );
+        }
+        let required =
+            cfg.token.as_deref().is_some_and(|t| !t.is_empty()) || store.live_tokens().await? > 0;
         let app = App {
             sched,
-            token: cfg.token.map(Arc::from),
+            auth: Arc::new(auth::Auth::new(required, given, cfg.tls)),
+            secrets: Arc::new(secrets),
+            policy: Arc::new(cfg.policy),
             artifacts: Arc::new(sluice_sdk::artifacts::LocalDir::new(
                 std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone()),
             )),
@@ -42,7 +83,35 @@ impl Server {
             app,
             store,
             data_dir: cfg.data_dir,
+            insecure: cfg.insecure,
+            hosts: auth::HostPolicy {
+                allowed: cfg.allowed_hosts,
+            },
+            worker_token,
         })
+    }
+
+    /// A `worker` token for a worker in this process (`sluice up`'s), valid while it runs.
+    pub fn worker_token(&self) -> String {
+        self.worker_token.clone()
+    }
+
+    /// Whether callers need a credential.
+    pub fn auth_required(&self) -> bool {
+        self.app.auth.required()
+    }
+
+    /// Refuses to serve beyond loopback with no credential required, unless told to.
+    pub fn check_exposure(&self, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+        if addr.ip().is_loopback() || self.app.auth.required() || self.insecure {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "refusing to serve on {addr} (beyond this machine) with no authentication: make \
+             an admin token first (`sluice tokens create NAME --role admin --data-dir {}`), or \
+             give one with --token/SLUICE_TOKEN, or pass --insecure to serve without",
+            self.data_dir.display()
+        )
     }
 
     /// Serves until `shutdown` completes.
@@ -57,8 +126,9 @@ impl Server {
             std::time::Duration::from_secs(1),
         ));
         let addr = listener.local_addr()?;
+        self.check_exposure(addr)?;
         tracing::info!(%addr, data_dir = %self.data_dir.display(), "sluice server listening");
-        let router = api::edges(api::router(self.app).merge(crate::ui::router()));
+        let router = api::edges(api::router(self.app).merge(crate::ui::router()), self.hosts);
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;

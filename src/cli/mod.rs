@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch.
 
+mod access;
 mod bench;
 mod image;
 mod pipelines;
@@ -82,6 +83,16 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: pipelines::PipelinesCmd,
     },
+    /// Make, list and revoke API tokens (roles: admin, submit, read, worker).
+    Tokens {
+        #[command(subcommand)]
+        cmd: access::TokensCmd,
+    },
+    /// Set, list and delete the secrets steps use (values never come back out).
+    Secrets {
+        #[command(subcommand)]
+        cmd: access::SecretsCmd,
+    },
     /// Manage the local image store (load, import, list, remove, prune).
     Image {
         #[command(subcommand)]
@@ -119,6 +130,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Cmd::Runs { cmd } => runs::runs(cmd).await,
         Cmd::Logs(a) => runs::logs(a).await,
         Cmd::Pipelines { cmd } => pipelines::pipelines(cmd).await,
+        Cmd::Tokens { cmd } => access::tokens(cmd).await,
+        Cmd::Secrets { cmd } => access::secrets(cmd).await,
         Cmd::Image { cmd } => image::image(cmd).await,
         Cmd::Bench { cmd } => bench::bench(cmd).await,
     };

@@ -115,9 +115,23 @@ pub struct ServerOpts {
     /// How often workers renew their leases.
     #[arg(long, env = "SLUICE_HEARTBEAT", default_value = "1s", value_parser = parse_duration)]
     heartbeat: Duration,
-    /// Require this bearer token on every API call.
+    /// An admin token, kept in memory only: with it (or with tokens made by `sluice tokens
+    /// create`) every API call needs a token.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve beyond loopback with no authentication (refused otherwise).
+    #[arg(long, env = "SLUICE_INSECURE")]
+    insecure: bool,
+    /// A host name the server answers to (besides localhost and IP addresses), as browsers
+    /// name it; `*` for any. Other names are refused (DNS rebinding).
+    #[arg(
+        long = "allowed-host",
+        env = "SLUICE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    policy: PolicyOpts,
     /// Largest pipeline file accepted (request bodies may be about twice this).
     #[arg(long, env = "SLUICE_MAX_PIPELINE_SIZE", default_value = "4Mi", value_parser = parse_size)]
     max_pipeline_size: u64,
@@ -129,11 +143,84 @@ pub struct ServerOpts {
     max_loop_items: usize,
 }
 
+/// What pipelines may ask of the hosts their steps run on (the admission policy). By default a
+/// step may mount no host path, not share the host's network and not run unconfined.
+#[derive(Args, Clone)]
+pub struct PolicyOpts {
+    /// A host directory steps may mount (`hostPath:` at or under it); repeat for more.
+    #[arg(
+        long = "allow-host-path",
+        env = "SLUICE_ALLOW_HOST_PATHS",
+        value_delimiter = ','
+    )]
+    host_paths: Vec<PathBuf>,
+    /// Let steps share the host's network (`network: host`).
+    #[arg(long, env = "SLUICE_ALLOW_HOST_NETWORK")]
+    allow_host_network: bool,
+    /// The only registries images may come from (host[:port], `docker.io` for Docker Hub).
+    #[arg(
+        long = "allow-registry",
+        env = "SLUICE_ALLOW_REGISTRIES",
+        value_delimiter = ','
+    )]
+    allowed_registries: Vec<String>,
+    /// The only named volumes steps may mount.
+    #[arg(
+        long = "allow-volume",
+        env = "SLUICE_ALLOW_VOLUMES",
+        value_delimiter = ','
+    )]
+    allowed_volumes: Vec<String>,
+    /// Most CPU one step may ask for, in cores.
+    #[arg(long, env = "SLUICE_MAX_STEP_CPU", value_parser = parse_cores)]
+    max_step_cpu: Option<u64>,
+    /// Most memory one step may ask for.
+    #[arg(long, env = "SLUICE_MAX_STEP_MEMORY", value_parser = parse_size)]
+    max_step_memory: Option<u64>,
+    /// Most disk one step may ask for.
+    #[arg(long, env = "SLUICE_MAX_STEP_DISK", value_parser = parse_size)]
+    max_step_disk: Option<u64>,
+    /// Most GPUs one step may ask for.
+    #[arg(long, env = "SLUICE_MAX_STEP_GPU")]
+    max_step_gpu: Option<u32>,
+}
+
+impl PolicyOpts {
+    fn policy(&self, unconfined: bool) -> anyhow::Result<sluice_server::policy::Policy> {
+        for p in &self.host_paths {
+            let plain = p.is_absolute()
+                && p.components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::RootDir | std::path::Component::Normal(_)
+                    )
+                });
+            anyhow::ensure!(
+                plain,
+                "--allow-host-path {}: give an absolute path with no `.` or `..`",
+                p.display()
+            );
+        }
+        Ok(sluice_server::policy::Policy {
+            host_paths: self.host_paths.clone(),
+            host_network: self.allow_host_network,
+            unconfined,
+            registries: (!self.allowed_registries.is_empty())
+                .then(|| self.allowed_registries.clone()),
+            volumes: (!self.allowed_volumes.is_empty()).then(|| self.allowed_volumes.clone()),
+            max_cpu_millis: self.max_step_cpu,
+            max_memory_bytes: self.max_step_memory,
+            max_disk_bytes: self.max_step_disk,
+            max_gpu: self.max_step_gpu,
+        })
+    }
+}
+
 impl ServerOpts {
     /// `tag_ttl`: how long the digest a worker found for an image tag is trusted to serve cached
-    /// results without asking a worker.
-    fn config(&self, tag_ttl: Duration) -> ServerConfig {
-        ServerConfig {
+    /// results without asking a worker. `unconfined`: pipelines may ask for `seccomp: unconfined`.
+    fn config(&self, tag_ttl: Duration, unconfined: bool) -> anyhow::Result<ServerConfig> {
+        Ok(ServerConfig {
             data_dir: self.data_dir.clone(),
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
@@ -151,7 +238,11 @@ impl ServerOpts {
                 ..Default::default()
             },
             token: self.token.clone(),
-        }
+            insecure: self.insecure,
+            allowed_hosts: self.allowed_hosts.clone(),
+            tls: false,
+            policy: self.policy.policy(unconfined)?,
+        })
     }
 }
 
@@ -164,6 +255,9 @@ pub struct ServerArgs {
     /// without asking a worker.
     #[arg(long, env = "SLUICE_TAG_TTL", default_value = "30s", value_parser = parse_duration)]
     tag_ttl: Duration,
+    /// Admit pipelines whose steps say `seccomp: unconfined` (their workers must allow it too).
+    #[arg(long, env = "SLUICE_ALLOW_UNCONFINED")]
+    allow_unconfined: bool,
     #[command(flatten)]
     opts: ServerOpts,
 }
@@ -269,9 +363,10 @@ async fn listen(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 
 pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {
     let listener = listen(&a.addr).await?;
-    let server = sluice_server::Server::start(a.opts.config(a.tag_ttl))
+    let server = sluice_server::Server::start(a.opts.config(a.tag_ttl, a.allow_unconfined)?)
         .await
         .context("cannot start the server")?;
+    server.check_exposure(listener.local_addr()?)?;
     println!("sluice server on http://{}", listener.local_addr()?);
     server.serve(listener, ctrl_c()).await?;
     Ok(0)
@@ -284,11 +379,13 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     };
     let listener = listen(&a.addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let cfg = a.opts.config(a.rt.tag_ttl);
+    let cfg = a.opts.config(a.rt.tag_ttl, a.rt.allow_unconfined)?;
     // Nothing is said to be up before the store is open and the active runs are taken up.
     let ready = sluice_server::Server::start(cfg.clone())
         .await
         .context("cannot start the server")?;
+    ready.check_exposure(listener.local_addr()?)?;
+    let worker_token = ready.worker_token();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut rx1 = stop_rx.clone();
     let mut server = tokio::spawn(ready.serve(listener, async move {
@@ -297,7 +394,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     let worker = rt.map(|rt| {
         let wcfg = WorkerConfig {
             server: url.clone(),
-            token: cfg.token.clone(),
+            token: Some(worker_token),
             name: hostname(),
             capacity: a.capacity,
             data_dir: worker_dir(&cfg.data_dir),

@@ -277,7 +277,14 @@ async fn bad_input_gets_a_coded_4xx_and_leaves_nothing_behind() {
     assert_eq!((status, e.code.as_str()), (400, "invalid_query"));
     let (status, e) = api_err(
         env.client
-            .lease(&"not-a-worker".into(), 1, 0)
+            .lease(
+                &sluice_sdk::api::WorkerIdentity {
+                    id: "not-a-worker".into(),
+                    credential: "slw_x".into(),
+                },
+                1,
+                0,
+            )
             .await
             .map(|_| ()),
     );
@@ -378,7 +385,7 @@ async fn the_openapi_document_describes_every_route_and_nothing_else() {
     // The routes as the router is built from them.
     let served: std::collections::BTreeSet<(String, String)> = sluice_server::api::routes()
         .into_iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();
     assert!(served.len() >= 20, "{served:?}");
     assert_eq!(
@@ -477,6 +484,7 @@ async fn a_server_token_is_required_when_set() {
         data_dir: dir.path().to_path_buf(),
         scheduler: Default::default(),
         token: Some("s3cret+/=&".into()),
+        ..Default::default()
     };
     tokio::spawn(sluice_server::serve(cfg, listener, std::future::pending()));
     let anon = sluice_sdk::client::Client::new(&url, None);
@@ -491,7 +499,7 @@ async fn a_server_token_is_required_when_set() {
     }
     let wrong = sluice_sdk::client::Client::new(&url, Some("nope".into()));
     assert!(matches!(
-        wrong.register_worker("w", 1).await,
+        wrong.register_worker("w", 1, None).await,
         Err(ClientError::Api { status: 401, .. })
     ));
     let ok = sluice_sdk::client::Client::new(&url, Some("s3cret+/=&".into()));
@@ -501,24 +509,32 @@ async fn a_server_token_is_required_when_set() {
         .unwrap()
         .runs
         .is_empty());
-    // A browser's token comes in the query, percent-encoded as the UI sends it, beside the
-    // endpoint's own parameters.
+    // A browser's token comes in the query, percent-encoded, on the downloads and event streams
+    // it opens without headers; on other routes a query token is refused.
     let http = sluice_sdk::client::http_client();
     let status = |q: &'static str| {
         let http = http.clone();
-        let url = format!("{url}/api/v1/runs?{q}");
+        let url = format!("{url}/api/v1/{q}");
         async move { http.get(url).send().await.unwrap().status().as_u16() }
     };
+    let download = "runs/none/tasks/t/artifacts/a";
     assert_eq!(
-        status("state=failed&access_token=s3cret%2B%2F%3D%26").await,
-        200
+        status("runs/none/tasks/t/artifacts/a?access_token=s3cret%2B%2F%3D%26").await,
+        404
     );
     assert_eq!(
-        status("access_token=s3cret%2B%2F%3D%26&page_size=5").await,
-        200
+        status("runs/none/tasks/t/artifacts/a?path=x&access_token=s3cret%2B%2F%3D%26").await,
+        404
     );
-    assert_eq!(status("state=failed&access_token=s3cret").await, 401);
-    assert_eq!(status("state=failed").await, 401);
+    assert_eq!(
+        status("runs/none/tasks/t/artifacts/a?access_token=s3cret").await,
+        401
+    );
+    assert_eq!(status(download).await, 401);
+    assert_eq!(
+        status("runs?state=failed&access_token=s3cret%2B%2F%3D%26").await,
+        400
+    );
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ impl InProcess {
             data_dir: dir.path().join("server"),
             scheduler: SchedulerConfig::default(),
             token: None,
+            ..Default::default()
         };
         let mut r = rx.clone();
         tokio::spawn(sluice_server::serve(cfg, listener, async move {
@@ -161,11 +162,19 @@ pub async fn spawn_server(port: u16, data: &Path, log: &Path) -> Proc {
 /// Starts `sluice server` on `port` with leases of `ttl`, and waits until it answers.
 pub async fn spawn_server_ttl(port: u16, data: &Path, log: &Path, ttl: &str) -> Proc {
     let addr = format!("127.0.0.1:{port}");
+    // Tests mount their own temporary directories and some share the host's network: the
+    // server's admission policy allows what they need (the policy's own tests start servers
+    // without these).
+    let tmp = std::env::temp_dir();
     let p = spawn(
         &[
             "server",
             "--addr",
             &addr,
+            "--allow-host-path",
+            tmp.to_str().unwrap(),
+            "--allow-host-network",
+            "--allow-unconfined",
             "--data-dir",
             data.to_str().unwrap(),
             "--lease-ttl",

@@ -1,11 +1,11 @@
 // sluice web UI: Artifacts (previews by type: text, CSV, Markdown, images, directories) and metrics (scalars and series).
-import { API, api, fmtBytes, h, json, link, s, token } from "./lib.js";
+import { API, api, fmtBytes, h, json, link, s } from "./lib.js";
 
 export async function showArtifact(box, path, name) {
   box.replaceChildren(h("h2", {}, "Preview: " + name), h("p", { class: "muted" }, "loading…"));
   const r = await api(path);
   const type = r.headers.get("content-type") || "";
-  const url = API + path + (token() ? (path.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(token()) : "");
+  const url = API + path;
   let body;
   if (type.startsWith("application/json")) {
     const data = await r.json();

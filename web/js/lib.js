@@ -12,23 +12,53 @@ let router = () => {};
 export function setRouter(fn) { router = fn; }
 
 
-export function token() { return localStorage.getItem("sluice.token") || ""; }
+// Logging in: the server keeps the token in an HttpOnly, SameSite=Strict cookie that every
+// request of this page (event streams and downloads too) carries; scripts never hold it.
+let loggingIn = null;
+function login(why) {
+  if (loggingIn) return loggingIn;
+  loggingIn = new Promise((resolve) => {
+    const input = h("input", { type: "password", name: "token", autocomplete: "current-password", placeholder: "token", "aria-label": "token" });
+    const err = h("p", { class: "error", role: "alert" }, why || "");
+    const form = h("form", { class: "login", id: "login" },
+      h("h1", {}, "Log in to sluice"),
+      h("p", { class: "muted" }, "This server needs a token (`sluice tokens create NAME --role read`)."),
+      input, h("button", { type: "submit" }, "Log in"), err);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const r = await fetch(API + "/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value.trim() }) });
+      if (r.ok) { loggingIn = null; resolve(); return; }
+      let msg = r.status + " " + r.statusText;
+      try { msg = (await r.json()).error.message || msg; } catch (_) { /* not JSON */ }
+      err.textContent = msg;
+    });
+    main.replaceChildren(form);
+    input.focus();
+  });
+  return loggingIn;
+}
+
+/** Forgets the login and shows the login form. */
+export async function logout() {
+  await fetch(API + "/logout", { method: "POST" });
+  location.reload();
+}
 
 export async function api(path, opts = {}) {
   const headers = Object.assign({}, opts.headers || {});
-  if (token()) headers.Authorization = "Bearer " + token();
-  if (opts.body && typeof opts.body !== "string") {
+  let body = opts.body;
+  if (body && typeof body !== "string") {
     headers["Content-Type"] = "application/json";
-    opts.body = JSON.stringify(opts.body);
+    body = JSON.stringify(body);
   }
-  const r = await fetch(API + path, Object.assign({}, opts, { headers }));
+  const r = await fetch(API + path, Object.assign({}, opts, { headers, body }));
   if (r.status === 401) {
-    const t = prompt("This sluice server needs a token (SLUICE_TOKEN):");
-    if (t) { localStorage.setItem("sluice.token", t); return api(path, opts); }
+    await login();
+    return api(path, opts);
   }
   if (!r.ok) {
     let msg = r.status + " " + r.statusText;
-    try { const e = await r.json(); msg = e.message || msg; } catch (_) { /* not JSON */ }
+    try { const e = await r.json(); msg = (e.error && e.error.message) || e.message || msg; } catch (_) { /* not JSON */ }
     throw new Error(msg);
   }
   return r;
@@ -36,9 +66,7 @@ export async function api(path, opts = {}) {
 export async function json(path, opts) { return (await api(path, opts)).json(); }
 
 export function events(path, handlers) {
-  const sep = path.includes("?") ? "&" : "?";
-  const url = API + path + (token() ? sep + "access_token=" + encodeURIComponent(token()) : "");
-  const es = new EventSource(url);
+  const es = new EventSource(API + path);
   const conn = document.getElementById("conn");
   es.onopen = () => conn.classList.add("live");
   es.onerror = () => conn.classList.remove("live");

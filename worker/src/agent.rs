@@ -6,7 +6,7 @@ use crate::reporter::logship::LogPolicy;
 use crate::reporter::{self, Reporter};
 use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
 use sluice_sdk::api::{
-    ErrorCode, Lease, LeaseId, Outcome, ReportEvent, TaskResult, TaskSpec, WorkerId,
+    ErrorCode, Lease, LeaseId, Outcome, ReportEvent, TaskResult, TaskSpec, WorkerIdentity,
 };
 use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, LocalDir};
 use sluice_sdk::beneath;
@@ -62,11 +62,13 @@ pub use sluice_sdk::api::now_ms;
 async fn register(
     client: &Client,
     cfg: &WorkerConfig,
+    artifact_root: &Path,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<sluice_sdk::api::WorkerRegistration> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match client.register_worker(&cfg.name, cfg.capacity).await {
+        let root = artifact_root.to_str();
+        match client.register_worker(&cfg.name, cfg.capacity, root).await {
             Ok(r) => return Some(r),
             Err(e) => tracing::warn!(error = %e, "cannot register with the server; retrying"),
         }
@@ -96,11 +98,14 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let client = Client::new(&cfg.server, cfg.token.clone());
-    let Some(reg) = register(&client, &cfg, &mut stop_rx).await else {
+    let Some(reg) = register(&client, &cfg, artifacts.root(), &mut stop_rx).await else {
         return Ok(());
     };
     tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, "worker registered");
-    let worker_id = Arc::new(RwLock::new(reg.id.clone()));
+    let worker_id = Arc::new(RwLock::new(WorkerIdentity {
+        id: reg.id.clone(),
+        credential: reg.credential.clone(),
+    }));
     let running: Running = Arc::default();
 
     let (lost_tx, mut lost_rx) = mpsc::unbounded_channel::<LeaseId>();
@@ -149,9 +154,13 @@ pub async fn run(
                 drop(first);
                 if e.code() == Some(&ErrorCode::UnknownWorker) {
                     tracing::warn!("the server does not know this worker; registering again");
-                    if let Some(reg) = register(&client, &cfg, &mut stop_rx).await {
+                    if let Some(reg) = register(&client, &cfg, artifacts.root(), &mut stop_rx).await
+                    {
                         if let Ok(mut g) = worker_id.write() {
-                            *g = reg.id;
+                            *g = WorkerIdentity {
+                                id: reg.id,
+                                credential: reg.credential,
+                            };
                         }
                     }
                     continue;
@@ -228,7 +237,7 @@ pub async fn run(
 /// so a worker cut off from the server must not go on running the task.
 async fn heartbeat_loop(
     client: Client,
-    worker_id: Arc<RwLock<WorkerId>>,
+    worker_id: Arc<RwLock<WorkerIdentity>>,
     running: Running,
     every: Duration,
     ttl: Duration,

@@ -30,6 +30,9 @@ impl ApiErr {
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+    }
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, what)
     }
@@ -63,6 +66,9 @@ impl From<crate::store::StoreError> for ApiErr {
                 ErrorCode::StorageFull,
                 format!("the server's disk is full; nothing was written: {e}"),
             );
+        }
+        if let crate::store::StoreError::Ambiguous(m) = e {
+            return ApiErr::new(StatusCode::CONFLICT, ErrorCode::Ambiguous, m);
         }
         ApiErr::new(
             StatusCode::INTERNAL_SERVER_ERROR,

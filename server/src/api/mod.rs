@@ -2,14 +2,19 @@
 //! The OpenAPI document that describes it is served at `/api/v1/openapi.json`.
 
 mod artifacts;
+pub mod auth;
 pub mod error;
+mod login;
 mod pipelines;
 mod runs;
+mod secrets;
 mod stream;
+pub mod tokens;
 mod workers;
 
 use crate::scheduler::Scheduler;
 use crate::store::DynStore;
+use auth::{Access, RouteAccess};
 use axum::extract::{Request, State};
 use axum::handler::Handler;
 use axum::http::{header, Method, StatusCode};
@@ -19,17 +24,19 @@ use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
 use error::ApiErr;
 use sluice_sdk::api::ErrorCode;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct App {
     pub sched: Arc<Scheduler>,
-    /// When set, every API call must carry `Authorization: Bearer <token>` (or, for browsers'
-    /// event streams, `?access_token=<token>`).
-    pub token: Option<Arc<str>>,
-    /// Artifact files under this directory (the server's data directory, which holds the built-in
-    /// worker's) can be downloaded through the API.
+    /// Who may call: tokens, workers' credentials.
+    pub auth: Arc<auth::Auth>,
+    /// What pipelines may ask of the hosts their steps run on.
+    pub policy: Arc<crate::policy::Policy>,
+    /// The key secrets are kept under.
+    pub secrets: Arc<crate::secrets::SecretBox>,
     /// Where the artifacts the server serves are kept (its data directory).
     pub artifacts: Arc<dyn sluice_sdk::artifacts::ArtifactStore>,
     /// The largest request body accepted, in bytes.
@@ -42,11 +49,12 @@ impl App {
     }
 }
 
-/// The API's routes as they are built: the router, and each route's method and path, so that
-/// what is served and what is listed (the OpenAPI document, checked by a test) cannot drift.
+/// The API's routes as they are built: the router, and each route's method, path and who may
+/// call it, so that what is served, what is listed (the OpenAPI document, checked by a test) and
+/// what is allowed cannot drift.
 struct Table {
     router: Router<App>,
-    routes: Vec<(Method, &'static str)>,
+    routes: Vec<(Method, &'static str, RouteAccess)>,
 }
 
 impl Table {
@@ -57,74 +65,145 @@ impl Table {
         }
     }
 
-    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Table
+    fn add<H, T>(self, method: Method, path: &'static str, access: Access, handler: H) -> Table
+    where
+        H: Handler<T, App>,
+        T: 'static,
+    {
+        self.route(method, path, access, false, handler)
+    }
+
+    /// A route a browser opens without headers (an event stream, a download): it also takes
+    /// the token as `?access_token=`.
+    fn add_browsable<H, T>(
+        self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Table
+    where
+        H: Handler<T, App>,
+        T: 'static,
+    {
+        self.route(method, path, access, true, handler)
+    }
+
+    fn route<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        query_token: bool,
+        handler: H,
+    ) -> Table
     where
         H: Handler<T, App>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).expect("a plain HTTP method");
         self.router = self.router.route(path, on(filter, handler));
-        self.routes.push((method, path));
+        self.routes.push((
+            method,
+            path,
+            RouteAccess {
+                access,
+                query_token,
+            },
+        ));
         self
     }
 }
 
-/// The routes that need a credential when the server has one.
-fn guarded() -> Table {
+/// Every route, with who may call it.
+fn table() -> Table {
+    use Access::*;
     use Method as M;
     Table::new()
-        .add(M::POST, "/pipelines", pipelines::upload)
-        .add(M::GET, "/pipelines", pipelines::list)
-        .add(M::GET, "/pipelines/{name}", pipelines::get)
-        .add(M::GET, "/pipelines/{name}/versions", pipelines::versions)
+        .add(M::GET, "/health", Open, || async {
+            Json(serde_json::json!({"status": "ok"}))
+        })
+        .add(M::GET, "/openapi.json", Open, openapi)
+        .add(M::POST, "/login", Open, login::login)
+        .add(M::POST, "/logout", Open, login::logout)
+        .add(M::GET, "/whoami", Read, login::whoami)
+        .add(M::POST, "/pipelines", Submit, pipelines::upload)
+        .add(M::GET, "/pipelines", Read, pipelines::list)
+        .add(M::GET, "/pipelines/{name}", Read, pipelines::get)
+        .add(
+            M::GET,
+            "/pipelines/{name}/versions",
+            Read,
+            pipelines::versions,
+        )
         .add(
             M::GET,
             "/pipelines/{name}/versions/{version}",
+            Read,
             pipelines::version,
         )
-        .add(M::POST, "/runs", runs::create)
-        .add(M::GET, "/runs", runs::list)
-        .add(M::GET, "/runs/{id}", runs::get)
-        .add(M::POST, "/runs/{id}/cancel", runs::cancel)
-        .add(M::POST, "/runs/{id}/rerun", runs::rerun)
-        .add(M::GET, "/runs/{id}/events", stream::run_events)
-        .add(M::GET, "/runs/{id}/tasks/{task}/logs", stream::task_logs)
-        .add(
+        .add(M::POST, "/runs", Submit, runs::create)
+        .add(M::GET, "/runs", Read, runs::list)
+        .add(M::GET, "/runs/{id}", Read, runs::get)
+        .add(M::POST, "/runs/{id}/cancel", Submit, runs::cancel)
+        .add(M::POST, "/runs/{id}/rerun", Submit, runs::rerun)
+        .add_browsable(M::GET, "/runs/{id}/events", Read, stream::run_events)
+        .add_browsable(
+            M::GET,
+            "/runs/{id}/tasks/{task}/logs",
+            Read,
+            stream::task_logs,
+        )
+        .add_browsable(
             M::GET,
             "/runs/{id}/tasks/{task}/artifacts/{name}",
+            Read,
             artifacts::download,
         )
-        .add(M::GET, "/events", stream::all_runs)
-        .add(M::POST, "/workers", workers::register)
-        .add(M::GET, "/workers", workers::list)
-        .add(M::POST, "/workers/{id}/lease", workers::lease)
-        .add(M::POST, "/workers/{id}/heartbeat", workers::heartbeat)
-        .add(M::POST, "/workers/{id}/report", workers::report)
+        .add_browsable(M::GET, "/events", Read, stream::all_runs)
+        .add(M::POST, "/workers", Register, workers::register)
+        .add(M::GET, "/workers", Read, workers::list)
+        .add(M::POST, "/workers/{id}/lease", WorkerSelf, workers::lease)
+        .add(
+            M::POST,
+            "/workers/{id}/heartbeat",
+            WorkerSelf,
+            workers::heartbeat,
+        )
+        .add(M::POST, "/workers/{id}/report", WorkerSelf, workers::report)
+        .add(M::POST, "/tokens", Admin, tokens::create)
+        .add(M::GET, "/tokens", Admin, tokens::list)
+        .add(M::DELETE, "/tokens/{id}", Admin, tokens::revoke)
+        .add(M::GET, "/secrets", Admin, secrets::list)
+        .add(M::PUT, "/secrets/{name}", Admin, secrets::set)
+        .add(M::DELETE, "/secrets/{name}", Admin, secrets::delete)
 }
 
-/// The routes anyone may call.
-fn open() -> Table {
-    Table::new()
-        .add(Method::GET, "/health", || async {
-            Json(serde_json::json!({"status": "ok"}))
-        })
-        .add(Method::GET, "/openapi.json", openapi)
+/// Every route the API serves under `/api/v1`: method, path, and who may call it.
+pub fn routes() -> Vec<(Method, &'static str, RouteAccess)> {
+    table().routes
 }
 
-/// Every route the API serves under `/api/v1`: method and path.
-pub fn routes() -> Vec<(Method, &'static str)> {
-    let mut all = guarded().routes;
-    all.extend(open().routes);
-    all
+/// What the route at `path` (as matched, under `/api/v1`) requires.
+fn route_access(method: &Method, path: &str) -> Option<RouteAccess> {
+    static ACCESS: OnceLock<HashMap<(Method, &'static str), RouteAccess>> = OnceLock::new();
+    let map = ACCESS.get_or_init(|| routes().into_iter().map(|(m, p, a)| ((m, p), a)).collect());
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    // HEAD is answered by GET's route.
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    map.get(&(method.clone(), path)).copied()
 }
 
 pub fn router(app: App) -> Router {
-    let api = guarded()
+    let api = table()
         .router
-        .route_layer(middleware::from_fn_with_state(app.clone(), auth))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth::check))
         .route_layer(middleware::from_fn_with_state(app.clone(), announced_size))
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body))
-        .merge(open().router)
         .fallback(|| async { ApiErr::not_found("no such API endpoint") })
         .with_state(app);
     Router::new().nest("/api/v1", api)
@@ -136,10 +215,15 @@ pub const MAX_URI: usize = 8192;
 /// What every answer of the server holds to, around the API and the UI alike: an over-long
 /// request target is refused with a 414 naming the limit, and every error answer has a JSON
 /// body with a code and a message (the router's own 405s had none).
-pub fn edges(router: Router) -> Router {
+/// A request for a host name the server does not answer to is refused first of all.
+pub fn edges(router: Router, hosts: auth::HostPolicy) -> Router {
     router
         .layer(middleware::map_response(error_body))
         .layer(middleware::from_fn(uri_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(hosts),
+            auth::host_check,
+        ))
 }
 
 /// A body announced (`Content-Length`) over the limit is refused before any of it is read.
@@ -205,31 +289,10 @@ async fn error_body(resp: Response) -> Response {
     out
 }
 
-async fn auth(State(app): State<App>, mut req: Request, next: Next) -> Response {
-    let from_query = take_query_token(&mut req);
-    if let Some(token) = &app.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or(from_query.as_deref());
-        if given != Some(&**token) {
-            return ApiErr::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "missing or wrong bearer token (set SLUICE_TOKEN)",
-            )
-            .into_response();
-        }
-    }
-    next.run(req).await
-}
-
 /// Takes `access_token` (percent-decoded) out of the request's query, where browsers' event
 /// streams and downloads, which cannot send headers, put it: the handlers never see it, so their
 /// queries can refuse every field they do not know.
-fn take_query_token(req: &mut Request) -> Option<String> {
+pub(crate) fn take_query_token(req: &mut Request) -> Option<String> {
     let query = req.uri().query()?;
     let is_token = |piece: &&str| piece.split('=').next() == Some("access_token");
     if !query.split('&').any(|p| is_token(&p)) {
@@ -259,9 +322,24 @@ pub fn openapi_document() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut d = sluice_spec::diag::Diagnostics::new("openapi.yaml");
-        sluice_spec::yaml::parse(include_str!("openapi.yaml"), &mut d)
+        let mut doc = sluice_spec::yaml::parse(include_str!("openapi.yaml"), &mut d)
             .map(|n| n.to_json())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // Each operation names the roles it takes, from the route table itself.
+        for (method, path, route) in routes() {
+            let op = &mut doc["paths"][path][method.as_str().to_ascii_lowercase()];
+            if op.is_object() {
+                op["x-roles"] = match route.access {
+                    Access::WorkerSelf => serde_json::json!(["the worker's own credential"]),
+                    a => auth::Role::ALL
+                        .into_iter()
+                        .filter(|r| a.admits(*r))
+                        .map(|r| r.as_str())
+                        .collect(),
+                };
+            }
+        }
+        doc
     })
 }
 

@@ -1,10 +1,11 @@
 //! `/pipelines`: upload a pipeline file as a new immutable version, list, read.
 
+use super::auth::Caller;
 use super::error::{ApiErr, ApiResult, Body};
 use super::App;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use sluice_sdk::api::ErrorCode;
 use sluice_sdk::api::{
     PipelineList, PipelineSummary, PipelineVersion, UploadPipeline, VersionList,
@@ -28,11 +29,34 @@ pub fn load(app: &App, file_name: Option<&str>, yaml: &str) -> ApiResult<Pipelin
     })
 }
 
+/// Checks a pipeline against the server's admission policy, and that the caller may submit it:
+/// a 403 naming each broken rule and its step.
+pub fn admit(app: &App, caller: &Caller, p: &Pipeline) -> ApiResult<()> {
+    caller.may_submit(&p.name)?;
+    let denied = app.policy.check(p);
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = denied.iter().map(|d| d.to_string()).collect();
+    Err(ApiErr::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::PolicyDenied,
+        format!(
+            "this server's admission policy denies pipeline `{}`:\n{}",
+            p.name,
+            list.join("\n")
+        ),
+    )
+    .with_details(serde_json::to_value(&denied).unwrap_or_default()))
+}
+
 pub async fn upload(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     Body(req): Body<UploadPipeline>,
 ) -> ApiResult<(StatusCode, Json<PipelineVersion>)> {
     let pipeline = load(&app, req.file_name.as_deref(), &req.yaml)?;
+    admit(&app, &caller, &pipeline)?;
     let digest = spec::digest(&req.yaml);
     let now = crate::scheduler::now_ms();
     let v = app

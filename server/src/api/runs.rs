@@ -1,5 +1,6 @@
 //! `/runs`: start a run from a stored pipeline version or inline YAML, list, read, cancel.
 
+use super::auth::Caller;
 use super::error::{check_name, ApiErr, ApiResult, Body, Query};
 use super::{pipelines, App};
 use crate::scheduler::{Created, NewRun};
@@ -7,7 +8,7 @@ use crate::store::{RunFilter, StoredRun};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use sluice_engine::resolve_params;
 use sluice_sdk::api::ErrorCode;
@@ -40,6 +41,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// key with another request is refused.
 pub async fn create(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Body(req): Body<CreateRun>,
 ) -> ApiResult<Response> {
@@ -86,6 +88,7 @@ pub async fn create(
         }
     };
     let pipeline = pipelines::load(&app, req.file_name.as_deref(), &yaml)?;
+    pipelines::admit(&app, &caller, &pipeline)?;
     let params = resolve_params(&pipeline, &req.params).map_err(|errors| {
         ApiErr::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -125,9 +128,11 @@ pub async fn create(
 /// the run's succeeded steps produced and runs the others (failed, skipped, cancelled) again.
 pub async fn rerun(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<RunDetail>)> {
     let old = find(&app, &id).await?;
+    caller.may_submit(&old.row.pipeline_name)?;
     if !old.row.state.is_terminal() {
         return Err(ApiErr::new(
             StatusCode::CONFLICT,
@@ -144,6 +149,7 @@ pub async fn rerun(
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("the pipeline file of run `{id}` is gone")))?;
     let pipeline = pipelines::load(&app, None, &yaml)?;
+    pipelines::admit(&app, &caller, &pipeline)?;
     // Exit handlers run again: they report on the new run.
     let reuse = old
         .tasks
@@ -305,8 +311,13 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Js
     Ok(Json(detail(&app, &id).await?))
 }
 
-pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<RunDetail>> {
+pub async fn cancel(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunDetail>> {
     let run = find(&app, &id).await?;
+    caller.may_submit(&run.row.pipeline_name)?;
     if run.row.state.is_terminal() {
         return Err(ApiErr::new(
             StatusCode::CONFLICT,

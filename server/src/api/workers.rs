@@ -23,10 +23,30 @@ pub async fn register(
             "`capacity` must be between 1 and 4096",
         ));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(app.sched.register_worker(&req.name, req.capacity).await?),
-    ))
+    if let Some(root) = &req.artifact_root {
+        let p = std::path::Path::new(root);
+        let plain = p.is_absolute()
+            && root.len() <= 4096
+            && !root.contains('\0')
+            && p.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            });
+        if !plain || p.parent().is_none() {
+            return Err(ApiErr::bad_request(
+                ErrorCode::InvalidBody,
+                "`artifact_root` must be an absolute path below / with no `.` or `..`",
+            ));
+        }
+    }
+    let (reg, hash) = app
+        .sched
+        .register_worker(&req.name, req.capacity, req.artifact_root.as_deref())
+        .await?;
+    app.auth.worker_registered(reg.id.as_str(), &hash);
+    Ok((StatusCode::CREATED, Json(reg)))
 }
 
 pub async fn list(State(app): State<App>) -> ApiResult<Json<Vec<WorkerInfo>>> {

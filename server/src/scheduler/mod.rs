@@ -125,10 +125,21 @@ struct State {
     ready: VecDeque<(String, usize)>,
     /// Lease id to the task it holds.
     leases: HashMap<LeaseId, (String, usize)>,
-    /// Known workers (id to name).
-    workers: HashMap<String, String>,
+    /// Known workers, by id.
+    workers: HashMap<String, Known>,
+    /// The kept result each lease was offered (its run and its artifacts' names and URIs): a
+    /// worker that reports it reused one must report that one.
+    offered: HashMap<LeaseId, (String, Vec<(String, String)>)>,
     /// The digest each image reference was last seen to run as, and when (from workers' starts).
     digests: HashMap<String, (String, i64)>,
+}
+
+/// A worker the scheduler knows.
+struct Known {
+    #[allow(dead_code)]
+    name: String,
+    /// Where its tasks' outputs are written, on its host.
+    artifact_root: Option<String>,
 }
 
 /// What one step changed, to persist and then announce.
@@ -235,6 +246,7 @@ impl Scheduler {
             }
             for l in lost {
                 st.leases.remove(&l);
+                st.offered.remove(&l);
             }
             collect(&mut st, &id, fx, now, &mut step);
         }
@@ -280,6 +292,10 @@ impl Scheduler {
             st.runs.remove(&id);
             st.leases.retain(|_, (run, _)| *run != id);
         }
+        let State {
+            offered, leases, ..
+        } = st;
+        offered.retain(|l, _| leases.contains_key(l));
         Ok(())
     }
 }

@@ -1,12 +1,13 @@
 //! What workers do: register, lease ready tasks (long poll), heartbeat, and report.
 
-use super::{collect, now_ms, Announcement, Scheduler, State, Step};
-use crate::store::{LogRow, StoreError};
+use super::{collect, now_ms, Announcement, Known, Scheduler, State, Step};
+use crate::store::{LogRow, NewWorker, StoreError};
 use sluice_sdk::api::{
     format_ts, CachedResult, Lease, LogLine, ReportEvent, RunEvent, WorkerRegistration,
 };
 use sluice_spec::ids::{LeaseId, WorkerId};
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,26 +19,41 @@ pub enum WorkerError {
 }
 
 impl Scheduler {
+    /// Registers a worker with its own new credential (returned once; its hash is kept).
     pub async fn register_worker(
         &self,
         name: &str,
         capacity: u32,
-    ) -> Result<WorkerRegistration, StoreError> {
+        artifact_root: Option<&str>,
+    ) -> Result<(WorkerRegistration, String), StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
-        self.store
-            .register_worker(&id, name, capacity, now_ms())
-            .await?;
-        self.state
-            .lock()
-            .await
-            .workers
-            .insert(id.clone(), name.to_string());
+        let credential = crate::api::auth::new_secret("slw_");
+        let credential_hash = crate::api::auth::hash(&credential);
+        let new = NewWorker {
+            id: &id,
+            name,
+            capacity,
+            credential_hash: &credential_hash,
+            artifact_root,
+        };
+        self.store.register_worker(&new, now_ms()).await?;
+        self.state.lock().await.workers.insert(
+            id.clone(),
+            Known {
+                name: name.to_string(),
+                artifact_root: artifact_root.map(str::to_string),
+            },
+        );
         tracing::info!(worker = %id, name, capacity, "worker registered");
-        Ok(WorkerRegistration {
-            id: id.into(),
-            lease_ttl_ms: self.cfg.lease_ttl_ms as u64,
-            heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
-        })
+        Ok((
+            WorkerRegistration {
+                id: id.into(),
+                credential,
+                lease_ttl_ms: self.cfg.lease_ttl_ms as u64,
+                heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
+            },
+            credential_hash,
+        ))
     }
 
     /// Knows the worker, looking it up in the store after a restart.
@@ -47,7 +63,13 @@ impl Scheduler {
         }
         match self.store.get_worker(id).await? {
             Some(w) => {
-                st.workers.insert(w.id, w.name);
+                st.workers.insert(
+                    w.id,
+                    Known {
+                        name: w.name,
+                        artifact_root: w.artifact_root,
+                    },
+                );
                 Ok(())
             }
             None => Err(WorkerError::UnknownWorker(id.to_string())),
@@ -119,6 +141,11 @@ impl Scheduler {
                 }
                 None => None,
             };
+            if let Some(c) = &cached {
+                let arts = c.artifacts.iter().map(|a| (a.name.clone(), a.uri.clone()));
+                st.offered
+                    .insert(lease_id.clone(), (c.run_id.to_string(), arts.collect()));
+            }
             let t = &active.run.tasks[i];
             out.push(Lease {
                 cached,
@@ -157,6 +184,10 @@ impl Scheduler {
                 lost.push(l.clone());
                 continue;
             };
+            if !holds(&active.run, i, l, worker) {
+                lost.push(l.clone());
+                continue;
+            }
             match active.run.heartbeat(i, l, now, self.cfg.lease_ttl_ms) {
                 Ok(()) if active.run.cancel_requested(i) => cancel.push(l.clone()),
                 Ok(()) => {}
@@ -180,6 +211,7 @@ impl Scheduler {
         let ttl = self.cfg.lease_ttl_ms;
         let mut st = self.state.lock().await;
         self.check_worker(&mut st, worker).await?;
+        let root = st.workers.get(worker).and_then(|w| w.artifact_root.clone());
         let mut step = Step::default();
         let mut lost = BTreeSet::new();
         for ev in events {
@@ -187,6 +219,18 @@ impl Scheduler {
             let Some((run_id, i)) = st.leases.get(&lease_id).cloned() else {
                 lost.insert(lease_id);
                 continue;
+            };
+            let held = st
+                .runs
+                .get(&run_id)
+                .map(|a| holds(&a.run, i, &lease_id, worker));
+            if held != Some(true) {
+                lost.insert(lease_id);
+                continue;
+            }
+            let offered = match ev {
+                ReportEvent::Finished { .. } => st.offered.remove(&lease_id),
+                _ => None,
             };
             let Some(active) = st.runs.get_mut(&run_id) else {
                 lost.insert(lease_id);
@@ -211,7 +255,24 @@ impl Scheduler {
                     r
                 }
                 ReportEvent::Finished { ts_ms, result, .. } => {
-                    let result = crate::wire::task_result(result);
+                    let mut result = crate::wire::task_result(result);
+                    let area = output_area(
+                        root.as_deref(),
+                        &run_id,
+                        &active.run.plan.tasks[i].name,
+                        active.run.tasks[i].attempt,
+                    );
+                    if let Err(why) = check_artifacts(&result, area.as_deref(), offered) {
+                        tracing::warn!(worker, run = %run_id, task = %active.run.plan.tasks[i].name, %why, "refused a worker's artifacts");
+                        result = sluice_engine::task::TaskResult {
+                            outcome: sluice_spec::state::Outcome::Failed,
+                            exit_code: None,
+                            error: Some(format!("the worker's report was refused: {why}")),
+                            outputs: Default::default(),
+                            artifacts: Vec::new(),
+                            cached_from: None,
+                        };
+                    }
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {
                         st.leases.remove(&lease_id);
@@ -261,6 +322,86 @@ impl Scheduler {
         self.commit(&mut st, step).await?;
         Ok(lost.into_iter().collect())
     }
+}
+
+/// Whether `worker` holds lease `lease` of task `i` (a worker acts only on its own leases: one
+/// naming another's is refused, and said so in the log).
+fn holds(run: &sluice_engine::Run, i: usize, lease: &LeaseId, worker: &str) -> bool {
+    match run.tasks[i].lease.as_ref() {
+        Some(l) if l.id == *lease && l.worker.as_str() != worker => {
+            tracing::warn!(worker, holder = %l.worker, lease = %lease, "refused a worker's call for a lease another worker holds");
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Where a task attempt's outputs are written on its worker: `ROOT/RUN/TASK/ATTEMPT`.
+fn output_area(root: Option<&str>, run: &str, task: &str, attempt: u32) -> Option<PathBuf> {
+    Some(
+        Path::new(root?)
+            .join(run)
+            .join(task)
+            .join(attempt.to_string()),
+    )
+}
+
+/// A task's reported artifacts must each be `AREA/NAME` for one of its declared outputs: a worker
+/// cannot make the server serve, or the cache hand on, a file of its choosing.
+fn check_artifacts(
+    result: &sluice_engine::task::TaskResult,
+    area: Option<&Path>,
+    offered: Option<(String, Vec<(String, String)>)>,
+) -> Result<(), String> {
+    if let Some(from) = &result.cached_from {
+        // A reused result is the one the server offered, artifacts and all.
+        let reported: Vec<(String, String)> = result
+            .artifacts
+            .iter()
+            .map(|a| (a.name.clone(), a.uri.clone()))
+            .collect();
+        return match offered {
+            Some((run, mut arts)) if run == from.as_str() => {
+                let mut r = reported;
+                r.sort();
+                arts.sort();
+                if r == arts {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the artifacts of the result it reused from run {from} are not the ones \
+                         that run kept"
+                    ))
+                }
+            }
+            _ => Err(format!(
+                "it says it reused run {from}'s result, which it was not offered"
+            )),
+        };
+    }
+    for a in &result.artifacts {
+        let uri = sluice_spec::uri::ArtifactUri::parse(&a.uri).map_err(|e| e.to_string())?;
+        let Some(path) = uri.as_file() else {
+            return Err(format!(
+                "artifact `{}` is at {}, which this server's store cannot hold",
+                a.name, a.uri
+            ));
+        };
+        let want = area.map(|d| d.join(&a.name));
+        let plain = sluice_spec::is_name(&a.name);
+        if !plain || want.as_deref() != Some(path) {
+            return Err(format!(
+                "artifact `{}` is at {}, outside the task's own output area{}",
+                a.name.escape_debug(),
+                a.uri,
+                match area {
+                    Some(d) => format!(" ({})", d.display()),
+                    None => " (the worker named none when it registered)".into(),
+                }
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Scheduler {

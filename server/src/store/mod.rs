@@ -28,6 +28,9 @@ pub enum StoreError {
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// What was asked names more than one thing.
+    #[error("{0}")]
+    Ambiguous(String),
 }
 
 impl StoreError {
@@ -112,14 +115,45 @@ pub trait PipelineStore {
 /// Worker registrations.
 #[async_trait]
 pub trait WorkerStore {
-    async fn register_worker(&self, id: &str, name: &str, capacity: u32, now: i64) -> Result<()>;
+    async fn register_worker(&self, w: &NewWorker<'_>, now: i64) -> Result<()>;
     async fn get_worker(&self, id: &str) -> Result<Option<WorkerRow>>;
     async fn list_workers(&self) -> Result<Vec<WorkerRow>>;
 }
 
+/// Who may do what: API tokens (kept as hashes) and secrets (kept encrypted).
+#[async_trait]
+pub trait AccessStore {
+    /// Keeps a new token under the hash of its secret.
+    async fn create_token(&self, t: &TokenRow, hash: &str) -> Result<()>;
+    /// The token whose secret hashes to `hash`, unless it was revoked.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// Every token, revoked ones included, newest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRow>>;
+    /// Revokes the token with this id (or, if only one has it, this name). Returns the tokens
+    /// revoked: none when no live token has that id or name.
+    async fn revoke_token(&self, id_or_name: &str, now: i64) -> Result<Vec<TokenRow>>;
+    /// How many tokens are live (not revoked).
+    async fn live_tokens(&self) -> Result<u64>;
+    /// Keeps `name`'s new encrypted value as its next version (1 for a new secret), made by
+    /// `seal` from that version number (the version is sealed with the value). Returns the version.
+    async fn put_secret(
+        &self,
+        name: &str,
+        seal: &(dyn Fn(u32) -> (Vec<u8>, Vec<u8>) + Send + Sync),
+        now: i64,
+    ) -> Result<u32>;
+    async fn get_secret(&self, name: &str) -> Result<Option<SecretRow>>;
+    /// Every secret's name, version and time of change (never a value).
+    async fn list_secrets(&self) -> Result<Vec<(String, u32, i64)>>;
+    /// Forgets a secret. Returns whether there was one.
+    async fn delete_secret(&self, name: &str) -> Result<bool>;
+}
+
 /// Everything sluice keeps.
 #[async_trait]
-pub trait Store: RunStore + LogStore + PipelineStore + WorkerStore + Send + Sync + 'static {
+pub trait Store:
+    RunStore + LogStore + PipelineStore + WorkerStore + AccessStore + Send + Sync + 'static
+{
     /// Housekeeping a backend does in the background (SQLite: copying its write-ahead log back
     /// into the database file), so that commits on the hot path never pay for it.
     async fn checkpoint(&self) -> Result<()>;

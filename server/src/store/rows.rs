@@ -174,4 +174,42 @@ pub struct WorkerRow {
     pub capacity: u32,
     pub registered_at: i64,
     pub last_seen_at: i64,
+    /// The SHA-256 (hex) of the worker's own credential; none for a worker registered before
+    /// workers had one (it cannot act until it registers again).
+    pub credential_hash: Option<String>,
+    /// The directory its tasks' output artifacts are written beneath, on its host.
+    pub artifact_root: Option<String>,
+}
+
+/// What registering a worker keeps.
+#[derive(Debug, Clone)]
+pub struct NewWorker<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub capacity: u32,
+    pub credential_hash: &'a str,
+    pub artifact_root: Option<&'a str>,
+}
+
+/// An API token: never its secret, which is kept only as a hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    /// `admin`, `submit`, `read` or `worker`.
+    pub role: String,
+    /// For a `submit` token: the only pipelines it may upload and run.
+    pub pipelines: Option<Vec<String>>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A secret as kept: its value encrypted.
+#[derive(Debug, Clone)]
+pub struct SecretRow {
+    pub name: String,
+    pub version: u32,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub updated_at: i64,
 }

@@ -212,6 +212,7 @@ impl Cluster {
             data_dir: dir.join("server"),
             scheduler: SchedulerConfig::default(),
             token: None,
+            ..Default::default()
         };
         let mut rx = stop_rx.clone();
         let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {

@@ -64,6 +64,7 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
         data_dir: data,
         scheduler: Default::default(),
         token: None,
+        ..Default::default()
     };
     let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
         let _ = rx2.wait_for(|s| *s).await;

@@ -10,7 +10,7 @@
 
 pub mod logship;
 
-use sluice_sdk::api::{ErrorCode, LeaseId, NewLogLine, ReportEvent, Stream, WorkerId};
+use sluice_sdk::api::{ErrorCode, LeaseId, NewLogLine, ReportEvent, Stream, WorkerIdentity};
 use sluice_sdk::client::{Client, ClientError};
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
@@ -127,7 +127,7 @@ impl Reporter {
 /// Leases the server says this worker no longer holds are passed to `lost`.
 pub fn spawn(
     client: Client,
-    worker_id: Arc<RwLock<WorkerId>>,
+    worker_id: Arc<RwLock<WorkerIdentity>>,
     lost: mpsc::UnboundedSender<LeaseId>,
 ) -> (Reporter, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
@@ -200,7 +200,7 @@ enum Delivery {
 /// Sends a batch, retrying with backoff while the server cannot be reached or fails (5xx).
 async fn deliver(
     client: &Client,
-    worker_id: &RwLock<WorkerId>,
+    worker_id: &RwLock<WorkerIdentity>,
     batch: &[Queued],
     lost: &mpsc::UnboundedSender<LeaseId>,
 ) -> Delivery {

@@ -3,6 +3,7 @@
 //! are read through `FromRow` structs of their columns, then checked into the store's types: a
 //! corrupt row is an error naming its column, never a panic.
 
+mod access;
 mod logs;
 mod pipelines;
 mod runs;
@@ -157,7 +158,14 @@ mod tests {
     async fn a_row_that_does_not_read_back_is_an_error_naming_its_column_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
-        store.register_worker("w1", "one", 4, 10).await.unwrap();
+        let w1 = crate::store::NewWorker {
+            id: "w1",
+            name: "one",
+            capacity: 4,
+            credential_hash: "00",
+            artifact_root: None,
+        };
+        store.register_worker(&w1, 10).await.unwrap();
         let v = store
             .put_pipeline_version("p", None, "name: p\n", "sha256:1", 10)
             .await

@@ -1,7 +1,7 @@
 //! Worker registrations.
 
 use super::{read, SqliteStore};
-use crate::store::{Result, WorkerRow, WorkerStore};
+use crate::store::{NewWorker, Result, WorkerRow, WorkerStore};
 use async_trait::async_trait;
 
 #[derive(sqlx::FromRow)]
@@ -12,6 +12,8 @@ struct WorkerCols {
     capacity: u32,
     registered_at: i64,
     last_seen_at: i64,
+    credential_hash: Option<String>,
+    artifact_root: Option<String>,
 }
 
 impl From<WorkerCols> for WorkerRow {
@@ -22,6 +24,8 @@ impl From<WorkerCols> for WorkerRow {
             capacity,
             registered_at,
             last_seen_at,
+            credential_hash,
+            artifact_root,
         } = c;
         WorkerRow {
             id,
@@ -29,22 +33,29 @@ impl From<WorkerCols> for WorkerRow {
             capacity,
             registered_at,
             last_seen_at,
+            credential_hash,
+            artifact_root,
         }
     }
 }
 
 #[async_trait]
 impl WorkerStore for SqliteStore {
-    async fn register_worker(&self, id: &str, name: &str, capacity: u32, now: i64) -> Result<()> {
+    async fn register_worker(&self, n: &NewWorker<'_>, now: i64) -> Result<()> {
         let mut w = self.writer().await?;
-        sqlx::query("INSERT INTO workers (id, name, capacity, registered_at, last_seen_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(name)
-            .bind(capacity as i64)
-            .bind(now)
-            .bind(now)
-            .execute(w.conn())
-            .await?;
+        sqlx::query(
+            "INSERT INTO workers (id, name, capacity, registered_at, last_seen_at, \
+             credential_hash, artifact_root) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(n.id)
+        .bind(n.name)
+        .bind(n.capacity as i64)
+        .bind(now)
+        .bind(now)
+        .bind(n.credential_hash)
+        .bind(n.artifact_root)
+        .execute(w.conn())
+        .await?;
         w.done();
         Ok(())
     }
