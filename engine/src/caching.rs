@@ -26,7 +26,7 @@ impl Run {
     /// `None` when it must always run (caching off for the step, or a step that
     /// reads volumes or the host's network, whose results depend on more than its inputs). The
     /// key covers the image reference, command, args, script, environment, working directory,
-    /// declared outputs and each input artifact's content hash; the image's digest is matched
+    /// declared outputs, each input artifact's content hash and each secret's version; the image's digest is matched
     /// beside it (see the scheduler and the worker).
     pub fn cache_key(&self, i: usize) -> Option<(String, Option<u64>)> {
         let control = self.pipeline.control(self.step_of(i));
@@ -57,11 +57,16 @@ impl Run {
                 (a.path.as_str(), hash)
             })
             .collect();
-        let what = serde_json::json!({
+        let mut what = serde_json::json!({
             "image": spec.image, "command": spec.command, "args": spec.args, "script": spec.script,
             "env": spec.env, "working_dir": spec.working_dir, "inputs": inputs,
             "output_params": spec.output_params, "output_artifacts": spec.output_artifacts,
         });
+        // Secrets by name, place and version (a changed value is a new version, so a miss);
+        // their values never reach a key.
+        if !spec.secrets.is_empty() {
+            what["secrets"] = serde_json::json!(spec.secrets);
+        }
         use sha2::Digest;
         let key = hex::encode(sha2::Sha256::digest(what.to_string().as_bytes()));
         Some((key, max_age))

@@ -2,7 +2,8 @@
 
 use super::{Run, TaskOutputs};
 use crate::task::{
-    EnvVar, InputArtifact, OutputArtifact, OutputParam, ResourceRequest, TaskSpec, VolumeMount,
+    EnvVar, InputArtifact, OutputArtifact, OutputParam, ResourceRequest, SecretUse, TaskSpec,
+    VolumeMount,
 };
 use sluice_spec::refs::{self, IoKind, Piece, Ref};
 use sluice_spec::state::Params;
@@ -150,6 +151,16 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
                 host_path: v.host_path.clone(),
                 path: v.path.clone(),
                 writable: v.writable,
+            })
+            .collect(),
+        secrets: tpl
+            .secrets
+            .iter()
+            .map(|r| SecretUse {
+                name: r.secret.clone(),
+                env: r.env.clone(),
+                path: r.path.clone(),
+                version: None,
             })
             .collect(),
     };

@@ -36,6 +36,23 @@ pub struct TaskSpec {
     /// Run without the default seccomp profile (the worker must allow it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub seccomp_unconfined: bool,
+    /// Secrets the step receives (by name: their values travel only in the lease).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretUse>,
+}
+
+/// A secret a step receives, as an environment variable or a read-only file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SecretUse {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The version leased (set by the scheduler when it leases the task): cache keys name it,
+    /// never the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -512,6 +512,15 @@ pub struct Lease {
     /// digest and the artifacts are still there: the worker reports it instead of running.
     #[serde(default)]
     pub cached: Option<CachedResult>,
+    /// The values of the secrets the task uses, for this worker alone.
+    #[serde(default, skip_serializing_if = "SecretValues::is_empty")]
+    pub secret_values: SecretValues,
+}
+
+impl SecretValues {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -566,6 +575,35 @@ pub struct TaskSpec {
     /// Run without the default seccomp profile (the worker must allow it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub seccomp_unconfined: bool,
+    /// Secrets the task receives; their values come in the lease ([`Lease::secret_values`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretUse>,
+}
+
+/// A secret a task receives: as environment variable `env`, or as a read-only file at `path`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SecretUse {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// Secret values by name, as a lease carries them to the one worker that runs the task. Never
+/// printed: its `Debug` shows the names only.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct SecretValues(pub BTreeMap<String, String>);
+
+impl fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.0.keys().map(|k| format!("{k}=***")))
+            .finish()
+    }
 }
 
 /// A volume mounted into the task: a host path or a named volume on the worker.

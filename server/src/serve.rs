@@ -41,8 +41,10 @@ impl Server {
     /// the reason, rather than keeping the server from starting).
     pub async fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
         let store: DynStore = Arc::new(SqliteStore::open(&cfg.data_dir).await?);
-        let secrets = crate::secrets::SecretBox::open_or_create(&cfg.data_dir.join("secrets.key"))?;
-        let sched = Scheduler::new(store.clone(), cfg.scheduler.clone()).await?;
+        let secrets = Arc::new(crate::secrets::SecretBox::open_or_create(
+            &cfg.data_dir.join("secrets.key"),
+        )?);
+        let sched = Scheduler::new(store.clone(), cfg.scheduler.clone(), secrets.clone()).await?;
         // The built-in worker's token (`sluice up`): in memory only, gone with the process.
         let worker_token = auth::new_secret("slc_");
         let mut given = HashMap::new();
@@ -71,7 +73,7 @@ impl Server {
         let app = App {
             sched,
             auth: Arc::new(auth::Auth::new(required, given, cfg.tls)),
-            secrets: Arc::new(secrets),
+            secrets,
             policy: Arc::new(cfg.policy),
             artifacts: Arc::new(sluice_sdk::artifacts::LocalDir::new(
                 std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone()),

@@ -21,6 +21,7 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
         volumes,
         timeout_ms,
         seccomp_unconfined,
+        secrets,
     } = s;
     w::TaskSpec {
         image,
@@ -77,6 +78,22 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
             .collect(),
         timeout_ms,
         seccomp_unconfined,
+        secrets: secrets
+            .into_iter()
+            .map(
+                |e::SecretUse {
+                     name,
+                     env,
+                     path,
+                     version,
+                 }| w::SecretUse {
+                    name,
+                    env,
+                    path,
+                    version,
+                },
+            )
+            .collect(),
     }
 }
 
@@ -196,6 +213,12 @@ mod tests {
             }],
             timeout_ms: Some(5),
             seccomp_unconfined: true,
+            secrets: vec![e::SecretUse {
+                name: "hf".into(),
+                env: Some("HF_TOKEN".into()),
+                path: None,
+                version: Some(2),
+            }],
         };
         // Both sides serialize alike: what the store keeps and what the worker is sent agree.
         let wire = serde_json::to_value(task_spec(spec.clone())).unwrap();

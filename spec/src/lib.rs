@@ -122,6 +122,29 @@ pub struct Template {
     pub volumes: Vec<Volume>,
     /// Run without the default seccomp profile (`seccomp: unconfined`), where the worker allows it.
     pub seccomp_unconfined: bool,
+    /// Secrets the step receives, as environment variables or files.
+    pub secrets: Vec<SecretRef>,
+}
+
+/// A secret a step uses: `env: {NAME: {secret: S}}` puts its value in variable `NAME`;
+/// `secrets: [S]` (or `{name: S, path: P}`) puts it in a read-only file, `/run/secrets/S` unless
+/// a path is given, as Docker does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRef {
+    /// The secret's name on the server.
+    pub secret: String,
+    /// The environment variable it is given as.
+    pub env: Option<String>,
+    /// The file it is given as.
+    pub path: Option<String>,
+    pub span: Span,
+}
+
+impl SecretRef {
+    /// Where a file secret goes when no path is given.
+    pub fn default_path(secret: &str) -> String {
+        format!("/run/secrets/{secret}")
+    }
 }
 
 /// The network a step's container gets, as Docker names them.

@@ -298,7 +298,11 @@ async fn a_forged_report_is_refused_and_nothing_of_it_reaches_the_cache() {
         .await
         .unwrap();
     let run2 = wait_run(&c, &run2.summary.id, Duration::from_secs(10)).await;
-    assert_eq!(run2.summary.state, sluice_sdk::api::RunState::Succeeded, "{run2:?}");
+    assert_eq!(
+        run2.summary.state,
+        sluice_sdk::api::RunState::Succeeded,
+        "{run2:?}"
+    );
 
     // A third run is offered run 2's result; a reuse report must be that one.
     let run3 = submit().await.unwrap();

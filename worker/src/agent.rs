@@ -6,7 +6,7 @@ use crate::reporter::logship::LogPolicy;
 use crate::reporter::{self, Reporter};
 use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
 use sluice_sdk::api::{
-    ErrorCode, Lease, LeaseId, Outcome, ReportEvent, TaskResult, TaskSpec, WorkerIdentity,
+    EnvVar, ErrorCode, Lease, LeaseId, Outcome, ReportEvent, TaskResult, TaskSpec, WorkerIdentity,
 };
 use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, LocalDir};
 use sluice_sdk::beneath;
@@ -14,6 +14,7 @@ use sluice_sdk::client::{Client, ClientError};
 use sluice_spec::uri::ArtifactUri;
 use std::collections::HashMap;
 use std::future::Future;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -372,18 +373,25 @@ impl TaskCtx {
         if let Some(r) = self.reuse(&lease, image_digest.as_deref()).await {
             return Some(r);
         }
+        let (env, mask) = match secret_env(&lease) {
+            Ok(x) => x,
+            Err(e) => return Some(TaskResult::failed(e)),
+        };
         let spec = lease.spec.clone();
+        let mut run_spec = lease.spec;
+        run_spec.env.extend(env);
         let req = RunRequest {
             lease_id: lease.lease_id.to_string(),
             run_id: lease.run_id.to_string(),
             task: lease.task.to_string(),
             attempt: lease.attempt,
-            spec: lease.spec,
+            spec: run_spec,
             params_dir: places.params.clone(),
             artifacts_dir: places.artifacts.clone(),
             script: places.script,
             inputs,
             artifacts_root: self.artifacts.root().to_path_buf(),
+            secret_files: places.secrets.clone(),
         };
         let (log_sink, log_rx) = LogSink::channel();
         let (started_tx, started_rx) = oneshot::channel();
@@ -393,6 +401,7 @@ impl TaskCtx {
             log_rx,
             image_digest,
             self.log_policy,
+            mask,
         );
         let exit = self
             .runtime
@@ -433,10 +442,21 @@ impl TaskCtx {
             ));
         }
         let scratch = self.data_dir.join("tasks").join(lease.lease_id.as_str());
+        let file_secrets: Vec<_> = lease
+            .spec
+            .secrets
+            .iter()
+            .filter_map(|s| Some((s, s.path.clone()?)))
+            .collect();
         let places = Places {
             artifacts: self.artifacts.root().join(&attempt_dir),
             params: scratch.join("params"),
             script: lease.spec.script.as_ref().map(|_| scratch.join("script")),
+            secrets: file_secrets
+                .iter()
+                .enumerate()
+                .map(|(i, (_, path))| (scratch.join("secrets").join(i.to_string()), path.clone()))
+                .collect(),
             scratch,
         };
         // Only what the task declares is made: a task with no outputs costs no directories.
@@ -447,12 +467,37 @@ impl TaskCtx {
         if !lease.spec.output_artifacts.is_empty() {
             dirs.push(&places.artifacts);
         }
-        if lease.spec.script.is_some() {
+        if lease.spec.script.is_some() || !places.secrets.is_empty() {
             dirs.push(&places.scratch);
         }
         for d in dirs {
             std::fs::create_dir_all(d)
                 .map_err(|e| format!("worker cannot prepare {}: {e}", d.display()))?;
+        }
+        // Secret files: readable inside the container by any user of its image, kept on the
+        // host in the attempt's scratch directory (root only) and removed with it.
+        if !places.secrets.is_empty() {
+            let dir = places.scratch.join("secrets");
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| {
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .map_err(|e| format!("worker cannot prepare {}: {e}", dir.display()))?;
+        }
+        for ((s, _), (host, _)) in file_secrets.iter().zip(&places.secrets) {
+            let value = lease
+                .secret_values
+                .0
+                .get(&s.name)
+                .map(String::as_str)
+                .unwrap_or("");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o444)
+                .open(host)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()))
+                .map_err(|e| format!("worker cannot write secret `{}`: {e}", s.name))?;
         }
         if let (Some(text), Some(p)) = (&lease.spec.script, &places.script) {
             std::fs::write(p, text).map_err(|e| {
@@ -519,6 +564,39 @@ fn touches_files(spec: &TaskSpec) -> bool {
         || !spec.output_artifacts.is_empty()
         || !spec.input_artifacts.is_empty()
         || spec.script.is_some()
+        || spec.secrets.iter().any(|s| s.path.is_some())
+}
+
+/// The secrets a task uses, checked against what its lease carries: every one must have come
+/// (a secret deleted since the run was made fails the attempt, naming it). Returns the
+/// environment it adds and the values to mask in its log (each line of each value, longest
+/// first, so that a value containing another is masked whole).
+fn secret_env(lease: &Lease) -> Result<(Vec<EnvVar>, Vec<String>), String> {
+    let mut env = Vec::new();
+    let mut mask = Vec::new();
+    for s in &lease.spec.secrets {
+        let Some(v) = lease.secret_values.0.get(&s.name) else {
+            return Err(format!(
+                "secret `{}` is not set on the server (`sluice secrets set {}`)",
+                s.name, s.name
+            ));
+        };
+        if let Some(name) = &s.env {
+            env.push(EnvVar {
+                name: name.clone(),
+                value: v.clone(),
+            });
+        }
+        mask.extend(
+            v.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    mask.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    mask.dedup();
+    Ok((env, mask))
 }
 
 /// Runs blocking `f` on tokio's blocking pool when `blocking`, else here (where it is cheap and
@@ -540,6 +618,8 @@ struct Places {
     params: PathBuf,
     artifacts: PathBuf,
     script: Option<PathBuf>,
+    /// Secret files, each with where the container sees it.
+    secrets: Vec<(PathBuf, String)>,
 }
 
 /// What an attempt's exit means: its outputs read when it exited 0, or why it failed. Blocking.

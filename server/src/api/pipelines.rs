@@ -50,6 +50,42 @@ pub fn admit(app: &App, caller: &Caller, p: &Pipeline) -> ApiResult<()> {
     .with_details(serde_json::to_value(&denied).unwrap_or_default()))
 }
 
+/// Every secret the pipeline's steps use must be set on the server: a 422 naming each missing
+/// one and its step.
+pub async fn secrets_exist(app: &App, p: &Pipeline) -> ApiResult<()> {
+    let mut missing = Vec::new();
+    let mut known = std::collections::HashMap::new();
+    for step in p.steps.iter().chain(&p.on_exit) {
+        let Some(t) = p.template_of(step) else {
+            continue;
+        };
+        for r in &t.secrets {
+            let set = match known.get(&r.secret) {
+                Some(s) => *s,
+                None => {
+                    let s = app.store().get_secret(&r.secret).await?.is_some();
+                    known.insert(r.secret.clone(), s);
+                    s
+                }
+            };
+            if !set {
+                missing.push(format!(
+                    "step `{}` (line {}) uses secret `{}`, which is not set (`sluice secrets set {}`)",
+                    step.name, r.span.line, r.secret, r.secret
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiErr::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::InvalidPipeline,
+        missing.join("\n"),
+    ))
+}
+
 pub async fn upload(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,

@@ -89,6 +89,7 @@ pub async fn create(
     };
     let pipeline = pipelines::load(&app, req.file_name.as_deref(), &yaml)?;
     pipelines::admit(&app, &caller, &pipeline)?;
+    pipelines::secrets_exist(&app, &pipeline).await?;
     let params = resolve_params(&pipeline, &req.params).map_err(|errors| {
         ApiErr::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -150,6 +151,7 @@ pub async fn rerun(
         .ok_or_else(|| ApiErr::not_found(format!("the pipeline file of run `{id}` is gone")))?;
     let pipeline = pipelines::load(&app, None, &yaml)?;
     pipelines::admit(&app, &caller, &pipeline)?;
+    pipelines::secrets_exist(&app, &pipeline).await?;
     // Exit handlers run again: they report on the new run.
     let reuse = old
         .tasks

@@ -6,6 +6,7 @@
 mod runs;
 mod workers;
 
+use crate::secrets::SecretBox;
 use crate::store::{CacheEntry, DynStore, RunRow, StoreError, TaskRow, TaskStatic, WriteBatch};
 use sluice_engine::{Effect, Run};
 use sluice_sdk::api::{format_ts, RunEvent};
@@ -161,13 +162,20 @@ pub struct Scheduler {
     state: Mutex<State>,
     ready: Notify,
     events: broadcast::Sender<Arc<Announcement>>,
+    /// Opens stored secrets, for the leases of tasks that use them.
+    secrets: Arc<SecretBox>,
 }
 
 impl Scheduler {
     /// Takes up every run the store holds as active, as a restarted server must.
-    pub async fn new(store: DynStore, cfg: SchedulerConfig) -> Result<Arc<Scheduler>, StoreError> {
+    pub async fn new(
+        store: DynStore,
+        cfg: SchedulerConfig,
+        secrets: Arc<SecretBox>,
+    ) -> Result<Arc<Scheduler>, StoreError> {
         let (events, _) = broadcast::channel(8192);
         let s = Arc::new(Scheduler {
+            secrets,
             artifacts: Arc::new(LocalDir::new("/")),
             store,
             cfg,

@@ -124,6 +124,8 @@ impl Scheduler {
             if !ok {
                 continue;
             }
+            // The secrets it uses, at their current versions (the cache key names the version).
+            let secret_values = self.secrets_of(&mut active.run.tasks[i]).await?;
             // A result cached for the same inputs, for the worker to check against its image.
             let cached = match active.run.cache_key(i).filter(|_| active.run.cache) {
                 Some((key, max_age)) => {
@@ -155,6 +157,7 @@ impl Scheduler {
                 task: active.run.plan.tasks[i].name.as_str().into(),
                 attempt: t.attempt,
                 spec: crate::wire::task_spec(t.spec.clone().unwrap_or_default()),
+                secret_values,
             });
             st.leases.insert(lease_id, (run_id.clone(), i));
             collect(st, &run_id, fx, now, &mut step);
@@ -405,6 +408,32 @@ fn check_artifacts(
 }
 
 impl Scheduler {
+    /// The values of the secrets task `t` uses, its spec given their versions. A secret that is
+    /// gone or does not open is left out: the worker fails the attempt, naming it.
+    async fn secrets_of(
+        &self,
+        t: &mut sluice_engine::Task,
+    ) -> Result<sluice_sdk::api::SecretValues, StoreError> {
+        let mut values = std::collections::BTreeMap::new();
+        let Some(spec) = t.spec.as_mut() else {
+            return Ok(Default::default());
+        };
+        for s in &mut spec.secrets {
+            let Some(row) = self.store.get_secret(&s.name).await? else {
+                s.version = None;
+                continue;
+            };
+            s.version = Some(row.version);
+            match self.secrets.open(&row) {
+                Ok(v) => {
+                    values.insert(s.name.clone(), v);
+                }
+                Err(e) => tracing::error!(error = %e, "a secret does not open"),
+            }
+        }
+        Ok(sluice_sdk::api::SecretValues(values))
+    }
+
     /// How many leases each worker holds now.
     pub async fn active_leases_by_worker(&self) -> std::collections::HashMap<String, u32> {
         let st = self.state.lock().await;

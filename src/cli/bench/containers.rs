@@ -202,6 +202,7 @@ async fn start_once(rt: &Arc<EmbeddedRuntime>, image: &str, i: usize) -> anyhow:
         script: None,
         inputs: vec![],
         artifacts_root: PathBuf::new(),
+        secret_files: Vec::new(),
     };
     let t = Instant::now();
     let exit = rt

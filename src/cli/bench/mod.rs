@@ -149,7 +149,10 @@ async fn scheduler(
     let digest = sluice_spec::digest(&yaml);
     let dir = tempfile::tempdir()?;
     let store: sluice_server::store::DynStore = Arc::new(SqliteStore::open(dir.path()).await?);
-    let sched = Scheduler::new(store.clone(), SchedulerConfig::default()).await?;
+    let key = Arc::new(sluice_server::secrets::SecretBox::open_or_create(
+        &dir.path().join("secrets.key"),
+    )?);
+    let sched = Scheduler::new(store.clone(), SchedulerConfig::default(), key).await?;
     let mut times = Vec::new();
     for _ in 0..repeat {
         let new = NewRun {

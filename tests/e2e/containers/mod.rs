@@ -320,4 +320,5 @@ mod isolation;
 mod lifecycle;
 mod logs;
 mod seccomp;
+mod secrets;
 mod wiring;

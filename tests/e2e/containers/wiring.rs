@@ -82,6 +82,7 @@ async fn run(rt: &EmbeddedRuntime, lease: &str, command: &str) -> (i32, String, 
         script: None,
         inputs: vec![],
         artifacts_root: PathBuf::new(),
+        secret_files: Vec::new(),
     };
     let exit = rt
         .run(

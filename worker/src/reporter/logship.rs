@@ -124,6 +124,17 @@ impl Cutter {
     }
 }
 
+/// `line` with every text in `mask` (longest first) replaced by `***`.
+pub fn masked(line: String, mask: &[String]) -> String {
+    let mut line = line;
+    for m in mask {
+        if line.contains(m.as_str()) {
+            line = line.replace(m.as_str(), "***");
+        }
+    }
+    line
+}
+
 /// Forwards the start and the log lines of one attempt to the reporter until the container's
 /// pipes close.
 pub async fn ship(
@@ -133,7 +144,9 @@ pub async fn ship(
     mut lines: mpsc::Receiver<(Stream, String)>,
     image_digest: Option<String>,
     policy: LogPolicy,
+    mask: Vec<String>,
 ) {
+    let masked = |line: String| masked(line, &mask);
     let report_start = |reporter: &Reporter| {
         reporter.send(ReportEvent::Started {
             lease_id: lease_id.clone(),
@@ -161,10 +174,10 @@ pub async fn ship(
         };
         let Some(first) = next else { break };
         let mut batch = Vec::new();
-        batch.extend(cut.take(first.0, first.1));
+        batch.extend(cut.take(first.0, masked(first.1)));
         while batch.len() < CHUNK_LINES {
             match lines.try_recv() {
-                Ok((stream, line)) => batch.extend(cut.take(stream, line)),
+                Ok((stream, line)) => batch.extend(cut.take(stream, masked(line))),
                 Err(_) => break,
             }
         }
@@ -184,6 +197,19 @@ pub async fn ship(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secret_values_are_masked_exactly_wherever_they_appear() {
+        let mask = vec!["hunter2-long".to_string(), "hunter2".to_string()];
+        for (line, want) in [
+            ("token=hunter2-long;", "token=***;"),
+            ("a hunter2 b hunter2", "a *** b ***"),
+            ("hunter", "hunter"),
+            ("nothing here", "nothing here"),
+        ] {
+            assert_eq!(super::masked(line.to_string(), &mask), want);
+        }
+    }
+
     use super::*;
 
     #[test]

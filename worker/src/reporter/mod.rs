@@ -82,7 +82,8 @@ fn line_size(l: &NewLogLine) -> usize {
 
 impl Reporter {
     /// Ships one attempt's log lines as they come, after its `Started` event, within `policy`
-    /// (see [`logship`]); the handle ends once the attempt's lines are all queued.
+    /// (see [`logship`]), each text in `mask` (secret values) replaced by `***`; the handle ends
+    /// once the attempt's lines are all queued.
     pub fn ship_logs(
         &self,
         lease_id: LeaseId,
@@ -90,6 +91,7 @@ impl Reporter {
         lines: mpsc::Receiver<(Stream, String)>,
         image_digest: Option<String>,
         policy: logship::LogPolicy,
+        mask: Vec<String>,
     ) -> JoinHandle<()> {
         tokio::spawn(logship::ship(
             lease_id,
@@ -98,6 +100,7 @@ impl Reporter {
             lines,
             image_digest,
             policy,
+            mask,
         ))
     }
 

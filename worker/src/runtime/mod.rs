@@ -29,6 +29,8 @@ pub struct RunRequest {
     pub inputs: Vec<PathBuf>,
     /// The worker's artifact directory: inputs are opened beneath it, never through a link.
     pub artifacts_root: PathBuf,
+    /// Secret files: each host file mounted read-only at its container path.
+    pub secret_files: Vec<(PathBuf, String)>,
 }
 
 /// Why a running task must stop.

@@ -28,6 +28,7 @@ use config::{BindMount, TaskMounts};
 use protocol::{FromShim, ToShim};
 use sluice_sdk::api::Stream;
 use sluice_spec::NetworkMode;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -232,6 +233,14 @@ impl EmbeddedRuntime {
         for v in &req.spec.volumes {
             mounts.extra.push(self.volume(v)?);
         }
+        for (host, target) in &req.secret_files {
+            mounts.extra.push(BindMount {
+                source: host.clone(),
+                target: target.clone(),
+                readonly: true,
+                beneath: None,
+            });
+        }
         if let Some(lease) = &c._gpus {
             let (binds, env) = self.gpus.mounts(lease);
             mounts.extra.extend(binds);
@@ -264,7 +273,14 @@ impl EmbeddedRuntime {
         cfg.cgroup_views = group.views();
         c.group = Some(group);
         let json = serde_json::to_vec_pretty(&cfg).map_err(failed)?;
-        std::fs::write(state.join("config.json"), json)
+        // Readable by root only: its environment may hold secrets.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(state.join("config.json"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
             .map_err(|e| failed(format!("cannot write the container's config: {e}")))?;
         Ok(c)
     }
