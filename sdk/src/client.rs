@@ -49,19 +49,52 @@ fn describe(e: &reqwest::Error) -> String {
 /// An HTTP client set up as sluice's own: TLS with rustls and the ring provider (lighter to build
 /// than aws-lc), short connect timeout, no Nagle delay.
 pub fn http_client() -> reqwest::Client {
+    builder().build().unwrap_or_default()
+}
+
+fn builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(16)
         .tcp_nodelay(true)
+}
+
+/// The same client, also trusting the certificates in the PEM file `ca` (a server with its own,
+/// or a private, certificate authority).
+pub fn http_client_trusting(ca: &std::path::Path) -> std::result::Result<reqwest::Client, String> {
+    let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: {e}", ca.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", ca.display()));
+    }
+    builder()
+        .tls_certs_merge(certs)
         .build()
-        .unwrap_or_default()
+        .map_err(|e| format!("{}: {}", ca.display(), describe(&e)))
 }
 
 impl Client {
     /// A client for the server at `base` (such as `http://127.0.0.1:8686`).
     pub fn new(base: &str, token: Option<String>) -> Client {
-        let http = http_client();
+        Client::with_http(base, token, http_client())
+    }
+
+    /// A client that also trusts the certificates in `ca` (a PEM file), when given.
+    pub fn trusting(
+        base: &str,
+        token: Option<String>,
+        ca: Option<&std::path::Path>,
+    ) -> std::result::Result<Client, String> {
+        let http = match ca {
+            Some(ca) => http_client_trusting(ca)?,
+            None => http_client(),
+        };
+        Ok(Client::with_http(base, token, http))
+    }
+
+    pub fn with_http(base: &str, token: Option<String>, http: reqwest::Client) -> Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             http,

@@ -6,6 +6,7 @@ pub mod scheduler;
 pub mod secrets;
 mod serve;
 pub mod store;
+pub mod tls;
 mod ui;
 pub mod wire;
 

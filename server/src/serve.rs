@@ -19,8 +19,8 @@ pub struct ServerConfig {
     pub insecure: bool,
     /// Host names the server answers to besides `localhost` and IP addresses.
     pub allowed_hosts: Vec<String>,
-    /// Whether the server speaks TLS (its login cookie is then `Secure`).
-    pub tls: bool,
+    /// Serve over TLS with these PEM files (the login cookie is then `Secure`).
+    pub tls: Option<crate::tls::TlsFiles>,
     /// What pipelines may ask of the hosts their steps run on.
     pub policy: crate::policy::Policy,
 }
@@ -34,6 +34,7 @@ pub struct Server {
     insecure: bool,
     hosts: api::auth::HostPolicy,
     worker_token: String,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -68,11 +69,12 @@ impl Server {
                 },
             );
         }
+        let tls = cfg.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let required =
             cfg.token.as_deref().is_some_and(|t| !t.is_empty()) || store.live_tokens().await? > 0;
         let app = App {
             sched,
-            auth: Arc::new(auth::Auth::new(required, given, cfg.tls)),
+            auth: Arc::new(auth::Auth::new(required, given, cfg.tls.is_some())),
             secrets,
             policy: Arc::new(cfg.policy),
             artifacts: Arc::new(sluice_sdk::artifacts::LocalDir::new(
@@ -90,7 +92,17 @@ impl Server {
                 allowed: cfg.allowed_hosts,
             },
             worker_token,
+            tls,
         })
+    }
+
+    /// `https` when the server speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// A `worker` token for a worker in this process (`sluice up`'s), valid while it runs.
@@ -131,9 +143,14 @@ impl Server {
         self.check_exposure(addr)?;
         tracing::info!(%addr, data_dir = %self.data_dir.display(), "sluice server listening");
         let router = api::edges(api::router(self.app).merge(crate::ui::router()), self.hosts);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        match self.tls {
+            Some(acceptor) => crate::tls::serve(listener, acceptor, router, shutdown).await?,
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await?
+            }
+        }
         reaper.abort();
         checkpoints.abort();
         self.store.close().await;

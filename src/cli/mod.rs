@@ -41,11 +41,23 @@ pub struct Conn {
     /// Bearer token, when the server requires one.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Also trust the certificates in this PEM file (a server with its own certificate
+    /// authority).
+    #[arg(long, env = "SLUICE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Conn {
+    /// A client for the server; a CA file that does not read is said, and the default trust
+    /// used (the server's answer then says what is wrong).
     pub fn client(&self) -> Client {
-        Client::new(&self.server, self.token.clone())
+        match Client::trusting(&self.server, self.token.clone(), self.ca_cert.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("warning: --ca-cert {e}");
+                Client::new(&self.server, self.token.clone())
+            }
+        }
     }
 }
 

@@ -132,6 +132,12 @@ pub struct ServerOpts {
     allowed_hosts: Vec<String>,
     #[command(flatten)]
     policy: PolicyOpts,
+    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Largest pipeline file accepted (request bodies may be about twice this).
     #[arg(long, env = "SLUICE_MAX_PIPELINE_SIZE", default_value = "4Mi", value_parser = parse_size)]
     max_pipeline_size: u64,
@@ -240,7 +246,13 @@ impl ServerOpts {
             token: self.token.clone(),
             insecure: self.insecure,
             allowed_hosts: self.allowed_hosts.clone(),
-            tls: false,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(sluice_server::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
             policy: self.policy.policy(unconfined)?,
         })
     }
@@ -367,7 +379,11 @@ pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {
         .await
         .context("cannot start the server")?;
     server.check_exposure(listener.local_addr()?)?;
-    println!("sluice server on http://{}", listener.local_addr()?);
+    println!(
+        "sluice server on {}://{}",
+        server.scheme(),
+        listener.local_addr()?
+    );
     server.serve(listener, ctrl_c()).await?;
     Ok(0)
 }
@@ -378,7 +394,6 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
         false => Some(runtime(&a.rt, &worker_dir(&a.opts.data_dir))?),
     };
     let listener = listen(&a.addr).await?;
-    let url = format!("http://{}", listener.local_addr()?);
     let cfg = a.opts.config(a.rt.tag_ttl, a.rt.allow_unconfined)?;
     // Nothing is said to be up before the store is open and the active runs are taken up.
     let ready = sluice_server::Server::start(cfg.clone())
@@ -386,6 +401,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
         .context("cannot start the server")?;
     ready.check_exposure(listener.local_addr()?)?;
     let worker_token = ready.worker_token();
+    let url = format!("{}://{}", ready.scheme(), listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut rx1 = stop_rx.clone();
     let mut server = tokio::spawn(ready.serve(listener, async move {
@@ -403,6 +419,8 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
             log_policy: sluice_worker::LogPolicy {
                 limit_bytes: a.rt.log_limit,
             },
+            // Over TLS the built-in worker trusts the server's own certificate.
+            ca_cert: cfg.tls.as_ref().map(|t| t.cert.clone()),
         };
         let mut rx2 = stop_rx.clone();
         tokio::spawn(sluice_worker::run(wcfg, rt, async move {
@@ -445,6 +463,7 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
         log_policy: sluice_worker::LogPolicy {
             limit_bytes: a.rt.log_limit,
         },
+        ca_cert: a.conn.ca_cert,
     };
     sluice_worker::run(cfg, rt, ctrl_c()).await?;
     Ok(0)

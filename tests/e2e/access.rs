@@ -582,3 +582,118 @@ async fn serving_beyond_loopback_needs_a_token_or_insecure() {
     assert!(ops.list_runs(None, None, 1, None).await.is_ok());
     server.kill9();
 }
+
+#[tokio::test]
+async fn over_tls_clients_and_workers_verify_the_server_and_the_cookie_is_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    // A private certificate authority and a certificate it signed for 127.0.0.1.
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let (cert, key, ca) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(
+        dir.path().join("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    for args in [
+        format!("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test-ca -keyout {} -out {}", p("ca.key"), p("ca.pem")),
+        format!("req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout {} -out {}", p("key.pem"), p("leaf.csr")),
+        format!("x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -days 2 -extfile {} -out {}", p("leaf.csr"), p("ca.pem"), p("ca.key"), p("ext"), p("cert.pem")),
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(args.split(' '))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = spawn(
+        &[
+            "server",
+            "--addr",
+            &addr,
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--token",
+            ADMIN,
+        ],
+        &dir.path().join("server.log"),
+    );
+    let url = format!("https://{addr}");
+    let c = Client::trusting(&url, Some(ADMIN.into()), Some(&ca)).unwrap();
+    let start = std::time::Instant::now();
+    while let Err(e) = c.health().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the server did not start: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A client that does not trust the certificate, or speaks plain HTTP, gets nowhere.
+    let untrusting = Client::new(&url, Some(ADMIN.into()));
+    let e = untrusting.health().await.unwrap_err().to_string();
+    assert!(
+        e.contains("certificate") || e.contains("Certificate"),
+        "{e}"
+    );
+    assert!(Client::new(&format!("http://{addr}"), None)
+        .health()
+        .await
+        .is_err());
+    // A worker reaches it over TLS and runs a task.
+    let worker_token = c
+        .create_token(&CreateToken {
+            name: "w".into(),
+            role: "worker".into(),
+            pipelines: None,
+        })
+        .await
+        .unwrap()
+        .token;
+    let mut worker = spawn(
+        &[
+            "worker",
+            "--server",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--token",
+            &worker_token,
+            "--runtime",
+            "fake",
+            "--data-dir",
+            dir.path().join("w").to_str().unwrap(),
+        ],
+        &dir.path().join("worker.log"),
+    );
+    let id = submit(
+        &c,
+        "name: tls\nsteps:\n  - name: a\n    image: busybox\n    command: [\"true\"]\n",
+    )
+    .await;
+    let run = wait_run(&c, &id, Duration::from_secs(30)).await;
+    assert_eq!(run.summary.state, sluice_sdk::api::RunState::Succeeded);
+    // The login cookie is Secure over TLS.
+    let http = sluice_sdk::client::http_client_trusting(&ca).unwrap();
+    let r = http
+        .post(format!("{url}/api/v1/login"))
+        .json(&serde_json::json!({ "token": ADMIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+    worker.kill9();
+    server.kill9();
+}

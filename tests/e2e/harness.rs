@@ -47,6 +47,7 @@ impl InProcess {
             poll_wait: Duration::from_secs(5),
             drain: Duration::from_secs(1),
             log_policy: Default::default(),
+            ca_cert: None,
         };
         let mut r = rx.clone();
         let rt: Arc<dyn sluice_worker::runtime::ContainerRuntime> = runtime.clone();

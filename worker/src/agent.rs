@@ -35,6 +35,8 @@ pub struct WorkerConfig {
     pub drain: Duration,
     /// How much of each attempt's log is shipped.
     pub log_policy: LogPolicy,
+    /// Also trust the certificates in this PEM file when reaching the server over TLS.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// A lease this worker holds: how to stop its task, and when the server last renewed it (as
@@ -98,7 +100,8 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let client = Client::new(&cfg.server, cfg.token.clone());
+    let client = Client::trusting(&cfg.server, cfg.token.clone(), cfg.ca_cert.as_deref())
+        .map_err(std::io::Error::other)?;
     let Some(reg) = register(&client, &cfg, artifacts.root(), &mut stop_rx).await else {
         return Ok(());
     };

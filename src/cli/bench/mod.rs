@@ -230,6 +230,7 @@ impl Cluster {
             poll_wait: Duration::from_secs(5),
             drain: Duration::from_secs(5),
             log_policy: Default::default(),
+            ca_cert: None,
         };
         let mut rx = stop_rx.clone();
         let worker = tokio::spawn(sluice_worker::run(wcfg, runtime, async move {
