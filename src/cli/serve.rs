@@ -9,6 +9,7 @@ use sluice_worker::images::registry::Registries;
 use sluice_worker::images::store::ImageStore;
 use sluice_worker::runtime::embedded::cgroups::Limits;
 use sluice_worker::runtime::embedded::disk::DiskPolicy;
+use sluice_worker::runtime::embedded::userns::{self, IdMap};
 use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime};
 use sluice_worker::runtime::fake::FakeRuntime;
 use sluice_worker::runtime::ContainerRuntime;
@@ -34,6 +35,16 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn parse_cores(s: &str) -> Result<u64, String> {
     sluice_spec::parse_cpu(s).ok_or_else(|| format!("`{s}` is not cores such as 2, 0.5 or 500m"))
+}
+
+/// Whether a worker's containers get a user namespace.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Default)]
+pub enum UsernsMode {
+    /// Where the kernel allows it (user namespaces on, Linux 5.19 or later); else off, said once.
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// How a worker runs containers.
@@ -74,6 +85,10 @@ pub struct RuntimeOpts {
     /// and the last lines kept, behind a marker line.
     #[arg(long, env = "SLUICE_LOG_LIMIT", default_value = "64Mi", value_parser = parse_size)]
     log_limit: u64,
+    /// Run each step in a user namespace, its root mapped to unprivileged host ids (as Docker's
+    /// userns-remap): `auto` where the kernel allows (the default), `on`, or `off`.
+    #[arg(long, env = "SLUICE_USERNS", value_enum, default_value_t)]
+    userns: UsernsMode,
     /// A JSON line per task the fake runtime ran (tests only).
     #[arg(long, hide = true)]
     fake_journal: Option<PathBuf>,
@@ -344,6 +359,17 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                     ..Default::default()
                 },
                 wiring: None,
+                userns: match o.userns {
+                    UsernsMode::Off => None,
+                    UsernsMode::On => Some(IdMap::DEFAULT),
+                    UsernsMode::Auto => match userns::supported() {
+                        Ok(()) => Some(IdMap::DEFAULT),
+                        Err(e) => {
+                            tracing::warn!("steps run as host root, without a user namespace: {e}");
+                            None
+                        }
+                    },
+                },
             };
             Ok(Arc::new(
                 EmbeddedRuntime::new(cfg, store, registries)

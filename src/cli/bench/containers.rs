@@ -7,6 +7,7 @@ use sluice_sdk::api::TaskSpec;
 use sluice_worker::images::registry::Registries;
 use sluice_worker::images::store::ImageStore;
 use sluice_worker::runtime::embedded::cgroups::Limits;
+use sluice_worker::runtime::embedded::userns::IdMap;
 use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime};
 use sluice_worker::runtime::{ContainerRuntime, Io, LogSink, RunRequest};
 use std::path::{Path, PathBuf};
@@ -31,45 +32,65 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
     let dir = tempfile::Builder::new()
         .prefix("sluice-bench-")
         .tempdir_in("/var/tmp")?;
-    let worker_dir = dir.path().join("worker");
-    let store = Arc::new(ImageStore::open(&worker_dir.join("images"))?);
-    let registries = Arc::new(Registries::new(store.clone(), vec![]));
-    let rec = registries
-        .ensure(&o.image)
-        .await
-        .with_context(|| format!("cannot pull {}", o.image))?;
-    let runtime = Arc::new(EmbeddedRuntime::new(
-        EmbeddedConfig {
-            worker_dir: worker_dir.clone(),
-            helper: std::env::current_exe()?,
-            defaults: Limits {
-                pids: Some(4096),
-                ..Default::default()
-            },
-            keep: false,
-            tag_ttl: std::time::Duration::from_secs(60),
-            allow_unconfined: false,
-            disk: Default::default(),
-            wiring: None,
-        },
-        store.clone(),
-        registries,
-    )?);
+    // The same image in two workers' stores: containers with a user namespace (the default)
+    // and without.
+    let make = |name: &str, userns: Option<IdMap>| {
+        let worker_dir = dir.path().join(name);
+        let image = o.image.clone();
+        async move {
+            let store = Arc::new(ImageStore::open(&worker_dir.join("images"))?);
+            let registries = Arc::new(Registries::new(store.clone(), vec![]));
+            let rec = registries
+                .ensure(&image)
+                .await
+                .with_context(|| format!("cannot pull {image}"))?;
+            let runtime = Arc::new(EmbeddedRuntime::new(
+                EmbeddedConfig {
+                    worker_dir: worker_dir.clone(),
+                    helper: std::env::current_exe()?,
+                    defaults: Limits {
+                        pids: Some(4096),
+                        ..Default::default()
+                    },
+                    keep: false,
+                    tag_ttl: std::time::Duration::from_secs(60),
+                    allow_unconfined: false,
+                    disk: Default::default(),
+                    wiring: None,
+                    userns,
+                },
+                store.clone(),
+                registries,
+            )?);
+            anyhow::Ok((runtime, store, rec))
+        }
+    };
+    let (runtime, store, rec) = make("worker", Some(IdMap::DEFAULT)).await?;
+    let (plain, _, _) = make("worker-no-userns", None).await?;
 
     // 1. Start to exit of one `true` container, one after another.
     println!(
         "start -> exit of `true` in {} ({} runs each, after 3 warm-ups):",
         o.image, o.starts
     );
-    let mut embedded = Vec::new();
+    let (mut embedded, mut without) = (Vec::new(), Vec::new());
     for i in 0..o.starts + 3 {
+        // Alternated, so that both see the same machine.
         let ms = start_once(&runtime, &o.image, i).await?;
+        let ms_plain = start_once(&plain, &o.image, i).await?;
         if i >= 3 {
             embedded.push(ms);
+            without.push(ms_plain);
         }
     }
+    let (w_med, w_p99) = (median(without.clone()), percentile(without, 0.99));
     let (e_med, e_p99) = (median(embedded.clone()), percentile(embedded, 0.99));
-    println!("  sluice embedded  median {e_med:6.1} ms   p99 {e_p99:6.1} ms");
+    println!("  sluice embedded  median {e_med:6.1} ms   p99 {e_p99:6.1} ms   (root inside mapped to host id {}, a user namespace)", IdMap::DEFAULT.host);
+    println!(
+        "  sluice, no userns median {w_med:6.1} ms   p99 {w_p99:6.1} ms   with/without: {:.2}x median, {:.2}x p99 (target <= 1.2x)",
+        e_med / w_med,
+        e_p99 / w_p99
+    );
     let rootfs = store.layer_path(rec.layers.last().context("the image has no layers")?)?;
     for peer in ["runc", "crun"] {
         match peer_starts(peer, &rootfs, dir.path(), o.starts) {

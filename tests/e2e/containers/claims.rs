@@ -2,6 +2,7 @@
 //! with the host (or a step set otherwise) as the control.
 
 use super::*;
+use std::os::unix::fs::PermissionsExt;
 
 /// `KEY value` lines a step printed, as a map.
 fn fields(out: &str) -> std::collections::HashMap<String, String> {
@@ -19,6 +20,58 @@ fn host_ns(ns: &str) -> String {
 }
 
 const NAMESPACES: [&str; 6] = ["ipc", "mnt", "net", "pid", "uts", "cgroup"];
+
+#[tokio::test]
+async fn root_in_a_step_is_an_unprivileged_user_on_the_host() {
+    let img = image("busybox");
+    // A host directory with a file that only the host's root may read (its owner is outside
+    // the ids a container maps) and one the image's root owns as usual.
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("private");
+    std::fs::write(&private, "host only\n").unwrap();
+    std::os::unix::fs::chown(&private, Some(200_000), Some(200_000)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(dir.path().join("shared"), "anyone\n").unwrap();
+    let yaml = format!(
+        r#"
+name: userns
+steps:
+  - name: probe
+    image: {img}
+    volumes: [{{hostPath: {}, path: /data, writable: true}}]
+    script: |
+      echo "id $(id -u)"
+      echo "uid_map $(tr -s ' ' < /proc/self/uid_map | sed 's/^ //')"
+      echo "ns_user $(readlink /proc/self/ns/user)"
+      if cat /data/private >/dev/null 2>&1; then echo "private read"; else echo "private refused"; fi
+      echo "shared $(cat /data/shared)"
+      echo written > /data/out
+"#,
+        dir.path().display()
+    );
+    // With user namespaces (the default where the kernel allows), and without as the control.
+    for (args, mapped) in [(&[][..], true), (&["--userns", "off"][..], false)] {
+        let c = Cluster::start(args).await;
+        let run = c.run(&yaml).await;
+        assert_succeeded(&c, &run);
+        let out = fields(&c.stdout(&run.summary.id, "probe").await);
+        assert_eq!(out["id"], "0", "root inside either way");
+        assert_eq!(out["shared"], "anyone");
+        if mapped {
+            assert_eq!(out["uid_map"], "0 1879048192 65536");
+            assert_ne!(out["ns_user"], host_ns("user"));
+            assert_eq!(out["private"], "refused", "root inside is not root outside");
+        } else {
+            assert_eq!(out["uid_map"], "0 0 4294967295");
+            assert_eq!(out["ns_user"], host_ns("user"));
+            assert_eq!(out["private"], "read", "the control: host root reads it");
+        }
+        // What the step wrote through its volume is the host root's, as before.
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(dir.path().join("out")).unwrap().uid(), 0);
+        std::fs::remove_file(dir.path().join("out")).unwrap();
+    }
+}
 
 #[tokio::test]
 async fn a_step_has_its_own_namespaces_no_new_privileges_a_minimal_dev_and_sees_its_limits() {

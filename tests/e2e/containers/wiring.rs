@@ -53,6 +53,7 @@ async fn runtime(dir: &std::path::Path, wiring: Arc<Recorder>) -> EmbeddedRuntim
             allow_unconfined: false,
             disk: Default::default(),
             wiring: Some(wiring),
+            userns: None,
         },
         store,
         registries,

@@ -86,6 +86,9 @@ pub struct ContainerConfig {
     pub etc: Vec<(String, String)>,
     /// Where that tmpfs is mounted (a directory shared by all containers, each seeing its own).
     pub etc_dir: PathBuf,
+    /// Run in a user namespace with these host ids (see `userns`).
+    #[serde(default)]
+    pub userns: Option<super::userns::IdMap>,
 }
 
 /// An overlay root filesystem: the image's layers read-only below, the task's writes above.
@@ -302,6 +305,7 @@ pub fn build(
             ),
         ],
         etc_dir: shared.join(".etc"),
+        userns: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! capabilities, and execs the step. Runs only in the helper's forked child, never in the worker.
 
 use super::config::{BindMount, ContainerConfig};
+use super::userns;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -110,7 +111,18 @@ fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
     nix::sys::stat::umask(Mode::empty());
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(fail("cannot make the mount namespace private"))?;
-    mount_rootfs(cfg)?;
+    // The mapping the image's layers and the task's mounts are seen through, where the
+    // container gets a user namespace.
+    let mapping = cfg
+        .userns
+        .as_ref()
+        .map(userns::mapping)
+        .transpose()
+        .map_err(|m| InitError {
+            code: 1,
+            message: m,
+        })?;
+    mount_rootfs(cfg, mapping.as_ref())?;
     // Every mount point is resolved inside the root filesystem (the image's links are read as the
     // container would read them) and mounted through its handle, so nothing lands on the host.
     let root = Dir::open(&cfg.rootfs.target).map_err(|e| InitError {
@@ -122,9 +134,10 @@ fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
     mount_cgroups(cfg, &root)?;
     mount_dev(&root)?;
     for b in &cfg.mounts {
-        bind(&root, b)?;
+        bind(&root, b, mapping.as_ref())?;
     }
     drop(root);
+    drop(mapping);
     enter(&cfg.rootfs.target)?;
     for p in &cfg.masked_paths {
         mask(p)?;
@@ -136,6 +149,14 @@ fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
     sethostname(&cfg.hostname).map_err(fail("cannot set the hostname"))?;
     if cfg.network == NetworkMode::None {
         loopback_up()?;
+    }
+    // Last of all that needs the host's root: from here on root is root of its own user
+    // namespace only.
+    if let Some(map) = &cfg.userns {
+        userns::enter(map).map_err(|m| InitError {
+            code: 1,
+            message: m,
+        })?;
     }
     let user = super::user::resolve(&cfg.process.user).map_err(|m| InitError {
         code: 1,
@@ -175,13 +196,16 @@ fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
     Ok((path, argv, envp))
 }
 
-fn mount_rootfs(cfg: &ContainerConfig) -> Result<(), InitError> {
+fn mount_rootfs(cfg: &ContainerConfig, mapping: Option<&OwnedFd>) -> Result<(), InitError> {
     let r = &cfg.rootfs;
     // Layers are named relative to their common directory, which keeps the options under a page.
     chdir(&r.layers_root).map_err(fail(format!("cannot enter {}", r.layers_root.display())))?;
+    let lower = match (mapping, &cfg.userns) {
+        (Some(ns), Some(map)) => idmapped_layers(r, ns, map)?,
+        _ => r.lower.join(":"),
+    };
     let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        r.lower.join(":"),
+        "lowerdir={lower},upperdir={},workdir={}",
         r.upper.display(),
         r.work.display()
     );
@@ -197,6 +221,44 @@ fn mount_rootfs(cfg: &ContainerConfig) -> Result<(), InitError> {
         r.target.display()
     )))?;
     chdir("/").map_err(fail("cannot leave the layers directory"))
+}
+
+/// Each layer seen through the container's id mapping, attached in this mount namespace under
+/// the container's state directory; the upper directory's top owned by the container's root
+/// (what the step writes lands there as the host ids it runs as). Returns the `lowerdir` list.
+fn idmapped_layers(
+    r: &super::config::Rootfs,
+    ns: &OwnedFd,
+    map: &userns::IdMap,
+) -> Result<String, InitError> {
+    let state = r.upper.parent().unwrap_or(Path::new("/"));
+    let staged = state.join("lower");
+    let mut names = Vec::new();
+    for (i, layer) in r.lower.iter().enumerate() {
+        let src = nix::fcntl::open(
+            layer.as_str(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail(format!("cannot open layer {layer}")))?;
+        let tree = userns::idmapped_clone(&src, ns)
+            .map_err(fail(format!("cannot map the ids of layer {layer}")))?;
+        let at = staged.join(i.to_string());
+        std::fs::create_dir_all(&at).map_err(io_fail(format!("cannot create {}", at.display())))?;
+        let point = nix::fcntl::open(&at, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(fail(format!("cannot open {}", at.display())))?;
+        userns::attach(&tree, &point).map_err(fail(format!("cannot attach layer {layer}")))?;
+        names.push(at.to_string_lossy().into_owned());
+    }
+    nix::unistd::chown(
+        &r.upper,
+        Some(Uid::from_raw(map.host)),
+        Some(Gid::from_raw(map.host)),
+    )
+    .map_err(fail(
+        "cannot hand the upper directory to the container's root",
+    ))?;
+    Ok(names.join(":"))
 }
 
 /// Writes `/etc/hosts` and friends to a tmpfs of this mount namespace and binds them over the
@@ -224,6 +286,7 @@ fn etc_files(cfg: &ContainerConfig, root: &Dir) -> Result<(), InitError> {
                 readonly: false,
                 beneath: None,
             },
+            None,
         )?;
     }
     Ok(())
@@ -280,7 +343,7 @@ fn mount_cgroups(cfg: &ContainerConfig, root: &Dir) -> Result<(), InitError> {
     match cfg.cgroup_views.as_slice() {
         [] => Ok(()),
         // v2: the group is the whole of /sys/fs/cgroup.
-        [(name, dir)] if name.is_empty() => bind(root, &view(name, dir)),
+        [(name, dir)] if name.is_empty() => bind(root, &view(name, dir), None),
         views => {
             // v1: a tmpfs with one directory per hierarchy, made read-only once filled.
             let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -294,7 +357,7 @@ fn mount_cgroups(cfg: &ContainerConfig, root: &Dir) -> Result<(), InitError> {
             )
             .map_err(fail("cannot mount /sys/fs/cgroup"))?;
             for (name, dir) in views {
-                bind(root, &view(name, dir))?;
+                bind(root, &view(name, dir), None)?;
             }
             let base = mount_point(root, BASE, true)?;
             mount(
@@ -380,7 +443,7 @@ fn mount_dev(root: &Dir) -> Result<(), InitError> {
 
 /// Bind-mounts `b.source` at `b.target` in the root filesystem. A step's output (`b.beneath`)
 /// is opened beneath its directory with no link followed, and mounted through that handle.
-fn bind(root: &Dir, b: &BindMount) -> Result<(), InitError> {
+fn bind(root: &Dir, b: &BindMount, mapping: Option<&OwnedFd>) -> Result<(), InitError> {
     let cannot = |why: String| InitError {
         code: 1,
         message: format!("cannot mount {} at {}: {why}", b.source.display(), b.target),
@@ -413,18 +476,26 @@ fn bind(root: &Dir, b: &BindMount) -> Result<(), InitError> {
     // The mount point is made in the overlay's upper layer (or on /dev's tmpfs).
     let target = mount_point(root, &b.target, is_dir)?;
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mount(
-        Some(proc_fd(&source).as_str()),
-        proc_fd(&target).as_str(),
-        NONE,
-        flags,
-        NONE,
-    )
-    .map_err(fail(format!(
-        "cannot mount {} at {}",
-        b.source.display(),
-        b.target
-    )))?;
+    let what = || format!("cannot mount {} at {}", b.source.display(), b.target);
+    match mapping {
+        // Seen through the container's id mapping (a file system that cannot be idmapped is
+        // mounted as it is: its files show as owned by nobody).
+        Some(ns) => {
+            let tree = match userns::idmapped_clone(&source, ns) {
+                Ok(t) => t,
+                Err(_) => userns::clone(&source).map_err(fail(what()))?,
+            };
+            userns::attach(&tree, &target).map_err(fail(what()))?;
+        }
+        None => mount(
+            Some(proc_fd(&source).as_str()),
+            proc_fd(&target).as_str(),
+            NONE,
+            flags,
+            NONE,
+        )
+        .map_err(fail(what()))?,
+    }
     if b.readonly {
         // Looked up again, the path reaches the new mount.
         let target = mount_point(root, &b.target, is_dir)?;

@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod seccomp;
 pub mod shim;
 mod user;
+pub mod userns;
 
 use super::{BoxFuture, ContainerRuntime, Exit, Io, RunRequest, RuntimeError};
 use crate::images::registry::Registries;
@@ -55,6 +56,9 @@ pub struct EmbeddedConfig {
     /// What wires a container's network from the host side, for the modes it handles; none
     /// today (`none` and `host` need no wiring), a bridge next.
     pub wiring: Option<Arc<dyn NetworkWiring>>,
+    /// Run containers in a user namespace with these host ids (root inside is not root
+    /// outside); `None` runs them as host root, as Docker does without `userns-remap`.
+    pub userns: Option<userns::IdMap>,
 }
 
 /// Sets up a container's network from the host side, between its namespaces existing and its
@@ -120,6 +124,13 @@ impl EmbeddedRuntime {
             return Err(failed(
                 "the embedded container runtime needs root (namespaces, mounts and cgroups): run sluice as root, or `sluice up --no-worker` to serve the API and UI only",
             ));
+        }
+        if cfg.userns.is_some() {
+            userns::supported().map_err(|e| {
+                failed(format!(
+                    "containers cannot run in user namespaces here: {e} (start the worker with --userns=off)"
+                ))
+            })?;
         }
         let dir = containers_dir(&cfg.worker_dir);
         // What all containers share: their overlays' and /etc files' mount points (each
@@ -249,6 +260,13 @@ impl EmbeddedRuntime {
         let mut cfg = config::build(id, &req.spec, &image.config, &layers, &state, &mounts)
             .map_err(failed)?;
         cfg.network = req.spec.network;
+        // The host's network is owned by the host's user namespace: a step sharing it (or a
+        // GPU's devices) runs as host root, as Kubernetes refuses `hostUsers: false` beside
+        // `hostNetwork`.
+        cfg.userns = self
+            .cfg
+            .userns
+            .filter(|_| req.spec.network != NetworkMode::Host && req.spec.resources.gpu == 0);
         cfg.await_wiring = self
             .cfg
             .wiring
