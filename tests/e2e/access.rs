@@ -697,3 +697,26 @@ async fn over_tls_clients_and_workers_verify_the_server_and_the_cookie_is_secure
     worker.kill9();
     server.kill9();
 }
+
+#[tokio::test]
+async fn an_open_loopback_server_is_locked_by_its_first_token() {
+    let (url, _dir) = server(Default::default()).await;
+    let anon = Client::new(&url, None);
+    assert!(anon.list_runs(None, None, 1, None).await.is_ok());
+    let me = anon.whoami().await.unwrap();
+    assert_eq!((me.role.as_str(), me.auth_required), ("admin", false));
+    let made = anon
+        .create_token(&CreateToken {
+            name: "first".into(),
+            role: "admin".into(),
+            pipelines: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        anon.list_runs(None, None, 1, None).await,
+        Err(ClientError::Api { status: 401, .. })
+    ));
+    let admin = Client::new(&url, Some(made.token));
+    assert!(admin.whoami().await.unwrap().auth_required);
+}
