@@ -319,6 +319,7 @@ mod groups;
 mod isolation;
 mod lifecycle;
 mod logs;
+mod rootless;
 mod seccomp;
 mod secrets;
 mod wiring;

@@ -227,7 +227,13 @@ fn mknod_whiteout(path: &Path) -> std::io::Result<()> {
 
 fn set_opaque(dir: &Path) -> std::io::Result<()> {
     let c = cpath(dir);
-    let name = c"trusted.overlay.opaque";
+    // Root's overlays read `trusted.`; an overlay an ordinary user mounts in its own user
+    // namespace (`userxattr`) reads `user.`, which is all that user may write.
+    // SAFETY: geteuid has no preconditions.
+    let name = match unsafe { libc::geteuid() } {
+        0 => c"trusted.overlay.opaque",
+        _ => c"user.overlay.opaque",
+    };
     // SAFETY: valid NUL-terminated strings and a one-byte value buffer that outlives the call.
     if unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) } != 0 {
         return Err(std::io::Error::last_os_error());

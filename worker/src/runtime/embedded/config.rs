@@ -89,6 +89,11 @@ pub struct ContainerConfig {
     /// Run in a user namespace with these host ids (see `userns`).
     #[serde(default)]
     pub userns: Option<super::userns::IdMap>,
+    /// Made by an ordinary user: the helper first enters a user namespace mapping that user
+    /// to root, and the container is built inside it (no cgroup, device nodes bound from the
+    /// host, the overlay's xattrs in the `user.` namespace).
+    #[serde(default)]
+    pub rootless: Option<super::userns::Rootless>,
 }
 
 /// An overlay root filesystem: the image's layers read-only below, the task's writes above.
@@ -306,6 +311,7 @@ pub fn build(
         ],
         etc_dir: shared.join(".etc"),
         userns: None,
+        rootless: None,
     })
 }
 

@@ -130,9 +130,9 @@ fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
         message: format!("cannot open the root filesystem: {e}"),
     })?;
     etc_files(cfg, &root)?;
-    mount_kernel_fs(&root)?;
+    mount_kernel_fs(&root, cfg.rootless.is_some())?;
     mount_cgroups(cfg, &root)?;
-    mount_dev(&root)?;
+    mount_dev(&root, cfg.rootless.is_some())?;
     for b in &cfg.mounts {
         bind(&root, b, mapping.as_ref())?;
     }
@@ -204,10 +204,17 @@ fn mount_rootfs(cfg: &ContainerConfig, mapping: Option<&OwnedFd>) -> Result<(), 
         (Some(ns), Some(map)) => idmapped_layers(r, ns, map)?,
         _ => r.lower.join(":"),
     };
+    // In an ordinary user's namespace overlayfs keeps its whiteouts and opaque marks in
+    // `user.` extended attributes.
     let opts = format!(
-        "lowerdir={lower},upperdir={},workdir={}",
+        "lowerdir={lower},upperdir={},workdir={}{}",
         r.upper.display(),
-        r.work.display()
+        r.work.display(),
+        if cfg.rootless.is_some() {
+            ",userxattr"
+        } else {
+            ""
+        }
     );
     mount(
         Some("overlay"),
@@ -305,7 +312,7 @@ fn mount_point(root: &Dir, target: &str, dir: bool) -> Result<OwnedFd, InitError
     })
 }
 
-fn mount_kernel_fs(root: &Dir) -> Result<(), InitError> {
+fn mount_kernel_fs(root: &Dir, rootless: bool) -> Result<(), InitError> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc_dir = mount_point(root, "/proc", true)?;
     mount(
@@ -317,15 +324,32 @@ fn mount_kernel_fs(root: &Dir) -> Result<(), InitError> {
     )
     .map_err(fail("cannot mount /proc"))?;
     let sys = mount_point(root, "/sys", true)?;
-    mount(
+    let mounted = mount(
         Some("sysfs"),
         proc_fd(&sys).as_str(),
         Some("sysfs"),
         nosuid | MsFlags::MS_RDONLY,
         NONE,
-    )
-    .map_err(fail("cannot mount /sys"))?;
-    Ok(())
+    );
+    match mounted {
+        // Rootless on the host's network: sysfs belongs to the host's network namespace, so
+        // the host's /sys is bound instead, read-only (as rootless Podman does).
+        Err(nix::Error::EPERM) if rootless => {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some("/sys"), proc_fd(&sys).as_str(), NONE, flags, NONE)
+                .map_err(fail("cannot mount /sys"))?;
+            let sys = mount_point(root, "/sys", true)?;
+            mount(
+                NONE,
+                proc_fd(&sys).as_str(),
+                NONE,
+                flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
+                NONE,
+            )
+            .map_err(fail("cannot make /sys read-only"))
+        }
+        r => r.map_err(fail("cannot mount /sys")),
+    }
 }
 
 /// The container's own cgroup directories, read-only, under `/sys/fs/cgroup`.
@@ -373,7 +397,7 @@ fn mount_cgroups(cfg: &ContainerConfig, root: &Dir) -> Result<(), InitError> {
 }
 
 /// A tmpfs /dev with the usual character devices, ptys, shared memory and message queues.
-fn mount_dev(root: &Dir) -> Result<(), InitError> {
+fn mount_dev(root: &Dir, rootless: bool) -> Result<(), InitError> {
     let point = mount_point(root, "/dev", true)?;
     mount(
         Some("tmpfs"),
@@ -393,6 +417,20 @@ fn mount_dev(root: &Dir) -> Result<(), InitError> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
+        if rootless {
+            // Only root may make device nodes: the host's are bound instead.
+            bind(
+                root,
+                &BindMount {
+                    source: Path::new("/dev").join(name),
+                    target: format!("/dev/{name}"),
+                    readonly: false,
+                    beneath: None,
+                },
+                None,
+            )?;
+            continue;
+        }
         nix::sys::stat::mknodat(
             &dev,
             name,
@@ -600,14 +638,30 @@ fn drop_privileges(cfg: &ContainerConfig, user: &super::user::User) -> Result<()
             caps::drop(None, CapSet::Bounding, cap).map_err(capfail("cannot drop a capability"))?;
         }
     }
-    nix::unistd::setgroups(
-        &user
-            .groups
-            .iter()
-            .map(|g| Gid::from_raw(*g))
-            .collect::<Vec<_>>(),
-    )
-    .map_err(fail("cannot set supplementary groups"))?;
+    if let Some(r) = &cfg.rootless {
+        if user.uid > r.max_id() || user.gid > r.max_id() {
+            return Err(InitError {
+                code: 1,
+                message: format!(
+                    "this rootless worker maps container ids 0 to {} only, so the step cannot run as user {}:{} (give the worker's user a range in /etc/subuid and /etc/subgid, or run it as root)",
+                    r.max_id(),
+                    user.uid,
+                    user.gid
+                ),
+            });
+        }
+    }
+    // A rootless user namespace that maps one id gave up `setgroups` to map its group.
+    if cfg.rootless.is_none_or(|r| r.sub.is_some()) {
+        nix::unistd::setgroups(
+            &user
+                .groups
+                .iter()
+                .map(|g| Gid::from_raw(*g))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(fail("cannot set supplementary groups"))?;
+    }
     nix::unistd::setgid(Gid::from_raw(user.gid))
         .map_err(fail(format!("cannot set gid {}", user.gid)))?;
     nix::unistd::setuid(Uid::from_raw(user.uid))

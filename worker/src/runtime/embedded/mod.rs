@@ -75,7 +75,10 @@ pub struct EmbeddedRuntime {
     cfg: EmbeddedConfig,
     store: Arc<ImageStore>,
     registries: Arc<Registries>,
-    cgroups: Cgroups,
+    /// None for a rootless worker, which has no cgroup of its own to give containers.
+    cgroups: Option<Cgroups>,
+    /// Run by an ordinary user: each container in a user namespace of that user's.
+    rootless: Option<userns::Rootless>,
     gpus: gpu::Gpus,
     disk: Arc<disk::DiskWatch>,
 }
@@ -120,10 +123,20 @@ impl EmbeddedRuntime {
         store: Arc<ImageStore>,
         registries: Arc<Registries>,
     ) -> Result<EmbeddedRuntime, RuntimeError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(failed(
-                "the embedded container runtime needs root (namespaces, mounts and cgroups): run sluice as root, or `sluice up --no-worker` to serve the API and UI only",
-            ));
+        let mut cfg = cfg;
+        let rootless = (!nix::unistd::geteuid().is_root()).then(userns::Rootless::detect);
+        if let Some(r) = &rootless {
+            match r.sub {
+                Some((u, g, n)) => tracing::info!(uid = r.uid, subuid = u, subgid = g, count = n, "rootless: containers map this user to root and its subordinate ids to the rest"),
+                None => tracing::warn!(uid = r.uid, "rootless: this user has no range in /etc/subuid and /etc/subgid (or no newuidmap): containers map it to root and nothing else, so steps run as root only"),
+            }
+            // The container's user namespace is this user's own: nothing to remap.
+            cfg.userns = None;
+            userns::rootless_supported().map_err(|e| {
+                failed(format!(
+                    "rootless containers cannot run here: {e} (run sluice as root, or `sluice up --no-worker` to serve the API and UI only)"
+                ))
+            })?;
         }
         if cfg.userns.is_some() {
             userns::supported().map_err(|e| {
@@ -144,14 +157,25 @@ impl EmbeddedRuntime {
         let canonical = std::fs::canonicalize(&cfg.worker_dir).unwrap_or(cfg.worker_dir.clone());
         let digest = crate::images::store::sha256_hex(canonical.to_string_lossy().as_bytes());
         let scope = &digest.trim_start_matches("sha256:")[..12];
-        let cgroups = Cgroups::detect(&Path::new("sluice").join(scope))
-            .map_err(|e| failed(format!("cannot use this host's cgroups: {e}")))?;
+        let cgroups = match rootless.is_some() {
+            false => Some(
+                Cgroups::detect(&Path::new("sluice").join(scope))
+                    .map_err(|e| failed(format!("cannot use this host's cgroups: {e}")))?,
+            ),
+            true => {
+                tracing::warn!(
+                    "rootless: steps run without memory, CPU or PIDs limits (this user has no cgroup of its own to give them); run the worker as root for limits"
+                );
+                None
+            }
+        };
         let disk = disk::DiskWatch::start(cfg.disk, &cfg.worker_dir);
         let rt = EmbeddedRuntime {
             cfg,
             store,
             registries,
             cgroups,
+            rootless,
             gpus: gpu::Gpus::detect(),
             disk,
         };
@@ -163,7 +187,8 @@ impl EmbeddedRuntime {
             );
         }
         tracing::info!(
-            cgroup_version = rt.cgroups.version(),
+            cgroup_version = rt.cgroups.as_ref().map_or(0, |c| c.version()),
+            rootless = rt.rootless.is_some(),
             gpus = rt.gpus.count(),
             "embedded container runtime ready"
         );
@@ -180,15 +205,17 @@ impl EmbeddedRuntime {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| !n.starts_with('.'))
             .collect();
-        for id in self.cgroups.leftovers() {
+        for id in self.cgroups.iter().flat_map(|c| c.leftovers()) {
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
         for id in &ids {
-            let group = self.cgroups.group(id);
-            group.kill_all();
-            group.remove();
+            if let Some(c) = &self.cgroups {
+                let group = c.group(id);
+                group.kill_all();
+                group.remove();
+            }
             let _ = std::fs::remove_dir_all(containers_dir(&self.cfg.worker_dir).join(id));
         }
         ids.len()
@@ -283,13 +310,15 @@ impl EmbeddedRuntime {
             cpu_millis: req.spec.resources.cpu_millis.or(d.cpu_millis),
             pids: d.pids,
         };
-        let group = self
-            .cgroups
-            .create(id, &limits)
-            .map_err(|e| failed(format!("cannot create the container's cgroup: {e}")))?;
-        cfg.cgroup_procs = group.procs_files();
-        cfg.cgroup_views = group.views();
-        c.group = Some(group);
+        if let Some(cgroups) = &self.cgroups {
+            let group = cgroups
+                .create(id, &limits)
+                .map_err(|e| failed(format!("cannot create the container's cgroup: {e}")))?;
+            cfg.cgroup_procs = group.procs_files();
+            cfg.cgroup_views = group.views();
+            c.group = Some(group);
+        }
+        cfg.rootless = self.rootless;
         let json = serde_json::to_vec_pretty(&cfg).map_err(failed)?;
         // Readable by root only: its environment may hold secrets.
         std::fs::OpenOptions::new()

@@ -68,6 +68,13 @@ pub fn main(state: &Path) -> i32 {
             }
         },
     };
+    // Rootless: every namespace below is made inside the user's own user namespace.
+    if let Some(r) = &cfg.rootless {
+        if let Err(e) = super::userns::enter_rootless(r) {
+            say(&mut ctl, error(e));
+            return 1;
+        }
+    }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
         say(
             &mut ctl,

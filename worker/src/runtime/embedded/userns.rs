@@ -251,3 +251,132 @@ pub fn enter(map: &IdMap) -> Result<(), String> {
         }
     }
 }
+
+/// Whether an ordinary user can make containers here: user namespaces on, and overlayfs
+/// mountable inside one (Linux 5.11).
+pub fn rootless_supported() -> Result<(), String> {
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    if max.trim() == "0" {
+        return Err("user namespaces are disabled (user.max_user_namespaces is 0)".into());
+    }
+    if std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone")
+        .is_ok_and(|v| v.trim() == "0")
+    {
+        return Err("this kernel lets only root make user namespaces (kernel.unprivileged_userns_clone is 0)".into());
+    }
+    Ok(())
+}
+
+/// How an ordinary user's containers map ids: that user is root inside; with a range of its own
+/// in /etc/subuid and /etc/subgid (and `newuidmap`/`newgidmap`, from the `uidmap` package), the
+/// container's ids 1.. are that range, so images with other users work too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rootless {
+    pub uid: u32,
+    pub gid: u32,
+    /// The user's subordinate ids: (first uid, first gid, how many).
+    pub sub: Option<(u32, u32, u32)>,
+}
+
+/// The first range of `/etc/subuid` (or `subgid`) for this user (by name or by number).
+fn subordinate(file: &str, name: &str, id: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
+        if who != name && who.parse::<u32>().ok() != Some(id) {
+            return None;
+        }
+        Some((start.parse().ok()?, count.parse().ok()?))
+    })
+}
+
+fn tool(name: &str) -> bool {
+    ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join(name).exists())
+}
+
+impl Rootless {
+    /// This process's user, and its subordinate ids where it has them and the tools to map them.
+    pub fn detect() -> Rootless {
+        let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+        let name = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
+        let sub = match (
+            subordinate("/etc/subuid", &name, uid.as_raw()),
+            subordinate("/etc/subgid", &name, uid.as_raw()),
+        ) {
+            (Some((su, cu)), Some((sg, cg))) if tool("newuidmap") && tool("newgidmap") => {
+                Some((su, sg, cu.min(cg).min(65535)))
+            }
+            _ => None,
+        };
+        Rootless {
+            uid: uid.as_raw(),
+            gid: gid.as_raw(),
+            sub: sub.filter(|s| s.2 > 0),
+        }
+    }
+
+    /// The highest container id mapped.
+    pub fn max_id(&self) -> u32 {
+        self.sub.map_or(0, |s| s.2)
+    }
+}
+
+/// Moves this process (an ordinary user's) into a user namespace of its own in which that user
+/// is root. With subordinate ids a helper forked first, still outside, maps them with the
+/// set-uid `newuidmap`/`newgidmap`; without, the process maps only its own ids itself (giving up
+/// `setgroups`, as `unshare --map-root-user` does).
+pub fn enter_rootless(r: &Rootless) -> Result<(), String> {
+    let Some((su, sg, count)) = r.sub else {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| format!("cannot make a user namespace: {}", e.desc()))?;
+        let w = |f: &str, v: String| {
+            std::fs::write(format!("/proc/self/{f}"), v)
+                .map_err(|e| format!("cannot write {f}: {e}"))
+        };
+        w("setgroups", "deny".into())?;
+        w("uid_map", format!("0 {} 1\n", r.uid))?;
+        return w("gid_map", format!("0 {} 1\n", r.gid));
+    };
+    let (mut go_r, mut go_w) = pipe()?;
+    // SAFETY: the helper process is single-threaded; the child only reads, spawns and exits.
+    match unsafe { fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
+        ForkResult::Child => {
+            drop(go_w);
+            let mut b = [0u8; 1];
+            let told = matches!(go_r.read(&mut b), Ok(1));
+            let parent = nix::unistd::getppid().to_string();
+            let map = |tool: &str, own: u32, first: u32| {
+                std::process::Command::new(tool)
+                    .args([&parent, "0", &own.to_string(), "1", "1"])
+                    .args([first.to_string(), count.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let ok = told && map("newuidmap", r.uid, su) && map("newgidmap", r.gid, sg);
+            // SAFETY: leaving the forked child without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => {
+            drop(go_r);
+            let made = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER);
+            let _ = go_w.write_all(if made.is_ok() { &[1] } else { &[] });
+            drop(go_w);
+            let status = waitpid(child, None);
+            made.map_err(|e| format!("cannot make a user namespace: {}", e.desc()))?;
+            if !matches!(status, Ok(WaitStatus::Exited(_, 0))) {
+                return Err(format!(
+                    "newuidmap/newgidmap could not map user {}'s subordinate ids ({su}/{sg}, {count})",
+                    r.uid
+                ));
+            }
+            Ok(())
+        }
+    }
+}
