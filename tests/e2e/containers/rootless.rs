@@ -9,6 +9,11 @@ const USER: &str = "sluice-rootless";
 
 /// `sluice up` as `user`, its data in a directory of that user's: the client and the process.
 async fn up_as(user: &str, dir: &Path) -> (Client, Proc) {
+    up_in(user, dir, None).await
+}
+
+/// The same, started inside cgroup `cgroup` (root moves it there, then drops to the user).
+async fn up_in(user: &str, dir: &Path, cgroup: Option<&Path>) -> (Client, Proc) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.join(user);
     std::fs::create_dir_all(&data).unwrap();
@@ -20,7 +25,17 @@ async fn up_as(user: &str, dir: &Path) -> (Client, Proc) {
     assert!(owner.success());
     let port = free_port();
     let log = std::fs::File::create(dir.join(format!("{user}.log"))).unwrap();
-    let child = std::process::Command::new("setpriv")
+    let mut cmd = match cgroup {
+        None => std::process::Command::new("setpriv"),
+        Some(cg) => {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c")
+                .arg("echo $$ > \"$0/cgroup.procs\" && exec setpriv \"$@\"")
+                .arg(cg);
+            c
+        }
+    };
+    let child = cmd
         .args(["--reuid", user, "--regid", &gid, "--clear-groups", "--"])
         .arg(BIN)
         .args([
@@ -149,4 +164,105 @@ async fn a_user_without_subordinate_ids_runs_steps_as_root_only_and_says_so() {
     let log = std::fs::read_to_string(dir.path().join("nobody.log")).unwrap();
     assert!(log.contains("without memory, CPU or PIDs limits"), "{log}");
     up.kill9();
+}
+
+/// The cgroup v2 hierarchy's mount point.
+fn v2_mount() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter_map(|l| l.split_once(" - "))
+        .find(|(_, right)| right.starts_with("cgroup2 "))
+        .and_then(|(left, _)| left.split(' ').nth(4).map(PathBuf::from))
+        .expect("a cgroup2 mount")
+}
+
+#[tokio::test]
+async fn a_rootless_worker_puts_its_steps_in_the_cgroup_it_was_delegated() {
+    let busybox = image("busybox");
+    // Delegated as systemd delegates a user's service: a group of its own, chowned to it.
+    let deleg = v2_mount().join(format!("sluice-test-delegated-{}", std::process::id()));
+    std::fs::create_dir(&deleg).unwrap();
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        let ok = std::process::Command::new("chown")
+            .args([USER, deleg.join(f).to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (c, mut up) = up_in(USER, dir.path(), Some(&deleg)).await;
+    let yaml = format!(
+        "name: held\nsteps:\n  - name: wait\n    image: {busybox}\n    script: |\n      echo started\n      sleep 3\n"
+    );
+    let id = submit(&c, &yaml).await;
+    // While the step runs, its processes are in a group under the delegated one.
+    let start = Instant::now();
+    let held = loop {
+        let found: Vec<PathBuf> = std::fs::read_dir(deleg.join("sluice"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|scope| {
+                std::fs::read_dir(scope.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|g| g.path())
+            .filter(|g| {
+                std::fs::read_to_string(g.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
+            })
+            .collect();
+        if let Some(g) = found.into_iter().next() {
+            break g;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no step group under {}",
+            deleg.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let run = wait_run(&c, &id, Duration::from_secs(60)).await;
+    assert_eq!(run.summary.state, RunState::Succeeded, "{:?}", run.tasks);
+    assert!(!held.exists(), "the step's group is removed when it ends");
+    // The worker itself moved into a leaf of its own, and said which limits it cannot hold.
+    let me = std::fs::read_to_string(deleg.join("sluice-worker/cgroup.procs")).unwrap();
+    assert!(!me.trim().is_empty());
+    let log = std::fs::read_to_string(dir.path().join(format!("{USER}.log"))).unwrap();
+    let lacking = ["memory", "cpu", "pids"]
+        .into_iter()
+        .filter(|c| {
+            !std::fs::read_to_string(deleg.join("cgroup.subtree_control"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|h| h == *c)
+        })
+        .collect::<Vec<_>>();
+    if lacking.is_empty() {
+        assert!(
+            log.contains("steps get their limits in the cgroup"),
+            "{log}"
+        );
+    } else {
+        assert!(
+            log.contains(&format!("has no {} controller", lacking.join(", "))),
+            "{log}"
+        );
+    }
+    up.kill9();
+    // The groups go with their processes, deepest first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("find \"$0\" -depth -type d -exec rmdir {} +")
+        .arg(&deleg)
+        .output()
+        .unwrap();
+    assert!(!deleg.exists(), "{}", String::from_utf8_lossy(&out.stderr));
 }

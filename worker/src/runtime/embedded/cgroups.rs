@@ -35,6 +35,10 @@ enum Layout {
 pub struct Cgroups {
     layout: Layout,
     parent: PathBuf,
+    /// A subtree this (ordinary) user was handed (relative to the hierarchy's root): groups are
+    /// made and controllers handed down only below it, and a limit whose controller it lacks is
+    /// not set (the runtime says which at start).
+    delegated: Option<PathBuf>,
 }
 
 /// One container's groups (one directory on v2, one per controller on v1).
@@ -46,6 +50,8 @@ pub struct Group {
     /// directory in it.
     dirs: Vec<(String, PathBuf)>,
     memory: Option<PathBuf>,
+    /// Set only the limits whose controller the group has (a delegated group's).
+    best_effort: bool,
 }
 
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
@@ -109,7 +115,72 @@ impl Cgroups {
         Ok(Cgroups {
             layout,
             parent: parent.to_path_buf(),
+            delegated: None,
         })
+    }
+
+    /// For an ordinary user: the cgroup v2 group this process runs in, when that user owns it
+    /// (a delegated subtree, as `systemd-run --user -p Delegate=yes` gives one). The worker moves
+    /// itself into a leaf of it (`sluice-worker`: v2 hands controllers down only from a group
+    /// holding no process) and makes its containers' groups under `sluice/SCOPE` there.
+    pub fn delegated(scope: &Path) -> std::io::Result<Option<Cgroups>> {
+        use std::os::unix::fs::MetadataExt;
+        let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let Some(mount) = info
+            .lines()
+            .filter_map(|l| l.split_once(" - "))
+            .find(|(_, right)| right.starts_with("cgroup2 "))
+            .and_then(|(left, _)| left.split(' ').nth(4).map(PathBuf::from))
+        else {
+            return Ok(None);
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup")?;
+        let Some(rel) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+            return Ok(None);
+        };
+        let rel = PathBuf::from(rel.trim().trim_start_matches('/'));
+        let dir = mount.join(&rel);
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let owned = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.uid() == me);
+        if rel.as_os_str().is_empty()
+            || !["", "cgroup.procs", "cgroup.subtree_control"]
+                .iter()
+                .all(|f| owned(&dir.join(f)))
+        {
+            return Ok(None);
+        }
+        let leaf = dir.join("sluice-worker");
+        mkdir(&leaf)?;
+        write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+        // Fails while other processes share the group (a login session's): then no limits.
+        let _ = enable_controllers(&dir);
+        Ok(Some(Cgroups {
+            layout: Layout::V2(mount),
+            parent: rel.join("sluice").join(scope),
+            delegated: Some(rel),
+        }))
+    }
+
+    /// The delegated group's directory, where there is one.
+    pub fn delegated_dir(&self) -> Option<PathBuf> {
+        match (&self.layout, &self.delegated) {
+            (Layout::V2(root), Some(rel)) => Some(root.join(rel)),
+            _ => None,
+        }
+    }
+
+    /// Of memory, cpu and pids, the controllers the delegated group does not hand down (its
+    /// steps run without those limits).
+    pub fn lacking(&self) -> Vec<&'static str> {
+        let Some(dir) = self.delegated_dir() else {
+            return Vec::new();
+        };
+        let have = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+        ["memory", "cpu", "pids"]
+            .into_iter()
+            .filter(|c| !have.split_whitespace().any(|h| h == *c))
+            .collect()
     }
 
     pub fn version(&self) -> u8 {
@@ -149,22 +220,35 @@ impl Cgroups {
             };
             dirs.push((seen_as, dir));
         }
-        Group { v2, dirs, memory }
+        Group {
+            v2,
+            dirs,
+            memory,
+            best_effort: false,
+        }
     }
 
     /// Creates container `id`'s group with its limits.
     pub fn create(&self, id: &str, limits: &Limits) -> std::io::Result<Group> {
         if let Layout::V2(root) = &self.layout {
-            // Each level above the container must hand the controllers down.
-            let mut dir = root.clone();
-            for part in self.parent.components() {
-                enable_controllers(&dir)?;
+            // Each level above the container must hand the controllers down (below the
+            // delegated group only, for an ordinary user, and as far as it can).
+            let start = self.delegated.clone().unwrap_or_default();
+            let mut dir = root.join(&start);
+            let below = self.parent.strip_prefix(&start).unwrap_or(&self.parent);
+            let hand_down = |d: &Path| match enable_controllers(d) {
+                Err(_) if self.delegated.is_some() => Ok(()),
+                r => r,
+            };
+            for part in below.components() {
+                hand_down(&dir)?;
                 dir.push(part);
                 mkdir(&dir)?;
             }
-            enable_controllers(&dir)?;
+            hand_down(&dir)?;
         }
         let mut group = self.group(id);
+        group.best_effort = self.delegated.is_some();
         if !group.v2 {
             // Joining a v1 hierarchy is the costliest part of starting a process there: join only
             // those with a limit to enforce (pids always, to hold fork bombs and find every process).
@@ -296,6 +380,7 @@ impl Group {
     fn set(&self, name: &str, value: &str) -> std::io::Result<()> {
         match self.file(name) {
             Some(p) => write(&p, value),
+            None if self.best_effort => Ok(()),
             None => Err(std::io::Error::new(
                 ErrorKind::NotFound,
                 format!("this host's cgroups have no `{name}` (is the controller enabled?)"),
@@ -411,6 +496,7 @@ mod tests {
         let cg = Cgroups {
             layout: Layout::V2(root.clone()),
             parent: parent.clone(),
+            delegated: None,
         };
         assert_eq!(cg.version(), 2);
         let g = cg.create("c1", &Limits::default()).unwrap();

@@ -162,12 +162,24 @@ impl EmbeddedRuntime {
                 Cgroups::detect(&Path::new("sluice").join(scope))
                     .map_err(|e| failed(format!("cannot use this host's cgroups: {e}")))?,
             ),
-            true => {
-                tracing::warn!(
-                    "rootless: steps run without memory, CPU or PIDs limits (this user has no cgroup of its own to give them); run the worker as root for limits"
-                );
-                None
-            }
+            true => match Cgroups::delegated(Path::new(scope)) {
+                Ok(Some(c)) => {
+                    let lacking = c.lacking();
+                    let dir = c.delegated_dir().unwrap_or_default();
+                    if lacking.is_empty() {
+                        tracing::info!(cgroup = %dir.display(), "rootless: steps get their limits in the cgroup this user was delegated");
+                    } else {
+                        tracing::warn!(cgroup = %dir.display(), "rootless: the cgroup this user was delegated has no {} controller: steps run without those limits", lacking.join(", "));
+                    }
+                    Some(c)
+                }
+                Ok(None) | Err(_) => {
+                    tracing::warn!(
+                        "rootless: steps run without memory, CPU or PIDs limits (this user has no cgroup of its own to give them: start the worker in a delegated cgroup v2 group, as `systemd-run --user -p Delegate=yes` makes, or as root)"
+                    );
+                    None
+                }
+            },
         };
         let disk = disk::DiskWatch::start(cfg.disk, &cfg.worker_dir);
         let rt = EmbeddedRuntime {
