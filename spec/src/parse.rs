@@ -7,10 +7,12 @@ use crate::yaml::{Key, Kind, Node};
 
 mod control;
 mod group;
+mod secrets;
 mod units;
 
 use control::{control, duration};
 use group::Parsed;
+use secrets::{env_secret, secret_files};
 pub use units::{format_bytes, parse_bytes, parse_cpu, parse_duration_ms};
 
 const TEMPLATE_KEYS: &[&str] = &[
@@ -401,93 +403,6 @@ fn io(node: &Node, what: &str, outputs: bool, d: &mut Diagnostics) -> Io {
             .map(|n| artifact_decls(n, "artifacts", d))
             .unwrap_or_default(),
     }
-}
-
-/// `{secret: NAME}`, an environment variable's value taken from a secret.
-fn env_secret(key: &str, v: &Node, d: &mut Diagnostics) -> Option<SecretRef> {
-    let f = Fields::new(v, "a secret reference", &[&["secret"]], d)?;
-    let name = f
-        .required("secret", "a secret reference", d)
-        .and_then(|n| string(n, "secret", d))?;
-    check_secret_name(&name, d);
-    Some(SecretRef {
-        secret: name.value,
-        env: Some(key.to_string()),
-        path: None,
-        span: name.span,
-    })
-}
-
-fn check_secret_name(name: &Spanned<String>, d: &mut Diagnostics) {
-    if !is_name(&name.value) {
-        d.error(
-            name.span,
-            format!(
-                "secret name `{}` must be letters, digits, `-` and `_`, starting with a letter",
-                name.value
-            ),
-        );
-    }
-}
-
-/// `secrets: [NAME, {name: NAME, path: /file}]`: secrets given as read-only files.
-fn secret_files(node: &Node, d: &mut Diagnostics) -> Vec<SecretRef> {
-    let Kind::Seq(items) = &node.kind else {
-        d.error(
-            node.span,
-            format!(
-                "`secrets` must be a list of secret names or {{name, path}}, found {}",
-                node.describe()
-            ),
-        );
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for item in items {
-        let (name, path) = match &item.kind {
-            Kind::Map(_) => {
-                let Some(f) = Fields::new(item, "a secret file", &[&["name", "path"]], d) else {
-                    continue;
-                };
-                let Some(name) = f
-                    .required("name", "a secret file", d)
-                    .and_then(|n| string(n, "name", d))
-                else {
-                    continue;
-                };
-                (name, f.string("path", d))
-            }
-            _ => match string(item, "a secret", d) {
-                Some(n) => (n, None),
-                None => continue,
-            },
-        };
-        check_secret_name(&name, d);
-        let path = path.map(|p| {
-            let bad = !p.value.starts_with('/')
-                || p.value.split('/').any(|c| c == "..")
-                || p.value.ends_with('/')
-                || p.value == "/sluice"
-                || p.value.starts_with("/sluice/");
-            if bad {
-                d.error(
-                    p.span,
-                    format!(
-                        "a secret's `path` is an absolute file path outside /sluice, without `..`; found `{}`",
-                        p.value
-                    ),
-                );
-            }
-            p.value
-        });
-        out.push(SecretRef {
-            path: Some(path.unwrap_or_else(|| SecretRef::default_path(&name.value))),
-            secret: name.value,
-            env: None,
-            span: name.span,
-        });
-    }
-    out
 }
 
 fn template(f: &Fields, d: &mut Diagnostics) -> Template {
