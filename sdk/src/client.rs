@@ -288,27 +288,32 @@ impl Client {
         .await
     }
 
-    async fn events(&self, path: &str) -> Result<EventStream> {
-        let resp = self
-            .req(reqwest::Method::GET, path)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.clone(),
-                reason: describe(&e),
-            })?;
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(b) => ClientError::Api {
-                    status,
-                    error: b.error,
-                },
-                Err(_) => ClientError::Protocol(format!("HTTP {status}")),
-            });
+    /// Sends a request whose answer is read as it comes; one that is not a success becomes the
+    /// API error it carries.
+    async fn answered(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: describe(&e),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
         }
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => ClientError::Api {
+                status,
+                error: b.error,
+            },
+            Err(_) => ClientError::Protocol(format!("HTTP {status}")),
+        })
+    }
+
+    async fn events(&self, path: &str) -> Result<EventStream> {
+        let req = self
+            .req(reqwest::Method::GET, path)
+            .header("accept", "text/event-stream");
+        let resp = self.answered(req).await?;
         use eventsource_stream::Eventsource;
         Ok(EventStream {
             events: Box::pin(resp.bytes_stream().eventsource()),
@@ -416,26 +421,9 @@ impl Client {
 
     pub async fn delete_secret(&self, name: &str) -> Result<()> {
         let path = format!("/secrets/{}", enc(name));
-        let resp = self
-            .req(reqwest::Method::DELETE, &path)
-            .send()
+        self.answered(self.req(reqwest::Method::DELETE, &path))
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.clone(),
-                reason: describe(&e),
-            })?;
-        if resp.status().is_success() {
-            return Ok(());
-        }
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => Err(ClientError::Api {
-                status,
-                error: b.error,
-            }),
-            Err(_) => Err(ClientError::Protocol(format!("HTTP {status}"))),
-        }
+            .map(|_| ())
     }
 }
 

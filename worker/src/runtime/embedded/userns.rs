@@ -216,20 +216,18 @@ pub fn mapping(map: &IdMap) -> Result<OwnedFd, String> {
     }
 }
 
-/// Moves this process into a user namespace of its own with `map`, as its root: a helper that
-/// stays in the host's user namespace writes the map once the namespace exists. Call it last,
-/// before dropping capabilities: this process keeps no capability over anything the host's
-/// user namespace owns.
-pub fn enter(map: &IdMap) -> Result<(), String> {
+/// Moves this process into a new user namespace while a helper forked first, still outside it,
+/// maps it: `map` runs in the helper with this process's pid (as the helper's `/proc` names it)
+/// once the namespace exists, and says whether it mapped it.
+fn unshare_mapped_by(map: impl FnOnce(&str) -> bool) -> Result<(), String> {
     let (mut go_r, mut go_w) = pipe()?;
-    // SAFETY: as in `mapping`.
+    // SAFETY: the helper process is single-threaded; the child only reads, maps and exits.
     match unsafe { fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
         ForkResult::Child => {
             drop(go_w);
             let mut b = [0u8; 1];
             let told = matches!(go_r.read(&mut b), Ok(1));
-            let parent = nix::unistd::getppid().to_string();
-            let ok = told && write_maps(&parent, map).is_ok();
+            let ok = told && map(&nix::unistd::getppid().to_string());
             // SAFETY: leaving the forked child without running the parent's destructors.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
@@ -239,17 +237,25 @@ pub fn enter(map: &IdMap) -> Result<(), String> {
             let _ = go_w.write_all(if made.is_ok() { &[1] } else { &[] });
             drop(go_w);
             let status = waitpid(child, None);
-            made.map_err(|e| format!("cannot make the user namespace: {}", e.desc()))?;
-            if !matches!(status, Ok(WaitStatus::Exited(_, 0))) {
-                return Err("cannot map the user namespace's ids".into());
+            made.map_err(|e| format!("cannot make a user namespace: {}", e.desc()))?;
+            match status {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                _ => Err("cannot map the user namespace's ids".into()),
             }
-            let root = (nix::unistd::Gid::from_raw(0), nix::unistd::Uid::from_raw(0));
-            nix::unistd::setresgid(root.0, root.0, root.0)
-                .map_err(|e| format!("cannot become root in the user namespace: {}", e.desc()))?;
-            nix::unistd::setresuid(root.1, root.1, root.1)
-                .map_err(|e| format!("cannot become root in the user namespace: {}", e.desc()))
         }
     }
+}
+
+/// Moves this process into a user namespace of its own with `map`, as its root. Call it last,
+/// before dropping capabilities: this process keeps no capability over anything the host's
+/// user namespace owns.
+pub fn enter(map: &IdMap) -> Result<(), String> {
+    unshare_mapped_by(|parent| write_maps(parent, map).is_ok())?;
+    let root = (nix::unistd::Gid::from_raw(0), nix::unistd::Uid::from_raw(0));
+    nix::unistd::setresgid(root.0, root.0, root.0)
+        .map_err(|e| format!("cannot become root in the user namespace: {}", e.desc()))?;
+    nix::unistd::setresuid(root.1, root.1, root.1)
+        .map_err(|e| format!("cannot become root in the user namespace: {}", e.desc()))
 }
 
 /// Whether an ordinary user can make containers here: user namespaces on, and overlayfs
@@ -344,39 +350,20 @@ pub fn enter_rootless(r: &Rootless) -> Result<(), String> {
         w("uid_map", format!("0 {} 1\n", r.uid))?;
         return w("gid_map", format!("0 {} 1\n", r.gid));
     };
-    let (mut go_r, mut go_w) = pipe()?;
-    // SAFETY: the helper process is single-threaded; the child only reads, spawns and exits.
-    match unsafe { fork() }.map_err(|e| format!("cannot fork: {}", e.desc()))? {
-        ForkResult::Child => {
-            drop(go_w);
-            let mut b = [0u8; 1];
-            let told = matches!(go_r.read(&mut b), Ok(1));
-            let parent = nix::unistd::getppid().to_string();
-            let map = |tool: &str, own: u32, first: u32| {
-                std::process::Command::new(tool)
-                    .args([&parent, "0", &own.to_string(), "1", "1"])
-                    .args([first.to_string(), count.to_string()])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            };
-            let ok = told && map("newuidmap", r.uid, su) && map("newgidmap", r.gid, sg);
-            // SAFETY: leaving the forked child without running the parent's destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-        }
-        ForkResult::Parent { child } => {
-            drop(go_r);
-            let made = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER);
-            let _ = go_w.write_all(if made.is_ok() { &[1] } else { &[] });
-            drop(go_w);
-            let status = waitpid(child, None);
-            made.map_err(|e| format!("cannot make a user namespace: {}", e.desc()))?;
-            if !matches!(status, Ok(WaitStatus::Exited(_, 0))) {
-                return Err(format!(
-                    "newuidmap/newgidmap could not map user {}'s subordinate ids ({su}/{sg}, {count})",
-                    r.uid
-                ));
-            }
-            Ok(())
-        }
-    }
+    let map = |parent: &str, tool: &str, own: u32, first: u32| {
+        std::process::Command::new(tool)
+            .args([parent, "0", &own.to_string(), "1", "1"])
+            .args([first.to_string(), count.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    unshare_mapped_by(|parent| {
+        map(parent, "newuidmap", r.uid, su) && map(parent, "newgidmap", r.gid, sg)
+    })
+    .map_err(|e| {
+        format!(
+            "{e}: newuidmap/newgidmap could not map user {}'s subordinate ids ({su}/{sg}, {count})",
+            r.uid
+        )
+    })
 }
