@@ -540,3 +540,87 @@ async fn log_lines_reach_the_browser_while_the_step_runs() {
     assert_eq!(done.summary.state, sluice_sdk::api::RunState::Succeeded);
     b.quit().await;
 }
+
+#[tokio::test]
+async fn the_ui_logs_in_with_a_token_and_keeps_it_where_scripts_cannot_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let admin = "ui-admin-token";
+    let mut server = spawn(
+        &[
+            "server",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--token",
+            admin,
+        ],
+        &dir.path().join("server.log"),
+    );
+    let c = sluice_sdk::client::Client::new(&url, Some(admin.into()));
+    let start = Instant::now();
+    while c.health().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let read = c
+        .create_token(&sluice_sdk::api::CreateToken {
+            name: "viewer".into(),
+            role: "read".into(),
+            pipelines: None,
+        })
+        .await
+        .unwrap()
+        .token;
+    let b = Browser::start().await;
+    b.goto(&format!("{url}/runs")).await;
+    b.wait(
+        "the login form",
+        "return document.querySelector('#login input')",
+    )
+    .await;
+    let login = |token: &str| {
+        format!(
+            "document.querySelector('#login input').value = {}; document.querySelector('#login').requestSubmit();",
+            json!(token)
+        )
+    };
+    b.js(&login("not-a-token")).await;
+    let said = b
+        .wait(
+            "the refusal",
+            "const t = document.querySelector('#login .error').textContent; return t || null",
+        )
+        .await;
+    assert!(
+        said.as_str().unwrap().contains("unknown or revoked"),
+        "{said}"
+    );
+    b.js(&login(&read)).await;
+    // The run list, and its live stream, carried by the cookie alone.
+    b.wait(
+        "the run list, live",
+        "return document.querySelector('#runs') && document.querySelector('#conn.live')",
+    )
+    .await;
+    b.goto(&format!("{url}/runs")).await;
+    let who = b
+        .wait(
+            "who is logged in",
+            "const l = document.querySelector('#logout'); return l && l.textContent",
+        )
+        .await;
+    assert!(who.as_str().unwrap().contains("viewer (read)"), "{who}");
+    // Scripts on the page cannot read the token.
+    assert_eq!(b.js("return document.cookie").await, json!(""));
+    b.js("document.querySelector('#logout').click()").await;
+    b.wait(
+        "the login form again",
+        "return document.querySelector('#login input')",
+    )
+    .await;
+    b.quit().await;
+    server.kill9();
+}

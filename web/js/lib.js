@@ -27,7 +27,8 @@ function login(why) {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const r = await fetch(API + "/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value.trim() }) });
-      if (r.ok) { loggingIn = null; resolve(); return; }
+      // Logged in: the page starts again, every view and stream now carrying the cookie.
+      if (r.ok) { location.reload(); resolve(); return; }
       let msg = r.status + " " + r.statusText;
       try { msg = (await r.json()).error.message || msg; } catch (_) { /* not JSON */ }
       err.textContent = msg;
