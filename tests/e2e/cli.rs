@@ -164,3 +164,102 @@ async fn submit_wait_follows_the_run_and_exits_with_its_outcome() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn tokens_and_secrets_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url) = server_in(dir.path()).await;
+    let run = |args: &[&str], token: Option<&str>, stdin: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("SLUICE_SERVER", &url)
+            .env_remove("SLUICE_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(t) = token {
+            c.env("SLUICE_TOKEN", t);
+        }
+        let mut child = c.spawn().unwrap();
+        if let Some(s) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The first token locks the loopback server; the secret is printed once, on stdout alone.
+    let (code, admin, err) = run(&["tokens", "create", "ops", "--role", "admin"], None, None);
+    assert_eq!(code, 0, "{err}");
+    let admin = admin.trim().to_string();
+    assert!(
+        admin.starts_with("slc_") && err.contains("not shown again"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["tokens", "list"], None, None);
+    assert_eq!(code, 2, "a locked server refuses: {err}");
+    let (code, ci, _) = run(
+        &[
+            "tokens",
+            "create",
+            "ci",
+            "--role",
+            "submit",
+            "--pipeline",
+            "iris",
+        ],
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 0);
+    let (code, list, _) = run(&["tokens", "list"], Some(&admin), None);
+    assert_eq!(code, 0);
+    assert!(
+        list.contains("ops") && list.contains("ci") && list.contains("pipelines iris"),
+        "{list}"
+    );
+    assert!(
+        !list.contains(admin.as_str()) && !list.contains(ci.trim()),
+        "{list}"
+    );
+    let (code, out, err) = run(&["tokens", "revoke", "ci"], Some(&admin), None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("revoked "), "{out}");
+    let (code, _, _) = run(&["runs", "list"], Some(ci.trim()), None);
+    assert_eq!(code, 2, "a revoked token is refused");
+    let (code, _, err) = run(
+        &["tokens", "create", "x", "--role", "root"],
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("`role` must be one of"), "{err}");
+
+    // A secret from standard input (its trailing newline dropped); listed by name and version.
+    let (code, out, err) = run(
+        &["secrets", "set", "hf-token"],
+        Some(&admin),
+        Some("v4lue\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("version 1"), "{out}");
+    let (code, out, _) = run(&["secrets", "set", "hf-token"], Some(&admin), Some("other"));
+    assert_eq!(code, 0);
+    assert!(out.contains("version 2"), "{out}");
+    let (_, list, _) = run(&["secrets", "list", "--output", "json"], Some(&admin), None);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["name"], "hf-token");
+    assert_eq!(list[0]["version"], 2);
+    assert!(!list.to_string().contains("other"));
+    let (code, _, _) = run(&["secrets", "rm", "hf-token"], Some(&admin), None);
+    assert_eq!(code, 0);
+    let (code, _, err) = run(&["secrets", "rm", "hf-token"], Some(&admin), None);
+    assert_eq!(code, 2);
+    assert!(err.contains("no secret named `hf-token`"), "{err}");
+    server.kill9();
+}
