@@ -84,21 +84,8 @@ fn empty() -> CString {
 /// A detached copy of the mount tree at `source` (an `O_PATH` descriptor), its ids mapped through
 /// `userns`. `Err` when the file system cannot be idmapped.
 pub fn idmapped_clone(source: &OwnedFd, userns: &OwnedFd) -> Result<OwnedFd, Errno> {
+    let tree = clone(source)?;
     let path = empty();
-    // SAFETY: plain syscalls on descriptors this process owns; the path is a valid C string.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            source.as_raw_fd(),
-            path.as_ptr(),
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE,
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: the kernel just returned this descriptor to us.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
