@@ -116,6 +116,14 @@ pub fn relative(rel: &Path) -> Result<&Path, BeneathError> {
     }
 }
 
+/// Whether `p` is a plain absolute path: from `/`, with no `..` (and no NUL byte).
+pub fn plain_absolute(p: &Path) -> bool {
+    p.is_absolute()
+        && !p.as_os_str().as_encoded_bytes().contains(&0)
+        && p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
 /// Set once `openat2` was found missing (a kernel before 5.6).
 static NO_OPENAT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

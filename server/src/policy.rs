@@ -5,7 +5,7 @@
 //! the registries images come from, the named volumes steps mount and what one step may ask for.
 
 use sluice_spec::{NetworkMode, Pipeline, Template};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -57,13 +57,6 @@ pub fn registry_of(image: &str) -> String {
     }
 }
 
-/// A path with no `.`/`..` in it, absolute: what a host path must be before it is compared.
-fn plain_absolute(p: &Path) -> bool {
-    p.is_absolute()
-        && p.components()
-            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-}
-
 impl Policy {
     /// Every rule the pipeline breaks, step by step (exit handlers included).
     pub fn check(&self, p: &Pipeline) -> Vec<Denial> {
@@ -102,7 +95,7 @@ impl Policy {
         for v in &t.volumes {
             if let Some(hp) = &v.host_path {
                 let path = Path::new(hp);
-                let allowed = plain_absolute(path)
+                let allowed = sluice_sdk::beneath::plain_absolute(path)
                     && self
                         .host_paths
                         .iter()

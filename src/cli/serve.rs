@@ -209,15 +209,8 @@ pub struct PolicyOpts {
 impl PolicyOpts {
     fn policy(&self, unconfined: bool) -> anyhow::Result<sluice_server::policy::Policy> {
         for p in &self.host_paths {
-            let plain = p.is_absolute()
-                && p.components().all(|c| {
-                    matches!(
-                        c,
-                        std::path::Component::RootDir | std::path::Component::Normal(_)
-                    )
-                });
             anyhow::ensure!(
-                plain,
+                sluice_sdk::beneath::plain_absolute(p),
                 "--allow-host-path {}: give an absolute path with no `.` or `..`",
                 p.display()
             );

@@ -333,6 +333,11 @@ impl TaskCtx {
         lease: Lease,
         stop_rx: watch::Receiver<Option<StopReason>>,
     ) -> Option<TaskResult> {
+        // Every secret the task names came with the lease, or it fails before anything is done.
+        let (env, mask) = match secret_env(&lease) {
+            Ok(x) => x,
+            Err(e) => return Some(TaskResult::failed(e)),
+        };
         // Directories, the script and the inputs are file-system work: off the async threads,
         // for a task that has any (one with none costs no thread hand-off).
         let (places, inputs) = {
@@ -376,10 +381,6 @@ impl TaskCtx {
         if let Some(r) = self.reuse(&lease, image_digest.as_deref()).await {
             return Some(r);
         }
-        let (env, mask) = match secret_env(&lease) {
-            Ok(x) => x,
-            Err(e) => return Some(TaskResult::failed(e)),
-        };
         let spec = lease.spec.clone();
         let mut run_spec = lease.spec;
         run_spec.env.extend(env);
@@ -488,12 +489,13 @@ impl TaskCtx {
                 .map_err(|e| format!("worker cannot prepare {}: {e}", dir.display()))?;
         }
         for ((s, _), (host, _)) in file_secrets.iter().zip(&places.secrets) {
+            // Checked before: every secret named came with the lease.
             let value = lease
                 .secret_values
                 .0
                 .get(&s.name)
                 .map(String::as_str)
-                .unwrap_or("");
+                .unwrap_or_default();
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -25,16 +25,7 @@ pub async fn register(
     }
     if let Some(root) = &req.artifact_root {
         let p = std::path::Path::new(root);
-        let plain = p.is_absolute()
-            && root.len() <= 4096
-            && !root.contains('\0')
-            && p.components().all(|c| {
-                matches!(
-                    c,
-                    std::path::Component::RootDir | std::path::Component::Normal(_)
-                )
-            });
-        if !plain || p.parent().is_none() {
+        if root.len() > 4096 || !sluice_sdk::beneath::plain_absolute(p) || p.parent().is_none() {
             return Err(ApiErr::bad_request(
                 ErrorCode::InvalidBody,
                 "`artifact_root` must be an absolute path below / with no `.` or `..`",

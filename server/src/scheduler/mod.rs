@@ -137,8 +137,6 @@ struct State {
 
 /// A worker the scheduler knows.
 struct Known {
-    #[allow(dead_code)]
-    name: String,
     /// Where its tasks' outputs are written, on its host.
     artifact_root: Option<String>,
 }

@@ -40,7 +40,6 @@ impl Scheduler {
         self.state.lock().await.workers.insert(
             id.clone(),
             Known {
-                name: name.to_string(),
                 artifact_root: artifact_root.map(str::to_string),
             },
         );
@@ -66,7 +65,6 @@ impl Scheduler {
                 st.workers.insert(
                     w.id,
                     Known {
-                        name: w.name,
                         artifact_root: w.artifact_root,
                     },
                 );
@@ -267,14 +265,9 @@ impl Scheduler {
                     );
                     if let Err(why) = check_artifacts(&result, area.as_deref(), offered) {
                         tracing::warn!(worker, run = %run_id, task = %active.run.plan.tasks[i].name, %why, "refused a worker's artifacts");
-                        result = sluice_engine::task::TaskResult {
-                            outcome: sluice_spec::state::Outcome::Failed,
-                            exit_code: None,
-                            error: Some(format!("the worker's report was refused: {why}")),
-                            outputs: Default::default(),
-                            artifacts: Vec::new(),
-                            cached_from: None,
-                        };
+                        result = crate::wire::task_result(sluice_sdk::api::TaskResult::failed(
+                            format!("the worker's report was refused: {why}"),
+                        ));
                     }
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {
@@ -358,17 +351,14 @@ fn check_artifacts(
 ) -> Result<(), String> {
     if let Some(from) = &result.cached_from {
         // A reused result is the one the server offered, artifacts and all.
-        let reported: Vec<(String, String)> = result
+        let reported: BTreeSet<(String, String)> = result
             .artifacts
             .iter()
             .map(|a| (a.name.clone(), a.uri.clone()))
             .collect();
         return match offered {
-            Some((run, mut arts)) if run == from.as_str() => {
-                let mut r = reported;
-                r.sort();
-                arts.sort();
-                if r == arts {
+            Some((run, arts)) if run == from.as_str() => {
+                if reported == arts.into_iter().collect() {
                     Ok(())
                 } else {
                     Err(format!(

@@ -197,6 +197,8 @@ pub async fn ship(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn secret_values_are_masked_exactly_wherever_they_appear() {
         let mask = vec!["hunter2-long".to_string(), "hunter2".to_string()];
@@ -206,11 +208,9 @@ mod tests {
             ("hunter", "hunter"),
             ("nothing here", "nothing here"),
         ] {
-            assert_eq!(super::masked(line.to_string(), &mask), want);
+            assert_eq!(masked(line.to_string(), &mask), want);
         }
     }
-
-    use super::*;
 
     #[test]
     fn past_the_limit_the_middle_is_dropped_and_the_tail_kept_behind_a_marker() {

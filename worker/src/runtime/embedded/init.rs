@@ -241,6 +241,8 @@ fn idmapped_layers(
     let state = r.upper.parent().unwrap_or(Path::new("/"));
     let staged = state.join("lower");
     let mut names = Vec::new();
+    // Opened from the layers' directory (the working directory here), named relative to the
+    // state directory, where the overlay is mounted from: its options stay under a page.
     for (i, layer) in r.lower.iter().enumerate() {
         let src = nix::fcntl::open(
             layer.as_str(),
@@ -255,8 +257,9 @@ fn idmapped_layers(
         let point = nix::fcntl::open(&at, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(fail(format!("cannot open {}", at.display())))?;
         userns::attach(&tree, &point).map_err(fail(format!("cannot attach layer {layer}")))?;
-        names.push(at.to_string_lossy().into_owned());
+        names.push(format!("lower/{i}"));
     }
+    chdir(state).map_err(fail(format!("cannot enter {}", state.display())))?;
     nix::unistd::chown(
         &r.upper,
         Some(Uid::from_raw(map.host)),
