@@ -30,7 +30,8 @@ impl Run {
     /// beside it (see the scheduler and the worker).
     pub fn cache_key(&self, i: usize) -> Option<(String, Option<u64>)> {
         let control = self.pipeline.control(self.step_of(i));
-        let max_age = match control.cache.map(|c| c.value) {
+        let cache = control.cache.map(|c| c.value);
+        let max_age = match &cache {
             Some(c) if !c.enabled => return None,
             Some(c) => c.max_age_secs,
             None => None,
@@ -66,6 +67,14 @@ impl Run {
         // their values never reach a key.
         if !spec.secrets.is_empty() {
             what["secrets"] = serde_json::json!(spec.secrets);
+        }
+        // A Kubeflow task: its launch contract and input values, not the run's or task's names.
+        if let Some(k) = &spec.kfp {
+            what["kfp"] = serde_json::json!({"launch": k.launch, "values": k.values});
+        }
+        // A key of the step's own replaces what sluice works out (Kubeflow's `cacheKey`).
+        if let Some(k) = cache.as_ref().and_then(|c| c.key.as_ref()) {
+            what = serde_json::json!({"cache_key": k, "image": spec.image});
         }
         use sha2::Digest;
         let key = hex::encode(sha2::Sha256::digest(what.to_string().as_bytes()));

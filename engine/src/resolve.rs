@@ -61,6 +61,15 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
         input_artifacts.extend(ctx.artifact(&b.name, &producer, &name)?);
     }
 
+    // A Kubeflow step's command and arguments hold KFP's placeholders: the worker fills them.
+    let kfp = tpl.kfp.as_ref().map(|launch| sluice_spec::kfp::Task {
+        launch: (**launch).clone(),
+        values: inputs.clone(),
+        job_name: run.name.clone(),
+        job_id: run.id.clone(),
+        task_name: run.plan.tasks[idx].name.clone(),
+        task_id: format!("{}.{}.{attempt}", run.id, run.plan.tasks[idx].name),
+    });
     let mut direct = Vec::new();
     let mut sub = |s: &str| ctx.text(s, &inputs, &mut direct);
     let mut sub_all = |list: &Option<Vec<Spanned<String>>>| {
@@ -153,6 +162,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
                 writable: v.writable,
             })
             .collect(),
+        kfp,
         secrets: tpl
             .secrets
             .iter()
@@ -214,14 +224,15 @@ impl Ctx<'_> {
         let p = self.producer(producer)?;
         let records = &self.run.tasks[p].outputs.artifacts;
         let task = &self.run.plan.tasks[p].name;
-        let at = |path: String, uri: &str| InputArtifact {
+        let at = |path: String, rec: &crate::task::ArtifactRecord| InputArtifact {
             name: path.clone(),
             path: format!("{}/{path}", paths::INPUT_ARTIFACTS),
-            uri: uri.to_string(),
+            uri: rec.uri.clone(),
             producer: task.clone(),
+            metadata: rec.metadata.clone(),
         };
         if let Some(rec) = records.iter().find(|a| a.name == name) {
-            return Ok(vec![at(mounted.to_string(), &rec.uri)]);
+            return Ok(vec![at(mounted.to_string(), rec)]);
         }
         let prefix = format!("{name}[");
         let gathered: Vec<InputArtifact> = records
@@ -229,7 +240,7 @@ impl Ctx<'_> {
             .filter_map(|a| {
                 // `name[k]`, or `name[k][j]` for loops in loops: mounted at `k/j`.
                 let k = a.name.strip_prefix(&prefix)?.strip_suffix(']')?;
-                Some(at(format!("{mounted}/{}", k.replace("][", "/")), &a.uri))
+                Some(at(format!("{mounted}/{}", k.replace("][", "/")), a))
             })
             .collect();
         let looped = self.run.plan.tasks[p].iterations.is_some();

@@ -39,6 +39,10 @@ pub struct TaskSpec {
     /// Secrets the step receives (by name: their values travel only in the lease).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretUse>,
+    /// A step imported from a Kubeflow pipeline: launched as Kubeflow's launcher launches it
+    /// (`command` and `args` are then unset: the worker fills them from this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kfp: Option<sluice_spec::kfp::Task>,
 }
 
 /// A secret a step receives, as an environment variable or a read-only file.
@@ -86,6 +90,9 @@ pub struct InputArtifact {
     /// Where the producer left it.
     pub uri: String,
     pub producer: String,
+    /// What its producer said of it (a Kubeflow artifact's metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<sluice_spec::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -110,6 +117,9 @@ pub struct ArtifactRecord {
     pub uri: String,
     pub size: u64,
     pub sha256: String,
+    /// What the step said of it (a Kubeflow artifact's metadata: metrics, schema, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<sluice_spec::Value>,
 }
 
 /// How an attempt ended, as its worker reported it.

@@ -294,6 +294,9 @@ pub struct ArtifactRecord {
     pub uri: String,
     pub size: u64,
     pub sha256: String,
+    /// What the step said of it (a Kubeflow artifact's metadata: metrics, schema, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -578,6 +581,17 @@ pub struct TaskSpec {
     /// Secrets the task receives; their values come in the lease ([`Lease::secret_values`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretUse>,
+    /// A task of a Kubeflow pipeline: the worker launches it as Kubeflow's launcher does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kfp: Option<sluice_spec::kfp::Task>,
+}
+
+impl TaskSpec {
+    /// Whether the task writes output parameters (a Kubeflow task always may: its executor
+    /// output goes beside them).
+    pub fn writes_params(&self) -> bool {
+        !self.output_params.is_empty() || self.kfp.is_some()
+    }
 }
 
 /// A secret a task receives: as environment variable `env`, or as a read-only file at `path`.
@@ -629,6 +643,9 @@ pub struct InputArtifact {
     /// Where the producer left it.
     pub uri: String,
     pub producer: String,
+    /// What its producer said of it (a Kubeflow artifact's metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

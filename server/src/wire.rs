@@ -22,6 +22,7 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
         timeout_ms,
         seccomp_unconfined,
         secrets,
+        kfp,
     } = s;
     w::TaskSpec {
         image,
@@ -43,11 +44,13 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
                      path,
                      uri,
                      producer,
+                     metadata,
                  }| w::InputArtifact {
                     name,
                     path,
                     uri,
                     producer,
+                    metadata,
                 },
             )
             .collect(),
@@ -94,6 +97,7 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
                 },
             )
             .collect(),
+        kfp,
     }
 }
 
@@ -118,12 +122,14 @@ pub fn artifact(a: e::ArtifactRecord) -> w::ArtifactRecord {
         uri,
         size,
         sha256,
+        metadata,
     } = a;
     w::ArtifactRecord {
         name,
         uri,
         size,
         sha256,
+        metadata,
     }
 }
 
@@ -154,11 +160,13 @@ pub fn task_result(r: w::TaskResult) -> e::TaskResult {
                      uri,
                      size,
                      sha256,
+                     metadata,
                  }| e::ArtifactRecord {
                     name,
                     uri,
                     size,
                     sha256,
+                    metadata,
                 },
             )
             .collect(),
@@ -194,6 +202,7 @@ mod tests {
                 path: "/in/d".into(),
                 uri: "file:///a/d".into(),
                 producer: "p".into(),
+                metadata: Some(serde_json::json!({"rows": 3})),
             }],
             output_params: vec![e::OutputParam {
                 name: "n".into(),
@@ -219,6 +228,19 @@ mod tests {
                 path: None,
                 version: Some(2),
             }],
+            kfp: Some(sluice_spec::kfp::Task {
+                launch: sluice_spec::kfp::Launch {
+                    command: vec!["sh".into()],
+                    args: vec!["{{$}}".into()],
+                    inputs: vec![],
+                    outputs: vec![],
+                },
+                values: [("n".to_string(), serde_json::json!(3))].into(),
+                job_name: "r".into(),
+                job_id: "id".into(),
+                task_name: "t".into(),
+                task_id: "id.t.1".into(),
+            }),
         };
         // Both sides serialize alike: what the store keeps and what the worker is sent agree.
         let wire = serde_json::to_value(task_spec(spec.clone())).unwrap();

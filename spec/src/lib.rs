@@ -8,6 +8,7 @@ pub mod cond;
 pub mod diag;
 pub mod ids;
 pub mod import;
+pub mod kfp;
 pub(crate) mod parse;
 pub mod refs;
 pub mod state;
@@ -53,6 +54,8 @@ pub struct Pipeline {
     pub on_exit: Vec<Step>,
     /// A run taking longer than this (milliseconds) is stopped and fails.
     pub timeout: Option<Spanned<u64>>,
+    /// What the run outputs, each bound to a step's output (a Kubeflow pipeline's outputs).
+    pub outputs: Outputs,
     pub span: Span,
     /// Qualified step name to its position in `steps` (the first, where a name repeats).
     pub step_index: std::collections::HashMap<String, usize>,
@@ -65,6 +68,8 @@ pub struct ParamDecl {
     pub ty: ParamType,
     pub default: Option<Value>,
     pub description: Option<String>,
+    /// May be left without a value even with no default (a Kubeflow input's `isOptional`).
+    pub optional: bool,
     pub span: Span,
 }
 
@@ -124,6 +129,9 @@ pub struct Template {
     pub seccomp_unconfined: bool,
     /// Secrets the step receives, as environment variables or files.
     pub secrets: Vec<SecretRef>,
+    /// A step imported from a Kubeflow pipeline: its command and arguments as KFP writes them,
+    /// filled by the worker as Kubeflow's launcher fills them (`command` and `args` are unset).
+    pub kfp: Option<Box<kfp::Launch>>,
 }
 
 /// A secret a step uses: `env: {NAME: {secret: S}}` puts its value in variable `NAME`;
@@ -217,6 +225,16 @@ pub struct Retry {
 pub struct Cache {
     pub enabled: bool,
     pub max_age_secs: Option<u64>,
+    /// A key the results are cached under in place of the one sluice works out (a Kubeflow
+    /// task's `cacheKey`): tasks with equal keys share results.
+    pub key: Option<String>,
+}
+
+/// Outputs bound to steps' outputs: a group's, or the pipeline's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outputs {
+    pub params: Vec<Binding>,
+    pub artifacts: Vec<Binding>,
 }
 
 /// A reusable step definition, used by several steps with different arguments.
@@ -273,6 +291,8 @@ pub struct Step {
     pub parent: Option<usize>,
     /// One of its group's exit handlers.
     pub handler: bool,
+    /// The name shown for it, where it differs from its name (a Kubeflow task's display name).
+    pub display_name: Option<String>,
 }
 
 impl Step {
@@ -434,9 +454,18 @@ pub fn load(file: &str, source: &str) -> Result<Pipeline, Diagnostics> {
 
 /// Parses and validates a pipeline file; every problem found, with its place, on failure.
 pub fn load_with(file: &str, source: &str, limits: &Limits) -> Result<Pipeline, Diagnostics> {
+    use import::Format;
     let mut diags = Diagnostics::new(file);
-    let pipeline = crate::yaml::parse_with(source, &limits.yaml, &mut diags)
-        .and_then(|node| parse::pipeline(&node, &mut diags));
+    let pipeline = crate::yaml::parse_documents_with(source, &limits.yaml, &mut diags).and_then(
+        |docs| match import::format_of(&docs[0]) {
+            Format::Sluice => parse::pipeline(&docs[0], &mut diags),
+            Format::Kfp => import::kfp::pipeline(&docs, &mut diags),
+            Format::KfpV1 => {
+                diags.error(docs[0].span, "this is a Kubeflow Pipelines v1 file (an Argo Workflow compiled by kfp 1.x); sluice runs kfp 2 pipelines: compile it with kfp 2 (`kfp.compiler.Compiler().compile(pipeline, \"p.yaml\")`)");
+                None
+            }
+        },
+    );
     if let Some(p) = &pipeline {
         validate::pipeline(p, &mut diags);
     }

@@ -6,7 +6,7 @@ use crate::diag::did_you_mean;
 use crate::yaml::{Key, Kind, Node};
 
 mod control;
-mod group;
+pub(crate) mod group;
 mod secrets;
 mod units;
 
@@ -40,13 +40,18 @@ const CONTROL_KEYS: &[&str] = &[
 ];
 
 /// A mapping node whose keys are checked against what the schema allows.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     node: &'a Node,
     entries: &'a [(Key, Node)],
 }
 
 impl<'a> Fields<'a> {
-    fn new(node: &'a Node, what: &str, allowed: &[&[&str]], d: &mut Diagnostics) -> Option<Self> {
+    pub(crate) fn new(
+        node: &'a Node,
+        what: &str,
+        allowed: &[&[&str]],
+        d: &mut Diagnostics,
+    ) -> Option<Self> {
         let Kind::Map(entries) = &node.kind else {
             d.error(
                 node.span,
@@ -70,18 +75,18 @@ impl<'a> Fields<'a> {
         Some(Fields { node, entries })
     }
 
-    fn entries(&self) -> &'a [(Key, Node)] {
+    pub(crate) fn entries(&self) -> &'a [(Key, Node)] {
         self.entries
     }
 
-    fn get(&self, key: &str) -> Option<&'a Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Node> {
         self.entries
             .iter()
             .find(|(k, _)| k.name == key)
             .map(|(_, v)| v)
     }
 
-    fn required(&self, key: &str, what: &str, d: &mut Diagnostics) -> Option<&'a Node> {
+    pub(crate) fn required(&self, key: &str, what: &str, d: &mut Diagnostics) -> Option<&'a Node> {
         let v = self.get(key);
         if v.is_none() {
             d.error(
@@ -97,7 +102,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn string(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Spanned<String>> {
+pub(crate) fn string(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Spanned<String>> {
     match &node.kind {
         Kind::Str { value, .. } => Some(Spanned::new(value.clone(), node.span)),
         Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => Some(Spanned::new(
@@ -114,7 +119,11 @@ fn string(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Spanned<String
     }
 }
 
-fn string_list(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Vec<Spanned<String>>> {
+pub(crate) fn string_list(
+    node: &Node,
+    what: &str,
+    d: &mut Diagnostics,
+) -> Option<Vec<Spanned<String>>> {
     match &node.kind {
         Kind::Seq(items) => Some(items.iter().filter_map(|n| string(n, what, d)).collect()),
         Kind::Str { .. } => {
@@ -137,7 +146,7 @@ fn string_list(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Vec<Spann
     }
 }
 
-fn entries<'a>(node: &'a Node, what: &str, d: &mut Diagnostics) -> &'a [(Key, Node)] {
+pub(crate) fn entries<'a>(node: &'a Node, what: &str, d: &mut Diagnostics) -> &'a [(Key, Node)] {
     match &node.kind {
         Kind::Map(e) => e,
         Kind::Null => &[],
@@ -226,6 +235,7 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
     }
     Some(Pipeline {
         timeout: f.get("timeout").and_then(|n| duration(n, "timeout", d)),
+        outputs: Outputs::default(),
         step_index,
         name: name.map(|n| n.value).unwrap_or_default(),
         description: opt_string(&f, "description", d),
@@ -263,6 +273,7 @@ fn param_decls(node: &Node, what: &str, bare_is_type: bool, d: &mut Diagnostics)
             ty,
             default,
             description,
+            optional: false,
             span: k.span,
         };
         match &v.kind {
@@ -491,6 +502,7 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
             ("unconfined", "where the worker allows it"),
             d,
         ),
+        kfp: None,
     }
 }
 
@@ -704,6 +716,7 @@ fn step(node: &Node, d: &mut Diagnostics) -> Option<Parsed> {
         span: name.span,
         parent: None,
         handler: false,
+        display_name: None,
     };
     Some(Parsed {
         step,

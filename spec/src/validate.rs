@@ -216,7 +216,10 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
         artifact_binding(p, s, b, decl, d);
     }
     for input in &tpl.inputs.params {
-        if input.default.is_none() && !s.params.iter().any(|b| b.name == input.name) {
+        if input.default.is_none()
+            && !input.optional
+            && !s.params.iter().any(|b| b.name == input.name)
+        {
             d.error(
                 s.span,
                 format!(

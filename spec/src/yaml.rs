@@ -105,10 +105,29 @@ pub fn parse(source: &str, diags: &mut Diagnostics) -> Option<Node> {
     parse_with(source, &YamlLimits::default(), diags)
 }
 
-/// Parses one YAML document. Syntax errors, duplicate keys and non-scalar keys are reported
-/// into `diags`; `None` is returned when the text is not YAML at all or passes a limit (which
-/// is reported with its place).
+/// Parses one YAML document (the first, where the text has several). Syntax errors, duplicate
+/// keys and non-scalar keys are reported into `diags`; `None` is returned when the text is not
+/// YAML at all or passes a limit (which is reported with its place).
 pub fn parse_with(source: &str, limits: &YamlLimits, diags: &mut Diagnostics) -> Option<Node> {
+    documents(source, limits, false, diags).and_then(|mut docs| docs.drain(..).next())
+}
+
+/// Parses every document of a YAML stream (`---` between them), as [`parse_with`] parses one;
+/// the limits hold for the stream as a whole.
+pub fn parse_documents_with(
+    source: &str,
+    limits: &YamlLimits,
+    diags: &mut Diagnostics,
+) -> Option<Vec<Node>> {
+    documents(source, limits, true, diags)
+}
+
+fn documents(
+    source: &str,
+    limits: &YamlLimits,
+    all: bool,
+    diags: &mut Diagnostics,
+) -> Option<Vec<Node>> {
     if source.len() > limits.max_bytes {
         diags.error(
             Span::new(1, 1),
@@ -124,6 +143,7 @@ pub fn parse_with(source: &str, limits: &YamlLimits, diags: &mut Diagnostics) ->
         limits: *limits,
         ..Default::default()
     };
+    let mut docs = Vec::new();
     // Events are pulled one at a time (the parser's own `load` recurses once per level).
     let mut parser = Parser::new_from_str(source);
     loop {
@@ -135,7 +155,17 @@ pub fn parse_with(source: &str, limits: &YamlLimits, diags: &mut Diagnostics) ->
             }
         };
         match ev {
-            Event::DocumentEnd | Event::StreamEnd => break,
+            Event::DocumentEnd => {
+                if let Some(Frame::Done(node)) = builder.stack.pop() {
+                    docs.push(node);
+                }
+                builder.stack.clear();
+                builder.anchors.clear();
+                if !all {
+                    break;
+                }
+            }
+            Event::StreamEnd => break,
             ev => builder.on_event(ev, mark),
         }
         if let Some((span, msg)) = builder.fatal.take() {
@@ -146,16 +176,17 @@ pub fn parse_with(source: &str, limits: &YamlLimits, diags: &mut Diagnostics) ->
     for (span, msg) in builder.errors {
         diags.error(span, msg);
     }
-    match builder.stack.pop() {
-        Some(Frame::Done(node)) => Some(node),
-        _ => {
-            diags.error(
-                Span::new(1, 1),
-                "the file is empty: expected a pipeline mapping",
-            );
-            None
-        }
+    if let Some(Frame::Done(node)) = builder.stack.pop() {
+        docs.push(node);
     }
+    if docs.is_empty() {
+        diags.error(
+            Span::new(1, 1),
+            "the file is empty: expected a pipeline mapping",
+        );
+        return None;
+    }
+    Some(docs)
 }
 
 fn span_of(m: &Marker) -> Span {

@@ -383,6 +383,10 @@ impl TaskCtx {
         }
         let spec = lease.spec.clone();
         let mut run_spec = lease.spec;
+        // A Kubeflow task's command and arguments are filled here, as its launcher fills them.
+        if let Err(e) = crate::kfp::launch(&mut run_spec) {
+            return Some(TaskResult::failed(e));
+        }
         run_spec.env.extend(env);
         let req = RunRequest {
             lease_id: lease.lease_id.to_string(),
@@ -465,7 +469,7 @@ impl TaskCtx {
         };
         // Only what the task declares is made: a task with no outputs costs no directories.
         let mut dirs = Vec::new();
-        if !lease.spec.output_params.is_empty() {
+        if lease.spec.writes_params() {
             dirs.push(&places.params);
         }
         if !lease.spec.output_artifacts.is_empty() {
@@ -565,7 +569,7 @@ impl TaskCtx {
 
 /// Whether an attempt of `spec` reads or writes files on the worker: outputs, inputs, a script.
 fn touches_files(spec: &TaskSpec) -> bool {
-    !spec.output_params.is_empty()
+    spec.writes_params()
         || !spec.output_artifacts.is_empty()
         || !spec.input_artifacts.is_empty()
         || spec.script.is_some()
@@ -663,10 +667,11 @@ fn result_of(exit: Exit, spec: &TaskSpec, params: &Path, artifacts: &Path) -> Op
         )),
         Exit { code, .. } => {
             let read = || {
-                Ok::<_, String>((
-                    outputs::params(spec, params)?,
-                    outputs::artifacts(spec, artifacts)?,
-                ))
+                let mut values = outputs::params(spec, params)?;
+                let metadata = crate::kfp::outputs(spec, params, artifacts, &mut values)?;
+                let mut records = outputs::artifacts(spec, artifacts)?;
+                crate::kfp::annotate(&mut records, metadata);
+                Ok::<_, String>((values, records))
             };
             Some(match read() {
                 Ok((outputs, artifacts)) => TaskResult::succeeded(code, outputs, artifacts),

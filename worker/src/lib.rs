@@ -3,6 +3,7 @@
 
 mod agent;
 pub mod images;
+pub mod kfp;
 mod outputs;
 pub mod reporter;
 pub mod runtime;

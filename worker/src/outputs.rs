@@ -85,6 +85,7 @@ pub fn artifacts(spec: &TaskSpec, dir: &Path) -> Result<Vec<ArtifactRecord>, Str
             uri: ArtifactUri::file(&dir.join(&a.name)).to_string(),
             size,
             sha256,
+            metadata: None,
         });
     }
     Ok(out)

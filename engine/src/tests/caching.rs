@@ -65,6 +65,7 @@ fn input_artifacts_enter_the_key_by_content() {
                     uri: "file:///a/data".into(),
                     size: 1,
                     sha256: sha.into(),
+                    metadata: None,
                 }],
                 cached_from: None,
             },

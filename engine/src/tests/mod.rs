@@ -95,6 +95,7 @@ fn script(run: &mut Run, events: &[Ev]) {
                         uri: format!("file:///a/{n}"),
                         size: 1,
                         sha256: "x".into(),
+                        metadata: None,
                     }],
                 };
                 run.finished(
@@ -447,6 +448,7 @@ fn ok_with(run: &mut Run, name: &str, outputs: &[(&str, &str)], artifact: Option
             uri: format!("file:///a/{name}/{a}"),
             size: 1,
             sha256: "x".into(),
+            metadata: None,
         })
         .into_iter()
         .collect();

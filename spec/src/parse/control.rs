@@ -21,6 +21,7 @@ pub(super) fn control(f: &Fields, d: &mut Diagnostics) -> Control {
                 Cache {
                     enabled: *b,
                     max_age_secs: None,
+                    key: None,
                 },
                 n.span,
             )),
@@ -35,6 +36,7 @@ pub(super) fn control(f: &Fields, d: &mut Diagnostics) -> Control {
                     Cache {
                         enabled,
                         max_age_secs,
+                        key: None,
                     },
                     n.span,
                 ))

@@ -4,7 +4,7 @@
 use super::*;
 
 /// A step as written, with the steps of a group inside it.
-pub(super) struct Parsed {
+pub(crate) struct Parsed {
     pub step: Step,
     pub steps: Vec<Parsed>,
     pub on_exit: Vec<Parsed>,
@@ -96,7 +96,7 @@ pub(super) fn bindings(node: Option<&Node>, what: &str, d: &mut Diagnostics) -> 
 
 /// Appends `parsed` (and, after each group, its steps and then its exit handlers) to `out`,
 /// qualifying names with their group's. Returns the indices of the steps added at this level.
-pub(super) fn flatten(
+pub(crate) fn flatten(
     parsed: Vec<Parsed>,
     parent: Option<usize>,
     handler: bool,

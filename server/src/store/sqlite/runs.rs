@@ -196,6 +196,7 @@ struct ArtifactCols {
     uri: String,
     size: i64,
     sha256: String,
+    metadata: Option<String>,
 }
 
 impl SqliteStore {
@@ -207,7 +208,7 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
-        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256 FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
+        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256, metadata FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
         for a in &arts {
             let a: ArtifactCols = read(a)?;
             if let Some(t) = usize::try_from(a.task_idx)
@@ -219,6 +220,13 @@ impl SqliteStore {
                     uri: a.uri,
                     size: u64::try_from(a.size).map_err(|_| corrupt("artifact size", a.size))?,
                     sha256: a.sha256,
+                    metadata: match a.metadata {
+                        Some(m) => Some(
+                            serde_json::from_str(&m)
+                                .map_err(|_| corrupt("artifact metadata", a.task_idx))?,
+                        ),
+                        None => None,
+                    },
                 });
             }
         }
@@ -341,7 +349,7 @@ impl RunStore for SqliteStore {
             })
             .collect();
         for chunk in artifacts.chunks(2000) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, created_at) ");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, metadata, created_at) ");
             q.push_values(chunk, |mut b, (run, idx, a, at)| {
                 b.push_bind(*run)
                     .push_bind(*idx as i64)
@@ -349,6 +357,7 @@ impl RunStore for SqliteStore {
                     .push_bind(&a.uri)
                     .push_bind(a.size as i64)
                     .push_bind(&a.sha256)
+                    .push_bind(a.metadata.as_ref().map(|m| m.to_string()))
                     .push_bind(*at);
             });
             q.build().execute(&mut *tx).await?;

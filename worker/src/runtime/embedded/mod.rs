@@ -272,7 +272,7 @@ impl EmbeddedRuntime {
                 .map_err(|e| failed(format!("cannot create {}: {e}", state.join(d).display())))?;
         }
         let mut mounts = TaskMounts {
-            params_dir: (!req.spec.output_params.is_empty()).then(|| req.params_dir.clone()),
+            params_dir: req.spec.writes_params().then(|| req.params_dir.clone()),
             artifacts_dir: (!req.spec.output_artifacts.is_empty())
                 .then(|| req.artifacts_dir.clone()),
             script: req.script.clone(),
