@@ -124,9 +124,10 @@ impl Run {
             return Ok(TaskOutputs::default());
         };
         let mut out = TaskOutputs::default();
-        let member = |b: &sluice_spec::Binding| -> Result<(usize, String), String> {
-            let Some(Ref::StepOutput { step, name, .. }) =
-                b.value.as_str().and_then(refs::sole_ref)
+        let one = |b: &sluice_spec::Binding,
+                   value: &serde_json::Value|
+         -> Result<(usize, String), String> {
+            let Some(Ref::StepOutput { step, name, .. }) = value.as_str().and_then(refs::sole_ref)
             else {
                 return Err(format!("output `{}` is not a step's output", b.name));
             };
@@ -142,6 +143,20 @@ impl Run {
                 ));
             }
             Ok((m, name))
+        };
+        // A list binds the first of its steps that succeeded (the others were skipped).
+        let member = |b: &sluice_spec::Binding| match &b.value {
+            serde_json::Value::Array(items) => {
+                let mut last = Err(format!("output `{}` is bound to no step", b.name));
+                for v in items {
+                    last = one(b, v);
+                    if last.is_ok() {
+                        break;
+                    }
+                }
+                last
+            }
+            v => one(b, v),
         };
         for b in &group.params {
             let (m, name) = member(b)?;

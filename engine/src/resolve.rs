@@ -26,7 +26,19 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
     // Input parameters: bound values, then defaults; checked against declared types.
     let mut inputs = Params::new();
     for b in &step.params {
-        let value = ctx.value(&b.value)?;
+        let mut value = ctx.value(&b.value)?;
+        // A Kubeflow input is typed as the IR says: its numbers come as doubles (an int as 2.0).
+        if let Some(ty) = tpl
+            .kfp
+            .as_ref()
+            .and_then(|k| k.input(&b.name))
+            .and_then(|i| match i.ty {
+                sluice_spec::kfp::IoType::Parameter { ty } => Some(ty),
+                _ => None,
+            })
+        {
+            value = ty.normalize(value);
+        }
         let value = match tpl.inputs.param(&b.name) {
             Some(decl) => decl
                 .ty

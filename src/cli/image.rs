@@ -162,7 +162,8 @@ pub async fn image(cmd: ImageCmd) -> anyhow::Result<u8> {
             let mut regs = Registries::new(
                 std::sync::Arc::new(dir.open()?),
                 dir.insecure.registries.clone(),
-            );
+            )
+            .with_mirrors(dir.insecure.mirrors.clone());
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 regs = regs.with_progress(std::sync::Arc::new(progress_line));
             }

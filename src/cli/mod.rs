@@ -180,4 +180,13 @@ pub struct Insecure {
         value_delimiter = ','
     )]
     pub registries: Vec<String>,
+    /// Pull images named on a registry from a mirror first, REGISTRY=URL (such as
+    /// docker.io=http://127.0.0.1:5000), as containerd's hosts.toml and Docker's
+    /// registry-mirrors do; images keep their own names.
+    #[arg(
+        long = "registry-mirror",
+        env = "SLUICE_REGISTRY_MIRRORS",
+        value_delimiter = ','
+    )]
+    pub mirrors: Vec<sluice_worker::images::registry::Mirror>,
 }

@@ -331,10 +331,10 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                 ImageStore::open(&worker_dir.join("images"))
                     .context("cannot open the worker's image store")?,
             );
-            let registries = Arc::new(Registries::new(
-                store.clone(),
-                o.insecure.registries.clone(),
-            ));
+            let registries = Arc::new(
+                Registries::new(store.clone(), o.insecure.registries.clone())
+                    .with_mirrors(o.insecure.mirrors.clone()),
+            );
             let cfg = EmbeddedConfig {
                 worker_dir: worker_dir.to_path_buf(),
                 helper: std::env::current_exe().context("cannot find the sluice binary")?,

@@ -50,9 +50,12 @@ pub fn executor_input(spec: &TaskSpec, k: &Task) -> Value {
         let Some(v) = k.values.get(&io.name) else {
             continue;
         };
-        let v = match ty {
-            ParameterType::TaskFinalStatus => final_status(v, k),
-            ty => ty.normalize(v.clone()),
+        let v = match (ty, v) {
+            (ParameterType::TaskFinalStatus, v) => final_status(v, k),
+            // KFP's run placeholders as an input's value (a default such as
+            // `dsl.PIPELINE_JOB_NAME_PLACEHOLDER`) are filled, as its driver fills them.
+            (_, Value::String(s)) if s.contains("{{$.pipeline_") => Value::String(run_facts(s, k)),
+            (ty, v) => ty.normalize(v.clone()),
         };
         params.insert(io.name.clone(), v);
     }
@@ -121,6 +124,14 @@ pub fn executor_input(spec: &TaskSpec, k: &Task) -> Value {
         "inputs": {"parameterValues": params, "artifacts": artifacts},
         "outputs": {"parameters": out_params, "artifacts": out_artifacts, "outputFile": output_file()},
     })
+}
+
+fn run_facts(s: &str, k: &Task) -> String {
+    s.replace("{{$.pipeline_job_name}}", &k.job_name)
+        .replace("{{$.pipeline_job_uuid}}", &k.job_id)
+        .replace("{{$.pipeline_job_resource_name}}", &k.job_id)
+        .replace("{{$.pipeline_task_name}}", &k.task_name)
+        .replace("{{$.pipeline_task_uuid}}", &k.task_id)
 }
 
 /// `NAME/10` after `NAME/9`: loop iterations in order.

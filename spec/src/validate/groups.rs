@@ -99,38 +99,45 @@ pub(super) fn group_outputs(p: &Pipeline, s: &Step, g: &Group, d: &mut Diagnosti
         .chain(g.artifacts.iter().map(|b| (b, IoKind::Artifact)));
     for (b, kind) in all {
         check_name(&b.name, "output", b.span, d);
-        let r = b.value.as_str().and_then(refs::sole_ref);
-        let Some(Ref::StepOutput {
-            step,
-            kind: k,
-            name,
-        }) = r.filter(|r| matches!(r, Ref::StepOutput { kind: k, .. } if *k == kind))
-        else {
-            d.error(b.span, format!("output `{}` of group `{}` must be exactly one `{{{{steps.STEP.outputs.{}.NAME}}}}` reference to one of its steps", b.name, s.name, kind.plural()));
-            continue;
+        // A list: the first of these steps that ran (Kubeflow's dsl.OneOf).
+        let choices: Vec<&serde_json::Value> = match &b.value {
+            serde_json::Value::Array(items) if !items.is_empty() => items.iter().collect(),
+            v => vec![v],
         };
-        let member = p
-            .step(&format!("{}.{step}", s.name))
-            .filter(|m| m.parent.is_some_and(|g| p.steps[g].name == s.name) && !m.handler);
-        let Some(member) = member else {
-            let names: Vec<&str> = g.steps.iter().map(|&i| p.steps[i].local_name()).collect();
-            d.error(b.span, format!("output `{}` of group `{}` names `{step}`, which is not one of its steps (it has: {})", b.name, s.name, names.join(", ")));
-            continue;
-        };
-        if let Err(names) = output_of(p, member, k, &name) {
-            let have = if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
+        for value in choices {
+            let r = value.as_str().and_then(refs::sole_ref);
+            let Some(Ref::StepOutput {
+                step,
+                kind: k,
+                name,
+            }) = r.filter(|r| matches!(r, Ref::StepOutput { kind: k, .. } if *k == kind))
+            else {
+                d.error(b.span, format!("output `{}` of group `{}` must be exactly one `{{{{steps.STEP.outputs.{}.NAME}}}}` reference to one of its steps", b.name, s.name, kind.plural()));
+                continue;
             };
-            d.error(
-                b.span,
-                format!(
-                    "step `{}` has no output {} `{name}` (it has: {have})",
-                    member.name,
-                    &kind.plural()[..kind.plural().len() - 1]
-                ),
-            );
+            let member = p
+                .step(&format!("{}.{step}", s.name))
+                .filter(|m| m.parent.is_some_and(|g| p.steps[g].name == s.name) && !m.handler);
+            let Some(member) = member else {
+                let names: Vec<&str> = g.steps.iter().map(|&i| p.steps[i].local_name()).collect();
+                d.error(b.span, format!("output `{}` of group `{}` names `{step}`, which is not one of its steps (it has: {})", b.name, s.name, names.join(", ")));
+                continue;
+            };
+            if let Err(names) = output_of(p, member, k, &name) {
+                let have = if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                };
+                d.error(
+                    b.span,
+                    format!(
+                        "step `{}` has no output {} `{name}` (it has: {have})",
+                        member.name,
+                        &kind.plural()[..kind.plural().len() - 1]
+                    ),
+                );
+            }
         }
     }
 }

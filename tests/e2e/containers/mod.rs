@@ -317,6 +317,7 @@ mod escapes;
 mod failover;
 mod groups;
 mod isolation;
+mod kfp;
 mod lifecycle;
 mod logs;
 mod rootless;

@@ -49,10 +49,63 @@ pub enum Progress {
 
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
+/// A mirror of a registry, as containerd's `hosts.toml` and Docker's `registry-mirrors` give
+/// them: images named on `registry` are pulled from `endpoint` first (the upstream after it,
+/// when the mirror does not have them), and stored under their own names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// The registry mirrored, as references name it (`docker.io`).
+    pub registry: String,
+    /// The mirror's `host:port`.
+    pub endpoint: String,
+    /// Reached over plain HTTP (`http://` was given).
+    pub http: bool,
+}
+
+impl std::str::FromStr for Mirror {
+    type Err = String;
+
+    /// `REGISTRY=URL`: `docker.io=http://127.0.0.1:5000`, `ghcr.io=https://mirror.example`.
+    fn from_str(s: &str) -> Result<Mirror, String> {
+        let bad = |why: &str| {
+            format!("invalid registry mirror `{s}`: {why}; write REGISTRY=URL, such as docker.io=http://127.0.0.1:5000")
+        };
+        let (registry, url) = s.split_once('=').ok_or_else(|| bad("no `=`"))?;
+        let (http, endpoint) = if let Some(e) = url.strip_prefix("http://") {
+            (true, e)
+        } else if let Some(e) = url.strip_prefix("https://") {
+            (false, e)
+        } else {
+            (false, url)
+        };
+        let endpoint = endpoint.trim_end_matches('/');
+        let ok = |t: &str| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        };
+        if !ok(registry) || !ok(endpoint) {
+            return Err(bad(
+                "a registry and a mirror are host names, with a port if need be, and no path",
+            ));
+        }
+        let registry = match registry {
+            "index.docker.io" | "registry-1.docker.io" => "docker.io",
+            r => r,
+        };
+        Ok(Mirror {
+            registry: registry.to_string(),
+            endpoint: endpoint.to_string(),
+            http,
+        })
+    }
+}
+
 pub struct Registries {
     progress: Option<ProgressFn>,
     store: Arc<ImageStore>,
     insecure: Vec<String>,
+    mirrors: Vec<Mirror>,
     docker_config: Option<std::path::PathBuf>,
     clients: std::sync::Mutex<HashMap<String, Client>>,
     /// One lock per image reference and per blob digest, so concurrent pulls share the work.
@@ -77,12 +130,46 @@ impl Registries {
         Registries {
             store,
             insecure,
+            mirrors: Vec::new(),
             docker_config: auth::default_config_path(),
             clients: Default::default(),
             inflight: Default::default(),
             checked: Default::default(),
             progress: None,
         }
+    }
+
+    /// Pulls through these mirrors first.
+    pub fn with_mirrors(mut self, mirrors: Vec<Mirror>) -> Registries {
+        for m in &mirrors {
+            if m.http {
+                self.insecure.push(m.endpoint.clone());
+            }
+        }
+        self.mirrors = mirrors;
+        self
+    }
+
+    /// Where an image is pulled from, in order: each mirror of its registry, then the registry.
+    fn sources(&self, parsed: &reference::Reference) -> Vec<(String, Reference)> {
+        let mut out = Vec::new();
+        for m in self
+            .mirrors
+            .iter()
+            .filter(|m| m.registry == parsed.registry)
+        {
+            let on = reference::Reference {
+                registry: m.endpoint.clone(),
+                ..parsed.clone()
+            };
+            if let Ok(r) = on.to_string().parse() {
+                out.push((m.endpoint.clone(), r));
+            }
+        }
+        if let Ok(r) = parsed.to_string().parse() {
+            out.push((parsed.registry.clone(), r));
+        }
+        out
     }
 
     /// Calls `f` as layers arrive.
@@ -179,13 +266,12 @@ impl Registries {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(full.clone(), std::time::Instant::now());
         };
-        let r: Reference = match full.parse() {
-            Ok(r) => r,
-            Err(_) => return Ok(rec),
+        let Some((registry, r)) = self.sources(&parsed).into_iter().next() else {
+            return Ok(rec);
         };
-        let remote = match self.auth_for(&parsed.registry).await {
+        let remote = match self.auth_for(&registry).await {
             Ok(a) => {
-                let client = self.client(&parsed.registry);
+                let client = self.client(&registry);
                 tokio::time::timeout(
                     std::time::Duration::from_secs(5),
                     client.fetch_manifest_digest(&r, &a),
@@ -229,18 +315,30 @@ impl Registries {
     async fn pull_locked(&self, image: &str) -> Result<ImageRecord, ImageError> {
         let parsed = reference::parse(image).map_err(ImageError::Invalid)?;
         let full = parsed.to_string();
-        let r: Reference = full
-            .parse()
-            .map_err(|e| err(format!("invalid image reference `{image}`: {e}")))?;
-        let auth = self
-            .auth_for(&parsed.registry)
-            .await
-            .map_err(ImageError::Invalid)?;
-        let client = self.client(&parsed.registry);
-        let (manifest, digest) = client
-            .pull_image_manifest(&r, &auth)
-            .await
-            .map_err(|e| err(format!("cannot pull {full}: {e}")))?;
+        // Each mirror, then the registry: the first that has the image serves every blob.
+        let mut tried = Vec::new();
+        let mut found = None;
+        for (registry, r) in self.sources(&parsed) {
+            let auth = self
+                .auth_for(&registry)
+                .await
+                .map_err(ImageError::Invalid)?;
+            let client = self.client(&registry);
+            match client.pull_image_manifest(&r, &auth).await {
+                Ok(m) => {
+                    found = Some((r, auth, client, m));
+                    break;
+                }
+                Err(e) => tried.push(if registry == parsed.registry {
+                    e.to_string()
+                } else {
+                    format!("mirror {registry}: {e}")
+                }),
+            }
+        }
+        let Some((r, auth, client, (manifest, digest))) = found else {
+            return Err(err(format!("cannot pull {full}: {}", tried.join("; "))));
+        };
         if let Some(rec) = self.store.list()?.into_iter().find(|i| i.digest == digest) {
             // The image is here already (under another name): the manifest was all it cost.
             let rec = ImageRecord {

@@ -413,15 +413,10 @@ fn task(
         if inner.steps.is_empty() {
             d.error(key_span, format!("{what} is a sub-DAG with no tasks"));
         }
-        for (k, why) in [
-            ("retry", step.control.retry.is_some()),
-            ("cache", step.control.cache.is_some()),
-        ] {
-            if why {
-                step.control.retry = None;
-                step.control.cache = None;
-                d.error(key_span, format!("{what} sets a {k} policy on a sub-DAG, which sluice applies to single tasks only"));
-            }
+        // kfp writes its default caching option on sub-DAGs too: each task inside has its own.
+        step.control.cache = None;
+        if step.control.retry.take().is_some() {
+            d.error(key_span, format!("{what} sets a retry policy on a sub-DAG, which sluice applies to single tasks only"));
         }
         step.uses = Uses::Group(Box::new(Group {
             params: inner.outputs.params,
@@ -637,7 +632,11 @@ fn constant(v: Value, span: Span, at: &str, d: &mut Diagnostics) -> Option<Value
     let mapped = s
         .replace("{{$.pipeline_job_name}}", "{{run.name}}")
         .replace("{{$.pipeline_job_uuid}}", "{{run.id}}")
-        .replace("{{$.pipeline_task_name}}", "{{task.name}}");
+        .replace("{{$.pipeline_task_name}}", "{{task.name}}")
+        .replace(
+            "{{$.pipeline_task_uuid}}",
+            "{{run.id}}.{{task.name}}.{{task.attempt}}",
+        );
     if mapped.contains("{{$") {
         d.error(
             span,
