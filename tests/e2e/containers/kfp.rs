@@ -197,3 +197,56 @@ fn check(name: &str, run: &RunDetail, expected: &Value) -> Vec<String> {
     }
     out
 }
+
+/// The demo as kfp lightweight components (`pipelines/kfp/iris.py`, compiled beside it), on the
+/// scikit-learn image: it trains and evaluates, and its metrics come back as the metadata of
+/// Kubeflow's Metrics and ClassificationMetrics artifacts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_iris_demo_written_with_kfp_trains_and_reports_its_metrics() {
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/kfp/iris.yaml"),
+    )
+    .unwrap();
+    let c = Cluster::start(&["--registry-mirror", &mirror()]).await;
+    let run = c.run(&yaml).await;
+    assert_eq!(run.summary.state, RunState::Succeeded, "{:?}", run.error);
+    let prepare = task(&run, "prepare");
+    assert_eq!(prepare.outputs["Output"], 150);
+    let data = prepare
+        .artifacts
+        .iter()
+        .find(|a| a.name == "dataset")
+        .unwrap();
+    assert_eq!(data.metadata.as_ref().unwrap()["test_rows"], 45);
+    let eval = task(&run, "evaluate");
+    let accuracy = eval.outputs["Output"].as_f64().unwrap();
+    assert!(accuracy > 0.9, "accuracy {accuracy}");
+    let metrics = eval.artifacts.iter().find(|a| a.name == "metrics").unwrap();
+    assert_eq!(
+        metrics.metadata.as_ref().unwrap()["accuracy"].as_f64(),
+        Some(accuracy)
+    );
+    let confusion = eval
+        .artifacts
+        .iter()
+        .find(|a| a.name == "confusion")
+        .unwrap();
+    let matrix = &confusion.metadata.as_ref().unwrap()["confusionMatrix"];
+    let rows: u64 = matrix["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["row"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+        })
+        .sum();
+    assert_eq!(rows, 45, "{matrix}");
+    assert!(c
+        .stdout(&run.summary.id, "evaluate")
+        .await
+        .contains("accuracy"));
+}
