@@ -1,6 +1,7 @@
 //! `sluice bench …`: measurements against the project's targets, on this machine, now.
 
 mod containers;
+mod kfp;
 mod ui;
 
 use clap::Subcommand;
@@ -59,6 +60,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Kubeflow pipelines: importing a compiled PipelineSpec of many tasks, and the launcher's
+    /// work per task (executor input, placeholders, executor output, metadata).
+    Kfp {
+        /// Tasks in the generated PipelineSpec (as kfp compiles a pipeline of lightweight components).
+        #[arg(long, default_value_t = 1_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+    },
     /// The UI's run list with many runs stored: server time per page, filtered, searched, deep.
     Ui {
         #[arg(long, default_value_t = 100_000)]
@@ -79,6 +89,7 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
         } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
         BenchCmd::Images { image, repeat } => images(&image, repeat.max(1)).await,
         BenchCmd::Ui { runs, requests } => ui::ui(runs.max(1), requests.max(1)).await,
+        BenchCmd::Kfp { tasks, repeat } => kfp::kfp(tasks.max(1), repeat.max(1)),
         BenchCmd::Containers {
             image,
             starts,
