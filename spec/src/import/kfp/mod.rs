@@ -566,3 +566,6 @@ fn resources(node: &Node, what: &str, d: &mut Diagnostics) -> Resources {
     }
     r
 }
+
+#[cfg(test)]
+mod tests;
