@@ -77,12 +77,9 @@ pub(crate) fn body(
     // Exit tasks (run whatever their upstream did) become their group's exit handlers.
     let mut handlers: Vec<(String, Parsed, Span)> = Vec::new();
     for (k, v) in tasks {
-        let exit = Fields::new(v, &format!("task `{}`", k.name), &[TASK_KEYS], d)
-            .and_then(|t| t.get("triggerPolicy"))
-            .and_then(|n| match &n.kind {
-                Kind::Map(e) => e.iter().find(|(k, _)| k.name == "strategy").map(|(_, v)| v),
-                _ => None,
-            })
+        // Read without checking: `task` checks every field of the task once.
+        let exit = field(v, "triggerPolicy")
+            .and_then(|n| field(n, "strategy"))
             .and_then(|n| n.scalar_text().map(|s| (s, n.span)));
         let exit = match exit {
             Some((s, _)) if s == "ALL_UPSTREAM_TASKS_COMPLETED" => true,
@@ -127,6 +124,14 @@ pub(crate) fn body(
         out.outputs = dag_outputs(o, path, d);
     }
     out
+}
+
+/// The value of `key` in mapping `node`, if it is one and has it.
+fn field<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+    match &node.kind {
+        Kind::Map(e) => e.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+        _ => None,
+    }
 }
 
 /// A DAG's `outputs`: each bound to an output of one of its tasks (or, for `dsl.OneOf`, of the
@@ -272,24 +277,11 @@ fn task(
         .get("dependentTasks")
         .and_then(|n| string_list(n, "dependentTasks", d))
         .unwrap_or_default();
-    let is_dag = matches!(&comp.kind, Kind::Map(e) if e.iter().any(|(k, _)| k.name == "dag"));
-    // The component's declared input types, to type constants and find status inputs.
-    let declared = match &comp.kind {
-        Kind::Map(e) => e
-            .iter()
-            .find(|(k, _)| k.name == "inputDefinitions")
-            .map(|(_, v)| v),
-        _ => None,
-    };
-    let declared = declared
-        .map(|n| {
-            io_defs(
-                n,
-                &format!("component `{}` inputs", comp_name.value),
-                &mut Diagnostics::new(""),
-            )
-        })
-        .map(|io| io.typed)
+    let is_dag = field(comp, "dag").is_some();
+    // The component's declared input types, to type constants and find status inputs (its
+    // declarations are checked, once, where its sluice component is made).
+    let declared = field(comp, "inputDefinitions")
+        .map(|n| io_defs(n, "", &mut Diagnostics::new("")).typed)
         .unwrap_or_default();
     let (params, artifacts) = match f.get("inputs") {
         Some(n) => inputs(n, &what, env, &declared, exit, d),
