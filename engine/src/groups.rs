@@ -175,20 +175,8 @@ impl Run {
         }
         for b in &group.artifacts {
             let (m, name) = member(b)?;
-            let gathered = format!("{name}[");
-            for a in &self.tasks[m].outputs.artifacts {
-                let renamed = if a.name == name {
-                    b.name.clone()
-                } else if let Some(rest) = a.name.strip_prefix(&gathered) {
-                    format!("{}[{rest}", b.name)
-                } else {
-                    continue;
-                };
-                out.artifacts.push(ArtifactRecord {
-                    name: renamed,
-                    ..a.clone()
-                });
-            }
+            out.artifacts
+                .extend(renamed(&self.tasks[m].outputs.artifacts, &name, &b.name));
         }
         Ok(out)
     }
@@ -226,4 +214,58 @@ impl Run {
         let members = self.plan.tasks[g].members.iter().flatten().copied();
         self.how_they_went(members.filter(|&m| !self.plan.tasks[m].exit_handler))
     }
+}
+
+impl Run {
+    /// The pipeline's own outputs (a Kubeflow pipeline's), each the output of the top-level
+    /// step its binding names, once that step succeeded (a list binds the first that did):
+    /// parameters by value, artifacts as their step's records, renamed.
+    pub fn pipeline_outputs(&self) -> TaskOutputs {
+        let mut out = TaskOutputs::default();
+        let source = |b: &sluice_spec::Binding| -> Option<(usize, String)> {
+            let choices: Vec<&serde_json::Value> = match &b.value {
+                serde_json::Value::Array(items) => items.iter().collect(),
+                v => vec![v],
+            };
+            choices.into_iter().find_map(|v| {
+                let Some(Ref::StepOutput { step, name, .. }) = v.as_str().and_then(refs::sole_ref)
+                else {
+                    return None;
+                };
+                let i = self.task_index(&step)?;
+                (self.tasks[i].state == TaskState::Succeeded).then_some((i, name))
+            })
+        };
+        for b in &self.pipeline.outputs.params {
+            if let Some(v) =
+                source(b).and_then(|(i, n)| self.tasks[i].outputs.params.get(&n).cloned())
+            {
+                out.params.insert(b.name.clone(), v);
+            }
+        }
+        for b in &self.pipeline.outputs.artifacts {
+            if let Some((i, n)) = source(b) {
+                out.artifacts
+                    .extend(renamed(&self.tasks[i].outputs.artifacts, &n, &b.name));
+            }
+        }
+        out
+    }
+}
+
+/// The records of artifact `name` (or, gathered by a loop, `name[k]`…) as artifact `to`.
+fn renamed<'a>(
+    records: &'a [ArtifactRecord],
+    name: &'a str,
+    to: &'a str,
+) -> impl Iterator<Item = ArtifactRecord> + 'a {
+    let gathered = format!("{name}[");
+    records.iter().filter_map(move |a| {
+        let name = if a.name == name {
+            to.to_string()
+        } else {
+            format!("{to}[{}", a.name.strip_prefix(&gathered)?)
+        };
+        Some(ArtifactRecord { name, ..a.clone() })
+    })
 }

@@ -159,6 +159,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
             .map(|o| OutputArtifact {
                 name: o.name.clone(),
                 path: format!("{}/{}", paths::OUTPUT_ARTIFACTS, o.name),
+                kind: o.kind.clone(),
             })
             .collect(),
         network: tpl.network,

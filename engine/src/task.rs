@@ -107,6 +107,9 @@ pub struct OutputParam {
 pub struct OutputArtifact {
     pub name: String,
     pub path: String,
+    /// What it holds, as the step declares it (`dataset`, `system.Metrics`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// An artifact a task produced.
@@ -120,6 +123,9 @@ pub struct ArtifactRecord {
     /// What the step said of it (a Kubeflow artifact's metadata: metrics, schema, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<sluice_spec::Value>,
+    /// What it holds, as its step declared it (`dataset`, `system.Metrics`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// How an attempt ended, as its worker reported it.

@@ -60,7 +60,7 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
             .collect(),
         output_artifacts: output_artifacts
             .into_iter()
-            .map(|e::OutputArtifact { name, path }| w::OutputArtifact { name, path })
+            .map(|e::OutputArtifact { name, path, kind }| w::OutputArtifact { name, path, kind })
             .collect(),
         network,
         volumes: volumes
@@ -123,6 +123,7 @@ pub fn artifact(a: e::ArtifactRecord) -> w::ArtifactRecord {
         size,
         sha256,
         metadata,
+        kind,
     } = a;
     w::ArtifactRecord {
         name,
@@ -130,6 +131,7 @@ pub fn artifact(a: e::ArtifactRecord) -> w::ArtifactRecord {
         size,
         sha256,
         metadata,
+        kind,
     }
 }
 
@@ -161,12 +163,14 @@ pub fn task_result(r: w::TaskResult) -> e::TaskResult {
                      size,
                      sha256,
                      metadata,
+                     kind,
                  }| e::ArtifactRecord {
                     name,
                     uri,
                     size,
                     sha256,
                     metadata,
+                    kind,
                 },
             )
             .collect(),
@@ -212,6 +216,7 @@ mod tests {
             output_artifacts: vec![e::OutputArtifact {
                 name: "m".into(),
                 path: "/out/m".into(),
+                kind: Some("system.Metrics".into()),
             }],
             network: sluice_spec::NetworkMode::Host,
             volumes: vec![e::VolumeMount {

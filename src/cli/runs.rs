@@ -143,6 +143,9 @@ fn print_outcome(d: &RunDetail) {
     if let Some(e) = &d.error {
         eprintln!("  {e}");
     }
+    if let Some(o) = outputs_line(d) {
+        eprintln!("  outputs: {o}");
+    }
     for t in &d.tasks {
         if !t.outputs.is_empty() {
             let outs: Vec<String> = t
@@ -150,7 +153,7 @@ fn print_outcome(d: &RunDetail) {
                 .iter()
                 .map(|(k, v)| format!("{k}={}", sluice_spec::render(v)))
                 .collect();
-            eprintln!("  {}: {}", t.name, outs.join(" "));
+            eprintln!("  {}: {}", shown(t), outs.join(" "));
         }
     }
 }
@@ -328,6 +331,9 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                     if let Some(e) = &d.error {
                         println!("error     {e}");
                     }
+                    if let Some(o) = outputs_line(&d) {
+                        println!("outputs   {o}");
+                    }
                     println!(
                         "\n{:<24} {:<10} {:>7} {:>10}  OUTPUTS",
                         "TASK", "STATE", "ATTEMPT", "DURATION"
@@ -347,6 +353,9 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                             dur,
                             outs.join(" ")
                         );
+                        if let Some(d) = &t.display_name {
+                            println!("{:<24} └ shown as \"{d}\"", "");
+                        }
                         if let Some(from) = &t.cached_from {
                             println!("{:<24} └ cached: reused the result of run {from}", "");
                         }
@@ -451,4 +460,29 @@ pub async fn logs(a: LogsArgs) -> anyhow::Result<u8> {
 fn seconds(ms: Option<u64>) -> String {
     ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
         .unwrap_or_else(|| "-".into())
+}
+
+/// A task's name, with the name it is shown by where that differs (`use "Use it"`).
+fn shown(t: &sluice_sdk::api::TaskInfo) -> String {
+    match &t.display_name {
+        Some(d) => format!("{} \"{d}\"", t.name),
+        None => t.name.clone(),
+    }
+}
+
+/// The run's own outputs on one line (`accuracy=0.97 model=<artifact from train>`), if it has any.
+fn outputs_line(d: &sluice_sdk::api::RunDetail) -> Option<String> {
+    let params = d
+        .outputs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", sluice_spec::render(v)));
+    let artifacts = d.output_artifacts.iter().map(|a| {
+        format!(
+            "{}=<artifact, {}>",
+            a.name,
+            sluice_spec::format_bytes(a.size)
+        )
+    });
+    let all: Vec<String> = params.chain(artifacts).collect();
+    (!all.is_empty()).then(|| all.join(" "))
 }

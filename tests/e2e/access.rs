@@ -209,6 +209,7 @@ fn finished(lease: &sluice_sdk::api::Lease, uri: &str, cached_from: Option<&str>
                     size: 4,
                     sha256: "00".repeat(32),
                     metadata: None,
+                    kind: None,
                 }],
             )
         },

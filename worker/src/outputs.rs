@@ -86,6 +86,7 @@ pub fn artifacts(spec: &TaskSpec, dir: &Path) -> Result<Vec<ArtifactRecord>, Str
             size,
             sha256,
             metadata: None,
+            kind: a.kind.clone(),
         });
     }
     Ok(out)
@@ -200,6 +201,7 @@ mod tests {
                 .map(|n| OutputArtifact {
                     name: n.to_string(),
                     path: format!("/sluice/outputs/artifacts/{n}"),
+                    kind: None,
                 })
                 .collect(),
             output_params: vec![OutputParam {

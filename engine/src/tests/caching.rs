@@ -66,6 +66,7 @@ fn input_artifacts_enter_the_key_by_content() {
                     size: 1,
                     sha256: sha.into(),
                     metadata: None,
+                    kind: None,
                 }],
                 cached_from: None,
             },

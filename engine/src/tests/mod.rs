@@ -96,6 +96,7 @@ fn script(run: &mut Run, events: &[Ev]) {
                         size: 1,
                         sha256: "x".into(),
                         metadata: None,
+                        kind: None,
                     }],
                 };
                 run.finished(
@@ -449,6 +450,7 @@ fn ok_with(run: &mut Run, name: &str, outputs: &[(&str, &str)], artifact: Option
             size: 1,
             sha256: "x".into(),
             metadata: None,
+            kind: None,
         })
         .into_iter()
         .collect();

@@ -12,5 +12,5 @@ def pipeline():
         .set_cpu_limit("500m").set_memory_limit("256Mi").set_display_name("Show the variable"))
 
 EXPECTED = {"state": "succeeded", "tasks": {
-    "show": {"outputs": {"Output": "hi from env"}, "resources": {"cpu_millis": 500, "memory_bytes": 268435456}},
+    "show": {"display_name": "Show the variable", "outputs": {"Output": "hi from env"}, "resources": {"cpu_millis": 500, "memory_bytes": 268435456}},
 }}

@@ -19,5 +19,7 @@ def pipeline():
     evaluate()
 
 EXPECTED = {"state": "succeeded", "tasks": {
-    "evaluate": {"artifacts": {"metrics": {"accuracy": 0.9, "loss": 0.25}}},
+    "evaluate": {"artifacts": {"metrics": {"accuracy": 0.9, "loss": 0.25}},
+                 "artifact_kinds": {"metrics": "system.Metrics", "cm": "system.ClassificationMetrics",
+                                    "report": "system.Markdown", "page": "system.HTML"}},
 }}

@@ -277,6 +277,14 @@ pub struct RunDetail {
     pub params: Params,
     pub digest: String,
     pub error: Option<String>,
+    /// The pipeline's own outputs once the run has ended (a Kubeflow pipeline's outputs):
+    /// parameters by value.
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub outputs: Params,
+    /// Its output artifacts, as the records of the steps that made them (named as the pipeline
+    /// names them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_artifacts: Vec<ArtifactRecord>,
     pub tasks: Vec<TaskInfo>,
 }
 
@@ -297,11 +305,17 @@ pub struct ArtifactRecord {
     /// What the step said of it (a Kubeflow artifact's metadata: metrics, schema, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// What it holds, as its step declared it (`dataset`, `system.Metrics`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskInfo {
     pub name: String,
+    /// The name it is shown by, where that differs from its name (a Kubeflow task's display name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub state: TaskState,
     pub attempt: u32,
     pub depends_on: Vec<String>,

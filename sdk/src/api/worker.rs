@@ -209,6 +209,9 @@ pub struct OutputParam {
 pub struct OutputArtifact {
     pub name: String,
     pub path: String,
+    /// What it holds, as the step declares it (`dataset`, `system.Metrics`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -254,6 +254,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
             let t = r.task;
             TaskInfo {
                 name: r.stat.name.clone(),
+                display_name: r.stat.display_name.clone(),
                 state: t.state,
                 attempt: t.attempt,
                 depends_on: r.stat.depends_on.clone(),
@@ -301,6 +302,8 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
         params: run.row.params,
         digest: run.row.digest,
         error: run.row.error,
+        outputs: run.row.outputs.params,
+        output_artifacts: crate::wire::artifacts(&run.row.outputs.artifacts),
         tasks,
     }
 }

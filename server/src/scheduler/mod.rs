@@ -7,7 +7,9 @@ mod runs;
 mod workers;
 
 use crate::secrets::SecretBox;
-use crate::store::{CacheEntry, DynStore, RunRow, StoreError, TaskRow, TaskStatic, WriteBatch};
+use crate::store::{
+    CacheEntry, DynStore, RunOutputs, RunRow, StoreError, TaskRow, TaskStatic, WriteBatch,
+};
 use sluice_engine::{Effect, Run};
 use sluice_sdk::api::{format_ts, RunEvent};
 use sluice_sdk::artifacts::{ArtifactStore, LocalDir};
@@ -115,6 +117,13 @@ impl Active {
         self.row.error = self.run.error.clone();
         self.row.end_reason = self.run.end_reason;
         self.row.finished_at = self.run.finished_at;
+        if self.run.state.is_terminal() && self.row.outputs.is_empty() {
+            let o = self.run.pipeline_outputs();
+            self.row.outputs = RunOutputs {
+                params: o.params,
+                artifacts: o.artifacts,
+            };
+        }
         self.row.clone()
     }
 }
@@ -388,12 +397,18 @@ impl Scheduler {
 
 fn task_static(run: &Run, i: usize) -> Arc<TaskStatic> {
     let t = &run.plan.tasks[i];
+    let step = run.pipeline.task_step(t.step);
     let image = run
         .pipeline
-        .template_of(run.pipeline.task_step(t.step))
+        .template_of(step)
         .map(|t| t.image.value.clone())
         .unwrap_or_default();
-    Arc::new(TaskStatic::new(t.name.clone(), image, shown_deps(run, i)))
+    Arc::new(TaskStatic::new(
+        t.name.clone(),
+        image,
+        shown_deps(run, i),
+        step.display_name.clone(),
+    ))
 }
 
 /// What task `i` is shown waiting for. A group is shown after the steps that end it, the steps

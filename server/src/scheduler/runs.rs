@@ -79,6 +79,7 @@ impl Scheduler {
             created_at: now,
             finished_at: None,
             cache: new.cache,
+            outputs: Default::default(),
         };
         // Planned before the scheduler's lock is taken, so leases and reports wait only for the
         // write. The key is looked up under the lock, so two requests with one key cannot both

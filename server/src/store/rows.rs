@@ -25,6 +25,24 @@ pub struct RunRow {
     pub finished_at: Option<i64>,
     /// Whether the run reuses cached results.
     pub cache: bool,
+    /// The pipeline's own outputs, once the run has ended.
+    pub outputs: RunOutputs,
+}
+
+/// A run's own outputs (a Kubeflow pipeline's): parameters by value, artifacts as the records
+/// of the steps that made them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunOutputs {
+    #[serde(default)]
+    pub params: Params,
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+impl RunOutputs {
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty() && self.artifacts.is_empty()
+    }
 }
 
 /// A task's result kept for reuse (see `engine::Run::cache_key`).
@@ -66,16 +84,24 @@ pub struct TaskStatic {
     pub depends_on: Vec<String>,
     /// `depends_on` as JSON, made once (a task's row is written many times).
     pub depends_on_json: String,
+    /// The name it is shown by, where that differs from its name.
+    pub display_name: Option<String>,
 }
 
 impl TaskStatic {
-    pub fn new(name: String, image: String, depends_on: Vec<String>) -> TaskStatic {
+    pub fn new(
+        name: String,
+        image: String,
+        depends_on: Vec<String>,
+        display_name: Option<String>,
+    ) -> TaskStatic {
         let depends_on_json = serde_json::to_string(&depends_on).unwrap_or_else(|_| "[]".into());
         TaskStatic {
             name,
             image,
             depends_on,
             depends_on_json,
+            display_name,
         }
     }
 }

@@ -109,6 +109,7 @@ fn launch_spec() -> sluice_sdk::api::TaskSpec {
         output_artifacts: vec![sluice_sdk::api::OutputArtifact {
             name: "m".into(),
             path: "/sluice/outputs/artifacts/m".into(),
+            kind: Some("system.Metrics".into()),
         }],
         kfp: Some(Task {
             launch: Launch {

@@ -47,6 +47,7 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
                     created_at: created,
                     finished_at: Some(created + 500),
                     cache: true,
+                    outputs: Default::default(),
                 });
             }
             made += batch.new_runs.len();

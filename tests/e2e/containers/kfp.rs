@@ -106,6 +106,29 @@ fn check(name: &str, run: &RunDetail, expected: &Value) -> Vec<String> {
             state, expected["state"], run.error
         ));
     }
+    if let Some(o) = expected.get("outputs").and_then(Value::as_object) {
+        for (k, v) in o {
+            if run.outputs.get(k) != Some(v) {
+                out.push(format!(
+                    "{name}: run output `{k}` is {:?} (expected {v})",
+                    run.outputs.get(k)
+                ));
+            }
+        }
+    }
+    if let Some(list) = expected.get("output_artifacts").and_then(Value::as_array) {
+        let have: Vec<&str> = run
+            .output_artifacts
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        let want: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+        if have != want {
+            out.push(format!(
+                "{name}: run output artifacts {have:?} (expected {want:?})"
+            ));
+        }
+    }
     let want = expected["tasks"].as_object().unwrap();
     let have: Vec<&str> = run.tasks.iter().map(|t| t.name.as_str()).collect();
     for t in &have {
@@ -135,6 +158,28 @@ fn check(name: &str, run: &RunDetail, expected: &Value) -> Vec<String> {
                     out.push(format!(
                         "{name}: `{task}` output `{k}` is {:?} (expected {v})",
                         t.outputs.get(k)
+                    ));
+                }
+            }
+        }
+        if let Some(d) = w.get("display_name").and_then(Value::as_str) {
+            if t.display_name.as_deref() != Some(d) {
+                out.push(format!(
+                    "{name}: `{task}` shown as {:?} (expected {d})",
+                    t.display_name
+                ));
+            }
+        }
+        if let Some(kinds) = w.get("artifact_kinds").and_then(Value::as_object) {
+            for (a, k) in kinds {
+                let have = t
+                    .artifacts
+                    .iter()
+                    .find(|r| &r.name == a)
+                    .and_then(|r| r.kind.as_deref());
+                if have != k.as_str() {
+                    out.push(format!(
+                        "{name}: `{task}` artifact `{a}` is of kind {have:?} (expected {k})"
                     ));
                 }
             }
@@ -221,6 +266,9 @@ async fn the_iris_demo_written_with_kfp_trains_and_reports_its_metrics() {
     let eval = task(&run, "evaluate");
     let accuracy = eval.outputs["Output"].as_f64().unwrap();
     assert!(accuracy > 0.9, "accuracy {accuracy}");
+    // The pipeline returns the accuracy: the run's own output.
+    assert_eq!(run.outputs["Output"].as_f64(), Some(accuracy));
+    assert_eq!(prepare.display_name.as_deref(), Some("Prepare the data"));
     let metrics = eval.artifacts.iter().find(|a| a.name == "metrics").unwrap();
     assert_eq!(
         metrics.metadata.as_ref().unwrap()["accuracy"].as_f64(),

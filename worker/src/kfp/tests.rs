@@ -55,6 +55,7 @@ fn spec(command: &[&str], args: &[&str], values: Value) -> TaskSpec {
         output_artifacts: vec![OutputArtifact {
             name: "m".into(),
             path: "/sluice/outputs/artifacts/m".into(),
+            kind: Some("system.Metrics".into()),
         }],
         kfp: Some(Task {
             launch: Launch {

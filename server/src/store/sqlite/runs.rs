@@ -14,7 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 use std::sync::Arc;
 
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from";
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -55,7 +55,8 @@ fn push_task<'a>(
             Some(json(&t.attempts))
         })
         .push_bind(t.condition_false)
-        .push_bind(t.cached_from.as_ref().map(|r| r.to_string()));
+        .push_bind(t.cached_from.as_ref().map(|r| r.to_string()))
+        .push_bind(row.stat.display_name.as_deref());
 }
 
 #[derive(sqlx::FromRow)]
@@ -73,6 +74,7 @@ struct RunCols {
     created_at: i64,
     finished_at: Option<i64>,
     cache: bool,
+    outputs: Option<String>,
 }
 
 fn run_row(r: &SqliteRow) -> Result<RunRow> {
@@ -97,6 +99,7 @@ fn run_row(r: &SqliteRow) -> Result<RunRow> {
         created_at: c.created_at,
         finished_at: c.finished_at,
         cache: c.cache,
+        outputs: from_json(c.outputs, "run outputs")?.unwrap_or_default(),
     })
 }
 
@@ -129,6 +132,7 @@ struct TaskCols {
     attempts: Option<String>,
     condition_false: bool,
     cached_from: Option<String>,
+    display_name: Option<String>,
 }
 
 fn task_row(r: &SqliteRow) -> Result<TaskRow> {
@@ -140,6 +144,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             c.name,
             c.image,
             from_json(Some(c.depends_on), "task dependencies")?.unwrap_or_default(),
+            c.display_name,
         )),
         task: Task {
             state: TaskState::parse(&c.state).ok_or_else(|| corrupt("task state", &c.state))?,
@@ -197,6 +202,7 @@ struct ArtifactCols {
     size: i64,
     sha256: String,
     metadata: Option<String>,
+    kind: Option<String>,
 }
 
 impl SqliteStore {
@@ -208,7 +214,7 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
-        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256, metadata FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
+        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256, metadata, kind FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
         for a in &arts {
             let a: ArtifactCols = read(a)?;
             if let Some(t) = usize::try_from(a.task_idx)
@@ -227,6 +233,7 @@ impl SqliteStore {
                         ),
                         None => None,
                     },
+                    kind: a.kind,
                 });
             }
         }
@@ -299,12 +306,13 @@ impl RunStore for SqliteStore {
         }
         for r in &batch.runs {
             sqlx::query(
-                "UPDATE runs SET state = ?, error = ?, end_reason = ?, finished_at = ? WHERE id = ?",
+                "UPDATE runs SET state = ?, error = ?, end_reason = ?, finished_at = ?, outputs = ? WHERE id = ?",
             )
             .bind(r.state.as_str())
             .bind(&r.error)
             .bind(r.end_reason.map(EndReason::as_str))
                 .bind(r.finished_at)
+                .bind((!r.outputs.is_empty()).then(|| json(&r.outputs)))
                 .bind(&r.id)
                 .execute(&mut *tx)
                 .await?;
@@ -318,7 +326,7 @@ impl RunStore for SqliteStore {
         });
         for chunk in fresh.chunks(4000) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO tasks (run_id, idx, name, image, depends_on, state) ",
+                "INSERT INTO tasks (run_id, idx, name, image, depends_on, state, display_name) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&*r.run_id)
@@ -326,7 +334,8 @@ impl RunStore for SqliteStore {
                     .push_bind(&r.stat.name)
                     .push_bind(&r.stat.image)
                     .push_bind(&r.stat.depends_on_json)
-                    .push_bind("pending");
+                    .push_bind("pending")
+                    .push_bind(r.stat.display_name.as_deref());
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -349,7 +358,7 @@ impl RunStore for SqliteStore {
             })
             .collect();
         for chunk in artifacts.chunks(2000) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, metadata, created_at) ");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, metadata, kind, created_at) ");
             q.push_values(chunk, |mut b, (run, idx, a, at)| {
                 b.push_bind(*run)
                     .push_bind(*idx as i64)
@@ -358,6 +367,7 @@ impl RunStore for SqliteStore {
                     .push_bind(a.size as i64)
                     .push_bind(&a.sha256)
                     .push_bind(a.metadata.as_ref().map(|m| m.to_string()))
+                    .push_bind(a.kind.as_deref())
                     .push_bind(*at);
             });
             q.build().execute(&mut *tx).await?;
