@@ -624,3 +624,106 @@ async fn the_ui_logs_in_with_a_token_and_keeps_it_where_scripts_cannot_read_it()
     b.quit().await;
     server.kill9();
 }
+
+/// A Kubeflow pipeline in the browser: its sub-DAGs drawn as frames around their steps, a
+/// display name on its node, and Kubeflow's artifact types as Kubeflow shows them (Metrics as
+/// scalars, ClassificationMetrics as a confusion matrix and a ROC curve, Markdown rendered, HTML
+/// in a sandboxed frame). Uses the compiled kfp corpus (`scripts/test` compiles it).
+#[tokio::test]
+async fn kubeflow_artifacts_render_by_type_and_sub_dags_are_drawn_as_groups() {
+    let corpus = std::path::PathBuf::from(
+        std::env::var("SLUICE_KFP_CORPUS")
+            .unwrap_or_else(|_| "/var/cache/sluice/kfp-corpus".into()),
+    );
+    let read = |n: &str| {
+        std::fs::read_to_string(corpus.join(n)).expect("the compiled kfp corpus (scripts/test)")
+    };
+    let mirror = format!("docker.io=http://{}", crate::containers::registry());
+    let c = Cluster::start(&["--registry-mirror", &mirror]).await;
+    let metrics = submit(&c.client, &read("c19_metrics.yaml")).await;
+    let branches = submit(&c.client, &read("c05_if_elif_else.yaml")).await;
+    let named = submit(&c.client, &read("c17_env_resources.yaml")).await;
+    for id in [&metrics, &branches, &named] {
+        let r = wait_run(&c.client, id, Duration::from_secs(120)).await;
+        assert_eq!(
+            r.summary.state,
+            sluice_sdk::api::RunState::Succeeded,
+            "{:?}",
+            r.error
+        );
+    }
+    let b = Browser::start().await;
+    b.goto(&format!("{}/runs/{metrics}/tasks/evaluate", c.url))
+        .await;
+    let seen = b
+        .wait(
+            "Kubeflow's artifact views",
+            "const v = (k) => document.querySelector(`.kfp[data-kind='${k}']`);
+             const m = v('system.Metrics'), cm = v('system.ClassificationMetrics'), md = v('system.Markdown'), html = v('system.HTML');
+             if (!m || !cm || !md || !html) return false;
+             return {
+               metrics: [...m.querySelectorAll('tr')].map(r => r.textContent),
+               matrix: [...cm.querySelectorAll('table.confusion tbody td')].map(td => td.textContent),
+               labels: [...cm.querySelectorAll('table.confusion thead th')].map(th => th.textContent),
+               roc: cm.querySelector('.roc svg polyline')?.getAttribute('points')?.split(' ').length,
+               heading: md.querySelector('.md h3')?.textContent,
+               bold: md.textContent.includes('accuracy'),
+               frame: html.querySelector('iframe').getAttribute('sandbox'),
+               html: html.querySelector('iframe').getAttribute('srcdoc'),
+             };",
+        )
+        .await;
+    assert_eq!(
+        seen["metrics"],
+        json!(["accuracy0.9", "loss0.25"]),
+        "{seen}"
+    );
+    assert_eq!(seen["matrix"], json!(["8", "2", "1", "9"]), "{seen}");
+    assert_eq!(
+        seen["labels"],
+        json!(["actual \\ predicted", "cat", "dog"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["roc"],
+        json!(3),
+        "three points on the ROC curve: {seen}"
+    );
+    assert_eq!(seen["heading"], json!("Report"), "{seen}");
+    assert_eq!(
+        seen["frame"],
+        json!(""),
+        "no script may run in a step's HTML: {seen}"
+    );
+    assert_eq!(seen["html"], json!("<h1>Report</h1>"), "{seen}");
+    b.screenshot("kfp-visuals.png").await;
+
+    b.goto(&format!("{}/runs/{branches}", c.url)).await;
+    let groups = b
+        .wait(
+            "the sub-DAGs as frames",
+            "const g = [...document.querySelectorAll('svg .group')].map(g => g.dataset.group).sort();
+             return g.length === 4 && g",
+        )
+        .await;
+    assert_eq!(
+        groups,
+        json!([
+            "condition-branches-1",
+            "condition-branches-1.condition-2",
+            "condition-branches-1.condition-3",
+            "condition-branches-1.condition-4"
+        ])
+    );
+    b.screenshot("kfp-groups.png").await;
+
+    b.goto(&format!("{}/runs/{named}", c.url)).await;
+    let label = b
+        .wait(
+            "the display name on the node",
+            "const n = document.querySelector('[data-task=\"show\"] text'); return n && n.textContent",
+        )
+        .await;
+    assert_eq!(label, json!("Show the variable"));
+    b.quit().await;
+}

@@ -43,11 +43,29 @@ export function drawGraph(box, tasks, nodes, onSelect) {
     const my = (a[1] + b[1]) / 2;
     svg.append(s("path", { class: "edge", d: `M${a[0]},${a[1]} C${a[0]},${my} ${b[0]},${my} ${b[0]},${b[1]}` }));
   }
+  // A group (a sub-DAG: a condition, a loop, a nested pipeline) is drawn as a frame around what
+  // is in it, behind the nodes: its steps are `GROUP.STEP`, its loop's copies `GROUP[k]…`.
+  // An outer frame stands further out than the frames inside it, each with room for its name.
+  const within = (m, g) => m.name.startsWith(g + ".") || m.name.startsWith(g + "[");
+  const groups = tasks.filter((t) => t.control && tasks.some((m) => within(m, t.name)));
+  const levels = (g) => 1 + Math.max(0, ...groups.filter((o) => within(o, g.name)).map(levels));
+  const frames = groups.map((t) => {
+    const pts = tasks.filter((m) => within(m, t.name)).map((m) => xy.get(m.name));
+    const out = 5 + 6 * (levels(t) - 1), top = 13 + 11 * (levels(t) - 1);
+    const x0 = Math.min(...pts.map((p) => p[0])) - out, y0 = Math.min(...pts.map((p) => p[1])) - top;
+    const x1 = Math.max(...pts.map((p) => p[0])) + W + out, y1 = Math.max(...pts.map((p) => p[1])) + H + out;
+    return s("g", { class: "group", "data-group": t.name },
+      s("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, rx: 6 }),
+      s("text", { x: x0 + 6, y: y0 + 10 }, t.label || local(t.name)));
+  });
+  svg.prepend(...frames);
   for (const t of tasks) {
     const [x, y] = xy.get(t.name);
-    const label = t.name.length > 22 ? t.name.slice(0, 21) + "…" : t.name;
-    const g = s("g", { class: t.control ? "node control" : "node", transform: `translate(${x},${y})`, tabindex: "0", role: "button", "data-task": t.name, "aria-label": "step " + t.name },
-      s("title", {}, t.name), s("rect", { width: W, height: H }),
+    // Inside a group's frame a step is named as in its group; its full name is its title.
+    const shown = t.label || (groups.some((g) => within(t, g.name)) ? local(t.name) : t.name);
+    const label = shown.length > 22 ? shown.slice(0, 21) + "…" : shown;
+    const g = s("g", { class: t.control ? "node control" : "node", transform: `translate(${x},${y})`, tabindex: "0", role: "button", "data-task": t.name, "aria-label": "step " + (t.label || t.name) },
+      s("title", {}, t.label ? `${t.label} (${t.name})` : t.name), s("rect", { width: W, height: H }),
       s("text", { x: 10, y: 19 }, label), s("text", { x: 10, y: 36, class: "state" }, t.state || ""));
     if (onSelect) {
       g.addEventListener("click", () => onSelect(t.name));
@@ -66,4 +84,9 @@ export function setNodeState(g, state, attempt) {
   g.setAttribute("class", ["node", "state-" + state, ...keep].join(" "));
   g.dataset.state = state;
   g.querySelector(".state").textContent = state + (attempt > 1 ? " · attempt " + attempt : "");
+}
+
+// `tune[0].train` is `train` in its group (`tune[0]` stays `tune[0]`).
+function local(name) {
+  return name.slice(name.lastIndexOf(".") + 1);
 }

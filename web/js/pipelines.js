@@ -43,7 +43,7 @@ export async function pipelineView(name) {
     form.append(h("span"), h("button", { class: "primary", type: "submit" }, "Start run"));
     const graph = h("div", { class: "card graph" });
     box.replaceChildren(o.description ? h("p", {}, o.description) : "", graph, h("h2", {}, "Start a run"), form, errBox);
-    drawGraph(graph, o.steps.map((s) => ({ name: s.name, deps: s.depends_on, state: null })), new Map(), null);
+    drawGraph(graph, o.steps.map((s) => ({ name: s.name, label: s.display_name, deps: s.depends_on, state: null, control: s.group })), new Map(), null);
   }
   pick.addEventListener("change", show);
   main.replaceChildren(h("h1", {}, name), h("div", { class: "toolbar" }, pick, link("/runs?pipeline=" + encodeURIComponent(name), "runs of this pipeline")), box);

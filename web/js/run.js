@@ -2,6 +2,7 @@
 import { API, TERMINAL, api, badge, debounce, events, fmtBytes, fmtDur, fmtTime, fmtVal, go, h, json, kv, link, main, onLeave, paramsTable } from "./lib.js";
 import { drawGraph, setNodeState } from "./graph.js";
 import { showArtifact } from "./artifacts.js";
+import { KINDS, kfpView } from "./kfp.js";
 
 export async function runView(id, taskName) {
   let run = await json("/runs/" + encodeURIComponent(id));
@@ -31,6 +32,8 @@ export async function runView(id, taskName) {
         ["started", fmtTime(r.created_at)], ["finished", fmtTime(r.finished_at)], ["duration", fmtDur(r.duration_ms)],
         ["error", r.error ? h("span", { class: "error" }, r.error) : null],
         ["parameters", Object.keys(r.params || {}).length ? Object.entries(r.params).map(([k, v]) => k + "=" + fmtVal(v)).join("  ") : null],
+        ["outputs", Object.keys(r.outputs || {}).length || (r.output_artifacts || []).length
+          ? Object.entries(r.outputs || {}).map(([k, v]) => k + "=" + fmtVal(v)).concat((r.output_artifacts || []).map((a) => a.name + " (artifact)")).join("  ") : null],
       ])));
   }
   function select(name) {
@@ -43,7 +46,7 @@ export async function runView(id, taskName) {
   }
   renderHeader();
   // Loops and groups run no container of their own: drawn dashed.
-  drawGraph(graphBox, run.tasks.map((t) => ({ name: t.name, deps: t.depends_on, state: t.state, control: !t.image })), nodes, select);
+  drawGraph(graphBox, run.tasks.map((t) => ({ name: t.name, label: t.display_name, deps: t.depends_on, state: t.state, control: !t.image })), nodes, select);
   if (selectedTask) select(selectedTask);
 
   const refresh = debounce(async () => {
@@ -74,8 +77,9 @@ export function taskPanel(panel, run, name) {
   function renderInfo() {
     const t = task;
     info.replaceChildren(
-      h("h2", {}, t.name, " ", badge(t.state), " ", h("button", { "aria-label": "close panel", onclick: () => go("/runs/" + run.id) }, "×")),
+      h("h2", {}, t.display_name || t.name, " ", badge(t.state), " ", h("button", { "aria-label": "close panel", onclick: () => go("/runs/" + run.id) }, "×")),
       kv([
+        ["task", t.display_name ? t.name : null],
         ["cached", t.cached_from ? h("span", {}, "reused the result of run ", link("/runs/" + t.cached_from, t.cached_from)) : null],
         ["attempt", t.attempt], ["image", t.image], ["digest", t.image_digest], ["worker", t.worker],
         ["resources", resources(t.resources)],
@@ -90,7 +94,20 @@ export function taskPanel(panel, run, name) {
     artifacts.replaceChildren(h("h2", {}, "Artifacts"), t.artifacts.length ? h("table", {}, h("tbody", {}, t.artifacts.map((a) => h("tr", {},
       h("td", {}, a.name), h("td", { class: "num" }, fmtBytes(a.size)), h("td", { class: "muted", title: a.sha256 }, a.sha256.slice(0, 12)),
       h("td", {}, h("button", { onclick: () => showArtifact(preview, base + "/artifacts/" + encodeURIComponent(a.name), a.name) }, "Preview"), " ",
-        h("a", { href: API + base + "/artifacts/" + encodeURIComponent(a.name) + "?download=true" }, "Download")))))) : h("p", { class: "muted" }, "none"));
+        h("a", { href: API + base + "/artifacts/" + encodeURIComponent(a.name) + "?download=true" }, "Download")))))) : h("p", { class: "muted" }, "none"),
+      visuals);
+    showVisuals(t);
+  }
+  // Kubeflow's visual artifacts (metrics, confusion matrices, reports), drawn once the task ends.
+  const visuals = h("div", { class: "visuals" });
+  let visualsOf = null;
+  async function showVisuals(t) {
+    const kfp = t.artifacts.filter((a) => KINDS.has(a.kind));
+    const key = t.attempt + ":" + kfp.map((a) => a.name + a.sha256).join(",");
+    if (key === visualsOf) return;
+    visualsOf = key;
+    const views = await Promise.all(kfp.map((a) => kfpView(a, base + "/artifacts/" + encodeURIComponent(a.name))));
+    visuals.replaceChildren(...(views.some(Boolean) ? [h("h2", {}, "Visualizations"), ...views.filter(Boolean)] : []));
   }
   function addLine(l) {
     // A reconnecting stream replays what it sent; each line counts once.

@@ -235,6 +235,8 @@ fn outline(yaml: &str) -> serde_json::Value {
         .map(|i| {
             serde_json::json!({
                 "name": p.steps[i].name,
+                "display_name": p.steps[i].display_name,
+                "group": p.steps[i].group().is_some(),
                 "depends_on": shown_deps(&p, &deps, i),
             })
         })

@@ -28,6 +28,7 @@ assets!(
     "js/artifacts.js",
     "js/compare.js",
     "js/pipelines.js",
+    "js/kfp.js",
 );
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {
