@@ -40,6 +40,14 @@ impl Run {
         if spec.network == sluice_spec::NetworkMode::Host || !spec.volumes.is_empty() {
             return None;
         }
+        // An import reads the host's file as it is now.
+        if spec
+            .kfp
+            .as_ref()
+            .is_some_and(|k| k.launch.importer.is_some())
+        {
+            return None;
+        }
         let inputs: Vec<(&str, &str)> = spec
             .input_artifacts
             .iter()

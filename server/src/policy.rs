@@ -64,9 +64,39 @@ impl Policy {
         for step in p.steps.iter().chain(&p.on_exit) {
             if let Some(t) = p.template_of(step) {
                 self.check_template(&step.name, step.span.line, t, &mut out);
+                self.check_import(step, t, &mut out);
             }
         }
         out
+    }
+
+    /// A Kubeflow importer reads a host path: one this server allows, known at submit.
+    fn check_import(&self, step: &sluice_spec::Step, t: &Template, out: &mut Vec<Denial>) {
+        let Some(imp) = t.kfp.as_ref().and_then(|k| k.importer.as_ref()) else {
+            return;
+        };
+        let uri = imp.uri.clone().or_else(|| {
+            let p = imp.uri_param.as_deref()?;
+            let v = step.params.iter().find(|b| b.name == p)?.value.as_str()?;
+            (!v.contains("{{")).then(|| v.to_string())
+        });
+        let message = match uri.as_deref().map(sluice_spec::kfp::import_path) {
+            None => Some("imports a URI known only at run time: this server checks what an importer reads when the run is submitted; give the URI as a constant".to_string()),
+            Some(Err(e)) => Some(e),
+            Some(Ok(path)) if !self.host_paths.iter().any(|prefix| Path::new(path).starts_with(prefix)) => Some(match self.host_paths.is_empty() {
+                true => format!("imports host path `{path}`: this server allows no host paths (its operator allows some with --allow-host-path)"),
+                false => format!("imports host path `{path}`, outside those this server allows"),
+            }),
+            Some(Ok(_)) => None,
+        };
+        if let Some(message) = message {
+            out.push(Denial {
+                rule: "hostPath",
+                step: step.name.clone(),
+                line: step.span.line,
+                message,
+            });
+        }
     }
 
     fn check_template(&self, step: &str, line: usize, t: &Template, out: &mut Vec<Denial>) {
@@ -79,7 +109,9 @@ impl Policy {
             })
         };
         let registry = registry_of(&t.image.value);
-        if let Some(allowed) = &self.registries {
+        // An importer runs no image.
+        let no_image = t.image.value.is_empty();
+        if let (Some(allowed), false) = (&self.registries, no_image) {
             if !allowed.iter().any(|r| r.eq_ignore_ascii_case(&registry)) {
                 deny(
                     "registry",
@@ -257,6 +289,60 @@ steps:
             ..Default::default()
         };
         assert!(open.check(&load(yaml)).is_empty());
+    }
+
+    /// A Kubeflow importer's URI, in the compiled form: a constant, or the `uri` input.
+    fn importer(uri_input: &str) -> String {
+        format!(
+            "components:
+  comp-importer:
+    executorLabel: exec-importer
+    inputDefinitions: {{parameters: {{uri: {{parameterType: STRING}}}}}}
+    outputDefinitions:
+      artifacts: {{artifact: {{artifactType: {{schemaTitle: system.Dataset, schemaVersion: 0.0.1}}}}}}
+deploymentSpec:
+  executors:
+    exec-importer:
+      importer:
+        artifactUri: {{runtimeParameter: uri}}
+        typeSchema: {{schemaTitle: system.Dataset, schemaVersion: 0.0.1}}
+pipelineInfo: {{name: p}}
+root:
+  inputDefinitions: {{parameters: {{where: {{parameterType: STRING, defaultValue: file:///srv/data/x}}}}}}
+  dag:
+    tasks:
+      importer:
+        componentRef: {{name: comp-importer}}
+        inputs: {{parameters: {{uri: {uri_input}}}}}
+schemaVersion: 2.1.0
+"
+        )
+    }
+
+    #[test]
+    fn an_importer_reads_only_host_paths_the_policy_allows_known_at_submit() {
+        let policy = Policy {
+            host_paths: vec!["/srv/data".into()],
+            ..Default::default()
+        };
+        let allowed = importer("{runtimeValue: {constant: 'file:///srv/data/rows.csv'}}");
+        assert!(policy.check(&load(&allowed)).is_empty());
+        for (input, says) in [
+            (
+                "{runtimeValue: {constant: 'file:///etc/shadow'}}",
+                "`/etc/shadow`, outside",
+            ),
+            (
+                "{runtimeValue: {constant: 'file:///srv/data/../../etc/shadow'}}",
+                "plain absolute",
+            ),
+            ("{componentInputParameter: where}", "known only at run time"),
+        ] {
+            let denied = policy.check(&load(&importer(input)));
+            assert_eq!(denied.len(), 1, "{input}");
+            assert_eq!(denied[0].rule, "hostPath");
+            assert!(denied[0].message.contains(says), "{input}: {}", denied[0]);
+        }
     }
 
     #[test]

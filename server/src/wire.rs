@@ -239,6 +239,7 @@ mod tests {
                     args: vec!["{{$}}".into()],
                     inputs: vec![],
                     outputs: vec![],
+                    importer: None,
                 },
                 values: [("n".to_string(), serde_json::json!(3))].into(),
                 job_name: "r".into(),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How a KFP component's container is launched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Launch {
     pub command: Vec<String>,
     pub args: Vec<String>,
@@ -17,6 +17,43 @@ pub struct Launch {
     pub inputs: Vec<Io>,
     #[serde(default)]
     pub outputs: Vec<Io>,
+    /// A `dsl.importer`: no container runs; the worker copies the artifact the URI names (a
+    /// file or directory on its host, `file:///PATH`) into its output `artifact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importer: Option<Importer>,
+}
+
+/// What a `dsl.importer` imports: its URI (a constant, or the input parameter holding it) and
+/// the metadata it gives the artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Importer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// The URIs an importer reads: `file:///PATH`, a plain absolute path on the worker's host (no
+/// `..`). The path, or why the URI is not one sluice imports.
+pub fn import_path(uri: &str) -> Result<&str, String> {
+    let Some(path) = uri.strip_prefix("file://") else {
+        let scheme = uri.split_once("://").map(|(s, _)| s).unwrap_or("");
+        return Err(format!(
+            "sluice imports `file:///PATH` URIs (a file or directory on the worker's host, in a path the server allows with --allow-host-path); `{uri}`{} is not one",
+            if scheme.is_empty() { String::new() } else { format!(" ({scheme}://)") }
+        ));
+    };
+    if !path.starts_with('/')
+        || path.split('/').any(|c| c == ".." || c == ".")
+        || path.contains("//")
+    {
+        return Err(format!(
+            "import URI `{uri}` must name a plain absolute path (no `.` or `..`)"
+        ));
+    }
+    Ok(path)
 }
 
 impl Launch {

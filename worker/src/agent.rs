@@ -356,6 +356,20 @@ impl TaskCtx {
             }
         };
         let _cleanup = RemoveOnDrop(places.scratch.clone());
+        // A Kubeflow importer runs no container: it copies what its URI names.
+        if lease
+            .spec
+            .kfp
+            .as_ref()
+            .is_some_and(|k| k.launch.importer.is_some())
+        {
+            let (spec, dir) = (lease.spec.clone(), places.artifacts.clone());
+            return Some(
+                off_thread_if(true, move || crate::kfp::import(&spec, &dir))
+                    .await
+                    .unwrap_or_else(|e| TaskResult::failed(format!("worker failed: {e}"))),
+            );
+        }
         // A step's timeout stops it as a cancel would, and fails the attempt; it covers the
         // image's pull as well as the container.
         let _timer = lease.spec.timeout_ms.map(|ms| {

@@ -8,7 +8,7 @@
 //! derives a local path from a URI, and for a URI of no remote scheme that path is the URI itself.
 
 use serde_json::{json, Map, Value};
-use sluice_sdk::api::{ArtifactRecord, TaskSpec};
+use sluice_sdk::api::{ArtifactRecord, TaskResult, TaskSpec};
 use sluice_sdk::beneath::{self, Links};
 use sluice_spec::kfp::{IoType, ParameterType, Task, EXECUTOR_OUTPUT};
 use sluice_spec::paths;
@@ -439,6 +439,105 @@ pub fn outputs(
         }
     }
     Ok(metadata)
+}
+
+/// A `dsl.importer`'s attempt: no container; the file or directory its URI names on this host
+/// (`file:///PATH`, which the server's policy allowed) is copied into its output artifact, read
+/// without following a link (a link inside a directory is copied as a link). Blocking.
+pub fn import(spec: &TaskSpec, artifacts_dir: &Path) -> TaskResult {
+    import_into(spec, artifacts_dir).unwrap_or_else(TaskResult::failed)
+}
+
+fn import_into(spec: &TaskSpec, artifacts_dir: &Path) -> Result<TaskResult, String> {
+    let k = spec.kfp.as_ref().ok_or("the task is not a Kubeflow task")?;
+    let imp = k
+        .launch
+        .importer
+        .as_ref()
+        .ok_or("the task is not an importer")?;
+    let uri = match (&imp.uri, &imp.uri_param) {
+        (Some(u), _) => u.clone(),
+        (None, Some(p)) => k
+            .values
+            .get(p)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("the importer's URI input `{p}` has no text value"))?
+            .to_string(),
+        (None, None) => return Err("the importer names no URI".into()),
+    };
+    let path = Path::new(sluice_spec::kfp::import_path(&uri)?);
+    let out = spec
+        .output_artifacts
+        .first()
+        .ok_or("the importer declares no output artifact")?;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(format!("cannot import `{uri}`: it names no file"));
+    };
+    let name = Path::new(name);
+    let fail = |e: beneath::BeneathError| format!("cannot import `{uri}`: {e}");
+    let src = beneath::Dir::open(parent).map_err(fail)?;
+    let dest = artifacts_dir.join(&out.name);
+    let copy = |from: std::fs::File, to: &Path| -> Result<(), String> {
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .map_err(|e| format!("worker cannot write {}: {e}", to.display()))?;
+        std::io::copy(&mut from.take(u64::MAX), &mut w)
+            .map(|_| ())
+            .map_err(|e| format!("cannot import `{uri}`: {e}"))
+    };
+    match src.entry(name, Links::Never).map_err(fail)?.0 {
+        beneath::Kind::File => copy(src.file(name, Links::Never).map_err(fail)?, &dest)?,
+        beneath::Kind::Dir => {
+            let d = src.dir(name, Links::Never).map_err(fail)?;
+            let entries = d
+                .walk(crate::outputs::MAX_ARTIFACT_ENTRIES)
+                .map_err(fail)?
+                .ok_or_else(|| {
+                    format!(
+                        "cannot import `{uri}`: it holds more than {} entries",
+                        crate::outputs::MAX_ARTIFACT_ENTRIES
+                    )
+                })?;
+            std::fs::create_dir(&dest)
+                .map_err(|e| format!("worker cannot write {}: {e}", dest.display()))?;
+            for e in entries {
+                let to = dest.join(&e.path);
+                match (e.kind, &e.target) {
+                    (beneath::Kind::Dir, _) => std::fs::create_dir(&to)
+                        .map_err(|err| format!("worker cannot write {}: {err}", to.display()))?,
+                    (beneath::Kind::File, _) => {
+                        copy(d.file(&e.path, Links::Never).map_err(fail)?, &to)?
+                    }
+                    (beneath::Kind::Link, Some(target)) => std::os::unix::fs::symlink(target, &to)
+                        .map_err(|err| format!("worker cannot write {}: {err}", to.display()))?,
+                    _ => {
+                        return Err(format!(
+                            "cannot import `{uri}`: {} is neither a file, a directory nor a link",
+                            e.path.display()
+                        ))
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(format!(
+                "cannot import `{uri}`: it is neither a file nor a directory"
+            ))
+        }
+    }
+    let mut records = crate::outputs::artifacts(spec, artifacts_dir)?;
+    for r in &mut records {
+        r.metadata = imp
+            .metadata
+            .clone()
+            .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()));
+    }
+    Ok(TaskResult {
+        exit_code: None,
+        ..TaskResult::succeeded(0, BTreeMap::new(), records)
+    })
 }
 
 /// Adds what the component said of each artifact to its record.

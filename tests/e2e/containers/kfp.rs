@@ -27,6 +27,13 @@ fn mirror() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kfp_corpus_runs_as_kubeflow_runs_it() {
     let dir = corpus();
+    // What c26_importer imports: a file and a directory in the test's temporary directory, which
+    // the test server's policy allows.
+    let data = std::env::temp_dir().join("sluice-kfp-import");
+    std::fs::create_dir_all(data.join("tree")).unwrap();
+    std::fs::write(data.join("rows.csv"), "a,1\nb,2\nc,3\n").unwrap();
+    std::fs::write(data.join("tree/a.txt"), "a").unwrap();
+    std::fs::write(data.join("tree/b.txt"), "b").unwrap();
     let c = Cluster::start(&["--registry-mirror", &mirror()]).await;
     let mut started = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

@@ -73,6 +73,7 @@ fn spec(command: &[&str], args: &[&str], values: Value) -> TaskSpec {
                     param("n", ParameterType::NumberInteger),
                     artifact("m", "system.Metrics", false),
                 ],
+                importer: None,
             },
             values,
             job_name: "nightly".into(),

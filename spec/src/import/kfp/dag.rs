@@ -727,13 +727,79 @@ fn cache(node: &Node, d: &mut Diagnostics) -> Option<Spanned<Cache>> {
     ))
 }
 
-/// `dsl.importer`: not run yet (see the message).
+/// `dsl.importer`: a step with no container that imports a file or directory of the worker's
+/// host (`file:///PATH`) as its output `artifact`.
 pub(super) fn importer_template(
     node: &Node,
     what: &str,
-    _outputs: &IoDefs,
+    inputs: &IoDefs,
+    outputs: &IoDefs,
     d: &mut Diagnostics,
 ) -> Option<Template> {
-    d.error(node.span, format!("{what} is a dsl.importer: sluice reads artifacts from its own artifact store and does not import one from a URI yet; produce it with a component"));
-    None
+    let f = Fields::new(
+        node,
+        &format!("{what} importer"),
+        &[&[
+            "artifactUri",
+            "typeSchema",
+            "metadata",
+            "reimport",
+            "downloadToWorkspace",
+        ]],
+        d,
+    )?;
+    if let Some(n) = f.get("downloadToWorkspace") {
+        if matches!(n.kind, Kind::Bool(true)) {
+            d.error(
+                n.span,
+                format!("{what} downloads to the pipeline's workspace, which sluice does not run"),
+            );
+        }
+    }
+    let uri = f
+        .required("artifactUri", what, d)
+        .and_then(|n| Fields::new(n, "artifactUri", &[&["constant", "runtimeParameter"]], d))?;
+    let mut importer = crate::kfp::Importer {
+        metadata: f.get("metadata").map(Node::to_json),
+        ..Default::default()
+    };
+    if let Some(c) = uri.get("constant").and_then(|n| string(n, "constant", d)) {
+        if let Err(e) = crate::kfp::import_path(&c.value) {
+            d.error(c.span, format!("{what}: {e}"));
+        }
+        importer.uri = Some(c.value);
+    } else if let Some(p) = uri
+        .get("runtimeParameter")
+        .and_then(|n| string(n, "runtimeParameter", d))
+    {
+        if !inputs.typed.iter().any(|i| i.name == p.value) {
+            d.error(
+                p.span,
+                format!(
+                    "{what} takes its URI from input `{}`, which it does not declare",
+                    p.value
+                ),
+            );
+        }
+        importer.uri_param = Some(p.value);
+    } else {
+        d.error(node.span, format!("{what} names no URI"));
+    }
+    Some(Template {
+        inputs: crate::Io {
+            params: inputs.params.clone(),
+            artifacts: Vec::new(),
+        },
+        outputs: crate::Io {
+            params: Vec::new(),
+            artifacts: outputs.artifacts.clone(),
+        },
+        kfp: Some(Box::new(Launch {
+            inputs: inputs.typed.clone(),
+            outputs: outputs.typed.clone(),
+            importer: Some(importer),
+            ..Launch::default()
+        })),
+        ..Template::default()
+    })
 }

@@ -399,7 +399,7 @@ fn executor(
         }
     }
     if let Some(n) = f.get("importer") {
-        return dag::importer_template(n, &what, outputs, d);
+        return dag::importer_template(n, &what, inputs, outputs, d);
     }
     let c = f.required("container", &what, d)?;
     let c = Fields::new(
@@ -477,6 +477,7 @@ fn executor(
             args,
             inputs: inputs.typed.clone(),
             outputs: outputs.typed.clone(),
+            importer: None,
         })),
         ..Template::default()
     })

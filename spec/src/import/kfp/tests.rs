@@ -97,3 +97,41 @@ fn a_platform_spec_document_is_read_after_the_pipelinespec() {
     assert_eq!(secrets[0].secret, "hf-token");
     assert_eq!(secrets[0].env.as_deref(), Some("HF_TOKEN"));
 }
+
+#[test]
+fn an_importer_of_a_uri_sluice_cannot_reach_is_refused_at_its_place() {
+    let src = "components:
+  comp-importer:
+    executorLabel: exec-importer
+    inputDefinitions: {parameters: {uri: {parameterType: STRING}}}
+    outputDefinitions:
+      artifacts: {artifact: {artifactType: {schemaTitle: system.Dataset, schemaVersion: 0.0.1}}}
+deploymentSpec:
+  executors:
+    exec-importer:
+      importer:
+        artifactUri: {constant: 'gs://bucket/data.csv'}
+        typeSchema: {schemaTitle: system.Dataset, schemaVersion: 0.0.1}
+pipelineInfo: {name: p}
+root:
+  dag:
+    tasks:
+      importer:
+        componentRef: {name: comp-importer}
+        inputs: {parameters: {uri: {runtimeValue: {constant: 'gs://bucket/data.csv'}}}}
+schemaVersion: 2.1.0
+";
+    let e = load("p.yaml", src).unwrap_err().render(src);
+    assert!(e.contains("p.yaml:11:33"), "{e}");
+    assert!(
+        e.contains("`gs://bucket/data.csv` (gs://) is not one"),
+        "{e}"
+    );
+    let ok = src.replace("gs://bucket/data.csv", "file:///srv/data.csv");
+    let p = load("p.yaml", &ok).unwrap_or_else(|d| panic!("{}", d.render(&ok)));
+    let launch = p.components[0].template.kfp.as_ref().unwrap();
+    assert_eq!(
+        launch.importer.as_ref().unwrap().uri.as_deref(),
+        Some("file:///srv/data.csv")
+    );
+}
