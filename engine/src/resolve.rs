@@ -174,6 +174,13 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
                 path: v.path.clone(),
                 writable: v.writable,
             })
+            // A run's workspace: the worker's named volume of the run, in every step.
+            .chain(p.workspace.then(|| VolumeMount {
+                name: Some(format!("workspace-{}", run.id)),
+                host_path: None,
+                path: paths::WORKSPACE.to_string(),
+                writable: true,
+            }))
             .collect(),
         kfp,
         secrets: tpl

@@ -28,6 +28,8 @@ pub mod paths {
     pub const OUTPUT_ARTIFACTS: &str = "/sluice/outputs/artifacts";
     pub const OUTPUT_PARAMS: &str = "/sluice/outputs/params";
     pub const SCRIPT: &str = "/sluice/script";
+    /// A run's shared workspace (Kubeflow's `{{$.workspace_path}}`).
+    pub const WORKSPACE: &str = "/kfp-workspace";
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -56,6 +58,9 @@ pub struct Pipeline {
     pub timeout: Option<Spanned<u64>>,
     /// What the run outputs, each bound to a step's output (a Kubeflow pipeline's outputs).
     pub outputs: Outputs,
+    /// A directory every step of a run shares, writable, at [`paths::WORKSPACE`] (a Kubeflow
+    /// pipeline's `PipelineConfig` workspace): the worker's named volume of the run.
+    pub workspace: bool,
     pub span: Span,
     /// Qualified step name to its position in `steps` (the first, where a name repeats).
     pub step_index: std::collections::HashMap<String, usize>,

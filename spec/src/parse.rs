@@ -236,6 +236,7 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
     Some(Pipeline {
         timeout: f.get("timeout").and_then(|n| duration(n, "timeout", d)),
         outputs: Outputs::default(),
+        workspace: false,
         step_index,
         name: name.map(|n| n.value).unwrap_or_default(),
         description: opt_string(&f, "description", d),

@@ -54,7 +54,7 @@ pub fn executor_input(spec: &TaskSpec, k: &Task) -> Value {
             (ParameterType::TaskFinalStatus, v) => final_status(v, k),
             // KFP's run placeholders as an input's value (a default such as
             // `dsl.PIPELINE_JOB_NAME_PLACEHOLDER`) are filled, as its driver fills them.
-            (_, Value::String(s)) if s.contains("{{$.pipeline_") => Value::String(run_facts(s, k)),
+            (_, Value::String(s)) if s.contains("{{$.") => Value::String(run_facts(s, k)),
             (ty, v) => ty.normalize(v.clone()),
         };
         params.insert(io.name.clone(), v);
@@ -132,6 +132,7 @@ fn run_facts(s: &str, k: &Task) -> String {
         .replace("{{$.pipeline_job_resource_name}}", &k.job_id)
         .replace("{{$.pipeline_task_name}}", &k.task_name)
         .replace("{{$.pipeline_task_uuid}}", &k.task_id)
+        .replace("{{$.workspace_path}}", paths::WORKSPACE)
 }
 
 /// `NAME/10` after `NAME/9`: loop iterations in order.
@@ -278,6 +279,7 @@ impl Ctx<'_> {
             "$.pipeline_task_name" => k.task_name.clone(),
             "$.pipeline_task_uuid" => k.task_id.clone(),
             "$.pipeline_root" => paths::OUTPUT_ARTIFACTS.to_string(),
+            "$.workspace_path" => paths::WORKSPACE.to_string(),
             _ => {
                 let (kind, name, field) = parse_io(p)
                     .ok_or_else(|| format!("placeholder `{{{{{p}}}}}` is not one sluice fills"))?;

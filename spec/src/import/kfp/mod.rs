@@ -40,6 +40,8 @@ pub(crate) struct Ir<'a> {
     executors: HashMap<&'a str, &'a Node>,
     /// The kubernetes platform spec of each executor, by its label.
     platform: HashMap<&'a str, &'a Node>,
+    /// The platform spec asks for a workspace (`PipelineConfig(workspace=…)`).
+    workspace: bool,
     /// sluice components made so far, by KFP component name.
     made: HashMap<String, ()>,
     out: Vec<Component>,
@@ -81,6 +83,7 @@ pub(crate) fn pipeline(docs: &[Node], d: &mut Diagnostics) -> Option<Pipeline> {
         components: HashMap::new(),
         executors: HashMap::new(),
         platform: HashMap::new(),
+        workspace: false,
         made: HashMap::new(),
         out: Vec::new(),
     };
@@ -160,6 +163,7 @@ pub(crate) fn pipeline(docs: &[Node], d: &mut Diagnostics) -> Option<Pipeline> {
         span: doc.span,
         step_index,
         outputs: body.outputs,
+        workspace: ir.workspace,
     })
 }
 

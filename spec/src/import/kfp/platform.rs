@@ -4,8 +4,10 @@
 //!
 //! - `secretAsEnv`: the key `KEY` of Kubernetes secret `NAME` is sluice secret `NAME-KEY`
 //!   (`sluice secrets set NAME-KEY`), given as the variable named.
-//! - `secretAsVolume`: each key of it, `NAME-KEY`, as a file `KEY` under the mount path.
 //! - `pvcMount` of a constant claim name: the worker's named volume of that name, writable.
+//! - `pipelineConfig.workspace`: the run's workspace (see [`crate::Pipeline::workspace`]).
+//!
+//! `secretAsVolume` is refused: a Kubernetes secret's keys are not known before the run.
 
 use super::*;
 use crate::{SecretRef, Volume};
@@ -26,11 +28,15 @@ pub(super) fn index<'a>(doc: &'a Node, ir: &mut Ir<'a>, d: &mut Diagnostics) {
     else {
         return;
     };
-    if let Some(n) = k.get("pipelineConfig") {
-        d.error(
-            n.span,
-            "the platform's pipelineConfig (workspace, TTL, semaphores) is not run by sluice",
-        );
+    if let Some(c) = k
+        .get("pipelineConfig")
+        .and_then(|n| Fields::new(n, "pipelineConfig", &[&["workspace"]], d))
+    {
+        // The size and the claim's patch are Kubernetes' business: a worker's volume grows.
+        ir.workspace = c
+            .get("workspace")
+            .and_then(|n| Fields::new(n, "workspace", &[&["size", "kubernetes"]], d))
+            .is_some();
     }
     let Some(ds) = k
         .get("deploymentSpec")

@@ -344,8 +344,6 @@ impl EmbeddedRuntime {
         Ok(c)
     }
 
-    /// A volume the step asks for: a host path, or a named volume kept under the worker's
-    /// directory (made on first use, shared by every run on this worker).
     /// Wires a held container's network through the configured wiring (off the async threads).
     async fn wire(&self, id: &str, pid: i32, mode: NetworkMode) -> Result<(), String> {
         let Some(w) = self.cfg.wiring.clone() else {
@@ -357,6 +355,8 @@ impl EmbeddedRuntime {
             .map_err(|e| format!("wiring the network failed: {e}"))?
     }
 
+    /// A volume the step asks for: a host path, or a named volume kept under the worker's
+    /// directory (made on first use, shared by every run on this worker).
     fn volume(&self, v: &sluice_sdk::api::VolumeMount) -> Result<BindMount, RuntimeError> {
         let source = match (&v.host_path, &v.name) {
             (Some(p), _) => {
