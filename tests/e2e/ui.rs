@@ -725,5 +725,32 @@ async fn kubeflow_artifacts_render_by_type_and_sub_dags_are_drawn_as_groups() {
         )
         .await;
     assert_eq!(label, json!("Show the variable"));
+
+    // A stored Kubeflow pipeline: its page draws it and its form starts a run with the values
+    // given, typed as the IR declares its parameters.
+    c.client
+        .upload_pipeline(&read("c20_params_given.yaml"), Some("p.yaml"))
+        .await
+        .unwrap();
+    b.goto(&format!("{}/pipelines/params-given", c.url)).await;
+    b.wait(
+        "the form of the Kubeflow pipeline",
+        "return ['p-lr', 'p-epochs', 'p-tag'].every(id => document.getElementById(id)) &&
+           document.querySelector('[data-task=\"describe\"]') !== null",
+    )
+    .await;
+    b.js("document.getElementById('p-epochs').value = '7';
+          document.getElementById('p-tag').value = 'from-the-form';
+          document.querySelector('form button[type=submit]').click()")
+        .await;
+    let run = b
+        .wait(
+            "the run started from the form",
+            "const m = location.pathname.match(/^\\/runs\\/([^/]+)$/); return m && m[1]",
+        )
+        .await;
+    let done = wait_run(&c.client, run.as_str().unwrap(), Duration::from_secs(120)).await;
+    let describe = done.tasks.iter().find(|t| t.name == "describe").unwrap();
+    assert_eq!(describe.outputs["Output"], json!("from-the-form: 7 epochs at 0.1"));
     b.quit().await;
 }
