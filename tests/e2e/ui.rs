@@ -751,6 +751,9 @@ async fn kubeflow_artifacts_render_by_type_and_sub_dags_are_drawn_as_groups() {
         .await;
     let done = wait_run(&c.client, run.as_str().unwrap(), Duration::from_secs(120)).await;
     let describe = done.tasks.iter().find(|t| t.name == "describe").unwrap();
-    assert_eq!(describe.outputs["Output"], json!("from-the-form: 7 epochs at 0.1"));
+    assert_eq!(
+        describe.outputs["Output"],
+        json!("from-the-form: 7 epochs at 0.1")
+    );
     b.quit().await;
 }

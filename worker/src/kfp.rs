@@ -401,7 +401,11 @@ pub fn outputs(
                     IoType::Parameter { ty } => ty.normalize(v.clone()),
                     _ => v.clone(),
                 };
-                params.insert(name.clone(), render(&v));
+                let text = render(&v);
+                if text.len() as u64 > crate::outputs::MAX_PARAM_BYTES {
+                    return Err(format!("output parameter `{name}` is {} bytes; parameters hold at most {} bytes, use an artifact", text.len(), crate::outputs::MAX_PARAM_BYTES));
+                }
+                params.insert(name.clone(), text);
             }
         }
         if let Some(arts) = out.get("artifacts").and_then(Value::as_object) {
@@ -413,6 +417,11 @@ pub fn outputs(
                     .and_then(|a| a.get("metadata"))
                     .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()));
                 if let Some(m) = m {
+                    // Metadata travels to every consumer in its executor input: kept small.
+                    let size = m.to_string().len() as u64;
+                    if size > crate::outputs::MAX_PARAM_BYTES {
+                        return Err(format!("the metadata of output artifact `{name}` is {size} bytes; metadata holds at most {} bytes", crate::outputs::MAX_PARAM_BYTES));
+                    }
                     metadata.insert(name.clone(), m.clone());
                 }
             }
@@ -485,7 +494,7 @@ fn import_into(spec: &TaskSpec, artifacts_dir: &Path) -> Result<TaskResult, Stri
             .create_new(true)
             .open(to)
             .map_err(|e| format!("worker cannot write {}: {e}", to.display()))?;
-        std::io::copy(&mut from.take(u64::MAX), &mut w)
+        std::io::copy(&mut { from }, &mut w)
             .map(|_| ())
             .map_err(|e| format!("cannot import `{uri}`: {e}"))
     };

@@ -168,6 +168,76 @@ fn the_executor_input_holds_values_artifacts_and_where_outputs_go() {
 }
 
 #[test]
+fn an_importer_copies_a_host_file_or_tree_without_following_links_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("tree/sub")).unwrap();
+    std::fs::write(src.join("rows.csv"), "a\nb\n").unwrap();
+    std::fs::write(src.join("tree/sub/x"), "x").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", src.join("tree/secret")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", src.join("link")).unwrap();
+    let importer = |uri: &str| {
+        let mut s = spec(&[], &[], json!({}));
+        s.output_artifacts[0].name = "artifact".into();
+        s.input_artifacts.clear();
+        let k = s.kfp.as_mut().unwrap();
+        k.launch.importer = Some(sluice_spec::kfp::Importer {
+            uri: Some(uri.to_string()),
+            uri_param: None,
+            metadata: Some(json!({"source": "lab"})),
+        });
+        s
+    };
+    let out = |n: &str| {
+        let d = dir.path().join("out").join(n);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let file = format!("file://{}/rows.csv", src.display());
+    let r = import(&importer(&file), &out("1"));
+    assert_eq!(
+        r.outcome,
+        sluice_spec::state::Outcome::Succeeded,
+        "{:?}",
+        r.error
+    );
+    assert_eq!(r.artifacts[0].size, 4);
+    assert_eq!(r.artifacts[0].metadata, Some(json!({"source": "lab"})));
+    let tree = format!("file://{}/tree", src.display());
+    let r = import(&importer(&tree), &out("2"));
+    assert_eq!(
+        r.outcome,
+        sluice_spec::state::Outcome::Succeeded,
+        "{:?}",
+        r.error
+    );
+    let copied = dir.path().join("out/2/artifact");
+    assert_eq!(std::fs::read_to_string(copied.join("sub/x")).unwrap(), "x");
+    // A link inside is copied as a link, never read through.
+    assert_eq!(
+        std::fs::read_link(copied.join("secret")).unwrap(),
+        Path::new("/etc/shadow")
+    );
+    // A link as the import itself, a URI of another scheme, `..`: refused.
+    for (uri, says) in [
+        (format!("file://{}/link", src.display()), "link"),
+        ("gs://bucket/x".to_string(), "gs://"),
+        (
+            format!("file://{}/../src/rows.csv", src.display()),
+            "plain absolute",
+        ),
+    ] {
+        let r = import(&importer(&uri), &out("3"));
+        assert_eq!(r.outcome, sluice_spec::state::Outcome::Failed, "{uri}");
+        assert!(
+            r.error.as_deref().unwrap_or("").contains(says),
+            "{uri}: {:?}",
+            r.error
+        );
+    }
+}
+
+#[test]
 fn unknown_placeholders_and_missing_values_fail_the_launch_by_name() {
     let mut s = spec(&["x"], &["{{$.inputs.parameters['opt']}}"], json!({}));
     assert!(launch(&mut s).unwrap_err().contains("`opt` has no value"));
@@ -205,4 +275,20 @@ fn executor_output_values_and_metadata_are_read_typed() {
     assert!(err.contains("`zz`"), "{err}");
     std::fs::write(params.join(EXECUTOR_OUTPUT), "not json").unwrap();
     assert!(outputs(&s, &params, &arts, &mut BTreeMap::new()).is_err());
+    // An executor output's values and metadata are held to a parameter's size.
+    let big = "x".repeat(300 * 1024);
+    std::fs::write(
+        params.join(EXECUTOR_OUTPUT),
+        format!(r#"{{"parameterValues": {{"n": "{big}"}}}}"#),
+    )
+    .unwrap();
+    let err = outputs(&s, &params, &arts, &mut BTreeMap::new()).unwrap_err();
+    assert!(err.contains("output parameter `n`"), "{err}");
+    std::fs::write(
+        params.join(EXECUTOR_OUTPUT),
+        format!(r#"{{"artifacts": {{"m": {{"artifacts": [{{"metadata": {{"k": "{big}"}}}}]}}}}}}"#),
+    )
+    .unwrap();
+    let err = outputs(&s, &params, &arts, &mut BTreeMap::new()).unwrap_err();
+    assert!(err.contains("metadata of output artifact `m`"), "{err}");
 }
