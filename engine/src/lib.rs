@@ -11,6 +11,7 @@ mod conditions;
 mod groups;
 mod leases;
 mod loops;
+mod metrics;
 mod plan;
 mod resolve;
 mod retries;

@@ -45,7 +45,7 @@ async fn a_diamond_passes_parameters_and_artifacts_end_to_end() {
     let run = env.client.create_run(&req).await.unwrap();
     assert_eq!(run.tasks.len(), 4);
     assert_eq!(
-        run.params["seed"],
+        run.summary.params["seed"],
         serde_json::json!(7),
         "the string from the command line is stored as the declared int"
     );

@@ -243,6 +243,10 @@ pub struct CreateRun {
     /// An inline pipeline file, instead of a stored one.
     #[serde(default)]
     pub yaml: Option<String>,
+    /// The pipeline file (and version) another run ran, by the run's id: a clone of that run,
+    /// with these parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<String>,
     #[serde(default)]
     pub file_name: Option<String>,
     /// Display name of the run; defaults to the pipeline's name.
@@ -253,6 +257,45 @@ pub struct CreateRun {
     /// `false` runs every step afresh, ignoring cached results (they are still recorded).
     #[serde(default)]
     pub cache: Option<bool>,
+    /// Labels to find the run by (`team=vision`); see [`check_labels`].
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// A run's labels: names to values.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+/// Most labels a run has.
+pub const MAX_LABELS: usize = 32;
+
+/// Checks labels as a caller gave them: at most [`MAX_LABELS`]; a name of 1 to 63 letters,
+/// digits, `-`, `_`, `.` or `/`, starting with a letter or digit; a value of at most 256
+/// characters without control characters. The error names the label at fault.
+pub fn check_labels(labels: &Labels) -> Result<(), String> {
+    if labels.len() > MAX_LABELS {
+        return Err(format!(
+            "a run has at most {MAX_LABELS} labels, not {}",
+            labels.len()
+        ));
+    }
+    for (k, v) in labels {
+        let ok = (1..=63).contains(&k.len())
+            && k.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if !ok {
+            return Err(format!(
+                "label name `{}` is not 1 to 63 letters, digits, `-`, `_`, `.` or `/` starting with a letter or digit",
+                k.escape_debug()
+            ));
+        }
+        if v.chars().count() > 256 || v.chars().any(char::is_control) {
+            return Err(format!(
+                "label `{k}`'s value is longer than 256 characters or holds control characters"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -268,13 +311,34 @@ pub struct RunSummary {
     pub created_at: String,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
+    /// The parameters it was started with.
+    #[serde(default)]
+    pub params: Params,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// Archived runs are left out of the run list unless asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+    /// Scalar metrics the run ended with (`STEP.NAME` to a number): its steps' numeric output
+    /// parameters and their Kubeflow metrics artifacts' scalars.
+    #[serde(default, skip_serializing_if = "Params::is_empty")]
+    pub metrics: Params,
+    /// Its steps (tasks that run a container): how many there are, and how many have ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<StepCount>,
+}
+
+/// How far a run has come: steps ended of steps planned.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StepCount {
+    pub done: u32,
+    pub total: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub summary: RunSummary,
-    pub params: Params,
     pub digest: String,
     pub error: Option<String>,
     /// The pipeline's own outputs once the run has ended (a Kubeflow pipeline's outputs):
@@ -344,6 +408,75 @@ pub struct TaskInfo {
     /// Served from the cache: the run whose result was reused.
     #[serde(default)]
     pub cached_from: Option<String>,
+    /// What kind of task it is, the loop item it runs with, its condition.
+    #[serde(flatten)]
+    pub shape: TaskShape,
+    /// What the container runs, with every placeholder filled in (once it was resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// The artifacts it reads: each with the step that made it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_artifacts: Vec<InputArtifactInfo>,
+}
+
+/// What kind of task a task is, and what decides whether and how it runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TaskShape {
+    /// `step` (runs a container), `loop` (a `forEach`: it gathers its iterations), `group` (a
+    /// sub-DAG: a group, a nested pipeline, a condition's branch) or `iteration` (one copy of a
+    /// loop over a group).
+    #[serde(default = "step_kind")]
+    pub kind: String,
+    /// The loop item it runs with (of the innermost loop around it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
+    /// Its condition (`when`), as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// An exit handler: it runs once the rest of its group (or run) has ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exit_handler: bool,
+}
+
+fn step_kind() -> String {
+    "step".into()
+}
+
+/// An artifact a task reads, and where it came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputArtifactInfo {
+    pub name: String,
+    /// The task that made it.
+    pub producer: String,
+    pub uri: String,
+}
+
+/// Where an artifact came from and where it went, across runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lineage {
+    pub uri: String,
+    /// The tasks that recorded it as an output, oldest first: the first made it, the others
+    /// reused it from the cache.
+    pub producers: Vec<ArtifactUse>,
+    /// The tasks that read it, newest first.
+    pub consumers: Vec<ArtifactUse>,
+}
+
+/// One task's use of an artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArtifactUse {
+    pub run: String,
+    pub run_name: String,
+    pub pipeline: String,
+    pub task: String,
+    /// The name the task gives it.
+    pub name: String,
+    pub state: TaskState,
+    pub at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -147,6 +147,10 @@ fn table() -> Table {
         .add(M::GET, "/runs/{id}", Read, runs::get)
         .add(M::POST, "/runs/{id}/cancel", Submit, runs::cancel)
         .add(M::POST, "/runs/{id}/rerun", Submit, runs::rerun)
+        .add(M::POST, "/runs/{id}/archive", Submit, runs::archive)
+        .add(M::POST, "/runs/{id}/unarchive", Submit, runs::unarchive)
+        .add(M::DELETE, "/runs/{id}", Submit, runs::delete)
+        .add(M::GET, "/lineage", Read, runs::lineage)
         .add_browsable(M::GET, "/runs/{id}/events", Read, stream::run_events)
         .add_browsable(
             M::GET,

@@ -4,7 +4,7 @@ use super::auth::Caller;
 use super::error::{check_name, ApiErr, ApiResult, Body, Query};
 use super::{pipelines, App};
 use crate::scheduler::{Created, NewRun};
-use crate::store::{RunFilter, StoredRun};
+use crate::store::{RunFilter, RunSort, StoredRun};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,10 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use sluice_engine::resolve_params;
 use sluice_sdk::api::ErrorCode;
-use sluice_sdk::api::{format_ts, AttemptInfo, CreateRun, RunDetail, RunList, RunState, TaskInfo};
+use sluice_sdk::api::{
+    format_ts, AttemptInfo, CreateRun, InputArtifactInfo, Lineage, RunDetail, RunList, RunState,
+    TaskInfo,
+};
 use sluice_spec as spec;
 
 /// The longest `Idempotency-Key` taken.
@@ -52,7 +55,34 @@ pub async fn create(
         }
         None => None,
     };
+    let sources = [req.yaml.is_some(), req.pipeline.is_some(), req.clone_of.is_some()];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        return Err(ApiErr::bad_request(
+            ErrorCode::InvalidBody,
+            "give one of `pipeline` (a stored pipeline), `yaml` (an inline file) or `clone_of` (a run whose pipeline to run again), not more",
+        ));
+    }
+    sluice_sdk::api::check_labels(&req.labels)
+        .map_err(|e| ApiErr::bad_request(ErrorCode::InvalidBody, format!("`labels`: {e}")))?;
     let (yaml, version_id, version) = match (&req.yaml, &req.pipeline) {
+        (None, None) if req.clone_of.is_some() => {
+            let id = req.clone_of.as_deref().unwrap_or_default();
+            if req.version.is_some() {
+                return Err(ApiErr::bad_request(
+                    ErrorCode::InvalidBody,
+                    "`version` applies only with `pipeline`",
+                ));
+            }
+            let old = find(&app, id).await?;
+            let yaml = app.store().source(&old.row.digest).await?.ok_or_else(|| {
+                ApiErr::not_found(format!("the pipeline file of run `{id}` is gone"))
+            })?;
+            (
+                yaml,
+                old.row.pipeline_version_id,
+                old.row.pipeline_version,
+            )
+        }
         (Some(_), Some(_)) => {
             return Err(ApiErr::bad_request(
                 ErrorCode::InvalidBody,
@@ -110,6 +140,7 @@ pub async fn create(
         pipeline_version_id: version_id,
         pipeline_version: version,
         params,
+        labels: req.labels,
         cache: req.cache.unwrap_or(true),
         reuse: Default::default(),
         idempotency,
@@ -187,6 +218,7 @@ pub async fn rerun(
         pipeline_version_id: old.row.pipeline_version_id.clone(),
         pipeline_version: old.row.pipeline_version,
         params: old.row.params.clone(),
+        labels: old.row.labels.clone(),
         cache: old.row.cache,
         reuse,
         idempotency: None,
@@ -204,6 +236,39 @@ pub struct ListQuery {
     q: Option<String>,
     page_size: Option<u32>,
     page_token: Option<String>,
+    /// `created_at` (the default), `name`, `state`, `pipeline` or `duration`.
+    sort: Option<String>,
+    /// `desc` (the default) or `asc`.
+    order: Option<String>,
+    /// Runs made at or after this time and before that one: RFC 3339 or a date (`2026-11-30`).
+    created_after: Option<String>,
+    created_before: Option<String>,
+    /// Runs with this label: `NAME=VALUE`.
+    label: Option<String>,
+    /// `false` (the default): runs not archived; `true`: archived runs; `all`: both.
+    archived: Option<String>,
+}
+
+/// A time the run list is filtered by: RFC 3339 in UTC (`2026-11-30T12:00:00Z`), or a date
+/// (its midnight, UTC).
+fn time_param(name: &str, v: &str) -> ApiResult<i64> {
+    let full = if v.len() == 10 {
+        format!("{v}T00:00:00Z")
+    } else {
+        v.to_string()
+    };
+    humantime::parse_rfc3339(&full)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| {
+            ApiErr::bad_request(
+                ErrorCode::InvalidQuery,
+                format!(
+                    "`{name}` must be a UTC time (2026-11-30T12:00:00Z) or a date (2026-11-30), not `{v}`"
+                ),
+            )
+        })
 }
 
 pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<RunList>> {
@@ -219,17 +284,80 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
             "page_size must be between 1 and 1000",
         ));
     }
+    let bad = |m: String| ApiErr::bad_request(ErrorCode::InvalidQuery, m);
+    let sort = match q.sort.as_deref() {
+        None | Some("") => RunSort::Created,
+        Some(s) => RunSort::parse(s).ok_or_else(|| {
+            bad(format!(
+                "unknown sort `{s}`: expected created_at, name, state, pipeline or duration"
+            ))
+        })?,
+    };
+    let descending = match q.order.as_deref() {
+        None | Some("") | Some("desc") => true,
+        Some("asc") => false,
+        Some(o) => return Err(bad(format!("unknown order `{o}`: expected asc or desc"))),
+    };
+    let archived = match q.archived.as_deref() {
+        None | Some("") | Some("false") => Some(false),
+        Some("true") => Some(true),
+        Some("all") => None,
+        Some(a) => {
+            return Err(bad(format!(
+                "`archived` must be true, false or all, not `{a}`"
+            )))
+        }
+    };
+    let label = match q.label.as_deref().filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Some((k.to_string(), v.to_string())),
+            _ => return Err(bad(format!("`label` must be NAME=VALUE, not `{l}`"))),
+        },
+    };
+    // In the default order a page continues after the last run seen; in another, after as
+    // many runs as were shown (`o:N`).
+    let (before, offset) = match q.page_token {
+        Some(t) if sort != RunSort::Created => (
+            None,
+            t.strip_prefix("o:")
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| bad(format!("`page_token` `{t}` is not one this list gave")))?,
+        ),
+        t => (t, 0),
+    };
     let filter = RunFilter {
         state,
         pipeline: q.pipeline,
         search: q.q.filter(|s| !s.is_empty()),
-        before: q.page_token,
+        before,
+        created_after: q
+            .created_after
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|v| time_param("created_after", v))
+            .transpose()?,
+        created_before: q
+            .created_before
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|v| time_param("created_before", v))
+            .transpose()?,
+        label,
+        archived,
+        sort,
+        descending,
+        offset,
         limit: limit + 1,
     };
     let mut rows = app.store().list_runs(&filter).await?;
     let next_page_token = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
+        if sort == RunSort::Created {
+            rows.last().map(|r| r.id.clone())
+        } else {
+            Some(format!("o:{}", offset + u64::from(limit)))
+        }
     } else {
         None
     };
@@ -294,12 +422,36 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                     })
                     .collect(),
                 cached_from: t.cached_from.map(|r| r.into_string()),
+                shape: r.stat.shape.clone(),
+                command: t.spec.as_ref().and_then(|s| {
+                    let argv: Vec<String> = s
+                        .command
+                        .iter()
+                        .flatten()
+                        .chain(s.args.iter().flatten())
+                        .cloned()
+                        .collect();
+                    (!argv.is_empty()).then_some(argv)
+                }),
+                input_artifacts: t
+                    .spec
+                    .as_ref()
+                    .map(|s| {
+                        s.input_artifacts
+                            .iter()
+                            .map(|a| InputArtifactInfo {
+                                name: a.name.clone(),
+                                producer: a.producer.clone(),
+                                uri: a.uri.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();
     RunDetail {
         summary: run.row.summary(),
-        params: run.row.params,
         digest: run.row.digest,
         error: run.row.error,
         outputs: run.row.outputs.params,
@@ -332,4 +484,93 @@ pub async fn cancel(
     }
     app.sched.cancel_run(&id).await?;
     Ok(Json(detail(&app, &id).await?))
+}
+
+/// `POST /runs/{id}/archive` and `/unarchive`: an archived run is left out of the run list
+/// unless it asks for archived runs; nothing else changes.
+pub async fn archive(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunDetail>> {
+    set_archived(app, caller, id, true).await
+}
+
+pub async fn unarchive(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunDetail>> {
+    set_archived(app, caller, id, false).await
+}
+
+async fn set_archived(
+    app: App,
+    caller: Caller,
+    id: String,
+    archived: bool,
+) -> ApiResult<Json<RunDetail>> {
+    let run = find(&app, &id).await?;
+    caller.may_submit(&run.row.pipeline_name)?;
+    app.store().set_archived(&id, archived).await?;
+    Ok(Json(detail(&app, &id).await?))
+}
+
+/// `DELETE /runs/{id}`: forgets an ended run (its tasks, logs, artifact records and cached
+/// results; the artifacts' files stay where the worker left them). A run that has not ended is
+/// refused: cancel it first.
+pub async fn delete(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let run = find(&app, &id).await?;
+    caller.may_submit(&run.row.pipeline_name)?;
+    if !run.row.state.is_terminal() {
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            ErrorCode::RunActive,
+            format!(
+                "run `{id}` is {}; cancel it, then delete it once it has ended",
+                run.row.state
+            ),
+        ));
+    }
+    app.store().delete_run(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineageQuery {
+    uri: String,
+}
+
+/// Most tasks listed on each side of an artifact's lineage.
+const LINEAGE_LIMIT: u32 = 200;
+
+/// `GET /lineage?uri=URI`: the tasks that made an artifact (the first made it; the others
+/// reused it from the cache) and the tasks that read it, across runs.
+pub async fn lineage(
+    State(app): State<App>,
+    Query(q): Query<LineageQuery>,
+) -> ApiResult<Json<Lineage>> {
+    if q.uri.is_empty() || q.uri.len() > 4096 {
+        return Err(ApiErr::bad_request(
+            ErrorCode::InvalidQuery,
+            "`uri` must be an artifact's URI of 1 to 4096 bytes",
+        ));
+    }
+    let (producers, consumers) = app.store().lineage(&q.uri, LINEAGE_LIMIT).await?;
+    if producers.is_empty() && consumers.is_empty() {
+        return Err(ApiErr::not_found(format!(
+            "no run made or read an artifact at `{}`",
+            q.uri
+        )));
+    }
+    Ok(Json(Lineage {
+        uri: q.uri,
+        producers,
+        consumers,
+    }))
 }

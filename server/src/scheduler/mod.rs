@@ -124,6 +124,9 @@ impl Active {
                 artifacts: o.artifacts,
             };
         }
+        if self.run.state.is_terminal() && self.row.metrics.is_empty() {
+            self.row.metrics = self.run.metrics();
+        }
         self.row.clone()
     }
 }
@@ -403,11 +406,37 @@ fn task_static(run: &Run, i: usize) -> Arc<TaskStatic> {
         .template_of(step)
         .map(|t| t.image.value.clone())
         .unwrap_or_default();
+    let kind = if t.iterations.is_some() {
+        "loop"
+    } else if t.iteration_of.is_some() && step.group().is_some() {
+        "iteration"
+    } else if step.group().is_some() {
+        "group"
+    } else {
+        "step"
+    };
+    let shape = sluice_sdk::api::TaskShape {
+        kind: kind.into(),
+        // A loop's own task gathers its iterations: it has no item of its own.
+        item: if t.iterations.is_some() {
+            None
+        } else {
+            run.plan.item(&run.pipeline, i, None).cloned()
+        },
+        when: run
+            .pipeline
+            .control(step)
+            .when
+            .map(|w| w.value)
+            .filter(|_| t.iteration_of.is_none()),
+        exit_handler: t.exit_handler,
+    };
     Arc::new(TaskStatic::new(
         t.name.clone(),
         image,
         shown_deps(run, i),
         step.display_name.clone(),
+        shape,
     ))
 }
 

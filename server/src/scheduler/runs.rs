@@ -16,6 +16,7 @@ pub struct NewRun {
     pub pipeline_version_id: Option<String>,
     pub pipeline_version: Option<u32>,
     pub params: Params,
+    pub labels: sluice_sdk::api::Labels,
     /// Reuse cached results (the default).
     pub cache: bool,
     /// Results to reuse by step name (a rerun from failure reuses what succeeded before).
@@ -80,6 +81,10 @@ impl Scheduler {
             finished_at: None,
             cache: new.cache,
             outputs: Default::default(),
+            labels: new.labels,
+            archived: false,
+            metrics: Default::default(),
+            steps: None,
         };
         // Planned before the scheduler's lock is taken, so leases and reports wait only for the
         // write. The key is looked up under the lock, so two requests with one key cannot both

@@ -11,7 +11,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 pub use rows::*;
-use sluice_sdk::api::{LogLine, PipelineSummary, PipelineVersion};
+use sluice_sdk::api::{ArtifactUse, LogLine, PipelineSummary, PipelineVersion};
 pub use sqlite::SqliteStore;
 use std::sync::Arc;
 
@@ -70,6 +70,15 @@ pub trait RunStore {
     async fn idempotency_key(&self, key: &str) -> Result<Option<IdempotencyKey>>;
     /// Forgets the idempotency keys made before `before`. Returns how many.
     async fn forget_idempotency_keys(&self, before: i64) -> Result<u64>;
+    /// Archives a run (or brings it back). Returns whether there was such a run.
+    async fn set_archived(&self, id: &str, archived: bool) -> Result<bool>;
+    /// Forgets an ended run: its row, tasks, logs, artifact records and cached results.
+    /// Returns whether there was such a run.
+    async fn delete_run(&self, id: &str) -> Result<bool>;
+    /// The tasks that recorded the artifact at `uri` as an output (oldest first) and those
+    /// that read it (newest first, at most `limit`).
+    async fn lineage(&self, uri: &str, limit: u32)
+        -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)>;
 }
 
 /// Task logs: appended through [`RunStore::apply`], read back in pages.

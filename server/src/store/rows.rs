@@ -3,7 +3,7 @@
 
 use sluice_engine::ArtifactRecord;
 use sluice_engine::Task;
-use sluice_sdk::api::{format_ts, Params, RunState, RunSummary, Stream};
+use sluice_sdk::api::{format_ts, Labels, Params, RunState, RunSummary, StepCount, Stream, TaskShape};
 use sluice_spec::state::EndReason;
 use std::sync::Arc;
 
@@ -27,6 +27,12 @@ pub struct RunRow {
     pub cache: bool,
     /// The pipeline's own outputs, once the run has ended.
     pub outputs: RunOutputs,
+    pub labels: Labels,
+    pub archived: bool,
+    /// Scalar metrics the run ended with (see `engine::Run::metrics`).
+    pub metrics: Params,
+    /// Steps ended of steps planned, where the read counted them (the run list does).
+    pub steps: Option<StepCount>,
 }
 
 /// A run's own outputs (a Kubeflow pipeline's): parameters by value, artifacts as the records
@@ -72,6 +78,11 @@ impl RunRow {
             duration_ms: self
                 .finished_at
                 .map(|f| (f - self.created_at).max(0) as u64),
+            params: self.params.clone(),
+            labels: self.labels.clone(),
+            archived: self.archived,
+            metrics: self.metrics.clone(),
+            steps: self.steps,
         }
     }
 }
@@ -86,6 +97,9 @@ pub struct TaskStatic {
     pub depends_on_json: String,
     /// The name it is shown by, where that differs from its name.
     pub display_name: Option<String>,
+    pub shape: TaskShape,
+    /// `shape` as JSON, made once.
+    pub shape_json: String,
 }
 
 impl TaskStatic {
@@ -94,14 +108,18 @@ impl TaskStatic {
         image: String,
         depends_on: Vec<String>,
         display_name: Option<String>,
+        shape: TaskShape,
     ) -> TaskStatic {
         let depends_on_json = serde_json::to_string(&depends_on).unwrap_or_else(|_| "[]".into());
+        let shape_json = serde_json::to_string(&shape).unwrap_or_else(|_| "{}".into());
         TaskStatic {
             name,
             image,
             depends_on,
             depends_on_json,
             display_name,
+            shape,
+            shape_json,
         }
     }
 }
@@ -163,9 +181,46 @@ pub struct RunFilter {
     pub pipeline: Option<String>,
     /// Runs whose name contains this text.
     pub search: Option<String>,
-    /// Runs older than this run id (the previous page's last).
+    /// Runs older than this run id (the previous page's last), in the default order.
     pub before: Option<String>,
+    /// Runs made at or after this time, and before that one (milliseconds).
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+    /// Runs with this label set to this value.
+    pub label: Option<(String, String)>,
+    /// `Some(false)`: runs not archived (the list's default); `Some(true)`: archived ones only.
+    pub archived: Option<bool>,
+    pub sort: RunSort,
+    /// Newest (or largest) first.
+    pub descending: bool,
+    /// Rows skipped, in an order other than the default.
+    pub offset: u64,
     pub limit: u32,
+}
+
+/// What the run list is ordered by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunSort {
+    /// When the run was made (its id orders the same).
+    #[default]
+    Created,
+    Name,
+    State,
+    Pipeline,
+    Duration,
+}
+
+impl RunSort {
+    pub fn parse(s: &str) -> Option<RunSort> {
+        Some(match s {
+            "created_at" | "created" => RunSort::Created,
+            "name" => RunSort::Name,
+            "state" => RunSort::State,
+            "pipeline" => RunSort::Pipeline,
+            "duration" | "duration_ms" => RunSort::Duration,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

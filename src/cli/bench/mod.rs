@@ -174,6 +174,7 @@ async fn scheduler(
             pipeline_version_id: None,
             pipeline_version: None,
             params: Default::default(),
+            labels: Default::default(),
             cache: true,
             reuse: Default::default(),
             idempotency: None,

@@ -48,6 +48,10 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
                     finished_at: Some(created + 500),
                     cache: true,
                     outputs: Default::default(),
+                    labels: Default::default(),
+                    archived: false,
+                    metrics: Default::default(),
+                    steps: None,
                 });
             }
             made += batch.new_runs.len();

@@ -4,6 +4,7 @@
 //! corrupt row is an error naming its column, never a panic.
 
 mod access;
+mod browse;
 mod logs;
 mod pipelines;
 mod runs;

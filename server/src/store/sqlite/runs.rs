@@ -8,13 +8,13 @@ use crate::store::{
 use async_trait::async_trait;
 use sluice_engine::ArtifactRecord;
 use sluice_engine::{LeaseInfo, Task, TaskOutputs};
-use sluice_sdk::api::{RunState, TaskState};
+use sluice_sdk::api::{ArtifactUse, RunState, TaskState};
 use sluice_spec::state::EndReason;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 use std::sync::Arc;
 
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name";
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name, shape";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -56,7 +56,8 @@ fn push_task<'a>(
         })
         .push_bind(t.condition_false)
         .push_bind(t.cached_from.as_ref().map(|r| r.to_string()))
-        .push_bind(row.stat.display_name.as_deref());
+        .push_bind(row.stat.display_name.as_deref())
+        .push_bind(&row.stat.shape_json);
 }
 
 #[derive(sqlx::FromRow)]
@@ -75,9 +76,12 @@ struct RunCols {
     finished_at: Option<i64>,
     cache: bool,
     outputs: Option<String>,
+    labels: Option<String>,
+    archived: bool,
+    metrics: Option<String>,
 }
 
-fn run_row(r: &SqliteRow) -> Result<RunRow> {
+pub(super) fn run_row(r: &SqliteRow) -> Result<RunRow> {
     let c: RunCols = read(r)?;
     Ok(RunRow {
         id: c.id,
@@ -100,10 +104,14 @@ fn run_row(r: &SqliteRow) -> Result<RunRow> {
         finished_at: c.finished_at,
         cache: c.cache,
         outputs: from_json(c.outputs, "run outputs")?.unwrap_or_default(),
+        labels: from_json(c.labels, "run labels")?.unwrap_or_default(),
+        archived: c.archived,
+        metrics: from_json(c.metrics, "run metrics")?.unwrap_or_default(),
+        steps: None,
     })
 }
 
-fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))
 }
 
@@ -133,6 +141,7 @@ struct TaskCols {
     condition_false: bool,
     cached_from: Option<String>,
     display_name: Option<String>,
+    shape: Option<String>,
 }
 
 fn task_row(r: &SqliteRow) -> Result<TaskRow> {
@@ -145,6 +154,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             c.image,
             from_json(Some(c.depends_on), "task dependencies")?.unwrap_or_default(),
             c.display_name,
+            from_json(c.shape, "task shape")?.unwrap_or_default(),
         )),
         task: Task {
             state: TaskState::parse(&c.state).ok_or_else(|| corrupt("task state", &c.state))?,
@@ -259,8 +269,8 @@ impl RunStore for SqliteStore {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -275,6 +285,7 @@ impl RunStore for SqliteStore {
             .bind(r.created_at)
             .bind(r.finished_at)
             .bind(r.cache)
+            .bind((!r.labels.is_empty()).then(|| json(&r.labels)))
             .execute(&mut *tx)
             .await?;
         }
@@ -306,13 +317,14 @@ impl RunStore for SqliteStore {
         }
         for r in &batch.runs {
             sqlx::query(
-                "UPDATE runs SET state = ?, error = ?, end_reason = ?, finished_at = ?, outputs = ? WHERE id = ?",
+                "UPDATE runs SET state = ?, error = ?, end_reason = ?, finished_at = ?, outputs = ?, metrics = ? WHERE id = ?",
             )
             .bind(r.state.as_str())
             .bind(&r.error)
             .bind(r.end_reason.map(EndReason::as_str))
                 .bind(r.finished_at)
                 .bind((!r.outputs.is_empty()).then(|| json(&r.outputs)))
+                .bind((!r.metrics.is_empty()).then(|| json(&r.metrics)))
                 .bind(&r.id)
                 .execute(&mut *tx)
                 .await?;
@@ -326,7 +338,7 @@ impl RunStore for SqliteStore {
         });
         for chunk in fresh.chunks(4000) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO tasks (run_id, idx, name, image, depends_on, state, display_name) ",
+                "INSERT INTO tasks (run_id, idx, name, image, depends_on, state, display_name, shape) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&*r.run_id)
@@ -335,7 +347,8 @@ impl RunStore for SqliteStore {
                     .push_bind(&r.stat.image)
                     .push_bind(&r.stat.depends_on_json)
                     .push_bind("pending")
-                    .push_bind(r.stat.display_name.as_deref());
+                    .push_bind(r.stat.display_name.as_deref())
+                    .push_bind(&r.stat.shape_json);
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -372,6 +385,31 @@ impl RunStore for SqliteStore {
             });
             q.build().execute(&mut *tx).await?;
         }
+        // Lineage: what each task that ran to its end read.
+        let inputs: Vec<_> = batch
+            .tasks
+            .iter()
+            .filter(|r| matches!(r.task.state, TaskState::Succeeded | TaskState::Failed))
+            .flat_map(|r| {
+                r.task
+                    .spec
+                    .iter()
+                    .flat_map(|s| &s.input_artifacts)
+                    .map(move |a| (&*r.run_id, r.idx, a))
+            })
+            .collect();
+        for chunk in inputs.chunks(2000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO artifact_inputs (uri, run_id, task_idx, name) ",
+            );
+            q.push_values(chunk, |mut b, (run, idx, a)| {
+                b.push_bind(&a.uri)
+                    .push_bind(*run)
+                    .push_bind(*idx as i64)
+                    .push_bind(&a.name);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
         super::logs::insert(&mut tx, &batch.logs).await?;
         for (id, at) in &batch.workers_seen {
             sqlx::query("UPDATE workers SET last_seen_at = ? WHERE id = ?")
@@ -386,33 +424,23 @@ impl RunStore for SqliteStore {
     }
 
     async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRow>> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM runs WHERE 1 = 1");
-        if let Some(s) = f.state {
-            q.push(" AND state = ").push_bind(s.as_str());
-        }
-        if let Some(p) = &f.pipeline {
-            q.push(" AND pipeline_name = ").push_bind(p.clone());
-        }
-        match &f.search {
-            // Three characters or more: the trigram index (case-insensitive).
-            Some(s) if s.chars().count() >= 3 => {
-                q.push(" AND rowid IN (SELECT rowid FROM runs_name_trigram WHERE runs_name_trigram MATCH ")
-                    .push_bind(format!("\"{}\"", s.replace('"', "\"\"")))
-                    .push(")");
-            }
-            Some(s) => {
-                q.push(" AND instr(lower(name), lower(")
-                    .push_bind(s.clone())
-                    .push(")) > 0");
-            }
-            None => {}
-        }
-        if let Some(b) = &f.before {
-            q.push(" AND id < ").push_bind(b.clone());
-        }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit as i64);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(run_row).collect()
+        super::browse::list_runs(self, f).await
+    }
+
+    async fn set_archived(&self, id: &str, archived: bool) -> Result<bool> {
+        super::browse::set_archived(self, id, archived).await
+    }
+
+    async fn delete_run(&self, id: &str) -> Result<bool> {
+        super::browse::delete_run(self, id).await
+    }
+
+    async fn lineage(
+        &self,
+        uri: &str,
+        limit: u32,
+    ) -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)> {
+        super::browse::lineage(self, uri, limit).await
     }
 
     /// The newest cached result under `key` made at or after `since` (milliseconds), for any

@@ -177,9 +177,11 @@ pub fn argv(spec: &TaskSpec, image: &RunConfig) -> Result<Vec<String>, String> {
     Ok(argv)
 }
 
-/// The container's environment: the image's, a default `PATH`, `HOSTNAME`, what the worker adds
-/// (search paths like `PATH` are appended to), then the step's own, each later one replacing an
-/// earlier one of the same name.
+/// The container's environment: a default `PATH` and `PYTHONUNBUFFERED=1` (so that a Python
+/// step's output reaches its log as it is written, in the order it was written, not when its
+/// buffer fills or it exits), the image's, `HOSTNAME`, what the worker adds (search paths like
+/// `PATH` are appended to), then the step's own, each later one replacing an earlier one of the
+/// same name.
 pub fn env(spec: &TaskSpec, image: &RunConfig, extra: &[(String, String)]) -> Vec<String> {
     fn set(out: &mut Vec<(String, String)>, k: &str, v: &str) {
         match out.iter_mut().find(|(n, _)| n == k) {
@@ -189,6 +191,7 @@ pub fn env(spec: &TaskSpec, image: &RunConfig, extra: &[(String, String)]) -> Ve
     }
     let mut out: Vec<(String, String)> = Vec::new();
     set(&mut out, "PATH", DEFAULT_PATH);
+    set(&mut out, "PYTHONUNBUFFERED", "1");
     for kv in &image.env {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         set(&mut out, k, v);

@@ -27,7 +27,6 @@ use crate::images::store::ImageStore;
 use cgroups::{Cgroups, Group, Limits};
 use config::{BindMount, TaskMounts};
 use protocol::{FromShim, ToShim};
-use sluice_sdk::api::Stream;
 use sluice_spec::NetworkMode;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -480,18 +479,11 @@ impl ContainerRuntime for EmbeddedRuntime {
                         self.cfg.helper.display()
                     ))
                 })?;
-            let pumps = [
-                tokio::spawn(logs::pump(
-                    helper.stdout.take(),
-                    Stream::Stdout,
-                    io.logs.clone(),
-                )),
-                tokio::spawn(logs::pump(
-                    helper.stderr.take(),
-                    Stream::Stderr,
-                    io.logs.clone(),
-                )),
-            ];
+            let pumps = [tokio::spawn(logs::pump(
+                helper.stdout.take(),
+                helper.stderr.take(),
+                io.logs.clone(),
+            ))];
             let ctl = tokio::net::UnixStream::from_std(ours).map_err(failed)?;
             let (ctl_r, mut ctl_w) = ctl.into_split();
             let mut lines = tokio::io::BufReader::new(ctl_r).lines();

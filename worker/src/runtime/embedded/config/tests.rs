@@ -64,6 +64,7 @@ fn the_environment_layers_image_worker_and_step() {
         env,
         [
             "PATH=/opt/conda/bin:/usr/bin:/usr/local/nvidia/bin",
+            "PYTHONUNBUFFERED=1",
             "LANG=en_GB.UTF-8",
             "HOSTNAME=train",
             "LD_LIBRARY_PATH=/usr/local/nvidia/lib64",
@@ -73,6 +74,10 @@ fn the_environment_layers_image_worker_and_step() {
     // An image without PATH gets the usual default.
     let env = env_of(&spec(), &RunConfig::default());
     assert_eq!(env[0], format!("PATH={DEFAULT_PATH}"));
+    // Python writes as it goes unless the image or the step says otherwise.
+    let mut i = RunConfig::default();
+    i.env.push("PYTHONUNBUFFERED=".into());
+    assert!(env_of(&spec(), &i).contains(&"PYTHONUNBUFFERED=".to_string()));
 }
 
 fn env_of(s: &TaskSpec, i: &RunConfig) -> Vec<String> {

@@ -1,0 +1,190 @@
+//! Runs organised: the run list (filtered, sorted, paged, with each run's progress), archiving
+//! and deleting runs, and an artifact's lineage across runs.
+
+use super::runs::{corrupt, run_row};
+use super::{col, SqliteStore};
+use crate::store::{Result, RunFilter, RunRow, RunSort};
+use sluice_sdk::api::{format_ts, ArtifactUse, StepCount, TaskState};
+use sqlx::{QueryBuilder, Sqlite};
+
+/// A task that runs a container: its kind is `step` (rows from before kinds were kept: it has
+/// an image).
+const IS_STEP: &str = "coalesce(json_extract(t.shape, '$.kind'), CASE WHEN t.image != '' THEN 'step' END) = 'step'";
+
+pub(super) async fn list_runs(s: &SqliteStore, f: &RunFilter) -> Result<Vec<RunRow>> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "SELECT runs.*, \
+         (SELECT count(*) FROM tasks t WHERE t.run_id = runs.id AND {IS_STEP}) AS steps_total, \
+         (SELECT count(*) FROM tasks t WHERE t.run_id = runs.id AND {IS_STEP} \
+            AND t.state IN ('succeeded', 'failed', 'skipped', 'cancelled')) AS steps_done \
+         FROM runs WHERE 1 = 1"
+    ));
+    if let Some(st) = f.state {
+        q.push(" AND state = ").push_bind(st.as_str());
+    }
+    if let Some(p) = &f.pipeline {
+        q.push(" AND pipeline_name = ").push_bind(p.clone());
+    }
+    match &f.search {
+        // Three characters or more: the trigram index (case-insensitive).
+        Some(s) if s.chars().count() >= 3 => {
+            q.push(
+                " AND rowid IN (SELECT rowid FROM runs_name_trigram WHERE runs_name_trigram MATCH ",
+            )
+            .push_bind(format!("\"{}\"", s.replace('"', "\"\"")))
+            .push(")");
+        }
+        Some(s) => {
+            q.push(" AND instr(lower(name), lower(")
+                .push_bind(s.clone())
+                .push(")) > 0");
+        }
+        None => {}
+    }
+    if let Some(a) = f.archived {
+        q.push(" AND archived = ").push_bind(a);
+    }
+    if let Some(t) = f.created_after {
+        q.push(" AND created_at >= ").push_bind(t);
+    }
+    if let Some(t) = f.created_before {
+        q.push(" AND created_at < ").push_bind(t);
+    }
+    if let Some((k, v)) = &f.label {
+        q.push(" AND EXISTS (SELECT 1 FROM json_each(runs.labels) WHERE key = ")
+            .push_bind(k.clone())
+            .push(" AND value = ")
+            .push_bind(v.clone())
+            .push(")");
+    }
+    let dir = if f.descending { "DESC" } else { "ASC" };
+    if f.sort == RunSort::Created {
+        // Run ids order as their creation: pages continue after the last id seen.
+        if let Some(b) = &f.before {
+            q.push(if f.descending {
+                " AND id < "
+            } else {
+                " AND id > "
+            })
+            .push_bind(b.clone());
+        }
+        q.push(format!(" ORDER BY id {dir}"));
+    } else {
+        let key = match f.sort {
+            RunSort::Name => "name",
+            RunSort::State => "state",
+            RunSort::Pipeline => "pipeline_name",
+            // Running runs have no duration yet: they sort as the longest.
+            RunSort::Duration => "coalesce(finished_at, 9223372036854775807) - created_at",
+            RunSort::Created => unreachable!("handled above"),
+        };
+        q.push(format!(" ORDER BY {key} {dir}, id DESC"));
+    }
+    q.push(" LIMIT ").push_bind(f.limit as i64);
+    if f.sort != RunSort::Created && f.offset > 0 {
+        q.push(" OFFSET ")
+            .push_bind(i64::try_from(f.offset).unwrap_or(i64::MAX));
+    }
+    let rows = q.build().fetch_all(&s.pool).await?;
+    rows.iter()
+        .map(|r| {
+            let mut row = run_row(r)?;
+            let count = |name: &str| -> Result<u32> {
+                let n: i64 = col(r, name)?;
+                u32::try_from(n).map_err(|_| corrupt(name, n))
+            };
+            row.steps = Some(StepCount {
+                done: count("steps_done")?,
+                total: count("steps_total")?,
+            });
+            Ok(row)
+        })
+        .collect()
+}
+
+pub(super) async fn set_archived(s: &SqliteStore, id: &str, archived: bool) -> Result<bool> {
+    let mut w = s.writer().await?;
+    let n = sqlx::query("UPDATE runs SET archived = ? WHERE id = ?")
+        .bind(archived)
+        .bind(id)
+        .execute(w.conn())
+        .await?
+        .rows_affected();
+    w.done();
+    Ok(n > 0)
+}
+
+pub(super) async fn delete_run(s: &SqliteStore, id: &str) -> Result<bool> {
+    let mut w = s.writer().await?;
+    let mut tx = sqlx::Connection::begin(w.conn()).await?;
+    for sql in [
+        "DELETE FROM logs WHERE run_id = ?",
+        "DELETE FROM artifacts WHERE run_id = ?",
+        "DELETE FROM artifact_inputs WHERE run_id = ?",
+        "DELETE FROM cache WHERE run_id = ?",
+        "DELETE FROM idempotency_keys WHERE run_id = ?",
+        "DELETE FROM tasks WHERE run_id = ?",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+    }
+    let n = sqlx::query("DELETE FROM runs WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    w.done();
+    Ok(n > 0)
+}
+
+pub(super) async fn lineage(
+    s: &SqliteStore,
+    uri: &str,
+    limit: u32,
+) -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)> {
+    let limit = i64::from(limit);
+    let producers = sqlx::query(
+        "SELECT a.run_id, a.name, a.sha256, a.size, a.created_at AS at, r.name AS run_name, \
+         r.pipeline_name, t.name AS task, t.state \
+         FROM artifacts a JOIN runs r ON r.id = a.run_id \
+         JOIN tasks t ON t.run_id = a.run_id AND t.idx = a.task_idx \
+         WHERE a.uri = ? ORDER BY a.created_at, a.run_id LIMIT ?",
+    )
+    .bind(uri)
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await?;
+    let consumers = sqlx::query(
+        "SELECT i.run_id, i.name, NULL AS sha256, NULL AS size, t.finished_at AS at, \
+         r.name AS run_name, r.pipeline_name, t.name AS task, t.state \
+         FROM artifact_inputs i JOIN runs r ON r.id = i.run_id \
+         JOIN tasks t ON t.run_id = i.run_id AND t.idx = i.task_idx \
+         WHERE i.uri = ? ORDER BY t.finished_at DESC, i.run_id LIMIT ?",
+    )
+    .bind(uri)
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await?;
+    let uses = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Result<Vec<ArtifactUse>> {
+        rows.iter()
+            .map(|r| {
+                let state: String = col(r, "state")?;
+                let size: Option<i64> = col(r, "size")?;
+                Ok(ArtifactUse {
+                    run: col(r, "run_id")?,
+                    run_name: col(r, "run_name")?,
+                    pipeline: col(r, "pipeline_name")?,
+                    task: col(r, "task")?,
+                    name: col(r, "name")?,
+                    state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
+                    at: col::<Option<i64>>(r, "at")?.map(format_ts),
+                    sha256: col(r, "sha256")?,
+                    size: size
+                        .map(|n| u64::try_from(n).map_err(|_| corrupt("artifact size", n)))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    };
+    Ok((uses(producers)?, uses(consumers)?))
+}
