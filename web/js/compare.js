@@ -29,12 +29,14 @@ export async function compareView() {
       return h("tr", {}, h("td", {}, k), vals.map((v) => h("td", { class: "num" + (differ ? " changed" : "") }, v === undefined ? "—" : fmtVal(typeof v === "number" ? +v.toFixed(6) : v))));
     });
   };
-  const head = h("thead", {}, h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", {}, link("/runs/" + r.id, r.name), " ", badge(r.state)))));
+  // One column per run, every table the same widths, so a run's values line up down the page.
+  const cols = () => h("colgroup", {}, h("col", { class: "key" }), runs.map(() => h("col", { class: "run" })));
+  const head = h("thead", {}, h("tr", {}, h("th", {}, ""), runs.map((r) => h("th", { class: "run-col" }, link("/runs/" + r.id, r.name), " ", badge(r.state)))));
   const seriesKeys = [...new Set(metrics.flatMap((m) => Object.keys(m.series)))];
   main.replaceChildren(
     h("h1", {}, "Compare ", runs.length, " runs"),
-    h("h2", {}, "Parameters"), h("table", { class: "diff", id: "compare-params" }, head.cloneNode(true), h("tbody", {}, rowsOf((r) => r.params || {}))),
-    h("h2", {}, "Metrics"), h("table", { class: "diff", id: "compare-metrics" }, head, h("tbody", {}, rowsOf((r, i) => metrics[i].scalars))),
+    h("h2", {}, "Parameters"), h("table", { class: "diff compare", id: "compare-params" }, cols(), head.cloneNode(true), h("tbody", {}, rowsOf((r) => r.params || {}))),
+    h("h2", {}, "Metrics"), h("table", { class: "diff compare", id: "compare-metrics" }, cols(), head, h("tbody", {}, rowsOf((r, i) => metrics[i].scalars))),
     seriesKeys.length ? h("h2", {}, "Series") : "",
     ...seriesKeys.map((k) => h("div", {}, h("strong", {}, k), plot(runs.map((r, i) => ({ name: r.name, points: metrics[i].series[k] || [] }))))));
 }

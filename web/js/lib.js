@@ -135,3 +135,38 @@ export function paramsTable(obj) {
   if (!keys.length) return h("p", { class: "muted" }, "none");
   return h("table", {}, h("tbody", {}, keys.map((k) => h("tr", {}, h("td", {}, k), h("td", {}, fmtVal(obj[k]))))));
 }
+
+/** How long ago `ts` was: "just now", "5 min ago", "3 h ago", "2 days ago". */
+export function fmtAgo(ts, now = Date.now()) {
+  if (!ts) return "";
+  const s = Math.max(0, (now - Date.parse(ts)) / 1000);
+  if (s < 45) return "just now";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  if (s < 86400) return Math.round(s / 3600) + " h ago";
+  const d = Math.round(s / 86400);
+  return d === 1 ? "yesterday" : d + " days ago";
+}
+/** A time as "5 min ago", with the exact time as its tooltip. */
+export function ago(ts) { return h("time", { datetime: ts, title: fmtTime(ts) }, fmtAgo(ts)); }
+/** How long a run or task has taken: its duration once ended, the time since it began while it runs. */
+export function elapsed(r) {
+  if (r.duration_ms !== null && r.duration_ms !== undefined) return fmtDur(r.duration_ms);
+  const from = r.started_at || r.created_at;
+  return from && !TERMINAL.has(r.state) ? fmtDur(Math.max(0, Date.now() - Date.parse(from))) : "";
+}
+export function labelChips(labels) {
+  const e = Object.entries(labels || {});
+  return e.length ? h("span", { class: "labels" }, e.map(([k, v]) => h("span", { class: "label-chip", title: "label" }, k + "=" + v))) : null;
+}
+/** The page for an address that shows nothing: where to go instead. */
+export function notFound(what) {
+  main.replaceChildren(h("div", { class: "notfound" },
+    h("h1", {}, "Not found"),
+    h("p", {}, what || ("Nothing lives at " + location.pathname + ".")),
+    h("p", {}, "Try ", link("/runs", "the runs"), ", ", link("/pipelines", "the pipelines"), ", or the ", h("a", { href: API + "/openapi.json" }, "API description"), "."),
+  ));
+}
+/** `text` parsed as JSON, or an error naming `what` and where the text stops making sense. */
+export function parseJson(text, what) {
+  try { return JSON.parse(text); } catch (e) { throw new Error(what + " is not valid JSON: " + e.message); }
+}

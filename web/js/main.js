@@ -1,9 +1,11 @@
 // sluice web UI: The entry point: routes the location to its view (deep links work), and follows the history.
-import { API, h, leave, link, logout, main, setRouter } from "./lib.js";
+import { API, h, leave, logout, main, notFound, setRouter } from "./lib.js";
 import { runsView } from "./runs.js";
 import { runView } from "./run.js";
 import { compareView } from "./compare.js";
 import { pipelineView, pipelinesView } from "./pipelines.js";
+import { lineageView } from "./lineage.js";
+import { cloneView } from "./form.js";
 
 export function route() {
   leave();
@@ -14,11 +16,13 @@ export function route() {
   let m;
   const view =
     (p === "" || p === "/runs") ? runsView() :
+    (p === "/runs/new") ? cloneView(main) :
     (m = p.match(/^\/runs\/([^/]+)(?:\/tasks\/([^/]+))?$/)) ? runView(decodeURIComponent(m[1]), m[2] && decodeURIComponent(m[2])) :
     (p === "/compare") ? compareView() :
     (p === "/pipelines") ? pipelinesView() :
     (m = p.match(/^\/pipelines\/([^/]+)$/)) ? pipelineView(decodeURIComponent(m[1])) :
-    Promise.resolve(main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, link("/runs", "Back to runs"))));
+    (p === "/artifacts") ? lineageView() :
+    Promise.resolve(notFound());
   view.catch((e) => main.replaceChildren(h("h1", {}, "Error"), h("p", { class: "error" }, e.message)));
 }
 window.addEventListener("popstate", route);

@@ -414,6 +414,9 @@ pub struct TaskInfo {
     /// What the container runs, with every placeholder filled in (once it was resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// A script step's script, resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
     /// The artifacts it reads: each with the step that made it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_artifacts: Vec<InputArtifactInfo>,

@@ -233,10 +233,20 @@ fn outline(yaml: &str) -> serde_json::Value {
         .collect();
     let steps: Vec<_> = (0..p.steps.len())
         .map(|i| {
+            let step = &p.steps[i];
+            let control = p.control(step);
+            let image = p.template_of(step).map(|t| t.image.value.clone());
             serde_json::json!({
-                "name": p.steps[i].name,
-                "display_name": p.steps[i].display_name,
-                "group": p.steps[i].group().is_some(),
+                "name": step.name,
+                "display_name": step.display_name,
+                "group": step.group().is_some(),
+                "kind": if control.for_each.is_some() { "loop" } else if step.group().is_some() { "group" } else { "step" },
+                "when": control.when.map(|w| w.value),
+                "for_each": control.for_each.map(|f| f.value),
+                "exit_handler": step.handler,
+                "image": image,
+                "description": step.description,
+                "line": step.span.line,
                 "depends_on": shown_deps(&p, &deps, i),
             })
         })

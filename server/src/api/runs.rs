@@ -433,6 +433,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                         .collect();
                     (!argv.is_empty()).then_some(argv)
                 }),
+                script: t.spec.as_ref().and_then(|s| s.script.clone()),
                 input_artifacts: t
                     .spec
                     .as_ref()

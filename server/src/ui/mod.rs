@@ -29,6 +29,11 @@ assets!(
     "js/compare.js",
     "js/pipelines.js",
     "js/kfp.js",
+    "js/log.js",
+    "js/task.js",
+    "js/form.js",
+    "js/lineage.js",
+    "vendor/d3-dag-1.2.2.min.js",
 );
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {
@@ -49,7 +54,15 @@ async fn serve_asset(Path(path): Path<String>) -> Response {
         Some("css") => "text/css; charset=utf-8",
         _ => "application/octet-stream",
     };
-    asset(body, ctype)
+    let mut r = asset(body, ctype);
+    // A vendored library's file is named by its version: it never changes under that name.
+    if path.starts_with("vendor/") {
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
+    r
 }
 
 pub fn router() -> Router {
@@ -74,10 +87,16 @@ mod tests {
         }
         for (p, body) in super::ASSETS {
             for import in body.lines().filter(|l| l.starts_with("import ")) {
-                let target = import
-                    .rsplit_once("\"./")
-                    .map(|(_, t)| t.trim_end_matches("\";"));
-                let target = format!("js/{}", target.unwrap());
+                let target = match import.rsplit_once("\"../") {
+                    Some((_, t)) => t.trim_end_matches("\";").to_string(),
+                    None => format!(
+                        "js/{}",
+                        import
+                            .rsplit_once("\"./")
+                            .map(|(_, t)| t.trim_end_matches("\";"))
+                            .unwrap()
+                    ),
+                };
                 assert!(
                     super::ASSETS.iter().any(|(q, _)| *q == target),
                     "{p} imports {target}, which is not embedded"
