@@ -7,7 +7,9 @@ ALTER TABLE runs ADD COLUMN labels TEXT;
 ALTER TABLE runs ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN metrics TEXT;
 CREATE INDEX runs_archived ON runs(archived, id);
-CREATE INDEX runs_name ON runs(name, id);
+CREATE INDEX runs_name ON runs(archived, name, id);
+-- Sorted by duration (running runs last, as the longest): the run list's expression, indexed.
+CREATE INDEX runs_duration ON runs(archived, (coalesce(finished_at, 9223372036854775807) - created_at), id);
 -- Lineage: which tasks read an artifact, by its URI, and which made it.
 CREATE TABLE artifact_inputs (
     uri      TEXT NOT NULL,

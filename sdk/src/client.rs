@@ -242,8 +242,28 @@ impl Client {
         if let Some(t) = page_token {
             q.push(("page_token", t.to_string()));
         }
-        self.send(self.req(reqwest::Method::GET, "/runs").query(&q))
+        self.list_runs_where(&q).await
+    }
+
+    /// The run list with any of its query's filters (`label`, `archived`, `sort`, …).
+    pub async fn list_runs_where(&self, q: &[(&str, String)]) -> Result<RunList> {
+        self.send(self.req(reqwest::Method::GET, "/runs").query(q))
             .await
+    }
+
+    /// Archives run `id` (or, with `false`, brings it back to the run list).
+    pub async fn archive_run(&self, id: &str, archived: bool) -> Result<RunDetail> {
+        let verb = if archived { "archive" } else { "unarchive" };
+        self.post(&format!("/runs/{}/{verb}", enc(id)), &serde_json::json!({}))
+            .await
+    }
+
+    /// Forgets an ended run.
+    pub async fn delete_run(&self, id: &str) -> Result<()> {
+        let path = format!("/runs/{}", enc(id));
+        self.answered(self.req(reqwest::Method::DELETE, &path))
+            .await
+            .map(|_| ())
     }
 
     pub async fn get_run(&self, id: &str) -> Result<RunDetail> {

@@ -27,6 +27,10 @@ pub struct SubmitArgs {
     /// A parameter value, `name=value` (repeatable).
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// A label to find the run by, `name=value` (repeatable; `sluice runs list --label`, the UI's
+    /// label filter).
+    #[arg(short = 'l', long = "label", value_name = "NAME=VALUE")]
+    labels: Vec<String>,
     /// The run's display name.
     #[arg(long)]
     name: Option<String>,
@@ -95,6 +99,21 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         },
     };
     let mut req = req;
+    for l in &a.labels {
+        match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                req.labels.insert(k.to_string(), v.to_string());
+            }
+            _ => {
+                eprintln!("error: label `{l}` must be NAME=VALUE");
+                return Ok(EXIT_INVALID);
+            }
+        }
+    }
+    if let Err(e) = sluice_sdk::api::check_labels(&req.labels) {
+        eprintln!("error: {e}");
+        return Ok(EXIT_INVALID);
+    }
     if a.no_cache {
         req.cache = Some(false);
     }
@@ -239,8 +258,29 @@ pub enum RunsCmd {
         limit: u32,
         #[arg(long)]
         page_token: Option<String>,
+        /// Only runs with this label (`name=value`).
+        #[arg(long, value_name = "NAME=VALUE")]
+        label: Option<String>,
+        /// Archived runs (`true`), or all runs (`all`), instead of the runs not archived.
+        #[arg(long, value_name = "true|all")]
+        archived: Option<String>,
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Archive a run: it is kept, and left out of the run list unless asked for.
+    Archive {
+        id: String,
+        /// Bring it back to the run list instead.
+        #[arg(long)]
+        undo: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete an ended run: its tasks, logs, artifact records and cached results.
+    Delete {
+        id: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -277,18 +317,24 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
             pipeline,
             limit,
             page_token,
+            label,
+            archived,
             output,
             conn,
         } => {
-            let list = conn
-                .client()
-                .list_runs(
-                    state.as_deref(),
-                    pipeline.as_deref(),
-                    limit,
-                    page_token.as_deref(),
-                )
-                .await?;
+            let mut q = vec![("page_size", limit.to_string())];
+            for (k, v) in [
+                ("state", state),
+                ("pipeline", pipeline),
+                ("page_token", page_token),
+                ("label", label),
+                ("archived", archived),
+            ] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            let list = conn.client().list_runs_where(&q).await?;
             match output {
                 Output::Json => print_json(&list),
                 Output::Text => {
@@ -308,6 +354,24 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                     }
                 }
             }
+            Ok(0)
+        }
+        RunsCmd::Archive { id, undo, conn } => {
+            let r = conn.client().archive_run(&id, !undo).await?;
+            println!(
+                "run {} {}",
+                r.summary.id,
+                if undo {
+                    "is back in the run list"
+                } else {
+                    "archived"
+                }
+            );
+            Ok(0)
+        }
+        RunsCmd::Delete { id, conn } => {
+            conn.client().delete_run(&id).await?;
+            println!("run {id} deleted");
             Ok(0)
         }
         RunsCmd::Get { id, output, conn } => {

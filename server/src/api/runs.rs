@@ -55,7 +55,11 @@ pub async fn create(
         }
         None => None,
     };
-    let sources = [req.yaml.is_some(), req.pipeline.is_some(), req.clone_of.is_some()];
+    let sources = [
+        req.yaml.is_some(),
+        req.pipeline.is_some(),
+        req.clone_of.is_some(),
+    ];
     if sources.iter().filter(|s| **s).count() > 1 {
         return Err(ApiErr::bad_request(
             ErrorCode::InvalidBody,
@@ -77,11 +81,7 @@ pub async fn create(
             let yaml = app.store().source(&old.row.digest).await?.ok_or_else(|| {
                 ApiErr::not_found(format!("the pipeline file of run `{id}` is gone"))
             })?;
-            (
-                yaml,
-                old.row.pipeline_version_id,
-                old.row.pipeline_version,
-            )
+            (yaml, old.row.pipeline_version_id, old.row.pipeline_version)
         }
         (Some(_), Some(_)) => {
             return Err(ApiErr::bad_request(

@@ -77,8 +77,7 @@ pub trait RunStore {
     async fn delete_run(&self, id: &str) -> Result<bool>;
     /// The tasks that recorded the artifact at `uri` as an output (oldest first) and those
     /// that read it (newest first, at most `limit`).
-    async fn lineage(&self, uri: &str, limit: u32)
-        -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)>;
+    async fn lineage(&self, uri: &str, limit: u32) -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)>;
 }
 
 /// Task logs: appended through [`RunStore::apply`], read back in pages.

@@ -3,7 +3,9 @@
 
 use sluice_engine::ArtifactRecord;
 use sluice_engine::Task;
-use sluice_sdk::api::{format_ts, Labels, Params, RunState, RunSummary, StepCount, Stream, TaskShape};
+use sluice_sdk::api::{
+    format_ts, Labels, Params, RunState, RunSummary, StepCount, Stream, TaskShape,
+};
 use sluice_spec::state::EndReason;
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! `sluice bench …`: measurements against the project's targets, on this machine, now.
 
+mod browser;
 mod containers;
 mod kfp;
 mod ui;
@@ -69,13 +70,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20)]
         repeat: usize,
     },
-    /// The UI's run list with many runs stored: server time per page, filtered, searched, deep.
+    /// The UI with many runs stored: server time per page of the run list (filtered, searched,
+    /// sorted, deep); then in a real browser (chromium) the list's first paint, a 1,000-task
+    /// graph, and a 100,000-line log's load and longest main-thread task.
     Ui {
         #[arg(long, default_value_t = 100_000)]
         runs: usize,
         /// Requests per kind of page.
         #[arg(long, default_value_t = 200)]
         requests: usize,
+        /// Only the server's side (no browser).
+        #[arg(long)]
+        no_browser: bool,
     },
 }
 
@@ -88,7 +94,11 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             capacity,
         } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
         BenchCmd::Images { image, repeat } => images(&image, repeat.max(1)).await,
-        BenchCmd::Ui { runs, requests } => ui::ui(runs.max(1), requests.max(1)).await,
+        BenchCmd::Ui {
+            runs,
+            requests,
+            no_browser,
+        } => ui::ui(runs.max(1), requests.max(1), !no_browser).await,
         BenchCmd::Kfp { tasks, repeat } => kfp::kfp(tasks.max(1), repeat.max(1)),
         BenchCmd::Containers {
             image,

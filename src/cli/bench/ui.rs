@@ -1,6 +1,7 @@
 //! `sluice bench ui`: the run list the UI pages through, with many runs stored: server time per
 //! page (first page, a state filter, a pipeline filter, a name search, a deep page), and the page
-//! itself.
+//! itself; then, in a real browser (`browser.rs`), the list's first paint, a 1,000-task graph and
+//! a 100,000-line log.
 
 use super::median;
 use sluice_sdk::api::{Params, RunState};
@@ -12,10 +13,11 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
+pub async fn ui(runs: usize, requests: usize, in_browser: bool) -> anyhow::Result<u8> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("server");
     let t = Instant::now();
+    let seeded;
     {
         let store = SqliteStore::open(&data).await?;
         let digest = "sha256:".to_string() + &"0".repeat(64);
@@ -57,6 +59,17 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
             made += batch.new_runs.len();
             store.apply(&batch).await?;
         }
+        let graph =
+            super::browser::seeded_run("graph-1000", &digest, &super::browser::layered_tasks(), 0);
+        let log = super::browser::seeded_run(
+            "log-100000",
+            &digest,
+            &[("s0000".to_string(), Vec::new())],
+            100_000,
+        );
+        seeded = (graph.new_runs[0].id.clone(), log.new_runs[0].id.clone());
+        store.apply(&graph).await?;
+        store.apply(&log).await?;
         store.close().await;
     }
     println!("stored {runs} runs in {:.1} s", t.elapsed().as_secs_f64());
@@ -119,6 +132,18 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
             "/api/v1/runs?page_size=50&q=train-000042".into(),
         ),
         ("50th page", deep),
+        (
+            "sorted by name",
+            "/api/v1/runs?page_size=50&sort=name&order=asc".into(),
+        ),
+        (
+            "by duration",
+            "/api/v1/runs?page_size=50&sort=duration".into(),
+        ),
+        (
+            "a date range",
+            "/api/v1/runs?page_size=50&created_after=2020-01-01&created_before=2100-01-01".into(),
+        ),
         ("the page (HTML)", "/runs".into()),
     ];
     println!("GET, {requests} requests each, time to the full response on loopback (target: p99 <= 50 ms):");
@@ -137,7 +162,13 @@ pub async fn ui(runs: usize, requests: usize) -> anyhow::Result<u8> {
             percentile(times, 0.99)
         );
     }
+    let browser = if in_browser {
+        super::browser::measure(&url, &seeded.0, &seeded.1, runs).await
+    } else {
+        Ok(())
+    };
     let _ = stop.send(true);
     server.await??;
+    browser?;
     Ok(0)
 }

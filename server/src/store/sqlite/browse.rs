@@ -9,7 +9,8 @@ use sqlx::{QueryBuilder, Sqlite};
 
 /// A task that runs a container: its kind is `step` (rows from before kinds were kept: it has
 /// an image).
-const IS_STEP: &str = "coalesce(json_extract(t.shape, '$.kind'), CASE WHEN t.image != '' THEN 'step' END) = 'step'";
+const IS_STEP: &str =
+    "coalesce(json_extract(t.shape, '$.kind'), CASE WHEN t.image != '' THEN 'step' END) = 'step'";
 
 pub(super) async fn list_runs(s: &SqliteStore, f: &RunFilter) -> Result<Vec<RunRow>> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(

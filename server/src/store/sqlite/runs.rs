@@ -435,11 +435,7 @@ impl RunStore for SqliteStore {
         super::browse::delete_run(self, id).await
     }
 
-    async fn lineage(
-        &self,
-        uri: &str,
-        limit: u32,
-    ) -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)> {
+    async fn lineage(&self, uri: &str, limit: u32) -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)> {
         super::browse::lineage(self, uri, limit).await
     }
 
