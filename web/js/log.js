@@ -49,6 +49,12 @@ export class LogView {
 
   get length() { return this.text.length; }
 
+  /** A log that stays empty: said so, in a box of one line. */
+  nothing(text) {
+    this.empty.textContent = text;
+    this.box.classList.add("none");
+  }
+
   /** Adds lines (`{attempt, seq, ts, stream, line}`), each once. */
   append(lines) {
     for (const l of lines) {
@@ -68,7 +74,7 @@ export class LogView {
       this.rows.push(i);
       if (this.query && this.test(i)) this.matches.push(this.rows.length - 1);
     }
-    if (this.text.length) this.empty.hidden = true;
+    if (this.text.length) { this.empty.hidden = true; this.box.classList.remove("none"); }
     this.schedule();
   }
 

@@ -173,6 +173,7 @@ export function taskPanel(panel, run, name, { close, select }) {
       if (page.lines.length < 10000) break;
     }
     window.__sluiceLogLoaded = performance.now();
+    if (!mine.length && TERMINAL.has(task.state)) mine.nothing("this step printed nothing");
     if (hash) mine.showLine(+hash[1]);
     if (!TERMINAL.has(task.state)) {
       es = events(base + "/logs?follow=true&after=" + after, { log: (l) => { mine.append([l]); lines.textContent = mine.length.toLocaleString() + " lines"; } });

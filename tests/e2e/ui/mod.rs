@@ -1,6 +1,8 @@
 //! The web UI in a real browser: Debian's chromium, headless, driven over WebDriver (chromedriver)
 //! with plain HTTP calls. Real runs in real containers feed it.
 
+mod workbench;
+
 use crate::containers::{image, Cluster};
 use crate::harness::*;
 use serde_json::{json, Value};
@@ -126,11 +128,24 @@ impl Browser {
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
             .unwrap();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+        // Kept where CI keeps them (`scripts/test` sets it), else beside the build.
+        let dir = std::env::var_os("SLUICE_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, png).unwrap();
         path
+    }
+
+    /// A screenshot with `selector`'s element scrolled into sight.
+    pub async fn screenshot_of(&self, selector: &str, name: &str) -> PathBuf {
+        self.js(&format!(
+            "document.querySelector({})?.scrollIntoView({{block: 'center'}})",
+            json!(selector)
+        ))
+        .await;
+        self.screenshot(name).await
     }
 
     pub async fn quit(self) {
@@ -335,6 +350,18 @@ async fn comparing_two_runs_shows_parameters_and_metrics_side_by_side() {
         "return document.querySelectorAll('svg.plot polyline').length === 2",
     )
     .await;
+    // Both tables' columns line up, and run names are shown as they were given.
+    let layout = b
+        .js("const cols = (id) => [...document.querySelectorAll(`#${id} thead th`)].map(th => Math.round(th.getBoundingClientRect().left));
+             const th = document.querySelector('#compare-params thead th.run-col');
+             return {params: cols('compare-params'), metrics: cols('compare-metrics'), transform: getComputedStyle(th).textTransform, name: th.querySelector('a').innerText}")
+        .await;
+    assert_eq!(layout["params"], layout["metrics"], "{layout}");
+    assert_eq!(layout["transform"], json!("none"), "{layout}");
+    assert!(
+        layout["name"].as_str().unwrap().starts_with("ui-live-"),
+        "{layout}"
+    );
     b.screenshot("compare.png").await;
     b.quit().await;
 }
@@ -363,26 +390,22 @@ steps:
     wait_run(&c.client, &id, Duration::from_secs(60)).await;
     let b = Browser::start().await;
     b.goto(&format!("{}/runs/{id}", c.url)).await;
-    let nodes = b
+    let drawn = b
         .wait(
             "the graph of every copy",
             "const n = [...document.querySelectorAll('svg .node')];
-             return n.length === 7 && n.every(g => g.dataset.state === 'succeeded') &&
-               n.map(g => g.dataset.task + (g.classList.contains('control') ? '*' : '')).sort()",
+             const g = [...document.querySelectorAll('svg .box')].map(b => b.dataset.group).sort();
+             return n.length === 4 && n.every(g => g.dataset.state === 'succeeded') &&
+               {steps: n.map(g => g.dataset.task).sort(), boxes: g}",
         )
         .await;
-    // Loops and copies of the group run no container: drawn apart (dashed).
+    // The loop and its copies of the group run no container: drawn as boxes around their steps.
     assert_eq!(
-        nodes,
-        json!([
-            "tune*",
-            "tune[0]*",
-            "tune[0].evaluate",
-            "tune[0].train",
-            "tune[1]*",
-            "tune[1].evaluate",
-            "tune[1].train"
-        ])
+        drawn,
+        json!({
+            "steps": ["tune[0].evaluate", "tune[0].train", "tune[1].evaluate", "tune[1].train"],
+            "boxes": ["tune", "tune[0]", "tune[1]"],
+        })
     );
     b.js("document.querySelector('[data-task=\"tune[1].train\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
         .await;
@@ -666,6 +689,7 @@ async fn kubeflow_artifacts_render_by_type_and_sub_dags_are_drawn_as_groups() {
                matrix: [...cm.querySelectorAll('table.confusion tbody td')].map(td => td.textContent),
                labels: [...cm.querySelectorAll('table.confusion thead th')].map(th => th.textContent),
                roc: cm.querySelector('.roc svg polyline')?.getAttribute('points')?.split(' ').length,
+               auc: cm.querySelector('.roc')?.dataset.auc,
                heading: md.querySelector('.md h3')?.textContent,
                bold: md.textContent.includes('accuracy'),
                frame: html.querySelector('iframe').getAttribute('sandbox'),
@@ -681,14 +705,12 @@ async fn kubeflow_artifacts_render_by_type_and_sub_dags_are_drawn_as_groups() {
     assert_eq!(seen["matrix"], json!(["8", "2", "1", "9"]), "{seen}");
     assert_eq!(
         seen["labels"],
-        json!(["actual \\ predicted", "cat", "dog"]),
+        json!(["true \\ predicted", "cat", "dog"]),
         "{seen}"
     );
-    assert_eq!(
-        seen["roc"],
-        json!(3),
-        "three points on the ROC curve: {seen}"
-    );
+    // TPR against FPR: the three points logged, between the corners (0, 0) and (1, 1).
+    assert_eq!(seen["roc"], json!(5), "{seen}");
+    assert!(seen["auc"].as_str().is_some(), "{seen}");
     assert_eq!(seen["heading"], json!("Report"), "{seen}");
     assert_eq!(
         seen["frame"],
@@ -701,8 +723,8 @@ async fn kubeflow_artifacts_render_by_type_and_sub_dags_are_drawn_as_groups() {
     b.goto(&format!("{}/runs/{branches}", c.url)).await;
     let groups = b
         .wait(
-            "the sub-DAGs as frames",
-            "const g = [...document.querySelectorAll('svg .group')].map(g => g.dataset.group).sort();
+            "the sub-DAGs as boxes",
+            "const g = [...document.querySelectorAll('svg .box')].map(g => g.dataset.group).sort();
              return g.length === 4 && g",
         )
         .await;
