@@ -258,6 +258,15 @@ impl Client {
             .await
     }
 
+    /// Who made the artifact at `uri` and who read it, across runs.
+    pub async fn lineage(&self, uri: &str) -> Result<Lineage> {
+        self.send(
+            self.req(reqwest::Method::GET, "/lineage")
+                .query(&[("uri", uri)]),
+        )
+        .await
+    }
+
     /// Forgets an ended run.
     pub async fn delete_run(&self, id: &str) -> Result<()> {
         let path = format!("/runs/{}", enc(id));

@@ -10,6 +10,7 @@ mod cli;
 mod containers;
 mod hostile;
 mod invariants;
+mod organise;
 mod processes;
 mod registry;
 mod ui;
