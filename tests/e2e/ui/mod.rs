@@ -675,6 +675,13 @@ async fn kubeflow_artifacts_render_by_type_and_sub_dags_are_drawn_as_groups() {
             r.error
         );
     }
+    // A Kubeflow Metrics artifact's scalars are the run's metrics (the run list's columns).
+    let m = c.client.get_run(&metrics).await.unwrap().summary.metrics;
+    assert_eq!(
+        (m["evaluate.accuracy"].clone(), m["evaluate.loss"].clone()),
+        (json!(0.9), json!(0.25)),
+        "{m:?}"
+    );
     let b = Browser::start().await;
     b.goto(&format!("{}/runs/{metrics}/tasks/evaluate", c.url))
         .await;
