@@ -82,6 +82,9 @@ pub enum BenchCmd {
         /// Only the server's side (no browser).
         #[arg(long)]
         no_browser: bool,
+        /// Lines in the log the browser opens.
+        #[arg(long, default_value_t = 100_000)]
+        log_lines: usize,
     },
 }
 
@@ -98,7 +101,8 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             runs,
             requests,
             no_browser,
-        } => ui::ui(runs.max(1), requests.max(1), !no_browser).await,
+            log_lines,
+        } => ui::ui(runs.max(1), requests.max(1), !no_browser, log_lines.max(1)).await,
         BenchCmd::Kfp { tasks, repeat } => kfp::kfp(tasks.max(1), repeat.max(1)),
         BenchCmd::Containers {
             image,

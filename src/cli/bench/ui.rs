@@ -13,7 +13,12 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-pub async fn ui(runs: usize, requests: usize, in_browser: bool) -> anyhow::Result<u8> {
+pub async fn ui(
+    runs: usize,
+    requests: usize,
+    in_browser: bool,
+    log_lines: usize,
+) -> anyhow::Result<u8> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("server");
     let t = Instant::now();
@@ -62,10 +67,10 @@ pub async fn ui(runs: usize, requests: usize, in_browser: bool) -> anyhow::Resul
         let graph =
             super::browser::seeded_run("graph-1000", &digest, &super::browser::layered_tasks(), 0);
         let log = super::browser::seeded_run(
-            "log-100000",
+            "log",
             &digest,
             &[("s0000".to_string(), Vec::new())],
-            100_000,
+            log_lines,
         );
         seeded = (graph.new_runs[0].id.clone(), log.new_runs[0].id.clone());
         store.apply(&graph).await?;
@@ -163,7 +168,7 @@ pub async fn ui(runs: usize, requests: usize, in_browser: bool) -> anyhow::Resul
         );
     }
     let browser = if in_browser {
-        super::browser::measure(&url, &seeded.0, &seeded.1, runs).await
+        super::browser::measure(&url, &seeded.0, &seeded.1, runs, log_lines).await
     } else {
         Ok(())
     };
