@@ -130,6 +130,37 @@ impl Browser {
     }
 }
 
+/// A run's row, ended at `times.1` after starting at `times.0`.
+pub fn ended_run(
+    id: String,
+    name: &str,
+    pipeline: &str,
+    digest: &str,
+    state: RunState,
+    times: (i64, i64),
+) -> RunRow {
+    RunRow {
+        id,
+        name: name.into(),
+        pipeline_name: pipeline.into(),
+        pipeline_version_id: None,
+        pipeline_version: None,
+        digest: digest.into(),
+        params: Params::new(),
+        state,
+        error: None,
+        end_reason: None,
+        created_at: times.0,
+        finished_at: Some(times.1),
+        cache: true,
+        outputs: Default::default(),
+        labels: Default::default(),
+        archived: false,
+        metrics: Default::default(),
+        steps: None,
+    }
+}
+
 /// A finished run of `tasks` (each with its dependencies), with `logs` lines in the first
 /// task's log.
 pub fn seeded_run(
@@ -142,26 +173,14 @@ pub fn seeded_run(
     let id = uuid::Uuid::now_v7().to_string();
     let run_id: Arc<str> = Arc::from(id.as_str());
     let mut b = WriteBatch::default();
-    b.new_runs.push(RunRow {
-        id: id.clone(),
-        name: name.into(),
-        pipeline_name: name.into(),
-        pipeline_version_id: None,
-        pipeline_version: None,
-        digest: digest.into(),
-        params: Params::new(),
-        state: RunState::Succeeded,
-        error: None,
-        end_reason: None,
-        created_at: now - 60_000,
-        finished_at: Some(now),
-        cache: true,
-        outputs: Default::default(),
-        labels: Default::default(),
-        archived: false,
-        metrics: Default::default(),
-        steps: None,
-    });
+    b.new_runs.push(ended_run(
+        id.clone(),
+        name,
+        name,
+        digest,
+        RunState::Succeeded,
+        (now - 60_000, now),
+    ));
     for (idx, (task, deps)) in tasks.iter().enumerate() {
         let mut t = sluice_engine::Task::new();
         t.state = sluice_sdk::api::TaskState::Succeeded;

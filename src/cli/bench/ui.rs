@@ -4,8 +4,8 @@
 //! a 100,000-line log.
 
 use super::median;
-use sluice_sdk::api::{Params, RunState};
-use sluice_server::store::{RunRow, RunStore, SqliteStore, Store, WriteBatch};
+use sluice_sdk::api::RunState;
+use sluice_server::store::{RunStore, SqliteStore, Store, WriteBatch};
 use std::time::{Duration, Instant};
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -40,26 +40,14 @@ pub async fn ui(
             batch.sources.push((digest.clone(), yaml.clone()));
             for i in made..(made + 10_000).min(runs) {
                 let created = base + i as i64 * 1000;
-                batch.new_runs.push(RunRow {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    name: format!("train-{i:06}"),
-                    pipeline_name: format!("pipeline-{}", i % 20),
-                    pipeline_version_id: None,
-                    pipeline_version: None,
-                    digest: digest.clone(),
-                    params: Params::new(),
-                    state: states[i % states.len()],
-                    error: None,
-                    end_reason: None,
-                    created_at: created,
-                    finished_at: Some(created + 500),
-                    cache: true,
-                    outputs: Default::default(),
-                    labels: Default::default(),
-                    archived: false,
-                    metrics: Default::default(),
-                    steps: None,
-                });
+                batch.new_runs.push(super::browser::ended_run(
+                    uuid::Uuid::now_v7().to_string(),
+                    &format!("train-{i:06}"),
+                    &format!("pipeline-{}", i % 20),
+                    &digest,
+                    states[i % states.len()],
+                    (created, created + 500),
+                ));
             }
             made += batch.new_runs.len();
             store.apply(&batch).await?;

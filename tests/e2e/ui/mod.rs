@@ -419,7 +419,7 @@ steps:
 }
 
 /// A one-pixel PNG, base64.
-const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==";
+pub(super) const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==";
 
 /// Every kind of preview the README names, in a real browser: JSON (with its numbers as a
 /// metrics table and its number arrays as a plot), CSV as a table, text, an image, Markdown and

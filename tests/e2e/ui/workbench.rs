@@ -2,7 +2,7 @@
 //! length, artifacts by their declared type, inputs and lineage, graphs of any size, runs
 //! organised, and the pages that help when something is missing.
 
-use super::Browser;
+use super::{Browser, PIXEL_PNG};
 use crate::containers::{image, Cluster};
 use crate::harness::*;
 use serde_json::{json, Value};
@@ -143,9 +143,6 @@ steps:
     b.screenshot("log-skipped.png").await;
     b.quit().await;
 }
-
-/// A one-pixel PNG, base64.
-const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==";
 
 /// Single-file artifacts shown by what their step declared and what they hold: a PNG with no
 /// name to go by, Markdown with a table and emphasis, HTML whose scripts run only when the
