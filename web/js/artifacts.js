@@ -230,10 +230,11 @@ export function flatten(obj, prefix = "", out = { scalars: {}, series: {} }) {
 export function metricsView(data) {
   const { scalars, series, matrices, rocs } = analyze(data);
   const frag = document.createDocumentFragment();
-  const keys = Object.keys(scalars);
-  if (keys.length) frag.append(h("table", { class: "metrics" }, h("tbody", {}, keys.slice(0, 200).map((k) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, String(+scalars[k].toFixed(6))))))));
+  // The pictures first: a matrix or a curve says more at a glance than a page of numbers.
   for (const m of matrices) frag.append(h("div", { class: "matrix" }, h("strong", {}, m.name), heatmap(m.labels, m.rows)));
   for (const r of rocs) frag.append(rocView(r.name, r.points));
+  const keys = Object.keys(scalars);
+  if (keys.length) frag.append(h("table", { class: "metrics" }, h("tbody", {}, keys.slice(0, 200).map((k) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, String(+scalars[k].toFixed(6))))))));
   for (const [k, pts] of Object.entries(series)) frag.append(h("div", {}, h("strong", {}, k), plot([{ name: k, points: pts }])));
   return frag;
 }

@@ -66,7 +66,7 @@ export function taskPanel(panel, run, name, { close, select }) {
     return h("table", { class: "inputs" }, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Value"), h("th", {}, "From"))),
       h("tbody", {},
         params.map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "val" }, fmtVal(v)), h("td", { class: "muted" }, k in (run.params || {}) ? "run parameter" : "parameter"))),
-        arts.map((a) => h("tr", { "data-artifact": a.name }, h("td", {}, a.name), h("td", {}, h("span", { class: "muted" }, "artifact "), lineageLink(a.uri)),
+        arts.map((a) => h("tr", { "data-artifact": a.name }, h("td", {}, a.name), h("td", {}, h("span", { class: "muted" }, "artifact · "), lineageLink(a.uri)),
           h("td", {}, run.tasks.some((x) => x.name === a.producer) ? taskLink(a.producer) : a.producer)))));
   }
 
@@ -98,7 +98,7 @@ export function taskPanel(panel, run, name, { close, select }) {
     artifacts.replaceChildren(h("h3", {}, "Artifacts"), t.artifacts.length ? h("table", { class: "artifacts" }, h("tbody", {}, t.artifacts.map((a) => h("tr", { "data-artifact": a.name },
       h("td", {}, a.name), h("td", { class: "muted" }, a.kind || ""), h("td", { class: "num" }, fmtBytes(a.size)), h("td", { class: "muted", title: a.sha256 }, a.sha256.slice(0, 12)),
       h("td", { class: "acts" }, h("button", { onclick: () => showArtifact(preview, base + "/artifacts/" + encodeURIComponent(a.name), a) }, "Preview"), " ",
-        lineageLink(a.uri), " ", h("a", { href: API + base + "/artifacts/" + encodeURIComponent(a.name) + "?download=true" }, "Download")))))) : h("p", { class: "muted" }, "none"));
+        lineageLink(a.uri), " · ", h("a", { href: API + base + "/artifacts/" + encodeURIComponent(a.name) + "?download=true" }, "Download")))))) : h("p", { class: "muted" }, "none"));
     showVisuals(t);
     renderLog();
   }
