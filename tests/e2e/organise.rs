@@ -72,6 +72,15 @@ async fn runs_are_sorted_filtered_paged_archived_deleted_and_cloned() {
         ["r-5", "r-4", "r-3", "r-2", "r-1"]
     );
     assert_eq!(names(&env, &[("sort", "duration")]).await.len(), 5);
+    // By a parameter, and by a metric (the seed, and what step a made of it).
+    assert_eq!(
+        names(&env, &[("sort", "param:seed"), ("order", "asc")]).await,
+        ["r-3", "r-1", "r-5", "r-2", "r-4"]
+    );
+    assert_eq!(
+        names(&env, &[("sort", "metric:a.x")]).await,
+        ["r-4", "r-2", "r-5", "r-1", "r-3"]
+    );
     // Newest first by default.
     assert_eq!(names(&env, &[]).await, ["r-4", "r-2", "r-5", "r-1", "r-3"]);
     let mut vision = names(&env, &[("label", "team=vision")]).await;
@@ -96,6 +105,7 @@ async fn runs_are_sorted_filtered_paged_archived_deleted_and_cloned() {
     // A query that does not make sense is refused, naming what is wrong.
     for (q, says) in [
         (("sort", "size"), "unknown sort `size`"),
+        (("sort", "param:"), "unknown sort `param:`"),
         (("order", "up"), "unknown order `up`"),
         (("label", "team"), "`label` must be NAME=VALUE"),
         (("created_after", "yesterday"), "`created_after` must be"),

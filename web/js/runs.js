@@ -41,7 +41,6 @@ export async function runsView() {
   let page = 0;
   let runs = [];
   let chosen = JSON.parse(localStorage.getItem(COLS_KEY) || "null") || null;
-  let local = null; // a parameter or metric column sorted on this page: [kind, key, dir]
 
   function apply() {
     const p = new URLSearchParams(location.search);
@@ -57,9 +56,8 @@ export async function runsView() {
     const p = new URLSearchParams(location.search);
     const cur = p.get("sort") || "created_at", order = p.get("order") || "desc";
     p.set("sort", key);
-    p.set("order", cur === key && order === "desc" ? "asc" : cur === key ? "desc" : key === "name" || key === "pipeline" ? "asc" : "desc");
+    p.set("order", cur === key && order === "desc" ? "asc" : cur === key ? "desc" : key === "name" || key === "pipeline" || key.startsWith("param:") ? "asc" : "desc");
     history.replaceState(null, "", "/runs?" + p);
-    local = null;
     tokens.length = 1; page = 0; load();
   }
   const keysOf = (kind) => [...new Set(runs.flatMap((r) => Object.keys(r[kind] || {})))].sort();
@@ -87,20 +85,12 @@ export async function runsView() {
       for (const r of runs) e.target.checked ? selected.add(r.id) : selected.delete(r.id);
       syncBulk(); render();
     } })),
-    ...FIXED.map(([key, title]) => h("th", key ? { class: "sortable", "data-sort": key, "aria-sort": sort === key && !local ? (order === "asc" ? "ascending" : "descending") : "none", onclick: () => sortBy(key) } : {}, title, key ? arrow(sort === key && !local, order) : "")),
-    ...extra.map(([kind, k]) => h("th", { class: "sortable extra " + kind, title: (kind === "params" ? "parameter " : "metric ") + k + " (sorts this page)", onclick: () => {
-      local = local && local[0] === kind && local[1] === k ? [kind, k, -local[2]] : [kind, k, kind === "metrics" ? -1 : 1];
-      render();
-    } }, k, local && local[0] === kind && local[1] === k ? (local[2] > 0 ? " ▲" : " ▼") : "")));
-    let rows = runs;
-    if (local) {
-      const [kind, k, dir] = local;
-      rows = [...runs].sort((a, b) => {
-        const x = (a[kind] || {})[k], y = (b[kind] || {})[k];
-        if (x === undefined) return 1; if (y === undefined) return -1;
-        return dir * (typeof x === "number" && typeof y === "number" ? x - y : String(fmtVal(x)).localeCompare(String(fmtVal(y))));
-      });
-    }
+    ...FIXED.map(([key, title]) => h("th", key ? { class: "sortable", "data-sort": key, "aria-sort": sort === key ? (order === "asc" ? "ascending" : "descending") : "none", onclick: () => sortBy(key) } : {}, title, key ? arrow(sort === key, order) : "")),
+    ...extra.map(([kind, k]) => {
+      const key = (kind === "params" ? "param:" : "metric:") + k;
+      return h("th", { class: "sortable extra " + kind, "data-sort": key, title: (kind === "params" ? "parameter " : "metric ") + k, "aria-sort": sort === key ? (order === "asc" ? "ascending" : "descending") : "none", onclick: () => sortBy(key) }, k, arrow(sort === key, order));
+    }));
+    const rows = runs;
     const cols = 1 + FIXED.length + extra.length;
     body.replaceChildren(...(rows.length ? rows.map((r) => h("tr", { "data-run": r.id, class: r.archived ? "archived" : null },
       h("td", {}, h("input", { type: "checkbox", "aria-label": "select " + r.name, checked: selected.has(r.id), onchange: (e) => {

@@ -236,7 +236,8 @@ pub struct ListQuery {
     q: Option<String>,
     page_size: Option<u32>,
     page_token: Option<String>,
-    /// `created_at` (the default), `name`, `state`, `pipeline` or `duration`.
+    /// `created_at` (the default), `name`, `state`, `pipeline`, `duration`, `param:NAME` or
+    /// `metric:NAME`.
     sort: Option<String>,
     /// `desc` (the default) or `asc`.
     order: Option<String>,
@@ -289,7 +290,7 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
         None | Some("") => RunSort::Created,
         Some(s) => RunSort::parse(s).ok_or_else(|| {
             bad(format!(
-                "unknown sort `{s}`: expected created_at, name, state, pipeline or duration"
+                "unknown sort `{s}`: expected created_at, name, state, pipeline, duration, param:NAME or metric:NAME"
             ))
         })?,
     };
@@ -353,7 +354,7 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
     let mut rows = app.store().list_runs(&filter).await?;
     let next_page_token = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        if sort == RunSort::Created {
+        if filter.sort == RunSort::Created {
             rows.last().map(|r| r.id.clone())
         } else {
             Some(format!("o:{}", offset + u64::from(limit)))

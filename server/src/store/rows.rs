@@ -201,7 +201,7 @@ pub struct RunFilter {
 }
 
 /// What the run list is ordered by.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum RunSort {
     /// When the run was made (its id orders the same).
     #[default]
@@ -210,10 +210,26 @@ pub enum RunSort {
     State,
     Pipeline,
     Duration,
+    /// A parameter's value (runs without it last).
+    Param(String),
+    /// A metric's value (runs without it last).
+    Metric(String),
 }
 
 impl RunSort {
+    /// `created_at`, `name`, `state`, `pipeline`, `duration`, `param:NAME` or `metric:NAME`
+    /// (a name of 1 to 200 characters without `"` or control characters).
     pub fn parse(s: &str) -> Option<RunSort> {
+        let named = |n: &str| {
+            (!n.is_empty() && n.len() <= 200 && !n.chars().any(|c| c == '"' || c.is_control()))
+                .then(|| n.to_string())
+        };
+        if let Some(n) = s.strip_prefix("param:") {
+            return named(n).map(RunSort::Param);
+        }
+        if let Some(n) = s.strip_prefix("metric:") {
+            return named(n).map(RunSort::Metric);
+        }
         Some(match s {
             "created_at" | "created" => RunSort::Created,
             "name" => RunSort::Name,

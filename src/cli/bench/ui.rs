@@ -40,14 +40,22 @@ pub async fn ui(
             batch.sources.push((digest.clone(), yaml.clone()));
             for i in made..(made + 10_000).min(runs) {
                 let created = base + i as i64 * 1000;
-                batch.new_runs.push(super::browser::ended_run(
+                let mut run = super::browser::ended_run(
                     uuid::Uuid::now_v7().to_string(),
                     &format!("train-{i:06}"),
                     &format!("pipeline-{}", i % 20),
                     &digest,
                     states[i % states.len()],
                     (created, created + 500),
-                ));
+                );
+                // Parameters and metrics as a sweep has them: the list shows and sorts by them.
+                run.params
+                    .insert("lr".into(), serde_json::json!(0.001 * (i % 100) as f64));
+                run.metrics.insert(
+                    "evaluate.accuracy".into(),
+                    serde_json::json!(((i * 7919) % 1000) as f64 / 1000.0),
+                );
+                batch.new_runs.push(run);
             }
             made += batch.new_runs.len();
             store.apply(&batch).await?;
@@ -132,6 +140,10 @@ pub async fn ui(
         (
             "by duration",
             "/api/v1/runs?page_size=50&sort=duration".into(),
+        ),
+        (
+            "by a metric",
+            "/api/v1/runs?page_size=50&sort=metric:evaluate.accuracy".into(),
         ),
         (
             "a date range",

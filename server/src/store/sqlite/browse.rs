@@ -71,15 +71,33 @@ pub(super) async fn list_runs(s: &SqliteStore, f: &RunFilter) -> Result<Vec<RunR
         }
         q.push(format!(" ORDER BY id {dir}"));
     } else {
-        let key = match f.sort {
-            RunSort::Name => "name",
-            RunSort::State => "state",
-            RunSort::Pipeline => "pipeline_name",
+        let column = |c: &'static str, name: &str| (c, Some(format!("$.\"{name}\"")));
+        let (key, path) = match &f.sort {
+            RunSort::Name => ("name", None),
+            RunSort::State => ("state", None),
+            RunSort::Pipeline => ("pipeline_name", None),
             // Running runs have no duration yet: they sort as the longest.
-            RunSort::Duration => "coalesce(finished_at, 9223372036854775807) - created_at",
+            RunSort::Duration => (
+                "coalesce(finished_at, 9223372036854775807) - created_at",
+                None,
+            ),
+            RunSort::Param(n) => column("params", n),
+            RunSort::Metric(n) => column("metrics", n),
             RunSort::Created => unreachable!("handled above"),
         };
-        q.push(format!(" ORDER BY {key} {dir}, id DESC"));
+        match path {
+            // A value in a JSON column: runs without it last, whichever the direction.
+            Some(path) => {
+                q.push(format!(" ORDER BY json_extract({key}, "))
+                    .push_bind(path.clone())
+                    .push(format!(") IS NULL, json_extract({key}, "))
+                    .push_bind(path)
+                    .push(format!(") {dir}, id DESC"));
+            }
+            None => {
+                q.push(format!(" ORDER BY {key} {dir}, id DESC"));
+            }
+        }
     }
     q.push(" LIMIT ").push_bind(f.limit as i64);
     if f.sort != RunSort::Created && f.offset > 0 {

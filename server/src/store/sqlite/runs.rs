@@ -269,8 +269,8 @@ impl RunStore for SqliteStore {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -286,6 +286,7 @@ impl RunStore for SqliteStore {
             .bind(r.finished_at)
             .bind(r.cache)
             .bind((!r.labels.is_empty()).then(|| json(&r.labels)))
+            .bind((!r.metrics.is_empty()).then(|| json(&r.metrics)))
             .execute(&mut *tx)
             .await?;
         }
