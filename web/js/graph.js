@@ -124,8 +124,15 @@ export class Graph {
       children.get(p).push(t.name);
     }
     this.children = children;
-    if (!this.collapsed) {
-      this.collapsed = new Set([...hasMembers].filter((n) => byName.get(n).kind === "loop" && (children.get(n) || []).length > FOLD));
+    // A loop starts folded when it has many iterations, also one whose iterations appear while
+    // the run goes on (its items came from an upstream step); the reader's choice then stands.
+    this.collapsed ||= new Set();
+    this.judged ||= new Set();
+    for (const n of hasMembers) {
+      const iterations = (children.get(n) || []).filter((m) => /^\[\d+\]$/.test(m.slice(n.length))).length;
+      if (this.judged.has(n) || !iterations) continue;
+      this.judged.add(n);
+      if (byName.get(n).kind === "loop" && iterations > FOLD) this.collapsed.add(n);
     }
     // Each edge drawn once, between the two tasks (or boxes) of one level it joins.
     const chain = (n) => { const c = []; for (let x = n; x !== null && x !== undefined; x = parent.get(x)) c.push(x); return c; };
