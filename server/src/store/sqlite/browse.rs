@@ -207,3 +207,93 @@ pub(super) async fn lineage(
     };
     Ok((uses(producers)?, uses(consumers)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RunStore, Store, TaskRow, TaskStatic, WriteBatch};
+    use sluice_sdk::api::{RunState, TaskShape, TaskState};
+    use std::sync::Arc;
+
+    /// A run that ended before runs kept their metrics gets them from its steps' numeric
+    /// outputs (migration 8), and the run list shows them.
+    #[tokio::test]
+    async fn runs_from_before_metrics_were_kept_get_their_steps_numeric_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let mut b = WriteBatch::default();
+        b.sources.push((digest.clone(), "name: old".into()));
+        b.new_runs.push(RunRow {
+            id: "run-1".into(),
+            name: "old".into(),
+            pipeline_name: "old".into(),
+            pipeline_version_id: None,
+            pipeline_version: None,
+            digest,
+            params: Default::default(),
+            state: RunState::Succeeded,
+            error: None,
+            end_reason: None,
+            created_at: 1,
+            finished_at: Some(2),
+            cache: true,
+            outputs: Default::default(),
+            labels: Default::default(),
+            archived: false,
+            metrics: Default::default(),
+            steps: None,
+        });
+        for (idx, (name, state, outputs)) in [
+            (
+                "evaluate",
+                TaskState::Succeeded,
+                json_params(r#"{"accuracy": 0.9, "note": "x"}"#),
+            ),
+            ("broken", TaskState::Failed, json_params(r#"{"loss": 1.5}"#)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut t = sluice_engine::Task::new();
+            t.state = state;
+            t.attempt = 1;
+            t.outputs.params = outputs;
+            b.tasks.push(TaskRow {
+                run_id: Arc::from("run-1"),
+                idx,
+                stat: Arc::new(TaskStatic::new(
+                    name.into(),
+                    "busybox".into(),
+                    Vec::new(),
+                    None,
+                    TaskShape::default(),
+                )),
+                task: t,
+            });
+        }
+        store.apply(&b).await.unwrap();
+        sqlx::raw_sql(include_str!(
+            "../../../../migrations/20261130000008_run_metrics_backfill.sql"
+        ))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let runs = store
+            .list_runs(&RunFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&runs[0].metrics).unwrap(),
+            serde_json::json!({"evaluate.accuracy": 0.9})
+        );
+        store.close().await;
+    }
+
+    fn json_params(s: &str) -> sluice_sdk::api::Params {
+        serde_json::from_str(s).unwrap()
+    }
+}
