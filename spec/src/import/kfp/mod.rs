@@ -10,6 +10,7 @@
 
 mod cel;
 mod dag;
+mod inputs;
 mod platform;
 
 use crate::diag::{Diagnostics, Span};
