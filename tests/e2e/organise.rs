@@ -183,6 +183,8 @@ async fn runs_are_sorted_filtered_paged_archived_deleted_and_cloned() {
     assert_eq!(clone.digest, old.digest);
     let clone = wait_run(&env.client, &clone.summary.id, Duration::from_secs(20)).await;
     assert_eq!(clone.summary.params["seed"], json!(9));
+    // A run's own page counts its steps as the list does.
+    assert_eq!(clone.summary.steps.map(|s| (s.done, s.total)), Some((4, 4)));
     assert_eq!(
         clone.tasks.iter().find(|t| t.name == "a").unwrap().outputs["x"],
         json!(9)

@@ -343,10 +343,3 @@ function local(name) {
   if (i <= 0) return name;
   return name[i] === "." ? name.slice(i + 1) : name.slice(i);
 }
-
-/** The graph of a run's or a pipeline's tasks, as one call (for views that only draw). */
-export function drawGraph(box, tasks, opts) {
-  const g = new Graph(box, opts);
-  g.draw(tasks);
-  return g;
-}

@@ -130,11 +130,6 @@ export function kv(pairs) {
   return h("dl", { class: "kv" }, pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== "")
     .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
-export function paramsTable(obj) {
-  const keys = Object.keys(obj || {});
-  if (!keys.length) return h("p", { class: "muted" }, "none");
-  return h("table", {}, h("tbody", {}, keys.map((k) => h("tr", {}, h("td", {}, k), h("td", {}, fmtVal(obj[k]))))));
-}
 
 /** How long ago `ts` was: "just now", "5 min ago", "3 h ago", "2 days ago". */
 export function fmtAgo(ts, now = Date.now()) {

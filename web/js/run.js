@@ -3,13 +3,9 @@ import { TERMINAL, api, badge, debounce, elapsed, events, fmtTime, fmtVal, go, h
 import { Graph } from "./graph.js";
 import { taskPanel } from "./task.js";
 
-/** A run's steps (tasks that run a container): how many, and how many have ended. */
+/** "3 of 7 steps": a run's steps (tasks that run a container) ended of planned. */
 export function progress(run) {
-  const steps = run.steps || (() => {
-    const st = run.tasks.filter((t) => (t.kind || "step") === "step" && t.image);
-    return { total: st.length, done: st.filter((t) => TERMINAL.has(t.state)).length };
-  })();
-  return steps.total ? `${steps.done} of ${steps.total} steps` : "";
+  return run.steps && run.steps.total ? `${run.steps.done} of ${run.steps.total} steps` : "";
 }
 
 export function graphTasks(run) {

@@ -1,5 +1,6 @@
 // sluice web UI: The runs list: live; filtered by state, pipeline, name, label, date and
 // archive; sorted by any column; parameter and metric columns; archive, delete and compare.
+import { progress } from "./run.js";
 import { TERMINAL, ago, api, badge, debounce, elapsed, events, fmtVal, go, h, json, labelChips, link, main, onLeave } from "./lib.js";
 
 const FIXED = [["name", "Name"], ["pipeline", "Pipeline"], ["state", "State"], [null, "Progress"], ["created_at", "Started"], ["duration", "Duration"]];
@@ -100,7 +101,7 @@ export async function runsView() {
       h("td", {}, link("/runs/" + r.id, r.name), " ", labelChips(r.labels)),
       h("td", {}, r.pipeline, r.pipeline_version ? h("span", { class: "muted" }, " v" + r.pipeline_version) : ""),
       h("td", {}, badge(r.state)),
-      h("td", { class: "num progress" }, r.steps && r.steps.total ? `${r.steps.done} of ${r.steps.total} steps` : ""),
+      h("td", { class: "num progress" }, progress(r)),
       h("td", {}, ago(r.created_at)),
       h("td", { class: "num elapsed", "data-created": r.created_at }, elapsed(r)),
       ...extra.map(([kind, k]) => {

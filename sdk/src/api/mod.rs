@@ -423,7 +423,7 @@ pub struct TaskInfo {
 }
 
 /// What kind of task a task is, and what decides whether and how it runs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskShape {
     /// `step` (runs a container), `loop` (a `forEach`: it gathers its iterations), `group` (a
     /// sub-DAG: a group, a nested pipeline, a condition's branch) or `iteration` (one copy of a
@@ -443,6 +443,18 @@ pub struct TaskShape {
 
 fn step_kind() -> String {
     "step".into()
+}
+
+/// A step (a task kept before tasks had kinds reads as one).
+impl Default for TaskShape {
+    fn default() -> Self {
+        TaskShape {
+            kind: step_kind(),
+            item: None,
+            when: None,
+            exit_handler: false,
+        }
+    }
 }
 
 /// An artifact a task reads, and where it came from.

@@ -4,7 +4,7 @@ use super::auth::Caller;
 use super::error::{check_name, ApiErr, ApiResult, Body, Query};
 use super::{pipelines, App};
 use crate::scheduler::{Created, NewRun};
-use crate::store::{RunFilter, RunSort, StoredRun};
+use crate::store::{RunFilter, RunSort, StoredRun, TaskRow};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -376,6 +376,18 @@ pub(super) async fn find(app: &App, id: &str) -> ApiResult<StoredRun> {
 }
 
 pub(super) fn to_detail(run: StoredRun) -> RunDetail {
+    // Steps (tasks that run a container) ended of planned, as the run list counts them.
+    let steps: Vec<&TaskRow> = run
+        .tasks
+        .iter()
+        .filter(|t| t.stat.shape.kind == "step" && !t.stat.image.is_empty())
+        .collect();
+    let step_count = sluice_sdk::api::StepCount {
+        done: steps.iter().filter(|t| t.task.state.is_terminal()).count() as u32,
+        total: steps.len() as u32,
+    };
+    let mut row = run.row;
+    row.steps = Some(step_count);
     let tasks = run
         .tasks
         .into_iter()
@@ -452,12 +464,13 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
             }
         })
         .collect();
+    let summary = row.summary();
     RunDetail {
-        summary: run.row.summary(),
-        digest: run.row.digest,
-        error: run.row.error,
-        outputs: run.row.outputs.params,
-        output_artifacts: crate::wire::artifacts(&run.row.outputs.artifacts),
+        summary,
+        digest: row.digest,
+        error: row.error,
+        outputs: row.outputs.params,
+        output_artifacts: crate::wire::artifacts(&row.outputs.artifacts),
         tasks,
     }
 }
