@@ -37,7 +37,7 @@ impl Run {
             None => None,
         };
         let spec = self.tasks[i].spec.as_ref()?;
-        if spec.network == sluice_spec::NetworkMode::Host || !spec.volumes.is_empty() {
+        if spec.network == Some(sluice_spec::NetworkMode::Host) || !spec.volumes.is_empty() {
             return None;
         }
         // An import reads the host's file as it is now.

@@ -162,7 +162,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
                 kind: o.kind.clone(),
             })
             .collect(),
-        network: tpl.network,
+        network: tpl.network.or(run.pipeline.network),
         seccomp_unconfined: tpl.seccomp_unconfined,
         timeout_ms: run.pipeline.control(step).timeout.map(|t| t.value),
         volumes: tpl

@@ -26,8 +26,9 @@ pub struct TaskSpec {
     pub input_artifacts: Vec<InputArtifact>,
     pub output_params: Vec<OutputParam>,
     pub output_artifacts: Vec<OutputArtifact>,
-    #[serde(default)]
-    pub network: NetworkMode,
+    /// Which network the container gets; unset, the worker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkMode>,
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
     /// Kill the container and fail the attempt after this long.

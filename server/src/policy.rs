@@ -63,7 +63,7 @@ impl Policy {
         let mut out = Vec::new();
         for step in p.steps.iter().chain(&p.on_exit) {
             if let Some(t) = p.template_of(step) {
-                self.check_template(&step.name, step.span.line, t, &mut out);
+                self.check_template(&step.name, step.span.line, t, p.network, &mut out);
                 self.check_import(step, t, &mut out);
             }
         }
@@ -99,7 +99,14 @@ impl Policy {
         }
     }
 
-    fn check_template(&self, step: &str, line: usize, t: &Template, out: &mut Vec<Denial>) {
+    fn check_template(
+        &self,
+        step: &str,
+        line: usize,
+        t: &Template,
+        default_network: Option<NetworkMode>,
+        out: &mut Vec<Denial>,
+    ) {
         let mut deny = |rule, line: usize, message: String| {
             out.push(Denial {
                 rule,
@@ -163,7 +170,7 @@ impl Policy {
                 }
             }
         }
-        if t.network == NetworkMode::Host && !self.host_network {
+        if t.network.or(default_network) == Some(NetworkMode::Host) && !self.host_network {
             deny(
                 "hostNetwork",
                 line,

@@ -218,7 +218,7 @@ mod tests {
                 path: "/out/m".into(),
                 kind: Some("system.Metrics".into()),
             }],
-            network: sluice_spec::NetworkMode::Host,
+            network: Some(sluice_spec::NetworkMode::Host),
             volumes: vec![e::VolumeMount {
                 name: Some("v".into()),
                 host_path: None,

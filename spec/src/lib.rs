@@ -56,6 +56,8 @@ pub struct Pipeline {
     pub on_exit: Vec<Step>,
     /// A run taking longer than this (milliseconds) is stopped and fails.
     pub timeout: Option<Spanned<u64>>,
+    /// The network of its steps that choose none (`network:` at the top).
+    pub network: Option<NetworkMode>,
     /// What the run outputs, each bound to a step's output (a Kubeflow pipeline's outputs).
     pub outputs: Outputs,
     /// A directory every step of a run shares, writable, at [`paths::WORKSPACE`] (a Kubeflow
@@ -127,8 +129,9 @@ pub struct Template {
     pub resources: Resources,
     pub inputs: Io,
     pub outputs: Io,
-    /// Which network the step gets (`network:`); by default loopback only.
-    pub network: NetworkMode,
+    /// Which network the step gets (`network:`); unset, the pipeline's `network:`, else the
+    /// worker's default (`bridge` unless its operator says otherwise).
+    pub network: Option<NetworkMode>,
     pub volumes: Vec<Volume>,
     /// Run without the default seccomp profile (`seccomp: unconfined`), where the worker allows it.
     pub seccomp_unconfined: bool,
@@ -169,8 +172,39 @@ pub enum NetworkMode {
     /// A network namespace of its own with loopback only.
     #[default]
     None,
+    /// A network namespace of its own on the worker's bridge for its run: an address, a default
+    /// route out through NAT, and the run's other steps by name.
+    Bridge,
     /// The host's network namespace, shared.
     Host,
+}
+
+impl NetworkMode {
+    pub const ALL: [NetworkMode; 3] = [NetworkMode::None, NetworkMode::Bridge, NetworkMode::Host];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Bridge => "bridge",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        NetworkMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a network: expected `none`, `bridge` or `host`"))
+    }
 }
 
 /// A host directory or a named volume mounted into a step (datasets shared across runs).

@@ -181,6 +181,7 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
             "steps",
             "onExit",
             "timeout",
+            "network",
         ]],
         d,
     )?;
@@ -235,6 +236,7 @@ pub(super) fn pipeline(node: &Node, d: &mut Diagnostics) -> Option<Pipeline> {
     }
     Some(Pipeline {
         timeout: f.get("timeout").and_then(|n| duration(n, "timeout", d)),
+        network: network(&f, d),
         outputs: Outputs::default(),
         workspace: false,
         step_index,
@@ -476,17 +478,7 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
             .get("outputs")
             .map(|n| io(n, "outputs", true, d))
             .unwrap_or_default(),
-        network: if switch(
-            f,
-            "network",
-            ("none", "loopback only, the default"),
-            ("host", "the host's"),
-            d,
-        ) {
-            crate::NetworkMode::Host
-        } else {
-            crate::NetworkMode::None
-        },
+        network: network(f, d),
         volumes: f.get("volumes").map(|n| volumes(n, d)).unwrap_or_default(),
         secrets: {
             secrets.extend(
@@ -509,6 +501,24 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
 
 /// A setting that is one of two words: `off` (the default, false) or `on` (true), each with what
 /// it means for the message that lists them when the word is neither.
+/// `network: none | bridge | host`.
+fn network(f: &Fields, d: &mut Diagnostics) -> Option<crate::NetworkMode> {
+    let n = f.string("network", d)?;
+    match n.value.parse() {
+        Ok(m) => Some(m),
+        Err(_) => {
+            d.error(
+                n.span,
+                format!(
+                    "`network` must be `none` (loopback only), `bridge` (the run's network, out through NAT) or `host` (the host's), found `{}`",
+                    n.value
+                ),
+            );
+            None
+        }
+    }
+}
+
 fn switch(f: &Fields, key: &str, off: (&str, &str), on: (&str, &str), d: &mut Diagnostics) -> bool {
     match f.string(key, d) {
         None => false,

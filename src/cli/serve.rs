@@ -5,12 +5,14 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use sluice_server::scheduler::SchedulerConfig;
 use sluice_server::ServerConfig;
+use sluice_spec::NetworkMode;
 use sluice_worker::images::registry::Registries;
 use sluice_worker::images::store::ImageStore;
+use sluice_worker::network::{BridgeConfig, Bridges};
 use sluice_worker::runtime::embedded::cgroups::Limits;
 use sluice_worker::runtime::embedded::disk::DiskPolicy;
 use sluice_worker::runtime::embedded::userns::{self, IdMap};
-use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime};
+use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime, NetworkWiring};
 use sluice_worker::runtime::fake::FakeRuntime;
 use sluice_worker::runtime::ContainerRuntime;
 use sluice_worker::WorkerConfig;
@@ -89,6 +91,19 @@ pub struct RuntimeOpts {
     /// userns-remap): `auto` where the kernel allows (the default), `on`, or `off`.
     #[arg(long, env = "SLUICE_USERNS", value_enum, default_value_t)]
     userns: UsernsMode,
+    /// The network of steps that choose none: `bridge` (their run's network, out through NAT,
+    /// as Docker's default; the default for a root worker) or `none` (loopback only; the
+    /// default for a rootless one, which cannot make bridges).
+    #[arg(long, env = "SLUICE_DEFAULT_NETWORK", value_parser = parse_default_network)]
+    default_network: Option<NetworkMode>,
+    /// The pool each run's network on this host is cut from, a /24 per run (each worker of a
+    /// host claims its own /24s in it).
+    #[arg(long, env = "SLUICE_BRIDGE_SUBNET", default_value = sluice_worker::network::DEFAULT_SUBNET)]
+    bridge_subnet: sluice_worker::network::ipam::Net,
+    /// A resolver bridged steps use (repeat for more); by default the host's, its loopback
+    /// ones replaced by public resolvers as Docker does.
+    #[arg(long = "dns", env = "SLUICE_DNS", value_delimiter = ',')]
+    dns: Vec<std::net::IpAddr>,
     /// A JSON line per task the fake runtime ran (tests only).
     #[arg(long, hide = true)]
     fake_journal: Option<PathBuf>,
@@ -323,10 +338,52 @@ fn default_capacity() -> u32 {
         .unwrap_or(4)
 }
 
-fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn ContainerRuntime>> {
+fn parse_default_network(s: &str) -> Result<NetworkMode, String> {
+    match s.parse::<NetworkMode>()? {
+        NetworkMode::Host => Err("a worker cannot put every step on the host's network: a step asks for `network: host` itself, where the server allows it".into()),
+        m => Ok(m),
+    }
+}
+
+/// A worker's container runtime, and its bridge network (to take down when the worker stops).
+type Runtime = (Arc<dyn ContainerRuntime>, Option<Bridges>);
+
+/// The bridge network of a root worker whose steps may use it.
+fn bridges(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<(NetworkMode, Option<Bridges>)> {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    let default = o.default_network.unwrap_or(match root {
+        true => NetworkMode::Bridge,
+        false => NetworkMode::None,
+    });
+    if !root {
+        if default == NetworkMode::Bridge {
+            anyhow::bail!("a rootless worker cannot make bridges: start it with --default-network none, or as root");
+        }
+        return Ok((default, None));
+    }
+    std::fs::create_dir_all(worker_dir)
+        .with_context(|| format!("cannot create {}", worker_dir.display()))?;
+    let cfg = BridgeConfig {
+        subnet: o.bridge_subnet,
+        dns: o.dns.clone(),
+        ..Default::default()
+    };
+    match Bridges::start(worker_dir, cfg) {
+        Ok(b) => Ok((default, Some(b))),
+        Err(e) if default == NetworkMode::None => {
+            tracing::warn!("steps cannot ask for `network: bridge` here: {e}");
+            Ok((default, None))
+        }
+        Err(e) => Err(anyhow::anyhow!(e).context("cannot set up the bridge network")),
+    }
+}
+
+fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Runtime> {
     match o.runtime {
-        RuntimeKind::Fake => Ok(Arc::new(FakeRuntime::new(o.fake_journal.clone()))),
+        RuntimeKind::Fake => Ok((Arc::new(FakeRuntime::new(o.fake_journal.clone())), None)),
         RuntimeKind::Embedded => {
+            let (default_network, bridges) = bridges(o, worker_dir)?;
             let store = Arc::new(
                 ImageStore::open(&worker_dir.join("images"))
                     .context("cannot open the worker's image store")?,
@@ -351,7 +408,10 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                     reserve: o.disk_reserve,
                     ..Default::default()
                 },
-                wiring: None,
+                wiring: bridges
+                    .clone()
+                    .map(|b| Arc::new(b) as Arc<dyn NetworkWiring>),
+                default_network,
                 userns: match o.userns {
                     UsernsMode::Off => None,
                     UsernsMode::On => Some(IdMap::DEFAULT),
@@ -364,9 +424,12 @@ fn runtime(o: &RuntimeOpts, worker_dir: &Path) -> anyhow::Result<Arc<dyn Contain
                     },
                 },
             };
-            Ok(Arc::new(
-                EmbeddedRuntime::new(cfg, store, registries)
-                    .context("cannot start the embedded container runtime")?,
+            Ok((
+                Arc::new(
+                    EmbeddedRuntime::new(cfg, store, registries)
+                        .context("cannot start the embedded container runtime")?,
+                ),
+                bridges,
             ))
         }
     }
@@ -426,6 +489,10 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     let mut server = tokio::spawn(ready.serve(listener, async move {
         let _ = rx1.wait_for(|s| *s).await;
     }));
+    let (rt, bridges) = match rt {
+        Some((rt, b)) => (Some(rt), b),
+        None => (None, None),
+    };
     let worker = rt.map(|rt| {
         let wcfg = WorkerConfig {
             server: url.clone(),
@@ -460,6 +527,9 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     if let Some(w) = worker {
         w.await??;
     }
+    if let Some(b) = bridges {
+        b.shutdown().await;
+    }
     if let Some(e) = failed {
         return Err(e.context("sluice is down"));
     }
@@ -470,7 +540,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
 pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
     let dir = worker_dir(&a.data_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let rt = runtime(&a.rt, &dir)?;
+    let (rt, bridges) = runtime(&a.rt, &dir)?;
     let cfg = WorkerConfig {
         server: a.conn.server,
         token: a.conn.token,
@@ -484,6 +554,10 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
         },
         ca_cert: a.conn.ca_cert,
     };
-    sluice_worker::run(cfg, rt, ctrl_c()).await?;
+    let ran = sluice_worker::run(cfg, rt, ctrl_c()).await;
+    if let Some(b) = bridges {
+        b.shutdown().await;
+    }
+    ran?;
     Ok(0)
 }

@@ -4,6 +4,7 @@
 mod agent;
 pub mod images;
 pub mod kfp;
+pub mod network;
 mod outputs;
 pub mod reporter;
 pub mod runtime;

@@ -57,6 +57,7 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
                     allow_unconfined: false,
                     disk: Default::default(),
                     wiring: None,
+                    default_network: sluice_spec::NetworkMode::None,
                     userns,
                 },
                 store.clone(),

@@ -53,6 +53,7 @@ async fn runtime(dir: &std::path::Path, wiring: Arc<Recorder>) -> EmbeddedRuntim
             allow_unconfined: false,
             disk: Default::default(),
             wiring: Some(wiring),
+            default_network: sluice_spec::NetworkMode::None,
             userns: None,
         },
         store,

@@ -161,6 +161,8 @@ pub(crate) fn pipeline(docs: &[Node], d: &mut Diagnostics) -> Option<Pipeline> {
         steps,
         on_exit,
         timeout: None,
+        // A Kubeflow pod has the cluster's network: here, the worker's default.
+        network: None,
         span: doc.span,
         step_index,
         outputs: body.outputs,

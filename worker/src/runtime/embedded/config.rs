@@ -318,6 +318,25 @@ pub fn build(
     })
 }
 
+/// A container attached to a network: `/etc/hosts` with its address under its name and the
+/// run's other steps under theirs, and the network's `/etc/resolv.conf`.
+pub fn attach(cfg: &mut ContainerConfig, hostname: &str, a: &super::Attachment) {
+    let mut hosts =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    match a.address {
+        Some((ip, _)) => hosts.push_str(&format!("{ip}\t{hostname}\n")),
+        None => hosts.push_str(&format!("127.0.1.1\t{hostname}\n")),
+    }
+    for (ip, name) in &a.peers {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    cfg.etc.retain(|(n, _)| n != "hosts" && n != "resolv.conf");
+    cfg.etc.push(("hosts".into(), hosts));
+    if let Some(r) = &a.resolv_conf {
+        cfg.etc.push(("resolv.conf".into(), r.clone()));
+    }
+}
+
 /// The directory all layers share (they all live in one image store), so that the overlay's
 /// options name each layer by a short relative path.
 fn common_parent(layers: &[PathBuf]) -> Option<PathBuf> {

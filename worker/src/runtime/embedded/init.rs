@@ -92,7 +92,7 @@ fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
     match cfg.network {
-        NetworkMode::None => flags |= CloneFlags::CLONE_NEWNET,
+        NetworkMode::None | NetworkMode::Bridge => flags |= CloneFlags::CLONE_NEWNET,
         NetworkMode::Host => {}
     }
     unshare(flags).map_err(fail("cannot create the container's namespaces"))?;
@@ -147,7 +147,7 @@ fn setup(cfg: &ContainerConfig, hold: Option<Hold>) -> Result<Exec, InitError> {
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     sethostname(&cfg.hostname).map_err(fail("cannot set the hostname"))?;
-    if cfg.network == NetworkMode::None {
+    if cfg.network != NetworkMode::Host {
         loopback_up()?;
     }
     // Last of all that needs the host's root: from here on root is root of its own user

@@ -52,22 +52,51 @@ pub struct EmbeddedConfig {
     pub allow_unconfined: bool,
     /// Disk steps may use, and the free space the worker keeps.
     pub disk: disk::DiskPolicy,
-    /// What wires a container's network from the host side, for the modes it handles; none
-    /// today (`none` and `host` need no wiring), a bridge next.
+    /// What wires a container's network from the host side, for the modes it handles (the
+    /// bridge network, [`crate::network::Bridges`]; `none` and `host` need no wiring).
     pub wiring: Option<Arc<dyn NetworkWiring>>,
+    /// The network of steps that choose none.
+    pub default_network: NetworkMode,
     /// Run containers in a user namespace with these host ids (root inside is not root
     /// outside); `None` runs them as host root, as Docker does without `userns-remap`.
     pub userns: Option<userns::IdMap>,
 }
 
 /// Sets up a container's network from the host side, between its namespaces existing and its
-/// program starting (a bridge: a veth pair, one end moved into the container's namespace).
+/// program starting (a bridge: a veth pair, one end made in the container's namespace).
+///
+/// A wired container is attached when it is created (its address is known before its `/etc`
+/// files are written), wired once its namespaces exist, and detached when it is removed.
 pub trait NetworkWiring: Send + Sync + std::fmt::Debug {
     /// Whether containers with this network need wiring (it costs a round trip at start).
     fn wires(&self, mode: NetworkMode) -> bool;
+    /// Reserves the container's place on run `run`'s network (`hostname`: the name other steps
+    /// reach it by). Blocking.
+    fn attach(
+        &self,
+        _container: &str,
+        _run: &str,
+        _hostname: &str,
+        _mode: NetworkMode,
+    ) -> Result<Attachment, String> {
+        Ok(Attachment::default())
+    }
     /// Wires the container whose first process is `pid` (its namespaces exist, its program has
     /// not started). Blocking. An error stops the container before it starts, with the message.
     fn wire(&self, container: &str, pid: i32, mode: NetworkMode) -> Result<(), String>;
+    /// The container is gone: gives back what [`NetworkWiring::attach`] reserved.
+    fn detach(&self, _container: &str) {}
+}
+
+/// A container's place on a network, known before it starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attachment {
+    /// Its address and prefix length.
+    pub address: Option<(std::net::Ipv4Addr, u8)>,
+    /// The other steps of its run it can reach, by host name (its `/etc/hosts`).
+    pub peers: Vec<(std::net::Ipv4Addr, String)>,
+    /// Its `/etc/resolv.conf`.
+    pub resolv_conf: Option<String>,
 }
 
 pub struct EmbeddedRuntime {
@@ -245,6 +274,7 @@ impl EmbeddedRuntime {
             group: None,
             keep: self.cfg.keep,
             _gpus: gpus,
+            network: None,
         };
         if req.spec.seccomp_unconfined && !self.cfg.allow_unconfined {
             return Err(failed(
@@ -297,23 +327,36 @@ impl EmbeddedRuntime {
         }
         let mut cfg = config::build(id, &req.spec, &image.config, &layers, &state, &mounts)
             .map_err(failed)?;
-        cfg.network = req.spec.network;
+        let network = req.spec.network.unwrap_or(self.cfg.default_network);
+        cfg.network = network;
         // The host's network is owned by the host's user namespace: a step sharing it (or a
         // GPU's devices) runs as host root, as Kubernetes refuses `hostUsers: false` beside
         // `hostNetwork`.
         cfg.userns = self
             .cfg
             .userns
-            .filter(|_| req.spec.network != NetworkMode::Host && req.spec.resources.gpu == 0);
-        cfg.await_wiring = self
-            .cfg
-            .wiring
-            .as_ref()
-            .is_some_and(|w| w.wires(req.spec.network));
-        if req.spec.network == NetworkMode::Host {
-            if let Ok(r) = std::fs::read_to_string("/etc/resolv.conf") {
-                cfg.etc.push(("resolv.conf".into(), r));
+            .filter(|_| network != NetworkMode::Host && req.spec.resources.gpu == 0);
+        let wiring = self.cfg.wiring.as_ref().filter(|w| w.wires(network));
+        cfg.await_wiring = wiring.is_some();
+        match (network, wiring) {
+            (NetworkMode::Host, _) => {
+                if let Ok(r) = std::fs::read_to_string("/etc/resolv.conf") {
+                    cfg.etc.push(("resolv.conf".into(), r));
+                }
             }
+            (NetworkMode::Bridge, None) => {
+                return Err(failed(
+                    "the step asks for `network: bridge`, and this worker has no bridge network (it was started with --default-network none)",
+                ))
+            }
+            (_, Some(w)) => {
+                let a = w
+                    .attach(id, &req.run_id, &req.spec.hostname, network)
+                    .map_err(|e| failed(format!("cannot attach the container to its network: {e}")))?;
+                c.network = Some((w.clone(), id.to_string()));
+                config::attach(&mut cfg, &req.spec.hostname, &a);
+            }
+            (NetworkMode::None, None) => {}
         }
         let d = self.cfg.defaults;
         let limits = Limits {
@@ -398,6 +441,8 @@ struct Container {
     keep: bool,
     /// GPUs held until the container is gone.
     _gpus: Option<gpu::GpuLease>,
+    /// The network it is attached to, and its id there.
+    network: Option<(Arc<dyn NetworkWiring>, String)>,
 }
 
 impl Drop for Container {
@@ -405,6 +450,9 @@ impl Drop for Container {
         if let Some(g) = &self.group {
             g.kill_all();
             g.remove();
+        }
+        if let Some((w, id)) = self.network.take() {
+            w.detach(&id);
         }
         if self.keep {
             // Keep the writes for a look, drop what cannot be looked at.
@@ -496,7 +544,8 @@ impl ContainerRuntime for EmbeddedRuntime {
                 // A held container is wired outside the select (whose state must not be held
                 // across an await).
                 if let Some(p) = to_wire.take() {
-                    let answer = match self.wire(&id, p, req.spec.network).await {
+                    let mode = req.spec.network.unwrap_or(self.cfg.default_network);
+                    let answer = match self.wire(&id, p, mode).await {
                         Ok(()) => ToShim::Proceed,
                         Err(e) => {
                             error = Some(e);
