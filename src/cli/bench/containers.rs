@@ -4,8 +4,10 @@
 use super::{fanout_yaml, median, Cluster};
 use anyhow::Context;
 use sluice_sdk::api::TaskSpec;
+use sluice_spec::NetworkMode;
 use sluice_worker::images::registry::Registries;
 use sluice_worker::images::store::ImageStore;
+use sluice_worker::network::{BridgeConfig, Bridges};
 use sluice_worker::runtime::embedded::cgroups::Limits;
 use sluice_worker::runtime::embedded::userns::IdMap;
 use sluice_worker::runtime::embedded::{EmbeddedConfig, EmbeddedRuntime};
@@ -34,10 +36,18 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
         .tempdir_in("/var/tmp")?;
     // The same image in two workers' stores: containers with a user namespace (the default)
     // and without.
-    let make = |name: &str, userns: Option<IdMap>| {
+    let make = |name: &str, userns: Option<IdMap>, bridge: bool| {
         let worker_dir = dir.path().join(name);
         let image = o.image.clone();
         async move {
+            std::fs::create_dir_all(&worker_dir)?;
+            let wiring = match bridge {
+                true => Some(Arc::new(
+                    Bridges::start(&worker_dir, BridgeConfig::default())
+                        .map_err(|e| anyhow::anyhow!(e))?,
+                )),
+                false => None,
+            };
             let store = Arc::new(ImageStore::open(&worker_dir.join("images"))?);
             let registries = Arc::new(Registries::new(store.clone(), vec![]));
             let rec = registries
@@ -56,18 +66,20 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
                     tag_ttl: std::time::Duration::from_secs(60),
                     allow_unconfined: false,
                     disk: Default::default(),
-                    wiring: None,
-                    default_network: sluice_spec::NetworkMode::None,
+                    wiring: wiring
+                        .clone()
+                        .map(|b| b as Arc<dyn sluice_worker::runtime::embedded::NetworkWiring>),
+                    default_network: NetworkMode::None,
                     userns,
                 },
                 store.clone(),
                 registries,
             )?);
-            anyhow::Ok((runtime, store, rec))
+            anyhow::Ok((runtime, store, rec, wiring))
         }
     };
-    let (runtime, store, rec) = make("worker", Some(IdMap::DEFAULT)).await?;
-    let (plain, _, _) = make("worker-no-userns", None).await?;
+    let (runtime, store, rec, _) = make("worker", Some(IdMap::DEFAULT), false).await?;
+    let (plain, _, _, _) = make("worker-no-userns", None, false).await?;
 
     // 1. Start to exit of one `true` container, one after another.
     println!(
@@ -77,8 +89,8 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
     let (mut embedded, mut without) = (Vec::new(), Vec::new());
     for i in 0..o.starts + 3 {
         // Alternated, so that both see the same machine.
-        let ms = start_once(&runtime, &o.image, i).await?;
-        let ms_plain = start_once(&plain, &o.image, i).await?;
+        let ms = start_once(&runtime, &o.image, i, None, "bench").await?;
+        let ms_plain = start_once(&plain, &o.image, i, None, "bench").await?;
         if i >= 3 {
             embedded.push(ms);
             without.push(ms_plain);
@@ -107,6 +119,7 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
         }
     }
     println!("  (targets: sluice <= runc, and <= 1.5x crun; runc and crun get a ready root directory, sluice mounts an overlay per container)");
+    bridged(&o, &make).await?;
 
     // 2 and 3. Container steps through a server and one worker.
     let cluster = Cluster::start(dir.path(), runtime.clone(), o.capacity).await?;
@@ -204,19 +217,88 @@ async fn log_latency(cluster: &Cluster, image: &str) -> anyhow::Result<()> {
 
 /// One container's whole life through the runtime (state, cgroup, helper, overlay, exec, wait,
 /// cleanup), in milliseconds.
-async fn start_once(rt: &Arc<EmbeddedRuntime>, image: &str, i: usize) -> anyhow::Result<f64> {
+/// Start to exit of `true` on the bridge network next to no network, alternated on one runtime.
+async fn bridged<F, Fut>(o: &Opts, make: &F) -> anyhow::Result<()>
+where
+    F: Fn(&str, Option<IdMap>, bool) -> Fut,
+    Fut: std::future::Future<
+        Output = anyhow::Result<(
+            Arc<EmbeddedRuntime>,
+            Arc<ImageStore>,
+            sluice_worker::images::store::ImageRecord,
+            Option<Arc<Bridges>>,
+        )>,
+    >,
+{
+    let bridges = match make("worker-bridge", Some(IdMap::DEFAULT), true).await {
+        Ok((rt, _, _, Some(b))) => (rt, b),
+        Ok(_) => unreachable!("asked for a bridge"),
+        Err(e) => {
+            println!("  bridge network not measured: {e:#}");
+            return Ok(());
+        }
+    };
+    let (rt, b) = bridges;
+    let (mut none, mut bridge, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..o.starts + 3 {
+        let n = start_once(&rt, &o.image, 10_000 + i, Some(NetworkMode::None), "bench").await?;
+        let br = start_once(
+            &rt,
+            &o.image,
+            20_000 + i,
+            Some(NetworkMode::Bridge),
+            "bench",
+        )
+        .await?;
+        // A run's first step on the worker also makes the run's bridge.
+        let run = format!("bench-first-{i}");
+        let f = start_once(&rt, &o.image, 30_000 + i, Some(NetworkMode::Bridge), &run).await?;
+        if i >= 3 {
+            none.push(n);
+            bridge.push(br);
+            first.push(f);
+        }
+    }
+    let (n_med, b_med, f_med) = (median(none.clone()), median(bridge.clone()), median(first));
+    println!(
+        "start -> exit of `true`, network `none` next to `bridge` ({} runs each, alternated):",
+        o.starts
+    );
+    println!(
+        "  network none     median {n_med:6.1} ms   p99 {:6.1} ms",
+        percentile(none, 0.99)
+    );
+    println!(
+        "  network bridge   median {b_med:6.1} ms   p99 {:6.1} ms   bridge - none: {:+.1} ms median (target <= +3 ms)",
+        percentile(bridge, 0.99),
+        b_med - n_med
+    );
+    println!("  a run's first bridged step (makes its bridge): median {f_med:6.1} ms");
+    drop(rt);
+    b.shutdown().await;
+    Ok(())
+}
+
+async fn start_once(
+    rt: &Arc<EmbeddedRuntime>,
+    image: &str,
+    i: usize,
+    network: Option<NetworkMode>,
+    run: &str,
+) -> anyhow::Result<f64> {
     let (logs, _rx) = LogSink::channel();
     let (started, _) = tokio::sync::oneshot::channel();
     let (_stop_tx, stop) = tokio::sync::watch::channel(None);
     let req = RunRequest {
         lease_id: format!("bench-start-{i}"),
-        run_id: "bench".into(),
+        run_id: run.into(),
         task: "start".into(),
         attempt: 1,
         spec: TaskSpec {
             image: image.into(),
             command: Some(vec!["true".into()]),
             hostname: "bench".into(),
+            network,
             ..Default::default()
         },
         params_dir: PathBuf::new(),

@@ -320,6 +320,7 @@ mod isolation;
 mod kfp;
 mod lifecycle;
 mod logs;
+mod network;
 mod rootless;
 mod seccomp;
 mod secrets;

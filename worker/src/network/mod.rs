@@ -116,9 +116,7 @@ impl Bridges {
     /// Sets the worker's bridge network up: forwarding on, its nftables table written, and what a
     /// crashed worker of the same directory left swept away. Call within a tokio runtime.
     pub fn start(worker_dir: &std::path::Path, cfg: BridgeConfig) -> Result<Bridges, String> {
-        let canonical = std::fs::canonicalize(worker_dir).unwrap_or(worker_dir.to_path_buf());
-        let digest = crate::images::store::sha256_hex(canonical.to_string_lossy().as_bytes());
-        let scope = digest.trim_start_matches("sha256:")[..4].to_string();
+        let scope = scope_of(worker_dir);
         let ipam = Ipam::open(&cfg.state_root, cfg.subnet)?;
         let nl = netlink::connect()?;
         let rt = tokio::runtime::Handle::current();
@@ -173,23 +171,43 @@ impl Bridges {
         }
     }
 
-    /// Removes this worker's links and claims, as a crashed worker left them. Returns how many
-    /// links it deleted.
+    /// Removes what workers of this host that are gone left: this worker's own earlier self
+    /// (same directory) and any other that ended without taking its network away (killed, or
+    /// its host's power cut short). Each worker registers while it runs; a registration whose
+    /// process is no longer there marks a worker gone. Returns how many links it deleted.
     fn sweep(&self) -> Result<usize, String> {
-        for (s, owner) in self.0.ipam.subnets() {
-            if owner.scope == self.0.scope {
-                self.0.ipam.release_subnet(s.index);
+        let mut gone: Vec<String> = registrations(&self.0.cfg.state_root)
+            .into_iter()
+            .filter(|(scope, alive)| scope != &self.0.scope && !alive)
+            .map(|(scope, _)| scope)
+            .collect();
+        gone.push(self.0.scope.clone());
+        let mut deleted = 0;
+        for scope in &gone {
+            for (s, owner) in self.0.ipam.subnets() {
+                if &owner.scope == scope {
+                    self.0.ipam.release_subnet(s.index);
+                }
+            }
+            let prefix = format!("sl{scope}");
+            let nl = self.0.nl.clone();
+            deleted += self.block_on(async move {
+                let links = netlink::links_named(&nl, &prefix).await?;
+                for l in &links {
+                    netlink::delete(&nl, l).await?;
+                }
+                Ok::<_, String>(links.len())
+            })?;
+            if scope != &self.0.scope {
+                if let Err(e) = nft::remove(scope) {
+                    tracing::warn!("{e}");
+                }
+                let _ = std::fs::remove_file(self.0.cfg.state_root.join("workers").join(scope));
+                tracing::warn!(worker = %scope, "removed the network of a worker that is gone");
             }
         }
-        let prefix = self.prefix();
-        let nl = self.0.nl.clone();
-        self.block_on(async move {
-            let links = netlink::links_named(&nl, &prefix).await?;
-            for l in &links {
-                netlink::delete(&nl, l).await?;
-            }
-            Ok(links.len())
-        })
+        register(&self.0.cfg.state_root, &self.0.scope)?;
+        Ok(deleted)
     }
 
     /// Takes the worker's network away: its bridges, its claims, its table (and forwarding, if it
@@ -217,6 +235,7 @@ impl Bridges {
             if let Err(e) = nft::remove(&b.0.scope) {
                 tracing::warn!("{e}");
             }
+            let _ = std::fs::remove_file(b.0.cfg.state_root.join("workers").join(&b.0.scope));
             if b.0.forwarding_was_off && b.0.ipam.subnets().is_empty() {
                 let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "0");
             }
@@ -385,6 +404,52 @@ impl NetworkWiring for Bridges {
     }
 }
 
+/// The scope of the worker of directory `worker_dir`: four hex digits of its path's digest,
+/// which start its links' names (`slSCOPE…`) and name its nftables table.
+pub fn scope_of(worker_dir: &std::path::Path) -> String {
+    let canonical = std::fs::canonicalize(worker_dir).unwrap_or(worker_dir.to_path_buf());
+    let digest = crate::images::store::sha256_hex(canonical.to_string_lossy().as_bytes());
+    digest.trim_start_matches("sha256:")[..4].to_string()
+}
+
+/// Identifies this process beyond its pid (which the kernel reuses): pid and start time.
+fn process_mark(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the command name (which may hold spaces) ends with `)`.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Records that the worker of `scope` runs as this process.
+fn register(root: &std::path::Path, scope: &str) -> Result<(), String> {
+    let dir = root.join("workers");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mark = process_mark(std::process::id()).unwrap_or_default();
+    std::fs::write(dir.join(scope), mark)
+        .map_err(|e| format!("cannot register in {}: {e}", dir.display()))
+}
+
+/// The registered workers of the host: scope, and whether its process still runs.
+fn registrations(root: &std::path::Path) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root.join("workers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let scope = e.file_name().to_string_lossy().into_owned();
+        let mark = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let alive = mark
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(process_mark)
+            .is_some_and(|now| now == mark.trim());
+        out.push((scope, alive));
+    }
+    out
+}
+
 /// A step's `/etc/resolv.conf`: the host's, as Docker makes it. Its loopback resolvers (a
 /// local cache such as systemd-resolved) cannot be reached from a step's namespace and are
 /// dropped; if none is left, Google's public resolvers stand in, as Docker's do. Resolvers the
@@ -421,6 +486,21 @@ pub fn resolv_conf(host: &str, dns: &[IpAddr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registration_tells_a_live_worker_from_a_gone_one() {
+        let root = tempfile::tempdir().unwrap();
+        register(root.path(), "ab12").unwrap();
+        // A process that has ended, as a killed worker's.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let mark = process_mark(pid).unwrap();
+        child.wait().unwrap();
+        std::fs::write(root.path().join("workers/cd34"), mark).unwrap();
+        let mut r = registrations(root.path());
+        r.sort();
+        assert_eq!(r, [("ab12".to_string(), true), ("cd34".to_string(), false)]);
+    }
 
     #[test]
     fn loopback_resolvers_are_replaced_as_docker_does() {

@@ -1,0 +1,359 @@
+//! The bridge network, in real containers: out through NAT to a host made here as a network
+//! namespace (the only way to it), not into the host's loopback services or another run, and
+//! nothing left behind — after 200 steps, after a SIGKILL and the next start, after a stop.
+//! Addresses: the worker's default pool (198.19.0.0/16) and, for the outside host,
+//! 198.18.K.0/30; both in the benchmarking range.
+
+use super::*;
+use std::process::Command;
+
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A host outside: a network namespace joined to this one by a veth pair, with an HTTP server
+/// and no route but to its own /30, so that it can answer only what the host masquerades.
+struct Outside {
+    ns: String,
+    link: String,
+    addr: String,
+    port: u16,
+    server: std::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Outside {
+    fn start() -> Outside {
+        let k = std::process::id() % 250 + 1;
+        let ns = format!("sltout{k}");
+        let link = format!("sltout{k}h");
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let _ = Command::new("ip").args(["link", "del", &link]).status();
+        sh(&format!(
+            "ip netns add {ns} && ip link add {link} type veth peer name eth0 netns {ns} && \
+             ip addr add 198.18.{k}.1/30 dev {link} && ip link set {link} up && \
+             ip -n {ns} addr add 198.18.{k}.2/30 dev eth0 && ip -n {ns} link set eth0 up && \
+             ip -n {ns} link set lo up"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.txt"), "rows from outside\n").unwrap();
+        let log = dir.path().join("http.log");
+        let port = 8000 + (k as u16);
+        let server = Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-m", "http.server"])
+            .arg(port.to_string())
+            .args(["--bind", &format!("198.18.{k}.2"), "--directory"])
+            .arg(dir.path())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let o = Outside {
+            ns,
+            link,
+            addr: format!("198.18.{k}.2"),
+            port,
+            server,
+            log,
+            _dir: dir,
+        };
+        // Up once the host reaches it directly.
+        let start = Instant::now();
+        while std::net::TcpStream::connect((o.addr.as_str(), o.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "outside server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        o
+    }
+
+    /// The clients the server logged.
+    fn seen(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// An HTTP GET with busybox's `nc`, printing the body's marker or why not.
+fn fetch(addr: &str, port: u16, path: &str, tag: &str) -> String {
+    format!(
+        "if printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {addr} {port} > /tmp/got 2>&1 && grep -q . /tmp/got; then echo \"{tag}: reached\"; cat /tmp/got | tail -1; else echo \"{tag}: unreachable\"; fi"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bridged_steps_reach_the_outside_through_nat_and_nothing_on_the_host() {
+    let c = Cluster::start(&[]).await;
+    let out = Outside::start();
+    // A service on every host address, and the registry and the API on the host's loopback.
+    let any = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let any_port = any.local_addr().unwrap().port();
+    let api_port: u16 = c.url.rsplit(':').next().unwrap().parse().unwrap();
+    let yaml = format!(
+        r#"apiVersion: sluice/v1
+kind: Pipeline
+name: bridged
+steps:
+  - name: fetch
+    image: {img}
+    script: |
+      cat /etc/resolv.conf; cat /etc/hosts; ip -4 -o addr show eth0; ip route
+      {outside}
+      gw=$(ip route | awk '/default/{{print $3}}')
+      {gateway}
+      {loopback_api}
+      {loopback_registry}
+  - name: offline
+    image: {img}
+    network: none
+    script: |
+      ip -o link | cut -d: -f2 | tr -d ' ' | tr '\n' ' '; echo
+      {outside}
+"#,
+        img = image("busybox"),
+        outside = fetch(&out.addr, out.port, "/data.txt", "outside"),
+        gateway = fetch("$gw", any_port, "/", "gateway"),
+        loopback_api = fetch("127.0.0.1", api_port, "/v1/health", "api"),
+        loopback_registry = fetch("127.0.0.1", 5000, "/v2/", "registry"),
+    );
+    let run = c.run(&yaml).await;
+    assert_eq!(run.summary.state, RunState::Succeeded, "{run:#?}");
+    let fetch_log = c.stdout(&run.summary.id, "fetch").await;
+    assert!(
+        fetch_log.contains("outside: reached\nrows from outside"),
+        "{fetch_log}"
+    );
+    for tag in ["gateway", "api", "registry"] {
+        assert!(
+            fetch_log.contains(&format!("{tag}: unreachable")),
+            "{tag}: {fetch_log}"
+        );
+    }
+    // Its own address under its name, a default route, the host's resolvers.
+    assert!(fetch_log.contains("\tfetch\n"), "{fetch_log}");
+    assert!(fetch_log.contains("inet 198.19."), "{fetch_log}");
+    assert!(fetch_log.contains("default via 198.19."), "{fetch_log}");
+    assert!(fetch_log.contains("nameserver"), "{fetch_log}");
+    // The outside host saw the host's address (masqueraded), never the step's own.
+    let seen = out.seen();
+    assert!(seen.contains(&out.addr.replace(".2", ".1")), "{seen}");
+    assert!(!seen.contains("198.19."), "{seen}");
+    let offline = c.stdout(&run.summary.id, "offline").await;
+    assert!(
+        offline.starts_with("lo \n"),
+        "a `none` step has loopback only: {offline}"
+    );
+    assert!(offline.contains("outside: unreachable"), "{offline}");
+    drop(any);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runs_steps_reach_each_other_and_not_another_runs() {
+    let c = Cluster::start(&[]).await;
+    let server = |name: &str| {
+        format!(
+            r#"apiVersion: sluice/v1
+kind: Pipeline
+name: {name}
+steps:
+  - name: serve
+    image: {img}
+    script: |
+      echo "at $(ip -4 -o addr show eth0 | awk '{{print $4}}' | cut -d/ -f1)"
+      for i in 1 2; do echo "hello from {name}" | nc -l -p 8080 -w 5; done
+      echo served
+  - name: peer
+    image: {img}
+    script: |
+      sleep 1
+      me=$(ip -4 -o addr show eth0 | awk '{{print $4}}' | cut -d/ -f1)
+      net=${{me%.*}}
+      for h in 2 3; do [ "$net.$h" = "$me" ] || nc -w 3 "$net.$h" 8080 </dev/null; done
+"#,
+            img = image("busybox"),
+        )
+    };
+    let a = submit(&c.client, &server("run-a")).await;
+    // Run A's server says where it is.
+    let mut at = String::new();
+    let start = Instant::now();
+    while at.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "run A's server never started"
+        );
+        let log = c.stdout(&a, "serve").await;
+        if let Some(l) = log.lines().find(|l| l.starts_with("at ")) {
+            at = l[3..].to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let other = format!(
+        r#"apiVersion: sluice/v1
+kind: Pipeline
+name: run-b
+steps:
+  - name: intrude
+    image: {img}
+    script: |
+      {try_it}
+"#,
+        img = image("busybox"),
+        try_it = fetch(&at, 8080, "/", "run A"),
+    );
+    let b = c.run(&other).await;
+    let run_a = wait_run(&c.client, &a, Duration::from_secs(60)).await;
+    assert_eq!(run_a.summary.state, RunState::Succeeded, "{run_a:#?}");
+    let peer = c.stdout(&a, "peer").await;
+    assert!(
+        peer.contains("hello from run-a"),
+        "a step reaches its run's other: {peer}"
+    );
+    let intrude = c.stdout(&b.summary.id, "intrude").await;
+    assert!(intrude.contains("run A: unreachable"), "{intrude}");
+}
+
+/// The worker's links (`slSCOPE…`), address claims and nftables table as they are now.
+fn network_of(worker_dir: &Path) -> (Vec<String>, usize, Option<String>) {
+    let scope = sluice_worker::network::scope_of(worker_dir);
+    let links: Vec<String> = sh("ip -o link")
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .filter(|n| n.starts_with(&format!("sl{scope}")))
+        .collect();
+    let mut claims = 0;
+    let pool = Path::new(sluice_worker::network::STATE_ROOT).join("198.19.0.0-16");
+    for e in std::fs::read_dir(&pool).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if e.path().is_file() && text.starts_with(&format!("{scope}\n")) {
+            claims += 1;
+        }
+    }
+    (links, claims, sluice_worker::network::nft::list(&scope))
+}
+
+async fn until_clean(worker_dir: &Path, table: bool) -> (Vec<String>, usize, Option<String>) {
+    let start = Instant::now();
+    loop {
+        let now = network_of(worker_dir);
+        if (now.0.is_empty() && now.1 == 0 && now.2.is_some() == table)
+            || start.elapsed() > Duration::from_secs(30)
+        {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_bridged_steps_leave_no_link_address_or_rule_and_a_stop_leaves_nothing() {
+    let mut c = Cluster::start(&[]).await;
+    let wd = c.worker_dir();
+    let (_, _, table) = until_clean(&wd, true).await;
+    let table = table.expect("the worker's table exists while it runs");
+    let yaml = format!(
+        r#"apiVersion: sluice/v1
+kind: Pipeline
+name: many
+params:
+  n: {{type: list, default: [{items}]}}
+steps:
+  - name: step
+    image: {img}
+    forEach: '{{{{params.n}}}}'
+    command: [sh, -c, 'ip -4 -o addr show eth0 | grep -q 198.19.']
+"#,
+        items = (0..200)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        img = image("busybox"),
+    );
+    let run = c.run(&yaml).await;
+    assert_eq!(run.summary.state, RunState::Succeeded, "{run:#?}");
+    let (links, claims, after) = until_clean(&wd, true).await;
+    assert!(links.is_empty(), "links left: {links:?}");
+    assert_eq!(claims, 0, "subnet claims left");
+    assert_eq!(
+        after.as_deref(),
+        Some(table.as_str()),
+        "the table's rules changed"
+    );
+    // A stopped worker takes its table away too.
+    let pid = c.worker.as_ref().unwrap().0.id();
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let _ = c.worker.as_mut().unwrap().0.wait();
+    let (links, claims, table) = network_of(&wd);
+    assert!(links.is_empty() && claims == 0, "{links:?} {claims}");
+    assert_eq!(table, None, "the table outlived the worker");
+    c.worker = None;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_with_sigkill_leaves_no_network_after_its_next_start() {
+    let mut c = Cluster::start(&[]).await;
+    let wd = c.worker_dir();
+    let yaml = format!(
+        r#"apiVersion: sluice/v1
+kind: Pipeline
+name: killed
+steps:
+  - name: long
+    image: {img}
+    command: [sleep, "60"]
+"#,
+        img = image("busybox"),
+    );
+    let id = submit(&c.client, &yaml).await;
+    wait_until(
+        &c.client,
+        &id,
+        Duration::from_secs(30),
+        "the step to run",
+        |r| task(r, "long").state == TaskState::Running,
+    )
+    .await;
+    let (links, claims, table) = network_of(&wd);
+    assert!(
+        links.len() >= 2,
+        "a bridge and a port while it runs: {links:?}"
+    );
+    assert_eq!(claims, 1);
+    assert!(table.is_some());
+    c.worker.as_mut().unwrap().kill9();
+    c.client.cancel_run(&id).await.unwrap();
+    let (links, _, _) = network_of(&wd);
+    assert!(
+        !links.is_empty(),
+        "the bridge outlives a killed worker: {links:?}"
+    );
+    c.start_worker();
+    let (links, claims, table) = until_clean(&wd, true).await;
+    assert!(
+        links.is_empty(),
+        "links left after the next start: {links:?}"
+    );
+    assert_eq!(claims, 0);
+    assert!(table.is_some(), "the next worker has its table again");
+}
