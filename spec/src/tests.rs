@@ -339,3 +339,29 @@ steps:
         );
     }
 }
+
+#[test]
+fn networks_are_chosen_by_the_step_or_the_pipeline_and_unknown_ones_are_named() {
+    let p = load(
+        "p.yaml",
+        "name: n\nnetwork: none\nsteps:\n  - {name: a, image: x}\n  - {name: b, image: x, network: bridge}\n  - {name: c, image: x, network: host}\n",
+    )
+    .unwrap();
+    assert_eq!(p.network, Some(NetworkMode::None));
+    let nets: Vec<_> = p
+        .steps
+        .iter()
+        .map(|s| p.template_of(s).unwrap().network)
+        .collect();
+    assert_eq!(
+        nets,
+        [None, Some(NetworkMode::Bridge), Some(NetworkMode::Host)]
+    );
+    let plain = load("p.yaml", "name: n\nsteps:\n  - {name: a, image: x}\n").unwrap();
+    assert_eq!(plain.network, None);
+    let e = errors("name: n\nsteps:\n  - {name: a, image: x, network: bridged}\n");
+    assert_eq!(
+        e,
+        ["3:34: `network` must be `none` (loopback only), `bridge` (the run's network, out through NAT) or `host` (the host's), found `bridged`"]
+    );
+}
