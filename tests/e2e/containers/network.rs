@@ -360,3 +360,45 @@ steps:
     assert_eq!(claims, 0);
     assert!(table.is_some(), "the next worker has its table again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sluice_up_leaves_no_network_when_it_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut up = spawn(
+        &["up", "--addr", &addr, "--data-dir", data.to_str().unwrap()],
+        &dir.path().join("up.log"),
+    );
+    let client = Client::new(&format!("http://{addr}"), None);
+    let start = Instant::now();
+    while client.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "sluice up did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let yaml = format!(
+        "name: up-net\nsteps:\n  - name: look\n    image: {}\n    command: [sh, -c, 'ip -4 -o addr show eth0 | grep 198.19.']\n",
+        image("busybox")
+    );
+    let id = submit(&client, &yaml).await;
+    let run = wait_run(&client, &id, Duration::from_secs(60)).await;
+    assert_eq!(run.summary.state, RunState::Succeeded, "{run:#?}");
+    let wd = data.join("worker");
+    let (links, claims, table) = network_of(&wd);
+    assert!(
+        !links.is_empty() && claims == 1 && table.is_some(),
+        "{links:?}"
+    );
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(up.0.id() as i32, libc::SIGTERM) };
+    let status = up.0.wait().unwrap();
+    assert!(status.success(), "sluice up exited with {status}");
+    let (links, claims, table) = network_of(&wd);
+    assert!(links.is_empty(), "links left: {links:?}");
+    assert_eq!(claims, 0);
+    assert_eq!(table, None);
+}

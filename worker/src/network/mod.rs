@@ -82,6 +82,8 @@ struct Shared {
     resolv: String,
     /// Whether this worker turned the host's IPv4 forwarding on.
     forwarding_was_off: bool,
+    /// The lock on its file under `workers/`, held while it runs.
+    lock: Mutex<std::fs::File>,
     inner: Mutex<Inner>,
 }
 
@@ -130,7 +132,9 @@ impl Bridges {
             tracing::info!("turned the host's IPv4 forwarding on for the bridge network");
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let lock = Mutex::new(hold(&cfg.state_root, &scope)?);
         let b = Bridges(Arc::new(Shared {
+            lock,
             resolv: resolv_conf(&host_resolv, &cfg.dns),
             scope,
             ipam,
@@ -173,41 +177,51 @@ impl Bridges {
 
     /// Removes what workers of this host that are gone left: this worker's own earlier self
     /// (same directory) and any other that ended without taking its network away (killed, or
-    /// its host's power cut short). Each worker registers while it runs; a registration whose
-    /// process is no longer there marks a worker gone. Returns how many links it deleted.
+    /// its host's power cut short). A running worker holds the lock on its file under
+    /// `workers/`, which the kernel lets go when its process ends however it ends; a file whose
+    /// lock can be taken, and that does not say its worker cleaned up, marks one gone. The lock
+    /// is held while sweeping, so a worker restarting meanwhile waits. Returns how many links
+    /// it deleted.
     fn sweep(&self) -> Result<usize, String> {
-        let mut gone: Vec<String> = registrations(&self.0.cfg.state_root)
-            .into_iter()
-            .filter(|(scope, alive)| scope != &self.0.scope && !alive)
-            .map(|(scope, _)| scope)
-            .collect();
-        gone.push(self.0.scope.clone());
-        let mut deleted = 0;
-        for scope in &gone {
-            for (s, owner) in self.0.ipam.subnets() {
-                if &owner.scope == scope {
-                    self.0.ipam.release_subnet(s.index);
-                }
+        let mut deleted = self.sweep_scope(&self.0.scope)?;
+        let dir = self.0.cfg.state_root.join("workers");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let scope = e.file_name().to_string_lossy().into_owned();
+            if scope == self.0.scope {
+                continue;
             }
-            let prefix = format!("sl{scope}");
-            let nl = self.0.nl.clone();
-            deleted += self.block_on(async move {
-                let links = netlink::links_named(&nl, &prefix).await?;
-                for l in &links {
-                    netlink::delete(&nl, l).await?;
-                }
-                Ok::<_, String>(links.len())
-            })?;
-            if scope != &self.0.scope {
-                if let Err(e) = nft::remove(scope) {
-                    tracing::warn!("{e}");
-                }
-                let _ = std::fs::remove_file(self.0.cfg.state_root.join("workers").join(scope));
-                tracing::warn!(worker = %scope, "removed the network of a worker that is gone");
+            let Some(mut held) = try_hold(&e.path()) else {
+                continue;
+            };
+            if std::fs::read_to_string(e.path()).unwrap_or_default() == CLEAN {
+                continue;
+            }
+            deleted += self.sweep_scope(&scope)?;
+            if let Err(e) = nft::remove(&scope) {
+                tracing::warn!("{e}");
+            }
+            mark(&mut held, CLEAN);
+            tracing::warn!(worker = %scope, "removed the network of a worker that is gone");
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the links and claims of the worker of `scope`.
+    fn sweep_scope(&self, scope: &str) -> Result<usize, String> {
+        for (s, owner) in self.0.ipam.subnets() {
+            if owner.scope == scope {
+                self.0.ipam.release_subnet(s.index);
             }
         }
-        register(&self.0.cfg.state_root, &self.0.scope)?;
-        Ok(deleted)
+        let prefix = format!("sl{scope}");
+        let nl = self.0.nl.clone();
+        self.block_on(async move {
+            let links = netlink::links_named(&nl, &prefix).await?;
+            for l in &links {
+                netlink::delete(&nl, l).await?;
+            }
+            Ok::<_, String>(links.len())
+        })
     }
 
     /// Takes the worker's network away: its bridges, its claims, its table (and forwarding, if it
@@ -235,7 +249,7 @@ impl Bridges {
             if let Err(e) = nft::remove(&b.0.scope) {
                 tracing::warn!("{e}");
             }
-            let _ = std::fs::remove_file(b.0.cfg.state_root.join("workers").join(&b.0.scope));
+            mark(&mut b.0.lock.lock().unwrap(), CLEAN);
             if b.0.forwarding_was_off && b.0.ipam.subnets().is_empty() {
                 let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "0");
             }
@@ -412,42 +426,58 @@ pub fn scope_of(worker_dir: &std::path::Path) -> String {
     digest.trim_start_matches("sha256:")[..4].to_string()
 }
 
-/// Identifies this process beyond its pid (which the kernel reuses): pid and start time.
-fn process_mark(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22, counted after the command name (which may hold spaces) ends with `)`.
-    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
-    Some(format!("{pid} {start}"))
-}
+/// What a worker's file under `workers/` says once nothing of its network is left.
+const CLEAN: &str = "clean\n";
 
-/// Records that the worker of `scope` runs as this process.
-fn register(root: &std::path::Path, scope: &str) -> Result<(), String> {
+/// Takes the lock on the file of the worker of `scope` (waiting a while for a worker sweeping
+/// it), and says it runs. Held for as long as the returned file is open.
+fn hold(root: &std::path::Path, scope: &str) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
     let dir = root.join("workers");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mark = process_mark(std::process::id()).unwrap_or_default();
-    std::fs::write(dir.join(scope), mark)
-        .map_err(|e| format!("cannot register in {}: {e}", dir.display()))
+    let path = dir.join(scope);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // A worker sweeping this one's leftovers holds it a moment; a running worker of the same
+    // directory holds it for good.
+    let start = std::time::Instant::now();
+    // SAFETY: flock(2) on a descriptor this function owns.
+    while unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "{} is held: another worker runs with this directory",
+                path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    mark(&mut f, &format!("running {}\n", std::process::id()));
+    Ok(f)
 }
 
-/// The registered workers of the host: scope, and whether its process still runs.
-fn registrations(root: &std::path::Path) -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(root.join("workers"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let scope = e.file_name().to_string_lossy().into_owned();
-        let mark = std::fs::read_to_string(e.path()).unwrap_or_default();
-        let alive = mark
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse::<u32>().ok())
-            .and_then(process_mark)
-            .is_some_and(|now| now == mark.trim());
-        out.push((scope, alive));
-    }
-    out
+/// The lock on a worker's file, if no running worker holds it.
+fn try_hold(path: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .ok()?;
+    // SAFETY: flock(2) on a descriptor this function owns.
+    (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(f)
+}
+
+/// Replaces what a held worker file says.
+fn mark(f: &mut std::fs::File, what: &str) {
+    use std::io::{Seek, Write};
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = f.write_all(what.as_bytes());
 }
 
 /// A step's `/etc/resolv.conf`: the host's, as Docker makes it. Its loopback resolvers (a
@@ -488,18 +518,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_registration_tells_a_live_worker_from_a_gone_one() {
+    fn a_running_workers_file_is_locked_and_a_gone_ones_is_not() {
         let root = tempfile::tempdir().unwrap();
-        register(root.path(), "ab12").unwrap();
-        // A process that has ended, as a killed worker's.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        let mark = process_mark(pid).unwrap();
-        child.wait().unwrap();
-        std::fs::write(root.path().join("workers/cd34"), mark).unwrap();
-        let mut r = registrations(root.path());
-        r.sort();
-        assert_eq!(r, [("ab12".to_string(), true), ("cd34".to_string(), false)]);
+        let mut held = hold(root.path(), "ab12").unwrap();
+        let path = root.path().join("workers/ab12");
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("running "));
+        assert!(
+            try_hold(&path).is_none(),
+            "a running worker's file is taken"
+        );
+        mark(&mut held, CLEAN);
+        drop(held);
+        assert!(
+            try_hold(&path).is_some(),
+            "a gone worker's file can be taken"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), CLEAN);
     }
 
     #[test]
