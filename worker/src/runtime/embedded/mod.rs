@@ -327,7 +327,7 @@ impl EmbeddedRuntime {
         }
         let mut cfg = config::build(id, &req.spec, &image.config, &layers, &state, &mounts)
             .map_err(failed)?;
-        let network = req.spec.network.unwrap_or(self.cfg.default_network);
+        let network = self.network_of(&req.spec);
         cfg.network = network;
         // The host's network is owned by the host's user namespace: a step sharing it (or a
         // GPU's devices) runs as host root, as Kubernetes refuses `hostUsers: false` beside
@@ -384,6 +384,11 @@ impl EmbeddedRuntime {
             .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
             .map_err(|e| failed(format!("cannot write the container's config: {e}")))?;
         Ok(c)
+    }
+
+    /// The network a step gets: its own choice (or its pipeline's), else this worker's default.
+    fn network_of(&self, spec: &sluice_sdk::api::TaskSpec) -> NetworkMode {
+        spec.network.unwrap_or(self.cfg.default_network)
     }
 
     /// Wires a held container's network through the configured wiring (off the async threads).
@@ -544,8 +549,7 @@ impl ContainerRuntime for EmbeddedRuntime {
                 // A held container is wired outside the select (whose state must not be held
                 // across an await).
                 if let Some(p) = to_wire.take() {
-                    let mode = req.spec.network.unwrap_or(self.cfg.default_network);
-                    let answer = match self.wire(&id, p, mode).await {
+                    let answer = match self.wire(&id, p, self.network_of(&req.spec)).await {
                         Ok(()) => ToShim::Proceed,
                         Err(e) => {
                             error = Some(e);
