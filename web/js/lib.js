@@ -12,6 +12,25 @@ let router = () => {};
 export function setRouter(fn) { router = fn; }
 
 
+// Chromium aborts every request in flight when an address or link on the host changes
+// (net::ERR_NETWORK_CHANGED, a TypeError to fetch), which happens each time a worker on the same
+// host brings a run's bridge up or down, as it does with Docker's. A request that may be sent twice
+// (a read; logging in or out) is sent again a few times; a write is not, since the server may have
+// done it, and its error is shown.
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export async function send(url, init = {}, again = false) {
+  const method = (init.method || "GET").toUpperCase();
+  const retry = again || method === "GET" || method === "HEAD";
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (e) {
+      if (!retry || !(e instanceof TypeError) || attempt >= 4) throw e;
+      await sleep(100 * 2 ** attempt);
+    }
+  }
+}
+
 // Logging in: the server keeps the token in an HttpOnly, SameSite=Strict cookie that every
 // request of this page (event streams and downloads too) carries; scripts never hold it.
 let loggingIn = null;
@@ -26,7 +45,10 @@ function login(why) {
       input, h("button", { type: "submit" }, "Log in"), err);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      const r = await fetch(API + "/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value.trim() }) });
+      let r;
+      try {
+        r = await send(API + "/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value.trim() }) }, true);
+      } catch (e) { err.textContent = e.message; return; }
       // Logged in: the page starts again, every view and stream now carrying the cookie.
       if (r.ok) { location.reload(); resolve(); return; }
       let msg = r.status + " " + r.statusText;
@@ -41,7 +63,7 @@ function login(why) {
 
 /** Forgets the login and shows the login form. */
 export async function logout() {
-  await fetch(API + "/logout", { method: "POST" });
+  await send(API + "/logout", { method: "POST" }, true);
   location.reload();
 }
 
@@ -52,7 +74,7 @@ export async function api(path, opts = {}) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(body);
   }
-  const r = await fetch(API + path, Object.assign({}, opts, { headers, body }));
+  const r = await send(API + path, Object.assign({}, opts, { headers, body }));
   if (r.status === 401) {
     await login();
     return api(path, opts);

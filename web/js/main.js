@@ -1,5 +1,5 @@
 // sluice web UI: The entry point: routes the location to its view (deep links work), and follows the history.
-import { API, h, leave, logout, main, notFound, setRouter } from "./lib.js";
+import { API, h, leave, logout, main, notFound, send, setRouter } from "./lib.js";
 import { runsView } from "./runs.js";
 import { runView } from "./run.js";
 import { compareView } from "./compare.js";
@@ -27,11 +27,12 @@ export function route() {
 }
 window.addEventListener("popstate", route);
 
+sessionStorage.removeItem("sluice-reloads");
 setRouter(route);
 route();
 
 // Who is logged in, and a way out, where the server needs a login.
-fetch(API + "/whoami").then((r) => r.ok ? r.json() : null).then((me) => {
+send(API + "/whoami").then((r) => r.ok ? r.json() : null).then((me) => {
   if (!me || !me.auth_required) return;
   const out = h("button", { class: "logout", id: "logout", title: "log out", onclick: logout }, me.name + " (" + me.role + ") · log out");
   document.querySelector("header").insertBefore(out, document.getElementById("conn"));

@@ -210,6 +210,23 @@ steps:
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The run's bridge and ports on the host carry no IPv6 address: each would be one more
+    // change of the host's addresses, which makes a browser on the host drop its requests.
+    let (links, _, _) = network_of(&c.worker_dir());
+    assert!(links.len() >= 2, "the run's bridge and port: {links:?}");
+    let inet6 = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    let on_ours: Vec<&str> = inet6
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .last()
+                .is_some_and(|n| links.iter().any(|k| k == n))
+        })
+        .collect();
+    assert!(
+        on_ours.is_empty(),
+        "IPv6 addresses on the run's links: {on_ours:?}"
+    );
     let other = format!(
         r#"apiVersion: sluice/v1
 kind: Pipeline

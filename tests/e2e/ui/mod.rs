@@ -40,6 +40,7 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -69,15 +70,27 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("webdriver {path}: {e}"))
+    }
+
+    /// A WebDriver command; its error (the page reloading under it, say) is the `Err`.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if !body.is_null() {
             req = req.json(&body);
         }
         let r: Value = req.send().await.unwrap().json().await.unwrap();
         if r["value"]["error"].is_string() {
-            panic!("webdriver {path}: {}", r["value"]);
+            return Err(r["value"].clone());
         }
-        r["value"].clone()
+        Ok(r["value"].clone())
     }
 
     pub async fn goto(&self, url: &str) {
@@ -98,8 +111,21 @@ impl Browser {
     /// Polls `script` until it returns something truthy; returns that.
     pub async fn wait(&self, what: &str, script: &str) -> Value {
         let start = Instant::now();
+        let mut last_error = Value::Null;
         loop {
-            let v = self.js(script).await;
+            // A script that fails (the page loading again, as it does when a module did not
+            // load) is "not yet".
+            let v = self
+                .try_call(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    json!({"script": script, "args": []}),
+                )
+                .await
+                .unwrap_or_else(|e| {
+                    last_error = e;
+                    Value::Null
+                });
             if std::env::var_os("SLUICE_UI_DEBUG").is_some() {
                 eprintln!("{what}: {v}");
             }
@@ -111,9 +137,19 @@ impl Browser {
                     .js("return document.querySelector('main').innerHTML")
                     .await;
                 let page = page.as_str().unwrap_or_default();
+                // What the browser fetched and how it ended: a page left at "Loading…" says
+                // which module or call never came back.
+                let fetched = self
+                    .js("return document.readyState + ' ' + location.href + '\\n' + performance.getEntriesByType('resource')
+                           .map(e => e.name + ' ' + e.responseStatus + ' ' + Math.round(e.duration) + 'ms').join('\\n')")
+                    .await;
+                let console = self
+                    .call(reqwest::Method::POST, "/se/log", json!({"type": "browser"}))
+                    .await;
                 panic!(
-                    "timed out waiting for {what}; the page: {}",
-                    &page[page.len().saturating_sub(3000)..]
+                    "timed out waiting for {what}; the page: {}\nfetched: {}\nconsole: {console}\nthe script's last error: {last_error}",
+                    &page[page.len().saturating_sub(3000)..],
+                    fetched.as_str().unwrap_or_default()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

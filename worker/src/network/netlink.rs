@@ -62,21 +62,34 @@ pub async fn create_bridge(
     prefix: u8,
 ) -> Result<u32, String> {
     h.link()
-        .add(LinkBridge::new(name).up().build())
+        .add(rtnetlink::LinkMessageBuilder::<LinkBridge>::new(name).build())
         .execute()
         .await
         .map_err(err(&format!("cannot create bridge {name}")))?;
     let index = index_of(h, name)
         .await?
         .ok_or_else(|| format!("bridge {name} vanished as it was made"))?;
-    // The bridge carries IPv4 only: no IPv6 route out of a run's network.
-    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
+    ipv4_only(name);
     h.address()
         .add(index, IpAddr::V4(gateway), prefix)
         .execute()
         .await
         .map_err(err(&format!("cannot give bridge {name} its address")))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(err(&format!("cannot bring bridge {name} up")))?;
     Ok(index)
+}
+
+/// Turns IPv6 off on a host-side link before it comes up. A run's network carries IPv4 only (no
+/// IPv6 route out of it), and a link-local address the kernel would give each bridge and port
+/// is one more change of the host's addresses: every one makes Chromium on the host abort the
+/// requests it has in flight (`ERR_NETWORK_CHANGED`), the UI's among them. Where the host has no
+/// IPv6 there is nothing to turn off.
+fn ipv4_only(link: &str) {
+    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{link}/disable_ipv6"), "1");
 }
 
 /// Deletes link `name`; one already gone is no error.
@@ -135,13 +148,18 @@ pub async fn plug(host: &Handle, inside: &Handle, pid: i32, p: &Plug<'_>) -> Res
         .name(p.veth.to_string())
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .controller(p.bridge)
-        .up()
         .build();
     host.link()
         .add(veth)
         .execute()
         .await
         .map_err(err("cannot create the container's veth pair"))?;
+    ipv4_only(p.veth);
+    host.link()
+        .set(LinkUnspec::new_with_name(p.veth).up().build())
+        .execute()
+        .await
+        .map_err(err("cannot bring the container's port up"))?;
     inside
         .address()
         .add(ETH0, IpAddr::V4(p.address), p.prefix)
