@@ -24,7 +24,8 @@ impl Run {
 
     /// The key task `i`'s result is cached under, with the step's maximum cache age in seconds;
     /// `None` when it must always run (caching off for the step, or a step that
-    /// reads volumes or the host's network, whose results depend on more than its inputs). The
+    /// reads volumes or the host's network, serves, or waits for a step that serves: their
+    /// results depend on more than their inputs). The
     /// key covers the image reference, command, args, script, environment, working directory,
     /// declared outputs, each input artifact's content hash and each secret's version; the image's digest is matched
     /// beside it (see the scheduler and the worker).
@@ -37,7 +38,11 @@ impl Run {
             None => None,
         };
         let spec = self.tasks[i].spec.as_ref()?;
-        if spec.network == Some(sluice_spec::NetworkMode::Host) || !spec.volumes.is_empty() {
+        if spec.network == Some(sluice_spec::NetworkMode::Host)
+            || !spec.volumes.is_empty()
+            || spec.daemon.is_some()
+            || self.plan.tasks[i].deps.iter().any(|&p| self.is_daemon(p))
+        {
             return None;
         }
         // An import reads the host's file as it is now.

@@ -22,6 +22,7 @@ impl Run {
         }
         t.state = TaskState::Leased;
         t.attempt += 1;
+        t.address = None;
         t.lease = Some(LeaseInfo {
             id: lease_id,
             worker,
@@ -31,7 +32,7 @@ impl Run {
         (true, vec![Effect::Task(i)])
     }
 
-    fn check_lease(&self, i: usize, lease_id: &LeaseId) -> Result<(), Refused> {
+    pub(crate) fn check_lease(&self, i: usize, lease_id: &LeaseId) -> Result<(), Refused> {
         match &self.tasks[i].lease {
             Some(l) if l.id == *lease_id => Ok(()),
             _ => Err(Refused::LeaseLost),
@@ -95,7 +96,11 @@ impl Run {
         }
         t.outputs.artifacts = result.artifacts;
         t.cached_from = result.cached_from.clone();
+        let stopped_daemon = self.stopped_daemon(i);
+        let t = &mut self.tasks[i];
         let (state, error) = match result.outcome {
+            // A daemon stopped because nothing was left for it to serve did its part.
+            Outcome::Cancelled if stopped_daemon => (TaskState::Succeeded, None),
             Outcome::Cancelled => (TaskState::Cancelled, result.error),
             Outcome::Failed => (
                 TaskState::Failed,
@@ -154,6 +159,7 @@ impl Run {
     /// elsewhere (or, if the run was cancelled meanwhile, is cancelled).
     pub fn lease_expired(&mut self, i: usize, now: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
+        let stopped_daemon = self.stopped_daemon(i);
         let t = &mut self.tasks[i];
         if !matches!(t.state, TaskState::Leased | TaskState::Running) {
             return fx;
@@ -163,7 +169,10 @@ impl Run {
             .as_ref()
             .map(|l| l.worker.clone())
             .unwrap_or_default();
-        if t.cancel_requested || self.state != RunState::Running {
+        if stopped_daemon {
+            let why = format!("stopped; worker {worker} stopped responding as it was told to");
+            self.finish_task(i, TaskState::Succeeded, None, Some(why), now, &mut fx);
+        } else if t.cancel_requested || self.state != RunState::Running {
             self.finish_task(
                 i,
                 TaskState::Cancelled,
@@ -176,6 +185,7 @@ impl Run {
             // Ready again, resolved afresh (placeholders such as `{{task.attempt}}` change).
             let lost = t.attempt;
             t.lease = None;
+            t.address = None;
             t.started_at = None;
             self.make_ready(i, now, &mut fx);
             if self.tasks[i].state == TaskState::Ready {

@@ -8,6 +8,7 @@
 
 mod caching;
 mod conditions;
+mod daemons;
 mod groups;
 mod leases;
 mod loops;
@@ -71,6 +72,9 @@ pub struct Task {
     /// Skipped because its condition was false (or everything it waits for was skipped so):
     /// unlike a skip after a failure, this lets steps that also wait for others run.
     pub condition_false: bool,
+    /// Where a daemon step serves (its address on its run's network), once its worker says it
+    /// is up; kept after it ends.
+    pub address: Option<String>,
 }
 
 /// How one attempt of a task ended.
@@ -104,6 +108,7 @@ impl Task {
             attempts: Vec::new(),
             condition_false: false,
             cached_from: None,
+            address: None,
         }
     }
 }
@@ -385,10 +390,7 @@ impl Run {
                 .filter(|&j| {
                     self.tasks[j].state == TaskState::Pending
                         && self.tasks[j].retry_at.is_none()
-                        && self.plan.tasks[j]
-                            .deps
-                            .iter()
-                            .all(|&p| self.tasks[p].state == TaskState::Succeeded)
+                        && self.plan.tasks[j].deps.iter().all(|&p| self.went_well(p))
                 })
                 .collect();
             for j in waiting {
@@ -407,8 +409,8 @@ impl Run {
         }
     }
 
-    /// One of task `d`'s dependencies ended. A failure or cancel upstream ends `d` at once; once
-    /// all have ended, `d` runs if any succeeded, and is skipped too if every one was skipped by a
+    /// One of task `d`'s dependencies ended (or, a daemon, came up). A failure or cancel upstream
+    /// ends `d` at once; once all have ended or serve, `d` runs if any succeeded or serves, and is skipped too if every one was skipped by a
     /// condition (so a step after if/else branches runs after whichever branch ran).
     fn dependency_ended(&mut self, d: usize, now: i64, fx: &mut Vec<Effect>) {
         if self.tasks[d].state != TaskState::Pending || self.tasks[d].retry_at.is_some() {
@@ -467,13 +469,11 @@ impl Run {
             return self.finish_task(d, next, None, why, now, fx);
         }
         let open = self.state == RunState::Running || self.plan.tasks[d].exit_handler;
-        if !deps.iter().all(|&p| self.tasks[p].state.is_terminal()) || !open {
+        let ended = |p: usize| self.tasks[p].state.is_terminal() || self.serving(p);
+        if !deps.iter().all(|&p| ended(p)) || !open {
             return;
         }
-        if deps
-            .iter()
-            .any(|&p| self.tasks[p].state == TaskState::Succeeded)
-        {
+        if deps.iter().any(|&p| self.went_well(p)) {
             self.make_ready(d, now, fx);
         } else {
             let names: Vec<&str> = deps
@@ -491,6 +491,7 @@ impl Run {
         if self.state.is_terminal() {
             return;
         }
+        self.stop_idle_daemons(now, fx);
         let main_done = self
             .tasks
             .iter()

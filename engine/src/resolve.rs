@@ -127,6 +127,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
         args = Some(vec![paths::SCRIPT.to_string()]);
     }
 
+    let daemon = run.pipeline.control(step).daemon.map(|d| d.value);
     let spec = TaskSpec {
         image: tpl.image.value.clone(),
         command,
@@ -162,7 +163,12 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
                 kind: o.kind.clone(),
             })
             .collect(),
-        network: tpl.network.or(run.pipeline.network),
+        // A daemon serves on its run's network, whatever the worker's default.
+        network: tpl
+            .network
+            .or(run.pipeline.network)
+            .or(daemon.is_some().then_some(sluice_spec::NetworkMode::Bridge)),
+        daemon,
         seccomp_unconfined: tpl.seccomp_unconfined,
         timeout_ms: run.pipeline.control(step).timeout.map(|t| t.value),
         volumes: tpl
@@ -299,6 +305,15 @@ impl Ctx<'_> {
                 Ok(Value::String(self.run.group_status(self.idx).into()))
             }
             Ref::Item { .. } => self.run.item_value(self.idx, r),
+            Ref::StepIp(step) => {
+                let p = self.producer(step)?;
+                match &self.run.tasks[p].address {
+                    Some(a) if self.run.serving(p) => Ok(Value::String(a.clone())),
+                    _ => Err(format!(
+                        "step `{step}` is not serving, so it has no address"
+                    )),
+                }
+            }
             other => Err(format!("`{{{{{other}}}}}` cannot be used here")),
         }
     }

@@ -29,6 +29,10 @@ pub struct TaskSpec {
     /// Which network the container gets; unset, the worker's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkMode>,
+    /// The task serves (a daemon step): its worker reports when it is up, and stops it when
+    /// told to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<sluice_spec::Daemon>,
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
     /// Kill the container and fail the attempt after this long.

@@ -18,6 +18,7 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
         output_params,
         output_artifacts,
         network,
+        daemon,
         volumes,
         timeout_ms,
         seccomp_unconfined,
@@ -63,6 +64,7 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
             .map(|e::OutputArtifact { name, path, kind }| w::OutputArtifact { name, path, kind })
             .collect(),
         network,
+        daemon,
         volumes: volumes
             .into_iter()
             .map(
@@ -219,6 +221,7 @@ mod tests {
                 kind: Some("system.Metrics".into()),
             }],
             network: Some(sluice_spec::NetworkMode::Host),
+            daemon: Some(sluice_spec::Daemon { port: Some(8080) }),
             volumes: vec![e::VolumeMount {
                 name: Some("v".into()),
                 host_path: None,

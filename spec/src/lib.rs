@@ -244,6 +244,19 @@ pub struct Control {
     pub retry: Option<Spanned<Retry>>,
     pub timeout: Option<Spanned<u64>>,
     pub cache: Option<Spanned<Cache>>,
+    /// The step serves (`daemon: true`, as Argo's daemoned steps): the steps after it start once
+    /// it is up, reach it by name or `{{steps.NAME.ip}}`, and it is stopped when the other steps
+    /// of its group (or run) have ended.
+    pub daemon: Option<Spanned<Daemon>>,
+}
+
+/// How a daemon step says it is up.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Daemon {
+    /// A TCP port it serves on: the steps after it wait until it accepts connections there.
+    /// Unset, they start once its container has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 impl Control {
@@ -361,6 +374,7 @@ impl Pipeline {
                 c.retry = c.retry.or_else(|| base.retry.clone());
                 c.timeout = c.timeout.or_else(|| base.timeout.clone());
                 c.cache = c.cache.or_else(|| base.cache.clone());
+                c.daemon = c.daemon.or_else(|| base.daemon.clone());
             }
         }
         c

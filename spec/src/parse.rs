@@ -37,6 +37,7 @@ const CONTROL_KEYS: &[&str] = &[
     "retry",
     "timeout",
     "cache",
+    "daemon",
 ];
 
 /// A mapping node whose keys are checked against what the schema allows.

@@ -32,6 +32,8 @@ pub enum Ref {
         kind: IoKind,
         name: String,
     },
+    /// `{{steps.STEP.ip}}`: the address a daemon step serves on (its run's network).
+    StepIp(String),
     /// `{{run.id}}`, `{{run.name}}`, `{{run.status}}`, `{{group.status}}`, `{{task.name}}`,
     /// `{{task.attempt}}`.
     Context(&'static str),
@@ -52,6 +54,7 @@ impl fmt::Display for Ref {
             Ref::StepOutput { step, kind, name } => {
                 write!(f, "steps.{step}.outputs.{}.{name}", kind.plural())
             }
+            Ref::StepIp(step) => write!(f, "steps.{step}.ip"),
             Ref::Context(c) => f.write_str(c),
             Ref::Item { of, key } => {
                 if let Some(l) = of {
@@ -137,6 +140,7 @@ pub fn parse_ref(expr: &str) -> Result<Ref, String> {
             kind: kind(k)?,
             name: n.to_string(),
         },
+        ["steps", step, "ip"] if ok_name(step) => Ref::StepIp(step.to_string()),
         ["run", "id"] => Ref::Context("run.id"),
         ["run", "name"] => Ref::Context("run.name"),
         ["run", "status"] => Ref::Context("run.status"),
@@ -160,7 +164,7 @@ pub fn parse_ref(expr: &str) -> Result<Ref, String> {
             return Err(format!(
                 "unknown reference `{{{{{expr}}}}}`: expected params.NAME, inputs.params.NAME, \
                  inputs.artifacts.NAME, outputs.params.NAME, outputs.artifacts.NAME, \
-                 steps.STEP.outputs.params.NAME, steps.STEP.outputs.artifacts.NAME, run.id, run.name, run.status, \
+                 steps.STEP.outputs.params.NAME, steps.STEP.outputs.artifacts.NAME, steps.STEP.ip, run.id, run.name, run.status, \
                  group.status, task.name, task.attempt, item, item.KEY, loops.LOOP.item or loops.LOOP.item.KEY"
             ))
         }
@@ -194,6 +198,10 @@ mod tests {
         );
         assert_eq!(sole_ref("x{{params.a}}"), None);
         assert_eq!(sole_ref("{{run.id}}"), Some(Ref::Context("run.id")));
+        assert_eq!(
+            sole_ref("{{ steps.serve.ip }}"),
+            Some(Ref::StepIp("serve".into()))
+        );
     }
 
     #[test]

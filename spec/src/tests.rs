@@ -365,3 +365,55 @@ fn networks_are_chosen_by_the_step_or_the_pipeline_and_unknown_ones_are_named() 
         ["3:34: `network` must be `none` (loopback only), `bridge` (the run's network, out through NAT) or `host` (the host's), found `bridged`"]
     );
 }
+
+#[test]
+fn daemon_steps_serve_and_later_steps_wait_for_them_by_address() {
+    let p = load(
+        "p.yaml",
+        r#"name: n
+steps:
+  - {name: serve, image: x, daemon: true}
+  - {name: model, image: x, daemon: {port: 8080}}
+  - name: ask
+    image: x
+    command: [wget, 'http://{{steps.model.ip}}:8080/']
+"#,
+    )
+    .unwrap();
+    let daemon = |i: usize| p.control(&p.steps[i]).daemon.map(|d| d.value);
+    assert_eq!(daemon(0), Some(Daemon { port: None }));
+    assert_eq!(daemon(1), Some(Daemon { port: Some(8080) }));
+    assert_eq!(daemon(2), None);
+    // Naming a step's address makes the step wait for it.
+    assert_eq!(dependencies(&p, &p.steps[2]), ["model"]);
+
+    let e = errors(
+        r#"name: n
+network: none
+steps:
+  - {name: a, image: x, daemon: {port: 70000}}
+  - {name: b, image: x, daemon: yes}
+  - {name: c, image: x, daemon: true}
+  - {name: d, image: x, daemon: true, network: bridge, forEach: [1, 2]}
+  - {name: e, image: x, daemon: true, network: bridge, outputs: {params: {o: int}}}
+  - {name: f, image: x, command: ['{{steps.e.ip}} {{steps.g.ip}} {{steps.nope.ip}}']}
+  - {name: g, image: x, network: bridge}
+  - name: grp
+    daemon: true
+    steps: [{name: h, image: x}]
+"#,
+    );
+    assert_eq!(
+        e,
+        [
+            "4:40: `port` must be a TCP port (1 to 65535), found an integer",
+            "5:33: `daemon` must be true, false or {port: N} (the TCP port it serves on, which the steps after it wait for), found a string",
+            "6:33: daemon step `c` serves on its run's network and needs `network: bridge`, not `none`",
+            "7:33: step `d` cannot both loop (`forEach`) and serve (`daemon`)",
+            "8:33: daemon step `e` cannot have outputs: it is stopped when the steps after it are done, not finished",
+            "9:35: `{{steps.g.ip}}`: step `g` does not serve, and only a step with `daemon: true` has an address others reach while it runs",
+            "9:35: reference to unknown step `nope`",
+            "12:5: step `grp` is a group (it has `steps`) and so cannot set `daemon`; a group may set name, description, dependsOn, steps, onExit, outputs, when, forEach, parallelism",
+        ]
+    );
+}

@@ -112,6 +112,7 @@ fn loop_settings(c: &Control, d: &mut Diagnostics) {
 
 fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
     loop_settings(&s.control, d);
+    daemon(p, s, d);
     if let Some(when) = &p.control(s).when {
         condition(p, s, when, d);
     }
@@ -242,6 +243,43 @@ fn step(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
     }
 }
 
+/// A daemon step runs one container on its run's network, and is stopped rather than finished.
+fn daemon(p: &Pipeline, s: &Step, d: &mut Diagnostics) {
+    let control = p.control(s);
+    let Some(daemon) = &control.daemon else {
+        return;
+    };
+    let tpl = match &s.uses {
+        Uses::Inline(t) => Some(&**t),
+        Uses::Component(name) => p.component(&name.value).map(|c| &c.template),
+        // A group cannot set `daemon` (the parser says so).
+        Uses::Group(_) => return,
+    };
+    if control.for_each.is_some() {
+        d.error(
+            daemon.span,
+            format!(
+                "step `{}` cannot both loop (`forEach`) and serve (`daemon`)",
+                s.name
+            ),
+        );
+    }
+    if s.handler || p.is_exit_handler(s) {
+        d.error(daemon.span, format!("exit handler `{}` cannot serve (`daemon`): it runs after the steps that could reach it", s.name));
+    }
+    let Some(tpl) = tpl else { return };
+    if !tpl.outputs.params.is_empty() || !tpl.outputs.artifacts.is_empty() {
+        d.error(daemon.span, format!("daemon step `{}` cannot have outputs: it is stopped when the steps after it are done, not finished", s.name));
+    }
+    match tpl.network.or(p.network) {
+        None | Some(NetworkMode::Bridge) => {}
+        Some(other) => d.error(
+            daemon.span,
+            format!("daemon step `{}` serves on its run's network and needs `network: bridge`, not `{other}`", s.name),
+        ),
+    }
+}
+
 fn step_hint(p: &Pipeline, name: &str) -> String {
     if let Some(inner) = p
         .steps
@@ -286,6 +324,34 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
         },
         Ref::StepOutput { step, kind, name } => {
             step_output(p, s, step, *kind, name, span, d).map(|o| o.ty)
+        }
+        Ref::StepIp(step) => {
+            if step == s.local_name() {
+                d.error(
+                    span,
+                    format!(
+                        "step `{}` refers to its own address; in its container it is `hostname -i`",
+                        s.name
+                    ),
+                );
+                return None;
+            }
+            let Some(q) = p.lookup(s, step) else {
+                d.error(
+                    span,
+                    format!("reference to unknown step `{step}`{}", step_hint(p, step)),
+                );
+                return None;
+            };
+            visible(p, s, q, span, d);
+            match p.step(q) {
+                Some(daemon) if p.control(daemon).daemon.is_none() => d.error(
+                    span,
+                    format!("`{{{{{r}}}}}`: step `{step}` does not serve, and only a step with `daemon: true` has an address others reach while it runs"),
+                ),
+                _ => {}
+            }
+            Some(ParamType::String)
         }
         Ref::Item { of, .. } => {
             let mut loops = p.loops_around(s);
@@ -344,6 +410,10 @@ fn condition(p: &Pipeline, s: &Step, when: &Spanned<String>, d: &mut Diagnostics
             Ref::Input(..) | Ref::Output(..) => d.error(
                 when.span,
                 format!("a condition is decided before the step runs, from pipeline parameters and upstream outputs; `{{{{{r}}}}}` is the step's own"),
+            ),
+            Ref::StepIp(_) => d.error(
+                when.span,
+                format!("a condition compares parameters; `{{{{{r}}}}}` is an address"),
             ),
             _ => {
                 ref_type(p, s, r, when.span, d);
@@ -560,7 +630,7 @@ fn template_ref(
                 d.error(span, format!("`{{{{{r}}}}}` names an output that is not declared under `outputs.{}`", kind.plural()));
             }
         }
-        Ref::Param(_) | Ref::StepOutput { .. } => match scope {
+        Ref::Param(_) | Ref::StepOutput { .. } | Ref::StepIp(_) => match scope {
             Scope::Component => d.error(
                 span,
                 format!("a component cannot refer to `{{{{{r}}}}}` directly: declare an input and bind it in the step"),
@@ -591,7 +661,7 @@ pub fn dependencies(p: &Pipeline, s: &Step) -> Vec<String> {
     let mut names: BTreeSet<String> = s.depends_on.iter().map(|d| d.value.clone()).collect();
     let mut add = |text: &str| {
         for r in refs::refs_in(text) {
-            if let Ref::StepOutput { step, .. } = r {
+            if let Ref::StepOutput { step, .. } | Ref::StepIp(step) = r {
                 names.insert(step);
             }
         }

@@ -81,6 +81,7 @@ export function taskPanel(panel, run, name, { close, select }) {
         ["loop items", loopItems(t)],
         ["runs when", t.when ? h("code", {}, t.when) : null],
         ["exit handler", t.exit_handler ? "yes: runs once the rest has ended" : null],
+        ["serves", t.daemon ? h("span", { id: "serves" }, t.serving ? "at " + t.address + " (the steps after it reach it)" : t.address ? "served at " + t.address + "; stopped once the steps it served ended" : "not yet: the steps after it wait until it is up") : null],
         ["cached", t.cached_from ? h("span", {}, "reused the result of run ", link("/runs/" + t.cached_from, t.cached_from)) : null],
         ["attempt", ran ? t.attempt : null], ["image", t.image], ["digest", t.image_digest], ["worker", t.worker],
         ["resources", ran ? resources(t.resources) : null],

@@ -4,7 +4,7 @@
 use crate::outputs;
 use crate::reporter::logship::LogPolicy;
 use crate::reporter::{self, Reporter};
-use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, StopReason};
+use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, Started, StopReason};
 use sluice_sdk::api::{
     EnvVar, ErrorCode, Lease, LeaseId, Outcome, ReportEvent, TaskResult, TaskSpec, WorkerIdentity,
 };
@@ -417,9 +417,18 @@ impl TaskCtx {
         };
         let (log_sink, log_rx) = LogSink::channel();
         let (started_tx, started_rx) = oneshot::channel();
+        let (ship_tx, ship_rx) = oneshot::channel();
+        // Lives as long as the container: a daemon's wait for its port ends with it.
+        let _announce = AbortOnDrop(tokio::spawn(announce(
+            self.reporter.clone(),
+            lease.lease_id.clone(),
+            spec.daemon.clone(),
+            started_rx,
+            ship_tx,
+        )));
         let shipper = self.reporter.ship_logs(
             lease.lease_id.clone(),
-            started_rx,
+            ship_rx,
             log_rx,
             image_digest,
             self.log_policy,
@@ -720,6 +729,49 @@ fn stopped(
         StopReason::Cancelled => (Outcome::Cancelled, format!("cancelled{during}")),
     };
     Some(TaskResult::ended(outcome, code, error))
+}
+
+/// Passes the container's start on to the log shipper (which reports it before any line) and,
+/// for a daemon, says once it is up where the steps after it reach it: as soon as it started, or
+/// once it accepts connections on the port it names.
+async fn announce(
+    reporter: Reporter,
+    lease_id: LeaseId,
+    daemon: Option<sluice_spec::Daemon>,
+    started: oneshot::Receiver<Started>,
+    ship: oneshot::Sender<()>,
+) {
+    let Ok(s) = started.await else { return };
+    let _ = ship.send(());
+    let Some(daemon) = daemon else { return };
+    let Some(ip) = s.address else {
+        tracing::warn!(lease = %lease_id, "a daemon step started without an address on its run's network; the steps after it cannot reach it");
+        return;
+    };
+    if let Some(port) = daemon.port {
+        let since = Instant::now();
+        let mut told = false;
+        loop {
+            let tried = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect((ip, port)),
+            )
+            .await;
+            if matches!(tried, Ok(Ok(_))) {
+                break;
+            }
+            if !told && since.elapsed() > Duration::from_secs(30) {
+                told = true;
+                tracing::warn!(lease = %lease_id, %ip, port, "a daemon step does not accept connections on its port yet (does it listen on 0.0.0.0?)");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    reporter.send(ReportEvent::Serving {
+        lease_id,
+        ts_ms: sluice_sdk::api::now_ms(),
+        address: ip.to_string(),
+    });
 }
 
 /// Aborts a spawned task when dropped (a timer that must not outlive its attempt).

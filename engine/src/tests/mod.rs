@@ -507,6 +507,7 @@ fn idx_of(run: &Run, name: &str) -> usize {
 
 mod caching;
 mod conditions;
+mod daemons;
 mod exit_handlers;
 mod groups;
 mod limits;

@@ -420,6 +420,15 @@ pub struct TaskInfo {
     /// The artifacts it reads: each with the step that made it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_artifacts: Vec<InputArtifactInfo>,
+    /// A daemon step: it serves (`daemon`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub daemon: bool,
+    /// Where a daemon step serves (or served): its address on its run's network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Whether a daemon step serves now (the steps after it may reach it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serving: bool,
 }
 
 /// What kind of task a task is, and what decides whether and how it runs.

@@ -119,6 +119,10 @@ pub struct TaskSpec {
     /// Which network the container gets; unset, the worker's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkMode>,
+    /// The task serves (a daemon step): its worker reports when it is up, and stops it when
+    /// told to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<sluice_spec::Daemon>,
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
     /// Kill the container and fail the attempt after this long.
@@ -310,6 +314,13 @@ pub enum ReportEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image_digest: Option<String>,
     },
+    /// A daemon task is up: the steps after it may start, and reach it at `address` (an IPv4
+    /// address on its run's network).
+    Serving {
+        lease_id: LeaseId,
+        ts_ms: i64,
+        address: String,
+    },
     Log {
         lease_id: LeaseId,
         lines: Vec<NewLogLine>,
@@ -325,6 +336,7 @@ impl ReportEvent {
     pub fn lease_id(&self) -> &LeaseId {
         match self {
             ReportEvent::Started { lease_id, .. }
+            | ReportEvent::Serving { lease_id, .. }
             | ReportEvent::Log { lease_id, .. }
             | ReportEvent::Finished { lease_id, .. } => lease_id,
         }

@@ -104,6 +104,8 @@ impl Scheduler {
         let now = now_ms();
         let mut step = Step::default();
         let mut out = Vec::new();
+        // Tasks bound to another worker (they reach a daemon there), put back in their order.
+        let mut elsewhere = Vec::new();
         while out.len() < max as usize {
             let Some((run_id, i)) = st.ready.pop_front() else {
                 break;
@@ -111,6 +113,10 @@ impl Scheduler {
             let Some(active) = st.runs.get_mut(&run_id) else {
                 continue;
             };
+            if active.run.bound_to(i).is_some_and(|w| w.as_str() != worker) {
+                elsewhere.push((run_id, i));
+                continue;
+            }
             let lease_id = LeaseId::new(uuid::Uuid::new_v4().simple().to_string());
             let (ok, fx) = active.run.lease(
                 i,
@@ -159,6 +165,9 @@ impl Scheduler {
             });
             st.leases.insert(lease_id, (run_id.clone(), i));
             collect(st, &run_id, fx, now, &mut step);
+        }
+        for t in elsewhere.into_iter().rev() {
+            st.ready.push_front(t);
         }
         if !out.is_empty() {
             self.commit(st, step).await?;
@@ -254,6 +263,21 @@ impl Scheduler {
                         st.digests.insert(image, (d, now));
                     }
                     r
+                }
+                ReportEvent::Serving { ts_ms, address, .. } => {
+                    // The worker's word, checked: an address, nothing else, goes into the
+                    // commands of the steps after it.
+                    match address.parse::<std::net::Ipv4Addr>() {
+                        Ok(a) => {
+                            active
+                                .run
+                                .serving_at(i, &lease_id, a.to_string(), ts_ms.min(now), ttl)
+                        }
+                        Err(_) => {
+                            tracing::warn!(worker, run = %run_id, task = %active.run.plan.tasks[i].name, "refused a daemon's address that is not an IPv4 address");
+                            Ok(Vec::new())
+                        }
+                    }
                 }
                 ReportEvent::Finished { ts_ms, result, .. } => {
                     let mut result = crate::wire::task_result(result);

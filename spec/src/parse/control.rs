@@ -1,5 +1,5 @@
 //! The control settings a step or component may carry: when, forEach, parallelism, retry,
-//! timeout, cache; and durations.
+//! timeout, cache, daemon; and durations.
 
 use super::*;
 
@@ -46,6 +46,40 @@ pub(super) fn control(f: &Fields, d: &mut Diagnostics) -> Control {
                 None
             }
         }),
+        daemon: f.get("daemon").and_then(|n| daemon(n, d)),
+    }
+}
+
+/// `daemon: true`, `false` or `{port: N}`.
+fn daemon(n: &Node, d: &mut Diagnostics) -> Option<Spanned<Daemon>> {
+    let shape = "`daemon` must be true, false or {port: N} (the TCP port it serves on, which the steps after it wait for)";
+    match &n.kind {
+        Kind::Bool(true) => Some(Spanned::new(Daemon::default(), n.span)),
+        Kind::Bool(false) => None,
+        Kind::Map(_) => {
+            let f = Fields::new(n, "daemon", &[&["port"]], d)?;
+            let port = match f.get("port") {
+                None => None,
+                Some(p) => match p.kind {
+                    Kind::Int(i) if (1..=65535).contains(&i) => Some(i as u16),
+                    _ => {
+                        d.error(
+                            p.span,
+                            format!(
+                                "`port` must be a TCP port (1 to 65535), found {}",
+                                p.describe()
+                            ),
+                        );
+                        return None;
+                    }
+                },
+            };
+            Some(Spanned::new(Daemon { port }, n.span))
+        }
+        _ => {
+            d.error(n.span, format!("{shape}, found {}", n.describe()));
+            None
+        }
     }
 }
 

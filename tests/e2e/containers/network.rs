@@ -419,3 +419,113 @@ async fn sluice_up_leaves_no_network_when_it_exits() {
     assert_eq!(claims, 0);
     assert_eq!(table, None);
 }
+
+/// A daemon step (the example: serve the trained model, evaluate it over HTTP): the step after
+/// it starts once it accepts connections, reaches it by name and by `{{steps.serve.ip}}`; it is
+/// stopped when that step has ended, ends succeeded, its log readable; its network goes.
+#[tokio::test]
+async fn a_daemon_step_serves_the_trained_model_to_the_step_that_evaluates_it_then_stops() {
+    let c = Cluster::start(&[]).await;
+    image("sklearn");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("pipelines/examples/serve-model.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:5000", &registry());
+    let run = c.run(&yaml).await;
+    assert_eq!(run.summary.state, RunState::Succeeded, "{run:#?}");
+    let serve = task(&run, "serve");
+    let evaluate = task(&run, "evaluate");
+    assert_eq!(serve.state, TaskState::Succeeded, "{serve:#?}");
+    assert!(serve.daemon && !serve.serving, "{serve:#?}");
+    let address = serve.address.clone().expect("the daemon's address is kept");
+    assert!(address.starts_with("198.19."), "{address}");
+    // It ran until the step it served had ended.
+    assert!(
+        serve.finished_at >= evaluate.finished_at,
+        "serve ended at {:?}, evaluate at {:?}",
+        serve.finished_at,
+        evaluate.finished_at
+    );
+    let accuracy = evaluate.outputs["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.85 && accuracy <= 1.0, "accuracy {accuracy}");
+    // The address went into the command as it was.
+    assert!(
+        evaluate
+            .script
+            .as_deref()
+            .is_some_and(|s| s.contains(&format!("http://{address}:8080/predict"))),
+        "{:?}",
+        evaluate.script
+    );
+    // Its log stays: both questions, each from the evaluating step's address on the run's network.
+    let log = c.stdout(&run.summary.id, "serve").await;
+    let answered: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("predicted 45 rows for 198.19."))
+        .collect();
+    assert_eq!(answered.len(), 2, "{log}");
+    assert!(log.contains("serving the model on port 8080"), "{log}");
+    // The run's network goes with its steps.
+    let (links, claims, _) = until_clean(&c.worker_dir(), true).await;
+    assert!(
+        links.is_empty() && claims == 0,
+        "left: {links:?}, {claims} claims"
+    );
+}
+
+/// A daemon that never listens on its port holds back the steps after it (they wait, pending)
+/// until the run is cancelled; the cancel stops it.
+#[tokio::test]
+async fn the_steps_after_a_daemon_wait_for_its_port_and_a_cancel_stops_it() {
+    let c = Cluster::start(&[]).await;
+    let yaml = format!(
+        r#"apiVersion: sluice/v1
+kind: Pipeline
+name: never-up
+steps:
+  - name: deaf
+    image: {img}
+    daemon: {{port: 9}}
+    command: [sh, -c, 'echo up but deaf; sleep 300']
+  - name: ask
+    image: {img}
+    command: [nc, -w, '2', '{{{{steps.deaf.ip}}}}', '9']
+"#,
+        img = image("busybox"),
+    );
+    let id = submit(&c.client, &yaml).await;
+    let start = Instant::now();
+    loop {
+        let r = c.client.get_run(&id).await.unwrap();
+        let deaf = task(&r, "deaf");
+        if deaf.state == TaskState::Running && c.stdout(&id, "deaf").await.contains("up but deaf") {
+            // Running, and still not serving: the step after it has not started.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let r = c.client.get_run(&id).await.unwrap();
+            assert!(!task(&r, "deaf").serving, "{r:#?}");
+            assert_eq!(task(&r, "ask").state, TaskState::Pending, "{r:#?}");
+            // The UI says so.
+            let b = crate::ui::Browser::start().await;
+            b.goto(&format!("{}/runs/{id}/tasks/deaf", c.url)).await;
+            let says = b
+                .wait(
+                    "the daemon's state",
+                    "const s = document.getElementById('serves'); return s && s.textContent",
+                )
+                .await;
+            assert_eq!(
+                says,
+                serde_json::json!("not yet: the steps after it wait until it is up")
+            );
+            b.quit().await;
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{r:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.client.cancel_run(&id).await.unwrap();
+    let r = wait_run(&c.client, &id, Duration::from_secs(60)).await;
+    assert_eq!(r.summary.state, RunState::Cancelled, "{r:#?}");
+    assert_eq!(task(&r, "deaf").state, TaskState::Cancelled, "{r:#?}");
+    assert_eq!(task(&r, "ask").state, TaskState::Cancelled, "{r:#?}");
+}

@@ -67,6 +67,7 @@ fn size_of(ev: &ReportEvent) -> usize {
                     .sum::<usize>()
         }
         ReportEvent::Started { .. } => 192,
+        ReportEvent::Serving { .. } => 128,
     }
 }
 

@@ -107,7 +107,7 @@ impl ContainerRuntime for FakeRuntime {
                     .find(|e| e.name == k)
                     .map(|e| e.value.clone())
             };
-            let _ = io.started.send(());
+            let _ = io.started.send(super::Started::default());
             let mut rec = Recorded {
                 lease_id: req.lease_id.clone(),
                 run_id: req.run_id.clone(),

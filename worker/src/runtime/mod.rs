@@ -80,11 +80,18 @@ impl LogSink {
     }
 }
 
+/// A container that has started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Started {
+    /// Its address on its run's network (a bridged container's).
+    pub address: Option<std::net::Ipv4Addr>,
+}
+
 /// What the runtime is handed besides the request.
 pub struct Io {
     pub logs: LogSink,
     /// Fire once the container's process has started.
-    pub started: oneshot::Sender<()>,
+    pub started: oneshot::Sender<Started>,
     /// Becomes `Some` when the task must stop; the runtime kills every process of the container.
     pub stop: watch::Receiver<Option<StopReason>>,
 }

@@ -14,7 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 use std::sync::Arc;
 
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name, shape";
+const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name, shape, address";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -57,7 +57,8 @@ fn push_task<'a>(
         .push_bind(t.condition_false)
         .push_bind(t.cached_from.as_ref().map(|r| r.to_string()))
         .push_bind(row.stat.display_name.as_deref())
-        .push_bind(&row.stat.shape_json);
+        .push_bind(&row.stat.shape_json)
+        .push_bind(t.address.clone());
 }
 
 #[derive(sqlx::FromRow)]
@@ -142,6 +143,7 @@ struct TaskCols {
     cached_from: Option<String>,
     display_name: Option<String>,
     shape: Option<String>,
+    address: Option<String>,
 }
 
 fn task_row(r: &SqliteRow) -> Result<TaskRow> {
@@ -181,6 +183,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow> {
             attempts: from_json(c.attempts, "task attempts")?.unwrap_or_default(),
             condition_false: c.condition_false,
             cached_from: c.cached_from.map(Into::into),
+            address: c.address,
         },
     })
 }

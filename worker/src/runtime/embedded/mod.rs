@@ -21,7 +21,7 @@ pub mod shim;
 mod user;
 pub mod userns;
 
-use super::{BoxFuture, ContainerRuntime, Exit, Io, RunRequest, RuntimeError};
+use super::{BoxFuture, ContainerRuntime, Exit, Io, RunRequest, RuntimeError, Started};
 use crate::images::registry::Registries;
 use crate::images::store::ImageStore;
 use cgroups::{Cgroups, Group, Limits};
@@ -275,6 +275,7 @@ impl EmbeddedRuntime {
             keep: self.cfg.keep,
             _gpus: gpus,
             network: None,
+            address: None,
         };
         if req.spec.seccomp_unconfined && !self.cfg.allow_unconfined {
             return Err(failed(
@@ -354,6 +355,7 @@ impl EmbeddedRuntime {
                     .attach(id, &req.run_id, &req.spec.hostname, network)
                     .map_err(|e| failed(format!("cannot attach the container to its network: {e}")))?;
                 c.network = Some((w.clone(), id.to_string()));
+                c.address = a.address.map(|(ip, _)| ip);
                 config::attach(&mut cfg, &req.spec.hostname, &a);
             }
             (NetworkMode::None, None) => {}
@@ -448,6 +450,8 @@ struct Container {
     _gpus: Option<gpu::GpuLease>,
     /// The network it is attached to, and its id there.
     network: Option<(Arc<dyn NetworkWiring>, String)>,
+    /// Its address there.
+    address: Option<std::net::Ipv4Addr>,
 }
 
 impl Drop for Container {
@@ -569,7 +573,7 @@ impl ContainerRuntime for EmbeddedRuntime {
                             FromShim::Created { pid: p } => pid = Some(p),
                             FromShim::Wire { pid: p } => to_wire = Some(p),
                             FromShim::Started => {
-                                if let Some(s) = started.take() { let _ = s.send(()); }
+                                if let Some(s) = started.take() { let _ = s.send(Started { address: container.address }); }
                                 started_at = t0.elapsed();
                             }
                             FromShim::Failed { message, .. } => {
