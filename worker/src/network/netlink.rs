@@ -69,12 +69,16 @@ pub async fn create_bridge(
     let index = index_of(h, name)
         .await?
         .ok_or_else(|| format!("bridge {name} vanished as it was made"))?;
-    ipv4_only(name);
     h.address()
         .add(index, IpAddr::V4(gateway), prefix)
         .execute()
         .await
         .map_err(err(&format!("cannot give bridge {name} its address")))?;
+    // A bridge without ports has a carrier as soon as it is up, and the kernel applies the
+    // address mode after the flags: the mode goes first, on its own.
+    ipv4_only(h, LinkUnspec::new_with_index(index), false)
+        .await
+        .map_err(err(&format!("cannot turn IPv6 off on bridge {name}")))?;
     h.link()
         .set(LinkUnspec::new_with_index(index).up().build())
         .execute()
@@ -83,13 +87,36 @@ pub async fn create_bridge(
     Ok(index)
 }
 
-/// Turns IPv6 off on a host-side link before it comes up. A run's network carries IPv4 only (no
-/// IPv6 route out of it), and a link-local address the kernel would give each bridge and port
-/// is one more change of the host's addresses: every one makes Chromium on the host abort the
-/// requests it has in flight (`ERR_NETWORK_CHANGED`), the UI's among them. Where the host has no
-/// IPv6 there is nothing to turn off.
-fn ipv4_only(link: &str) {
-    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{link}/disable_ipv6"), "1");
+/// Gives a host-side link no IPv6 address of its own, bringing it `up` in the same message
+/// (the kernel takes the address mode only once the link exists, and applies it after the
+/// flags: fine for a veth, whose carrier comes only once its peer is up). A run's network carries IPv4 only, and a
+/// link-local address the kernel would give each bridge and port is one more change of the host's
+/// addresses: every one makes Chromium on the host drop the requests it has in flight
+/// (`ERR_NETWORK_CHANGED`), the UI's among them. A host without IPv6 refuses the mode: the link
+/// just comes up.
+async fn ipv4_only(
+    h: &Handle,
+    link: rtnetlink::LinkMessageBuilder<LinkUnspec>,
+    up: bool,
+) -> Result<(), rtnetlink::Error> {
+    use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode};
+    let no_ipv6 =
+        LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+            In6AddrGenMode::None,
+        )])]);
+    let plain = if up { link.up() } else { link }.build();
+    let mut message = plain.clone();
+    message.attributes.push(no_ipv6);
+    match h.link().set(message).execute().await {
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EAFNOSUPPORT => {
+            if up {
+                h.link().set(plain).execute().await
+            } else {
+                Ok(())
+            }
+        }
+        r => r,
+    }
 }
 
 /// Deletes link `name`; one already gone is no error.
@@ -154,10 +181,7 @@ pub async fn plug(host: &Handle, inside: &Handle, pid: i32, p: &Plug<'_>) -> Res
         .execute()
         .await
         .map_err(err("cannot create the container's veth pair"))?;
-    ipv4_only(p.veth);
-    host.link()
-        .set(LinkUnspec::new_with_name(p.veth).up().build())
-        .execute()
+    ipv4_only(host, LinkUnspec::new_with_name(p.veth), true)
         .await
         .map_err(err("cannot bring the container's port up"))?;
     inside
