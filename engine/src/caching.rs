@@ -40,8 +40,7 @@ impl Run {
         let spec = self.tasks[i].spec.as_ref()?;
         if spec.network == Some(sluice_spec::NetworkMode::Host)
             || !spec.volumes.is_empty()
-            || spec.daemon.is_some()
-            || self.plan.tasks[i].deps.iter().any(|&p| self.is_daemon(p))
+            || self.serves_or_reaches_a_daemon(i)
         {
             return None;
         }

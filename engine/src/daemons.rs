@@ -54,6 +54,12 @@ impl Run {
         Ok(fx)
     }
 
+    /// Whether task `i` serves or reaches a step that serves: what it does depends on a live
+    /// service, so its result is never reused (from the cache or by a rerun).
+    pub fn serves_or_reaches_a_daemon(&self, i: usize) -> bool {
+        self.is_daemon(i) || self.plan.tasks[i].deps.iter().any(|&p| self.is_daemon(p))
+    }
+
     /// The worker task `i` must run on: that of a daemon it waits for, which serves on its run's
     /// network on that worker.
     pub fn bound_to(&self, i: usize) -> Option<&WorkerId> {

@@ -336,15 +336,7 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
                 );
                 return None;
             }
-            let Some(q) = p.lookup(s, step) else {
-                d.error(
-                    span,
-                    format!("reference to unknown step `{step}`{}", step_hint(p, step)),
-                );
-                return None;
-            };
-            visible(p, s, q, span, d);
-            match p.step(q) {
+            match referenced(p, s, step, span, d) {
                 Some(daemon) if p.control(daemon).daemon.is_none() => d.error(
                     span,
                     format!("`{{{{{r}}}}}`: step `{step}` does not serve, and only a step with `daemon: true` has an address others reach while it runs"),
@@ -422,6 +414,25 @@ fn condition(p: &Pipeline, s: &Step, when: &Spanned<String>, d: &mut Diagnostics
     }
 }
 
+/// The step `step` that step `s` names in a reference, which must exist and be one `s` sees.
+fn referenced<'a>(
+    p: &'a Pipeline,
+    s: &Step,
+    step: &str,
+    span: Span,
+    d: &mut Diagnostics,
+) -> Option<&'a Step> {
+    let Some(q) = p.lookup(s, step) else {
+        d.error(
+            span,
+            format!("reference to unknown step `{step}`{}", step_hint(p, step)),
+        );
+        return None;
+    };
+    visible(p, s, q, span, d);
+    p.step(q)
+}
+
 /// Checks that `{{steps.STEP.outputs.KIND.NAME}}` names a real output of a step `s` can see.
 #[allow(clippy::too_many_arguments)]
 fn step_output<'a>(
@@ -437,15 +448,7 @@ fn step_output<'a>(
         d.error(span, format!("step `{}` refers to its own output `{name}`; use `{{{{outputs.{}.{name}}}}}` to write it", s.name, kind.plural()));
         return None;
     }
-    let Some(q) = p.lookup(s, step) else {
-        d.error(
-            span,
-            format!("reference to unknown step `{step}`{}", step_hint(p, step)),
-        );
-        return None;
-    };
-    visible(p, s, q, span, d);
-    let producer = p.step(q)?;
+    let producer = referenced(p, s, step, span, d)?;
     match output_of(p, producer, kind, name) {
         Ok(o) => Some(o),
         Err(names) => {

@@ -126,8 +126,8 @@ fn a_daemon_that_fails_before_it_serves_skips_the_steps_after_it_and_fails_the_r
     assert_eq!(run.state, RunState::Failed);
 }
 
-#[test]
-fn a_cancel_cancels_a_daemon_and_a_lost_worker_of_a_stopping_one_ends_it() {
+/// SERVED with `prepare` done and `model` up.
+fn serving() -> Run {
     use Ev::*;
     let mut run = start(SERVED, &[]);
     script(
@@ -139,6 +139,13 @@ fn a_cancel_cancels_a_daemon_and_a_lost_worker_of_a_stopping_one_ends_it() {
         ],
     );
     up(&mut run, "model", "198.19.0.3");
+    run
+}
+
+#[test]
+fn a_cancel_cancels_a_daemon_and_a_lost_worker_of_a_stopping_one_ends_it() {
+    use Ev::*;
+    let mut run = serving();
     script(&mut run, &[Cancel]);
     stopped(&mut run, "model", 300);
     let model = run.task_index("model").unwrap();
@@ -146,16 +153,7 @@ fn a_cancel_cancels_a_daemon_and_a_lost_worker_of_a_stopping_one_ends_it() {
     assert_eq!(run.state, RunState::Cancelled);
 
     // Told to stop, its worker vanishes: it is over all the same.
-    let mut run = start(SERVED, &[]);
-    script(
-        &mut run,
-        &[
-            Lease("prepare"),
-            Ok("prepare", &[("NO_ARTIFACTS", "")]),
-            Lease("model"),
-        ],
-    );
-    up(&mut run, "model", "198.19.0.3");
+    let mut run = serving();
     script(
         &mut run,
         &[

@@ -334,7 +334,8 @@ impl Scheduler {
                 continue;
             }
             let name = run.plan.tasks[i].name.clone();
-            if active.reuse.contains_key(&name) {
+            // A rerun runs a daemon, and what reaches it, again: a stored result serves nobody.
+            if active.reuse.contains_key(&name) && !run.serves_or_reaches_a_daemon(i) {
                 let active = st.runs.get_mut(&run_id).expect("looked up above");
                 let result = active.reuse.remove(&name).expect("checked above");
                 let fx = active.run.finish_from_cache(i, result, now);

@@ -529,3 +529,35 @@ steps:
     assert_eq!(task(&r, "deaf").state, TaskState::Cancelled, "{r:#?}");
     assert_eq!(task(&r, "ask").state, TaskState::Cancelled, "{r:#?}");
 }
+
+/// A rerun from failure runs a daemon that served the first run again (a stored result serves
+/// nobody), and the step that reaches it finds it up.
+#[tokio::test]
+async fn a_rerun_runs_the_daemon_again_for_the_step_that_failed() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let yaml = format!(
+        r#"
+name: rerun-daemon
+steps:
+  - name: web
+    image: {img}
+    daemon: {{port: 8080}}
+    command: [sh, -c, 'mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www']
+  - name: ask
+    image: {img}
+    volumes: [{{hostPath: {dir}, path: /ctl}}]
+    command: [sh, -c, 'test -e /ctl/flag && wget -qO- http://{{{{steps.web.ip}}}}:8080/ && wget -qO- http://web:8080/']
+"#,
+        dir = c.dir.path().display()
+    );
+    let first = c.run(&yaml).await;
+    assert_eq!(first.summary.state, RunState::Failed, "{first:#?}");
+    assert_eq!(task(&first, "web").state, TaskState::Succeeded);
+    std::fs::write(c.dir.path().join("flag"), "").unwrap();
+    let d = c.client.rerun(&first.summary.id).await.unwrap();
+    let second = wait_run(&c.client, &d.summary.id, Duration::from_secs(60)).await;
+    assert_eq!(second.summary.state, RunState::Succeeded, "{second:#?}");
+    assert_eq!(task(&second, "web").cached_from, None, "{second:#?}");
+    assert_eq!(c.stdout(&second.summary.id, "ask").await, "hello\nhello\n");
+}
