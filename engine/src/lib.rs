@@ -410,8 +410,9 @@ impl Run {
     }
 
     /// One of task `d`'s dependencies ended (or, a daemon, came up). A failure or cancel upstream
-    /// ends `d` at once; once all have ended or serve, `d` runs if any succeeded or serves, and is skipped too if every one was skipped by a
-    /// condition (so a step after if/else branches runs after whichever branch ran).
+    /// ends `d` at once; once all have ended or serve, `d` runs if any succeeded or serves, and
+    /// is skipped too if every one was skipped by a condition (so a step after if/else branches
+    /// runs after whichever branch ran).
     fn dependency_ended(&mut self, d: usize, now: i64, fx: &mut Vec<Effect>) {
         if self.tasks[d].state != TaskState::Pending || self.tasks[d].retry_at.is_some() {
             return;
