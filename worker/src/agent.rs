@@ -417,18 +417,26 @@ impl TaskCtx {
         };
         let (log_sink, log_rx) = LogSink::channel();
         let (started_tx, started_rx) = oneshot::channel();
-        let (ship_tx, ship_rx) = oneshot::channel();
-        // Lives as long as the container: a daemon's wait for its port ends with it.
-        let _announce = AbortOnDrop(tokio::spawn(announce(
-            self.reporter.clone(),
-            lease.lease_id.clone(),
-            spec.daemon.clone(),
-            started_rx,
-            ship_tx,
-        )));
+        // A daemon's start is passed on by a task that then says when it is up; it lives as
+        // long as the container, so its wait for the port ends with it. Other steps' starts go
+        // straight to the log shipper.
+        let (started_rx, _announce) = match &spec.daemon {
+            None => (started_rx, None),
+            Some(daemon) => {
+                let (ship_tx, ship_rx) = oneshot::channel();
+                let task = tokio::spawn(announce(
+                    self.reporter.clone(),
+                    lease.lease_id.clone(),
+                    daemon.clone(),
+                    started_rx,
+                    ship_tx,
+                ));
+                (ship_rx, Some(AbortOnDrop(task)))
+            }
+        };
         let shipper = self.reporter.ship_logs(
             lease.lease_id.clone(),
-            ship_rx,
+            started_rx,
             log_rx,
             image_digest,
             self.log_policy,
@@ -731,19 +739,18 @@ fn stopped(
     Some(TaskResult::ended(outcome, code, error))
 }
 
-/// Passes the container's start on to the log shipper (which reports it before any line) and,
-/// for a daemon, says once it is up where the steps after it reach it: as soon as it started, or
-/// once it accepts connections on the port it names.
+/// Passes a daemon's start on to the log shipper (which reports it before any line), then says
+/// once it is up where the steps after it reach it: as soon as it started, or once it accepts
+/// connections on the port it names.
 async fn announce(
     reporter: Reporter,
     lease_id: LeaseId,
-    daemon: Option<sluice_spec::Daemon>,
+    daemon: sluice_spec::Daemon,
     started: oneshot::Receiver<Started>,
-    ship: oneshot::Sender<()>,
+    ship: oneshot::Sender<Started>,
 ) {
     let Ok(s) = started.await else { return };
-    let _ = ship.send(());
-    let Some(daemon) = daemon else { return };
+    let _ = ship.send(s);
     let Some(ip) = s.address else {
         tracing::warn!(lease = %lease_id, "a daemon step started without an address on its run's network; the steps after it cannot reach it");
         return;

@@ -140,7 +140,7 @@ pub fn masked(line: String, mask: &[String]) -> String {
 pub async fn ship(
     lease_id: LeaseId,
     reporter: Reporter,
-    started: oneshot::Receiver<()>,
+    started: oneshot::Receiver<crate::runtime::Started>,
     mut lines: mpsc::Receiver<(Stream, String)>,
     image_digest: Option<String>,
     policy: LogPolicy,

@@ -88,7 +88,7 @@ impl Reporter {
     pub fn ship_logs(
         &self,
         lease_id: LeaseId,
-        started: oneshot::Receiver<()>,
+        started: oneshot::Receiver<crate::runtime::Started>,
         lines: mpsc::Receiver<(Stream, String)>,
         image_digest: Option<String>,
         policy: logship::LogPolicy,
