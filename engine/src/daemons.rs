@@ -13,8 +13,7 @@ impl Run {
 
     /// Whether task `i` serves now: a daemon its worker said is up, and still running.
     pub fn serving(&self, i: usize) -> bool {
-        let t = &self.tasks[i];
-        t.address.is_some() && matches!(t.state, TaskState::Leased | TaskState::Running)
+        self.tasks[i].serving()
     }
 
     /// A dependency that lets the steps waiting for it run: one that succeeded, or one that

@@ -113,6 +113,13 @@ impl Task {
     }
 }
 
+impl Task {
+    /// Whether it serves now: a daemon its worker said is up, and still running.
+    pub fn serving(&self) -> bool {
+        self.address.is_some() && matches!(self.state, TaskState::Leased | TaskState::Running)
+    }
+}
+
 impl Default for Task {
     fn default() -> Self {
         Task::new()

@@ -322,6 +322,50 @@ async fn a_forged_report_is_refused_and_nothing_of_it_reaches_the_cache() {
         .contains("not the ones that run kept"));
 }
 
+/// A daemon's address comes from its worker and goes into the commands of the steps after it:
+/// only an IPv4 address is taken; anything else leaves the daemon not serving, and the step
+/// after it waiting.
+#[tokio::test]
+async fn a_daemons_address_that_is_not_an_ipv4_address_is_refused() {
+    let (url, _dir) = server(Default::default()).await;
+    let c = Client::new(&url, None);
+    let r = c.register_worker("w", 1, None).await.unwrap();
+    let w = WorkerIdentity {
+        id: r.id,
+        credential: r.credential,
+    };
+    let yaml = "name: served\nsteps:\n  - {name: web, image: busybox, daemon: true}\n  - {name: ask, image: busybox, command: [wget, 'http://{{steps.web.ip}}/']}\n";
+    let run = c
+        .create_run(&CreateRun {
+            yaml: Some(yaml.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let lease = lease_one(&c, &w).await;
+    assert_eq!(lease.task.as_str(), "web");
+    let serving = |address: &str| ReportEvent::Serving {
+        lease_id: lease.lease_id.clone(),
+        ts_ms: sluice_sdk::api::now_ms(),
+        address: address.into(),
+    };
+    c.report(&w, vec![serving("198.19.0.2; rm -rf /")])
+        .await
+        .unwrap();
+    let d = c.get_run(&run.summary.id).await.unwrap();
+    assert!(!d.tasks[0].serving && d.tasks[0].address.is_none(), "{d:?}");
+    assert_eq!(d.tasks[1].state, sluice_sdk::api::TaskState::Pending);
+    // An address is taken, and the step after it is resolved with it.
+    c.report(&w, vec![serving("198.19.0.2")]).await.unwrap();
+    let d = c.get_run(&run.summary.id).await.unwrap();
+    assert!(d.tasks[0].serving, "{d:?}");
+    assert_eq!(d.tasks[1].state, sluice_sdk::api::TaskState::Ready);
+    assert_eq!(
+        d.tasks[1].command,
+        Some(vec!["wget".to_string(), "http://198.19.0.2/".to_string()])
+    );
+}
+
 #[tokio::test]
 async fn a_host_name_the_server_does_not_answer_to_is_refused() {
     let (url, _dir) = server(sluice_server::ServerConfig {

@@ -393,15 +393,10 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
         .into_iter()
         .map(|r| {
             let t = r.task;
-            let serving = t.address.is_some()
-                && matches!(
-                    t.state,
-                    sluice_sdk::api::TaskState::Leased | sluice_sdk::api::TaskState::Running
-                );
             TaskInfo {
                 daemon: t.spec.as_ref().is_some_and(|s| s.daemon.is_some()),
                 address: t.address.clone(),
-                serving,
+                serving: t.serving(),
                 name: r.stat.name.clone(),
                 display_name: r.stat.display_name.clone(),
                 state: t.state,
