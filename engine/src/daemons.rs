@@ -7,8 +7,7 @@ use super::*;
 impl Run {
     /// Whether task `i` runs a step that serves.
     pub fn is_daemon(&self, i: usize) -> bool {
-        self.plan.tasks[i].members.is_none()
-            && self.pipeline.control(self.step_of(i)).daemon.is_some()
+        self.plan.tasks[i].daemon
     }
 
     /// Whether task `i` serves now: a daemon its worker said is up, and still running.

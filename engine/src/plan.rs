@@ -46,6 +46,8 @@ pub struct PlanTask {
     pub scope: Option<usize>,
     /// A group's task: the tasks that run in it.
     pub members: Option<Vec<usize>>,
+    /// It runs a step that serves (`daemon`; never a group or a loop).
+    pub daemon: bool,
 }
 
 impl PlanTask {
@@ -229,7 +231,9 @@ impl Builder<'_> {
     ) -> usize {
         let t = self.plan.tasks.len();
         self.plan.index.insert(name.clone(), t);
+        let daemon = self.p.daemon(self.p.task_step(step)).is_some();
         self.plan.tasks.push(PlanTask {
+            daemon,
             name,
             deps: Vec::new(),
             dependents: Vec::new(),

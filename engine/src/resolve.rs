@@ -127,7 +127,7 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
         args = Some(vec![paths::SCRIPT.to_string()]);
     }
 
-    let daemon = run.pipeline.control(step).daemon.map(|d| d.value);
+    let daemon = run.pipeline.daemon(step).map(|d| d.value.clone());
     let spec = TaskSpec {
         image: tpl.image.value.clone(),
         command,

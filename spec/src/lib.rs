@@ -363,6 +363,14 @@ impl Step {
 
 impl Pipeline {
     /// A step's control settings: its own, each falling back to its component's.
+    /// A step's `daemon`, its own or its component's, without copying the rest of its control.
+    pub fn daemon<'a>(&'a self, step: &'a Step) -> Option<&'a Spanned<Daemon>> {
+        step.control.daemon.as_ref().or_else(|| match &step.uses {
+            Uses::Component(name) => self.component(&name.value)?.control.daemon.as_ref(),
+            _ => None,
+        })
+    }
+
     pub fn control(&self, step: &Step) -> Control {
         let mut c = step.control.clone();
         if let Uses::Component(name) = &step.uses {

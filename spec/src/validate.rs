@@ -337,7 +337,7 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
                 return None;
             }
             match referenced(p, s, step, span, d) {
-                Some(daemon) if p.control(daemon).daemon.is_none() => d.error(
+                Some(daemon) if p.daemon(daemon).is_none() => d.error(
                     span,
                     format!("`{{{{{r}}}}}`: step `{step}` does not serve, and only a step with `daemon: true` has an address others reach while it runs"),
                 ),
