@@ -121,6 +121,7 @@ impl Run {
         let t = &mut self.tasks[i];
         t.attempts.push(Attempt {
             attempt: t.attempt,
+            worker: t.lease.as_ref().map(|l| l.worker.clone()),
             state,
             exit_code: result.exit_code,
             error: error.clone(),

@@ -81,6 +81,9 @@ pub struct Task {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Attempt {
     pub attempt: u32,
+    /// The worker it ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerId>,
     pub state: TaskState,
     pub exit_code: Option<i32>,
     pub error: Option<String>,

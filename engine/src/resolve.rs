@@ -170,6 +170,11 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
             .or(daemon.is_some().then_some(sluice_spec::NetworkMode::Bridge)),
         daemon,
         seccomp_unconfined: tpl.seccomp_unconfined,
+        node_selector: tpl
+            .node_selector
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
         timeout_ms: run.pipeline.control(step).timeout.map(|t| t.value),
         volumes: tpl
             .volumes

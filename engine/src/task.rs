@@ -44,6 +44,9 @@ pub struct TaskSpec {
     /// Secrets the step receives (by name: their values travel only in the lease).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretUse>,
+    /// The labels a worker must offer to be given the task (`nodeSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
     /// A step imported from a Kubeflow pipeline: launched as Kubeflow's launcher launches it
     /// (`command` and `args` are then unset: the worker fills them from this).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -351,22 +351,10 @@ impl Client {
 
     // ---- workers ----
 
-    /// Registers a worker whose tasks write their outputs beneath `artifact_root` (on its host).
-    pub async fn register_worker(
-        &self,
-        name: &str,
-        capacity: u32,
-        artifact_root: Option<&str>,
-    ) -> Result<WorkerRegistration> {
-        self.post(
-            "/workers",
-            &RegisterWorker {
-                name: name.to_string(),
-                capacity,
-                artifact_root: artifact_root.map(str::to_string),
-            },
-        )
-        .await
+    /// Registers a worker: its name, capacity, where its tasks write their outputs (on its
+    /// host), its labels and its GPUs.
+    pub async fn register_worker(&self, req: &RegisterWorker) -> Result<WorkerRegistration> {
+        self.post("/workers", req).await
     }
 
     /// A request a registered worker makes, with its own credential.

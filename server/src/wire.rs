@@ -24,6 +24,8 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
         seccomp_unconfined,
         secrets,
         kfp,
+        // Where the task runs was the scheduler's choice: the worker it was given to matched.
+        node_selector: _,
     } = s;
     w::TaskSpec {
         image,
@@ -230,6 +232,7 @@ mod tests {
             }],
             timeout_ms: Some(5),
             seccomp_unconfined: true,
+            node_selector: [("gpu".to_string(), "a100".to_string())].into(),
             secrets: vec![e::SecretUse {
                 name: "hf".into(),
                 env: Some("HF_TOKEN".into()),

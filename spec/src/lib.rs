@@ -9,6 +9,7 @@ pub mod diag;
 pub mod ids;
 pub mod import;
 pub mod kfp;
+pub mod labels;
 pub(crate) mod parse;
 pub mod refs;
 pub mod state;
@@ -137,6 +138,9 @@ pub struct Template {
     pub seccomp_unconfined: bool,
     /// Secrets the step receives, as environment variables or files.
     pub secrets: Vec<SecretRef>,
+    /// The worker labels a worker must offer to run the step (`nodeSelector: {gpu: a100}`), as
+    /// Kubernetes' `nodeSelector` picks nodes: every `NAME: VALUE` must match.
+    pub node_selector: std::collections::BTreeMap<String, Spanned<String>>,
     /// A step imported from a Kubeflow pipeline: its command and arguments as KFP writes them,
     /// filled by the worker as Kubeflow's launcher fills them (`command` and `args` are unset).
     pub kfp: Option<Box<kfp::Launch>>,

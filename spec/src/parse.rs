@@ -29,6 +29,7 @@ const TEMPLATE_KEYS: &[&str] = &[
     "volumes",
     "seccomp",
     "secrets",
+    "nodeSelector",
 ];
 const CONTROL_KEYS: &[&str] = &[
     "when",
@@ -496,8 +497,58 @@ fn template(f: &Fields, d: &mut Diagnostics) -> Template {
             ("unconfined", "where the worker allows it"),
             d,
         ),
+        node_selector: f
+            .get("nodeSelector")
+            .map(|n| node_selector(n, d))
+            .unwrap_or_default(),
         kfp: None,
     }
+}
+
+/// `nodeSelector: {NAME: VALUE, …}`: the worker labels a step needs, each checked as a worker's
+/// labels are.
+pub(crate) fn node_selector(
+    node: &Node,
+    d: &mut Diagnostics,
+) -> std::collections::BTreeMap<String, Spanned<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Kind::Map(entries) = &node.kind else {
+        d.error(
+            node.span,
+            format!(
+                "`nodeSelector` must be a mapping of worker label NAME: VALUE, found {}",
+                node.describe()
+            ),
+        );
+        return out;
+    };
+    if entries.len() > crate::labels::MAX_LABELS {
+        d.error(
+            node.span,
+            format!(
+                "`nodeSelector` names at most {} labels, not {}",
+                crate::labels::MAX_LABELS,
+                entries.len()
+            ),
+        );
+        return out;
+    }
+    for (k, v) in entries {
+        let Some(value) = string(v, &format!("nodeSelector.{}", k.name), d) else {
+            continue;
+        };
+        if let Some(why) = crate::labels::label_problem(&k.name, &value.value) {
+            d.error(k.span, format!("`nodeSelector`: {why}"));
+        } else if value.value.contains("{{") {
+            d.error(
+                value.span,
+                "a `nodeSelector` value is taken as written: it cannot hold a reference",
+            );
+        } else {
+            out.insert(k.name.clone(), value);
+        }
+    }
+    out
 }
 
 /// A setting that is one of two words: `off` (the default, false) or `on` (true), each with what

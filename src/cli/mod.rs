@@ -6,6 +6,7 @@ mod image;
 mod pipelines;
 mod runs;
 mod serve;
+mod workers;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_sdk::client::{Client, ClientError};
@@ -71,7 +72,7 @@ pub enum Output {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Start a server and a worker in one process (SQLite under the data directory).
-    Up(serve::UpArgs),
+    Up(Box<serve::UpArgs>),
     /// Start the server alone.
     Server(serve::ServerArgs),
     /// Start a worker that leases tasks from a server.
@@ -105,6 +106,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: access::SecretsCmd,
     },
+    /// The workers the server knows: capacity, GPUs, labels, running tasks, last heartbeat.
+    Workers {
+        #[command(subcommand)]
+        cmd: workers::WorkersCmd,
+    },
     /// Manage the local image store (load, import, list, remove, prune).
     Image {
         #[command(subcommand)]
@@ -134,7 +140,7 @@ pub fn init_tracing(cli: &Cli) {
 
 pub async fn dispatch(cli: Cli) -> u8 {
     let result = match cli.cmd {
-        Cmd::Up(a) => serve::up(a).await,
+        Cmd::Up(a) => serve::up(*a).await,
         Cmd::Server(a) => serve::server(a).await,
         Cmd::Worker(a) => serve::worker(a).await,
         Cmd::Validate { files } => return pipelines::validate(&files),
@@ -144,6 +150,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Cmd::Pipelines { cmd } => pipelines::pipelines(cmd).await,
         Cmd::Tokens { cmd } => access::tokens(cmd).await,
         Cmd::Secrets { cmd } => access::secrets(cmd).await,
+        Cmd::Workers { cmd } => workers::workers(cmd).await,
         Cmd::Image { cmd } => image::image(cmd).await,
         Cmd::Bench { cmd } => bench::bench(cmd).await,
     };

@@ -29,8 +29,8 @@ pub struct SubmitArgs {
     params: Vec<String>,
     /// A label to find the run by, `name=value` (repeatable; `sluice runs list --label`, the UI's
     /// label filter).
-    #[arg(short = 'l', long = "label", value_name = "NAME=VALUE")]
-    labels: Vec<String>,
+    #[arg(short = 'l', long = "label", value_name = "NAME=VALUE", value_parser = super::serve::parse_label)]
+    labels: Vec<(String, String)>,
     /// The run's display name.
     #[arg(long)]
     name: Option<String>,
@@ -99,17 +99,7 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         },
     };
     let mut req = req;
-    for l in &a.labels {
-        match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                req.labels.insert(k.to_string(), v.to_string());
-            }
-            _ => {
-                eprintln!("error: label `{l}` must be NAME=VALUE");
-                return Ok(EXIT_INVALID);
-            }
-        }
-    }
+    req.labels.extend(a.labels.iter().cloned());
     if let Err(e) = sluice_sdk::api::check_labels(&req.labels) {
         eprintln!("error: {e}");
         return Ok(EXIT_INVALID);

@@ -124,6 +124,17 @@ pub fn worker_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("worker")
 }
 
+/// `NAME=VALUE`, a label as [`sluice_spec::labels::label_problem`] allows it.
+pub(super) fn parse_label(s: &str) -> Result<(String, String), String> {
+    let Some((k, v)) = s.split_once('=') else {
+        return Err(format!("label `{s}` must be NAME=VALUE"));
+    };
+    match sluice_spec::labels::label_problem(k, v) {
+        Some(why) => Err(why),
+        None => Ok((k.to_string(), v.to_string())),
+    }
+}
+
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     sluice_spec::parse_duration_ms(s)
         .map(Duration::from_millis)
@@ -310,6 +321,9 @@ pub struct UpArgs {
     /// Serve the API only, with no built-in worker (workers join with `sluice worker`).
     #[arg(long)]
     no_worker: bool,
+    /// A label of the built-in worker, `NAME=VALUE`, for steps' `nodeSelector` (repeatable).
+    #[arg(short = 'l', long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
     #[command(flatten)]
     rt: RuntimeOpts,
 }
@@ -328,6 +342,10 @@ pub struct WorkerArgs {
     /// The worker's name (default: the host name).
     #[arg(long)]
     name: Option<String>,
+    /// A label, `NAME=VALUE` (`gpu=a100`, `zone=b`): steps whose `nodeSelector` names it run
+    /// only on workers that have it (repeatable).
+    #[arg(short = 'l', long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
     #[command(flatten)]
     rt: RuntimeOpts,
 }
@@ -499,6 +517,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
             token: Some(worker_token),
             name: hostname(),
             capacity: a.capacity,
+            labels: a.labels.iter().cloned().collect(),
             data_dir: worker_dir(&cfg.data_dir),
             poll_wait: Duration::from_secs(20),
             drain: Duration::from_secs(10),
@@ -546,6 +565,7 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
         token: a.conn.token,
         name: a.name.unwrap_or_else(hostname),
         capacity: a.capacity,
+        labels: a.labels.into_iter().collect(),
         data_dir: dir,
         poll_wait: Duration::from_secs(20),
         drain: Duration::from_secs(10),

@@ -6,14 +6,15 @@ use crate::harness::*;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::Method;
 use sluice_sdk::api::{
-    CreateRun, CreateToken, ReportEvent, TaskResult, WorkerIdentity, WorkerRegistration,
+    CreateRun, CreateToken, RegisterWorker, ReportEvent, TaskResult, WorkerIdentity,
+    WorkerRegistration,
 };
 use sluice_sdk::client::{Client, ClientError};
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// A server in this process with `cfg` (its data directory set here): its URL and directory.
-async fn server(mut cfg: sluice_server::ServerConfig) -> (String, tempfile::TempDir) {
+pub(crate) async fn server(mut cfg: sluice_server::ServerConfig) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     cfg.data_dir = dir.path().join("data");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,7 +65,7 @@ async fn every_route_takes_exactly_the_roles_it_declares() {
     assert!(routes.len() >= 30, "{}", routes.len());
     // A worker registered with the worker token, for the routes only a worker may call.
     let reg: WorkerRegistration = Client::new(&url, Some(tokens["worker"].clone()))
-        .register_worker("w", 1, Some("/var/lib/w"))
+        .register_worker(&RegisterWorker::new("w", 1, Some("/var/lib/w")))
         .await
         .unwrap();
     let mut checked = 0;
@@ -216,7 +217,7 @@ fn finished(lease: &sluice_sdk::api::Lease, uri: &str, cached_from: Option<&str>
     }
 }
 
-async fn lease_one(c: &Client, w: &WorkerIdentity) -> sluice_sdk::api::Lease {
+pub(crate) async fn lease_one(c: &Client, w: &WorkerIdentity) -> sluice_sdk::api::Lease {
     for _ in 0..50 {
         let mut got = c.lease(w, 1, 2000).await.unwrap().leases;
         if let Some(l) = got.pop() {
@@ -233,7 +234,10 @@ async fn a_forged_report_is_refused_and_nothing_of_it_reaches_the_cache() {
     let reg = |name: &'static str, root: &'static str| {
         let c = c.clone();
         async move {
-            let r = c.register_worker(name, 1, Some(root)).await.unwrap();
+            let r = c
+                .register_worker(&RegisterWorker::new(name, 1, Some(root)))
+                .await
+                .unwrap();
             WorkerIdentity {
                 id: r.id,
                 credential: r.credential,
@@ -329,7 +333,10 @@ async fn a_forged_report_is_refused_and_nothing_of_it_reaches_the_cache() {
 async fn a_daemons_address_that_is_not_an_ipv4_address_is_refused() {
     let (url, _dir) = server(Default::default()).await;
     let c = Client::new(&url, None);
-    let r = c.register_worker("w", 1, None).await.unwrap();
+    let r = c
+        .register_worker(&RegisterWorker::new("w", 1, None))
+        .await
+        .unwrap();
     let w = WorkerIdentity {
         id: r.id,
         credential: r.credential,

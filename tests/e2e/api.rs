@@ -1,7 +1,7 @@
 //! The REST API with an in-process server and worker (fake runtime).
 
 use crate::harness::*;
-use sluice_sdk::api::{CreateRun, EndReason, ErrorCode, RunState, TaskState};
+use sluice_sdk::api::{CreateRun, EndReason, ErrorCode, RegisterWorker, RunState, TaskState};
 use sluice_sdk::client::ClientError;
 use std::time::Duration;
 
@@ -499,7 +499,9 @@ async fn a_server_token_is_required_when_set() {
     }
     let wrong = sluice_sdk::client::Client::new(&url, Some("nope".into()));
     assert!(matches!(
-        wrong.register_worker("w", 1, None).await,
+        wrong
+            .register_worker(&RegisterWorker::new("w", 1, None))
+            .await,
         Err(ClientError::Api { status: 401, .. })
     ));
     let ok = sluice_sdk::client::Client::new(&url, Some("s3cret+/=&".into()));

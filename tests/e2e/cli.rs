@@ -3,7 +3,7 @@
 use crate::harness::*;
 use std::process::Command;
 
-fn sluice(args: &[&str], server: &str) -> (i32, String, String) {
+pub(crate) fn sluice(args: &[&str], server: &str) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env("SLUICE_SERVER", server)

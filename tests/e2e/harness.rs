@@ -43,6 +43,7 @@ impl InProcess {
             token: None,
             name: "test".into(),
             capacity: 8,
+            labels: Default::default(),
             data_dir: dir.path().join("worker"),
             poll_wait: Duration::from_secs(5),
             drain: Duration::from_secs(1),

@@ -11,6 +11,7 @@ mod containers;
 mod hostile;
 mod invariants;
 mod organise;
+mod placement;
 mod processes;
 mod registry;
 mod ui;

@@ -6,6 +6,7 @@ import { compareView } from "./compare.js";
 import { pipelineView, pipelinesView } from "./pipelines.js";
 import { lineageView } from "./lineage.js";
 import { cloneView } from "./form.js";
+import { workersView } from "./workers.js";
 
 export function route() {
   leave();
@@ -22,6 +23,7 @@ export function route() {
     (p === "/pipelines") ? pipelinesView() :
     (m = p.match(/^\/pipelines\/([^/]+)$/)) ? pipelineView(decodeURIComponent(m[1])) :
     (p === "/artifacts") ? lineageView() :
+    (p === "/workers") ? workersView() :
     Promise.resolve(notFound());
   view.catch((e) => main.replaceChildren(h("h1", {}, "Error"), h("p", { class: "error" }, e.message)));
 }

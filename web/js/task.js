@@ -1,7 +1,7 @@
 // sluice web UI: The panel of one task of a run: what it is and ran with (its loop item, its
 // condition, its resolved command, every input with where it came from), what it made, and its
 // log.
-import { API, TERMINAL, badge, elapsed, events, fmtBytes, fmtTime, fmtVal, h, json, kv, link } from "./lib.js";
+import { API, TERMINAL, badge, elapsed, events, fmtBytes, fmtTime, fmtVal, h, json, kv, labelChips, link } from "./lib.js";
 import { showArtifact } from "./artifacts.js";
 import { KINDS, kfpView } from "./kfp.js";
 import { LogView } from "./log.js";
@@ -82,6 +82,8 @@ export function taskPanel(panel, run, name, { close, select }) {
         ["runs when", t.when ? h("code", {}, t.when) : null],
         ["exit handler", t.exit_handler ? "yes: runs once the rest has ended" : null],
         ["serves", t.daemon ? h("span", { id: "serves" }, t.serving ? "at " + t.address + " (the steps after it reach it)" : t.address ? "served at " + t.address + "; stopped once the steps it served ended" : "not yet: the steps after it wait until it is up") : null],
+        ["runs on", Object.keys(t.node_selector || {}).length ? h("span", {}, "workers labelled ", labelChips(t.node_selector)) : null],
+        ["waiting", t.waiting ? h("span", { id: "waiting", class: "error" }, t.waiting, " (", link("/workers", "workers"), ")") : null],
         ["cached", t.cached_from ? h("span", {}, "reused the result of run ", link("/runs/" + t.cached_from, t.cached_from)) : null],
         ["attempt", ran ? t.attempt : null], ["image", t.image], ["digest", t.image_digest], ["worker", t.worker],
         ["resources", ran ? resources(t.resources) : null],

@@ -6,7 +6,8 @@ use crate::reporter::logship::LogPolicy;
 use crate::reporter::{self, Reporter};
 use crate::runtime::{ContainerRuntime, Exit, Io, LogSink, RunRequest, Started, StopReason};
 use sluice_sdk::api::{
-    EnvVar, ErrorCode, Lease, LeaseId, Outcome, ReportEvent, TaskResult, TaskSpec, WorkerIdentity,
+    EnvVar, ErrorCode, Lease, LeaseId, Outcome, RegisterWorker, ReportEvent, TaskResult, TaskSpec,
+    WorkerIdentity,
 };
 use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, LocalDir};
 use sluice_sdk::beneath;
@@ -27,6 +28,8 @@ pub struct WorkerConfig {
     pub name: String,
     /// How many tasks run at once.
     pub capacity: u32,
+    /// What it offers to steps' `nodeSelector`.
+    pub labels: sluice_sdk::api::Labels,
     /// Where task scratch files and output artifacts live.
     pub data_dir: PathBuf,
     /// How long one lease request waits for work.
@@ -66,12 +69,17 @@ async fn register(
     client: &Client,
     cfg: &WorkerConfig,
     artifact_root: &Path,
+    gpus: u32,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<sluice_sdk::api::WorkerRegistration> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let root = artifact_root.to_str();
-        match client.register_worker(&cfg.name, cfg.capacity, root).await {
+        let req = RegisterWorker {
+            labels: cfg.labels.clone(),
+            gpus,
+            ..RegisterWorker::new(&cfg.name, cfg.capacity, artifact_root.to_str())
+        };
+        match client.register_worker(&req).await {
             Ok(r) => return Some(r),
             Err(e) => tracing::warn!(error = %e, "cannot register with the server; retrying"),
         }
@@ -102,7 +110,15 @@ pub async fn run(
     });
     let client = Client::trusting(&cfg.server, cfg.token.clone(), cfg.ca_cert.as_deref())
         .map_err(std::io::Error::other)?;
-    let Some(reg) = register(&client, &cfg, artifacts.root(), &mut stop_rx).await else {
+    let Some(reg) = register(
+        &client,
+        &cfg,
+        artifacts.root(),
+        runtime.gpus(),
+        &mut stop_rx,
+    )
+    .await
+    else {
         return Ok(());
     };
     tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, "worker registered");
@@ -158,7 +174,14 @@ pub async fn run(
                 drop(first);
                 if e.code() == Some(&ErrorCode::UnknownWorker) {
                     tracing::warn!("the server does not know this worker; registering again");
-                    if let Some(reg) = register(&client, &cfg, artifacts.root(), &mut stop_rx).await
+                    if let Some(reg) = register(
+                        &client,
+                        &cfg,
+                        artifacts.root(),
+                        runtime.gpus(),
+                        &mut stop_rx,
+                    )
+                    .await
                     {
                         if let Ok(mut g) = worker_id.write() {
                             *g = WorkerIdentity {

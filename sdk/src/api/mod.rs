@@ -266,36 +266,21 @@ pub struct CreateRun {
 pub type Labels = std::collections::BTreeMap<String, String>;
 
 /// Most labels a run has.
-pub const MAX_LABELS: usize = 32;
+pub use sluice_spec::labels::MAX_LABELS;
 
-/// Checks labels as a caller gave them: at most [`MAX_LABELS`]; a name of 1 to 63 letters,
-/// digits, `-`, `_`, `.` or `/`, starting with a letter or digit; a value of at most 256
-/// characters without control characters. The error names the label at fault.
+/// Checks labels as a caller gave them: at most [`MAX_LABELS`], each as
+/// [`sluice_spec::labels::label_problem`] allows. The error names the label at fault.
 pub fn check_labels(labels: &Labels) -> Result<(), String> {
     if labels.len() > MAX_LABELS {
-        return Err(format!(
-            "a run has at most {MAX_LABELS} labels, not {}",
-            labels.len()
-        ));
+        return Err(format!("at most {MAX_LABELS} labels, not {}", labels.len()));
     }
-    for (k, v) in labels {
-        let ok = (1..=63).contains(&k.len())
-            && k.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-        if !ok {
-            return Err(format!(
-                "label name `{}` is not 1 to 63 letters, digits, `-`, `_`, `.` or `/` starting with a letter or digit",
-                k.escape_debug()
-            ));
-        }
-        if v.chars().count() > 256 || v.chars().any(char::is_control) {
-            return Err(format!(
-                "label `{k}`'s value is longer than 256 characters or holds control characters"
-            ));
-        }
+    match labels
+        .iter()
+        .find_map(|(k, v)| sluice_spec::labels::label_problem(k, v))
+    {
+        Some(why) => Err(why),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -429,6 +414,13 @@ pub struct TaskInfo {
     /// Whether a daemon step serves now (the steps after it may reach it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub serving: bool,
+    /// The labels its worker must have (`nodeSelector`).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub node_selector: Labels,
+    /// Why a ready task is not running yet, when no worker that is up can take it now (none
+    /// has its labels, none has enough GPUs, or those that do are busy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// What kind of task a task is, and what decides whether and how it runs.
@@ -506,6 +498,9 @@ pub struct ArtifactUse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AttemptInfo {
     pub attempt: u32,
+    /// The worker it ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     pub state: TaskState,
     pub exit_code: Option<i32>,
     pub error: Option<String>,

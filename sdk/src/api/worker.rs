@@ -12,6 +12,25 @@ pub struct RegisterWorker {
     /// server accepts a task's artifacts only inside that task's own area there.
     #[serde(default)]
     pub artifact_root: Option<String>,
+    /// What it offers to steps' `nodeSelector` (`gpu=a100`, `zone=b`).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// How many GPUs it has: steps asking for GPUs go only where enough are free.
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+impl RegisterWorker {
+    /// A worker with no labels and no GPUs.
+    pub fn new(name: impl Into<String>, capacity: u32, artifact_root: Option<&str>) -> Self {
+        RegisterWorker {
+            name: name.into(),
+            capacity,
+            artifact_root: artifact_root.map(str::to_string),
+            labels: Labels::new(),
+            gpus: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +59,29 @@ pub struct WorkerInfo {
     pub registered_at: String,
     pub last_seen_at: String,
     pub active_leases: u32,
+    /// Whether it was heard from within the lease time (a worker that stopped is kept in the
+    /// list, not alive).
+    #[serde(default)]
+    pub alive: bool,
+    #[serde(default)]
+    pub labels: Labels,
+    #[serde(default)]
+    pub gpus: u32,
+    /// The GPUs its current tasks asked for.
+    #[serde(default)]
+    pub gpus_in_use: u32,
+    /// The tasks it runs now.
+    #[serde(default)]
+    pub tasks: Vec<WorkerTask>,
+}
+
+/// A task a worker runs now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerTask {
+    pub run_id: String,
+    pub run_name: String,
+    pub task: String,
+    pub attempt: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -395,6 +395,12 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
             let t = r.task;
             TaskInfo {
                 daemon: t.spec.as_ref().is_some_and(|s| s.daemon.is_some()),
+                node_selector: t
+                    .spec
+                    .as_ref()
+                    .map(|s| s.node_selector.clone())
+                    .unwrap_or_default(),
+                waiting: None,
                 address: t.address.clone(),
                 serving: t.serving(),
                 name: r.stat.name.clone(),
@@ -411,7 +417,12 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                     .spec
                     .as_ref()
                     .map(|s| crate::wire::resources_of(s.resources.clone())),
-                worker: t.lease.map(|l| l.worker.into_string()),
+                // The worker that holds it, else the one its last attempt ran on.
+                worker: t
+                    .lease
+                    .map(|l| l.worker)
+                    .or_else(|| t.attempts.last().and_then(|a| a.worker.clone()))
+                    .map(|w| w.into_string()),
                 ready_at: t.ready_at.map(format_ts),
                 started_at: t.started_at.map(format_ts),
                 finished_at: t.finished_at.map(format_ts),
@@ -430,6 +441,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
                     .into_iter()
                     .map(|a| AttemptInfo {
                         attempt: a.attempt,
+                        worker: a.worker.map(|w| w.into_string()),
                         state: a.state,
                         exit_code: a.exit_code,
                         error: a.error,
@@ -479,7 +491,9 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
 }
 
 async fn detail(app: &App, id: &str) -> ApiResult<RunDetail> {
-    Ok(to_detail(find(app, id).await?))
+    let mut d = to_detail(find(app, id).await?);
+    super::workers::why_waiting(app, &mut d.tasks).await?;
+    Ok(d)
 }
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<RunDetail>> {

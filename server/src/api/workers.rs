@@ -2,13 +2,15 @@
 
 use super::error::{ApiErr, ApiResult, Body};
 use super::App;
+use crate::scheduler::Load;
+use crate::store::WorkerRow;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sluice_sdk::api::ErrorCode;
 use sluice_sdk::api::{
     format_ts, Heartbeat, HeartbeatResponse, LeaseRequest, LeaseResponse, RegisterWorker, Report,
-    ReportResponse, WorkerInfo, WorkerRegistration,
+    ReportResponse, TaskInfo, TaskState, WorkerInfo, WorkerRegistration, WorkerTask,
 };
 use std::time::Duration;
 
@@ -32,30 +34,122 @@ pub async fn register(
             ));
         }
     }
-    let (reg, hash) = app
-        .sched
-        .register_worker(&req.name, req.capacity, req.artifact_root.as_deref())
-        .await?;
+    sluice_sdk::api::check_labels(&req.labels)
+        .map_err(|e| ApiErr::bad_request(ErrorCode::InvalidBody, format!("`labels`: {e}")))?;
+    if req.gpus > 1024 {
+        return Err(ApiErr::bad_request(
+            ErrorCode::InvalidBody,
+            "`gpus` must be at most 1024",
+        ));
+    }
+    let (reg, hash) = app.sched.register_worker(&req).await?;
     app.auth.worker_registered(reg.id.as_str(), &hash);
     Ok((StatusCode::CREATED, Json(reg)))
 }
 
 pub async fn list(State(app): State<App>) -> ApiResult<Json<Vec<WorkerInfo>>> {
-    let counts = app.sched.active_leases_by_worker().await;
+    let mut loads = app.sched.worker_loads().await;
     let workers = app.store().list_workers().await?;
+    let since = sluice_sdk::api::now_ms() - app.sched.lease_ttl_ms();
     Ok(Json(
         workers
             .into_iter()
-            .map(|w| WorkerInfo {
-                active_leases: counts.get(&w.id).copied().unwrap_or(0),
-                id: w.id,
-                name: w.name,
-                capacity: w.capacity,
-                registered_at: format_ts(w.registered_at),
-                last_seen_at: format_ts(w.last_seen_at),
+            .map(|w| {
+                let load = loads.remove(&w.id).unwrap_or_default();
+                let (seen, alive) = seen(&w, Some(&load), since);
+                WorkerInfo {
+                    active_leases: load.tasks.len() as u32,
+                    alive,
+                    gpus_in_use: load.gpus,
+                    tasks: load
+                        .tasks
+                        .into_iter()
+                        .map(|(run_id, run_name, task, attempt)| WorkerTask {
+                            run_id,
+                            run_name,
+                            task,
+                            attempt,
+                        })
+                        .collect(),
+                    id: w.id,
+                    name: w.name,
+                    capacity: w.capacity,
+                    registered_at: format_ts(w.registered_at),
+                    last_seen_at: format_ts(seen),
+                    labels: w.labels,
+                    gpus: w.gpus,
+                }
             })
             .collect(),
     ))
+}
+
+/// When a worker was last heard from, and whether it is up: heard from (a heartbeat, a report)
+/// within the lease time (after `since`), or waiting for work in a lease request. A worker not
+/// heard from since this server started goes by its last time seen in the store.
+fn seen(w: &WorkerRow, load: Option<&Load>, since: i64) -> (i64, bool) {
+    match load.and_then(|l| l.seen) {
+        Some((at, up)) => (at.max(w.last_seen_at), up),
+        None => (w.last_seen_at, w.last_seen_at >= since),
+    }
+}
+
+/// Says, for each ready task that asks for labels or GPUs, why no worker that is up takes it
+/// now, when none can: as Kubernetes says why a pod is pending.
+pub(super) async fn why_waiting(app: &App, tasks: &mut [TaskInfo]) -> ApiResult<()> {
+    let asks = |t: &TaskInfo| {
+        t.state == TaskState::Ready
+            && (!t.node_selector.is_empty() || t.resources.as_ref().is_some_and(|r| r.gpu > 0))
+    };
+    if !tasks.iter().any(asks) {
+        return Ok(());
+    }
+    let loads = app.sched.worker_loads().await;
+    let since = sluice_sdk::api::now_ms() - app.sched.lease_ttl_ms();
+    let mut up = app.store().list_workers().await?;
+    up.retain(|w| seen(w, loads.get(&w.id), since).1);
+    for t in tasks.iter_mut().filter(|t| asks(t)) {
+        let gpus = t.resources.as_ref().map_or(0, |r| r.gpu);
+        let labelled: Vec<_> = up
+            .iter()
+            .filter(|w| sluice_spec::labels::selects(&t.node_selector, &w.labels))
+            .collect();
+        let with_gpus: Vec<_> = labelled.iter().filter(|w| w.gpus >= gpus).collect();
+        let free = with_gpus
+            .iter()
+            .any(|w| w.gpus - loads.get(&w.id).map_or(0, |l| l.gpus).min(w.gpus) >= gpus);
+        let wanted: Vec<String> = t
+            .node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        t.waiting = if up.is_empty() {
+            Some("no worker is up".to_string())
+        } else if labelled.is_empty() {
+            Some(format!(
+                "no worker that is up has the labels {}",
+                wanted.join(", ")
+            ))
+        } else if with_gpus.is_empty() {
+            Some(format!(
+                "no worker that is up{} has {gpus} GPU{}",
+                if wanted.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with the labels {}", wanted.join(", "))
+                },
+                if gpus == 1 { "" } else { "s" }
+            ))
+        } else if !free {
+            Some(format!(
+                "waiting for {gpus} free GPU{}: the workers that have them are using them",
+                if gpus == 1 { "" } else { "s" }
+            ))
+        } else {
+            None
+        };
+    }
+    Ok(())
 }
 
 pub async fn lease(

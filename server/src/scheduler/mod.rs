@@ -3,8 +3,11 @@
 //! the changes to whoever watches. The database stays the truth: a restarted server rebuilds this
 //! state from it.
 
+mod placement;
 mod runs;
 mod workers;
+
+pub use placement::Load;
 
 use crate::secrets::SecretBox;
 use crate::store::{
@@ -151,6 +154,26 @@ struct State {
 struct Known {
     /// Where its tasks' outputs are written, on its host.
     artifact_root: Option<String>,
+    /// What it offers to steps' `nodeSelector`.
+    labels: sluice_sdk::api::Labels,
+    gpus: u32,
+    /// When it was last heard from (a lease request, a heartbeat, a report), in memory only.
+    seen: i64,
+    /// Until when it counts as up: a lease time after it was last heard from, or after the end of
+    /// the lease request it waits in.
+    up_until: i64,
+}
+
+impl From<crate::store::WorkerRow> for Known {
+    fn from(w: crate::store::WorkerRow) -> Known {
+        Known {
+            artifact_root: w.artifact_root,
+            labels: w.labels,
+            gpus: w.gpus,
+            seen: w.last_seen_at,
+            up_until: 0,
+        }
+    }
 }
 
 /// What one step changed, to persist and then announce.

@@ -3,7 +3,8 @@
 use super::{collect, now_ms, Announcement, Known, Scheduler, State, Step};
 use crate::store::{LogRow, NewWorker, StoreError};
 use sluice_sdk::api::{
-    format_ts, CachedResult, Lease, LogLine, ReportEvent, RunEvent, WorkerRegistration,
+    format_ts, CachedResult, Lease, LogLine, RegisterWorker, ReportEvent, RunEvent,
+    WorkerRegistration,
 };
 use sluice_spec::ids::{LeaseId, WorkerId};
 use std::collections::BTreeSet;
@@ -22,28 +23,32 @@ impl Scheduler {
     /// Registers a worker with its own new credential (returned once; its hash is kept).
     pub async fn register_worker(
         &self,
-        name: &str,
-        capacity: u32,
-        artifact_root: Option<&str>,
+        req: &RegisterWorker,
     ) -> Result<(WorkerRegistration, String), StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let credential = crate::api::auth::new_secret("slw_");
         let credential_hash = crate::api::auth::hash(&credential);
         let new = NewWorker {
             id: &id,
-            name,
-            capacity,
+            name: &req.name,
+            capacity: req.capacity,
             credential_hash: &credential_hash,
-            artifact_root,
+            artifact_root: req.artifact_root.as_deref(),
+            labels: &req.labels,
+            gpus: req.gpus,
         };
         self.store.register_worker(&new, now_ms()).await?;
         self.state.lock().await.workers.insert(
             id.clone(),
             Known {
-                artifact_root: artifact_root.map(str::to_string),
+                artifact_root: req.artifact_root.clone(),
+                labels: req.labels.clone(),
+                gpus: req.gpus,
+                seen: now_ms(),
+                up_until: now_ms() + self.cfg.lease_ttl_ms,
             },
         );
-        tracing::info!(worker = %id, name, capacity, "worker registered");
+        tracing::info!(worker = %id, name = %req.name, capacity = req.capacity, gpus = req.gpus, labels = ?req.labels, "worker registered");
         Ok((
             WorkerRegistration {
                 id: id.into(),
@@ -55,23 +60,27 @@ impl Scheduler {
         ))
     }
 
-    /// Knows the worker, looking it up in the store after a restart.
-    async fn check_worker(&self, st: &mut State, id: &str) -> Result<(), WorkerError> {
-        if st.workers.contains_key(id) {
-            return Ok(());
-        }
-        match self.store.get_worker(id).await? {
-            Some(w) => {
-                st.workers.insert(
-                    w.id,
-                    Known {
-                        artifact_root: w.artifact_root,
-                    },
-                );
-                Ok(())
+    /// Knows the worker (looking it up in the store after a restart), and that it is up until
+    /// `up_until` at least.
+    async fn check_worker(
+        &self,
+        st: &mut State,
+        id: &str,
+        up_until: i64,
+    ) -> Result<(), WorkerError> {
+        if !st.workers.contains_key(id) {
+            match self.store.get_worker(id).await? {
+                Some(w) => {
+                    st.workers.insert(w.id.clone(), Known::from(w));
+                }
+                None => return Err(WorkerError::UnknownWorker(id.to_string())),
             }
-            None => Err(WorkerError::UnknownWorker(id.to_string())),
         }
+        if let Some(k) = st.workers.get_mut(id) {
+            k.seen = now_ms();
+            k.up_until = k.up_until.max(up_until);
+        }
+        Ok(())
     }
 
     /// Leases up to `max` ready tasks, waiting up to `wait` for one when none is ready.
@@ -82,13 +91,15 @@ impl Scheduler {
         wait: Duration,
     ) -> Result<Vec<Lease>, WorkerError> {
         let deadline = tokio::time::Instant::now() + wait;
+        // Up while it waits here, and a lease time after.
+        let up_until = now_ms() + wait.as_millis() as i64 + self.cfg.lease_ttl_ms;
         loop {
             let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
                 let mut st = self.state.lock().await;
-                self.check_worker(&mut st, worker).await?;
+                self.check_worker(&mut st, worker, up_until).await?;
                 let leases = self.take(&mut st, worker, max).await?;
                 if !leases.is_empty() {
                     return Ok(leases);
@@ -104,8 +115,11 @@ impl Scheduler {
         let now = now_ms();
         let mut step = Step::default();
         let mut out = Vec::new();
-        // Tasks bound to another worker (they reach a daemon there), put back in their order.
+        // Tasks for another worker (one that reaches a daemon there, one whose `nodeSelector`
+        // this worker does not match, one asking for more GPUs than it has free), put back in
+        // their order.
         let mut elsewhere = Vec::new();
+        let mut gpus_used = super::placement::gpus_used(st, worker);
         while out.len() < max as usize {
             let Some((run_id, i)) = st.ready.pop_front() else {
                 break;
@@ -113,7 +127,11 @@ impl Scheduler {
             let Some(active) = st.runs.get_mut(&run_id) else {
                 continue;
             };
-            if active.run.bound_to(i).is_some_and(|w| w.as_str() != worker) {
+            let fits = st
+                .workers
+                .get(worker)
+                .is_some_and(|k| k.fits(active.run.tasks[i].spec.as_ref(), gpus_used));
+            if !fits || active.run.bound_to(i).is_some_and(|w| w.as_str() != worker) {
                 elsewhere.push((run_id, i));
                 continue;
             }
@@ -153,6 +171,7 @@ impl Scheduler {
                     .insert(lease_id.clone(), (c.run_id.to_string(), arts.collect()));
             }
             let t = &active.run.tasks[i];
+            gpus_used += t.spec.as_ref().map_or(0, |s| s.resources.gpu);
             out.push(Lease {
                 cached,
                 lease_id: lease_id.clone(),
@@ -183,7 +202,8 @@ impl Scheduler {
     ) -> Result<(Vec<LeaseId>, Vec<LeaseId>), WorkerError> {
         let now = now_ms();
         let mut st = self.state.lock().await;
-        self.check_worker(&mut st, worker).await?;
+        self.check_worker(&mut st, worker, now + self.cfg.lease_ttl_ms)
+            .await?;
         let (mut lost, mut cancel) = (Vec::new(), Vec::new());
         for l in leases {
             let Some((run_id, i)) = st.leases.get(l).cloned() else {
@@ -220,7 +240,8 @@ impl Scheduler {
         let now = now_ms();
         let ttl = self.cfg.lease_ttl_ms;
         let mut st = self.state.lock().await;
-        self.check_worker(&mut st, worker).await?;
+        self.check_worker(&mut st, worker, now + self.cfg.lease_ttl_ms)
+            .await?;
         let root = st.workers.get(worker).and_then(|w| w.artifact_root.clone());
         let mut step = Step::default();
         let mut lost = BTreeSet::new();
@@ -296,6 +317,9 @@ impl Scheduler {
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {
                         st.leases.remove(&lease_id);
+                        // The lease's GPUs are free again: a worker waiting for some may now
+                        // fit a task that is ready.
+                        step.readied |= !st.ready.is_empty();
                     }
                     r
                 }
@@ -446,21 +470,5 @@ impl Scheduler {
             }
         }
         Ok(sluice_sdk::api::SecretValues(values))
-    }
-
-    /// How many leases each worker holds now.
-    pub async fn active_leases_by_worker(&self) -> std::collections::HashMap<String, u32> {
-        let st = self.state.lock().await;
-        let mut out = std::collections::HashMap::new();
-        for (run_id, i) in st.leases.values() {
-            if let Some(l) = st
-                .runs
-                .get(run_id)
-                .and_then(|a| a.run.tasks[*i].lease.as_ref())
-            {
-                *out.entry(l.worker.to_string()).or_insert(0) += 1;
-            }
-        }
-        out
     }
 }

@@ -278,6 +278,10 @@ pub struct WorkerRow {
     pub credential_hash: Option<String>,
     /// The directory its tasks' output artifacts are written beneath, on its host.
     pub artifact_root: Option<String>,
+    /// What it offers to steps' `nodeSelector`.
+    pub labels: sluice_sdk::api::Labels,
+    /// How many GPUs it has.
+    pub gpus: u32,
 }
 
 /// What registering a worker keeps.
@@ -288,6 +292,8 @@ pub struct NewWorker<'a> {
     pub capacity: u32,
     pub credential_hash: &'a str,
     pub artifact_root: Option<&'a str>,
+    pub labels: &'a sluice_sdk::api::Labels,
+    pub gpus: u32,
 }
 
 /// An API token: never its secret, which is kept only as a hash.

@@ -1,7 +1,7 @@
 //! The web UI: the assets under `web/` (plain HTML, CSS and ES modules, one per view; no build
 //! step), embedded in the binary at build time and served at `/` beside the API. Every path
 //! outside `/api` and `/assets` gets the page, which routes itself, so deep links (`/runs/ID`,
-//! `/runs/ID/tasks/TASK`, `/pipelines/NAME`) work.
+//! `/runs/ID/tasks/TASK`, `/pipelines/NAME`, `/workers`) work.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -33,6 +33,7 @@ assets!(
     "js/task.js",
     "js/form.js",
     "js/lineage.js",
+    "js/workers.js",
     "vendor/d3-dag-1.2.2.min.js",
 );
 

@@ -252,6 +252,7 @@ impl Cluster {
             token: None,
             name: "bench".into(),
             capacity,
+            labels: Default::default(),
             data_dir: dir.join("worker"),
             poll_wait: Duration::from_secs(5),
             drain: Duration::from_secs(5),

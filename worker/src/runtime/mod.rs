@@ -116,4 +116,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 
     /// Runs the task's container to its end (or until stopped) and cleans up after it.
     fn run(&self, req: RunRequest, io: Io) -> BoxFuture<'_, Result<Exit, RuntimeError>>;
+
+    /// How many GPUs it can hand to containers (the server gives GPU steps only to workers
+    /// with enough free).
+    fn gpus(&self) -> u32 {
+        0
+    }
 }

@@ -165,6 +165,8 @@ mod tests {
             capacity: 4,
             credential_hash: "00",
             artifact_root: None,
+            labels: &Default::default(),
+            gpus: 0,
         };
         store.register_worker(&w1, 10).await.unwrap();
         let v = store

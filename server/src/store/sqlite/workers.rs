@@ -1,6 +1,6 @@
 //! Worker registrations.
 
-use super::{read, SqliteStore};
+use super::{from_json, json, read, SqliteStore};
 use crate::store::{NewWorker, Result, WorkerRow, WorkerStore};
 use async_trait::async_trait;
 
@@ -14,10 +14,15 @@ struct WorkerCols {
     last_seen_at: i64,
     credential_hash: Option<String>,
     artifact_root: Option<String>,
+    labels: Option<String>,
+    #[sqlx(try_from = "i64")]
+    gpus: u32,
 }
 
-impl From<WorkerCols> for WorkerRow {
-    fn from(c: WorkerCols) -> WorkerRow {
+impl TryFrom<WorkerCols> for WorkerRow {
+    type Error = crate::store::StoreError;
+
+    fn try_from(c: WorkerCols) -> Result<WorkerRow> {
         let WorkerCols {
             id,
             name,
@@ -26,8 +31,10 @@ impl From<WorkerCols> for WorkerRow {
             last_seen_at,
             credential_hash,
             artifact_root,
+            labels,
+            gpus,
         } = c;
-        WorkerRow {
+        Ok(WorkerRow {
             id,
             name,
             capacity,
@@ -35,7 +42,9 @@ impl From<WorkerCols> for WorkerRow {
             last_seen_at,
             credential_hash,
             artifact_root,
-        }
+            labels: from_json(labels, "worker labels")?.unwrap_or_default(),
+            gpus,
+        })
     }
 }
 
@@ -45,7 +54,7 @@ impl WorkerStore for SqliteStore {
         let mut w = self.writer().await?;
         sqlx::query(
             "INSERT INTO workers (id, name, capacity, registered_at, last_seen_at, \
-             credential_hash, artifact_root) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             credential_hash, artifact_root, labels, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(n.id)
         .bind(n.name)
@@ -54,6 +63,8 @@ impl WorkerStore for SqliteStore {
         .bind(now)
         .bind(n.credential_hash)
         .bind(n.artifact_root)
+        .bind((!n.labels.is_empty()).then(|| json(n.labels)))
+        .bind(n.gpus as i64)
         .execute(w.conn())
         .await?;
         w.done();
@@ -66,7 +77,7 @@ impl WorkerStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(|r| read::<WorkerCols>(r).map(WorkerRow::from))
+            .map(|r| read::<WorkerCols>(r).and_then(WorkerRow::try_from))
             .transpose()
     }
 
@@ -75,7 +86,7 @@ impl WorkerStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| read::<WorkerCols>(r).map(WorkerRow::from))
+            .map(|r| read::<WorkerCols>(r).and_then(WorkerRow::try_from))
             .collect()
     }
 }

@@ -5,6 +5,8 @@
 //! - `secretAsEnv`: the key `KEY` of Kubernetes secret `NAME` is sluice secret `NAME-KEY`
 //!   (`sluice secrets set NAME-KEY`), given as the variable named.
 //! - `pvcMount` of a constant claim name: the worker's named volume of that name, writable.
+//! - `nodeSelector.labels`: the step's `nodeSelector`, the labels its worker must offer
+//!   (`sluice worker --label`).
 //! - `pipelineConfig.workspace`: the run's workspace (see [`crate::Pipeline::workspace`]).
 //!
 //! `secretAsVolume` is refused: a Kubernetes secret's keys are not known before the run.
@@ -51,10 +53,9 @@ pub(super) fn index<'a>(doc: &'a Node, ir: &mut Ir<'a>, d: &mut Diagnostics) {
     }
 }
 
-const KNOWN: &[&str] = &["secretAsEnv", "secretAsVolume", "pvcMount"];
+const KNOWN: &[&str] = &["secretAsEnv", "secretAsVolume", "pvcMount", "nodeSelector"];
 /// What kfp-kubernetes can say that has no meaning on a sluice worker.
 const UNSUPPORTED: &[&str] = &[
-    "nodeSelector",
     "tolerations",
     "imagePullPolicy",
     "imagePullSecret",
@@ -141,6 +142,16 @@ pub(super) fn apply(node: &Node, label: &str, t: &mut Template, d: &mut Diagnost
             continue;
         };
         d.error(s.get("secretName").map(|n| n.span).unwrap_or(node.span), "secretAsVolume: a Kubernetes secret's keys are not known before the run; give each key as an environment variable (secretAsEnv)");
+    }
+    if let Some(n) = f.get("nodeSelector") {
+        if let Some(s) = Fields::new(n, "nodeSelector", &[&["labels", "nodeSelectorJson"]], d) {
+            if let Some(j) = s.get("nodeSelectorJson") {
+                d.error(j.span, "nodeSelector: a selector given as a parameter (`nodeSelectorJson`) is not known before the run; give its labels");
+            }
+            if let Some(l) = s.get("labels") {
+                t.node_selector = crate::parse::node_selector(l, d);
+            }
+        }
     }
     for p in list("pvcMount") {
         let Some(p) = Fields::new(

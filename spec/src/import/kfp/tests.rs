@@ -86,14 +86,25 @@ fn a_kfp_v1_file_is_refused_saying_so() {
 #[test]
 fn a_platform_spec_document_is_read_after_the_pipelinespec() {
     let src = format!("{IR}---\nplatforms:\n  kubernetes:\n    deploymentSpec:\n      executors:\n        exec-echo:\n          secretAsEnv:\n          - secretName: hf\n            keyToEnv:\n            - secretKey: token\n              envVar: HF_TOKEN\n          nodeSelector:\n            labels: {{gpu: a100}}\n");
-    let e = load("p.yaml", &src).unwrap_err().render(&src);
-    assert!(e.contains("`nodeSelector`"), "{e}");
-    let ok = src.replace(
-        "          nodeSelector:\n            labels: {gpu: a100}\n",
-        "",
+    let p = load("p.yaml", &src).unwrap_or_else(|d| panic!("{}", d.render(&src)));
+    let t = &p.components[0].template;
+    let selector: Vec<(&str, &str)> = t
+        .node_selector
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.value.as_str()))
+        .collect();
+    assert_eq!(selector, [("gpu", "a100")]);
+    // A selector given as a run parameter is not known before the run.
+    let by_param = src.replace(
+        "            labels: {gpu: a100}\n",
+        "            nodeSelectorJson: {componentInputParameter: sel}\n",
     );
-    let p = load("p.yaml", &ok).unwrap_or_else(|d| panic!("{}", d.render(&ok)));
-    let secrets = &p.components[0].template.secrets;
+    let e = load("p.yaml", &by_param).unwrap_err().render(&by_param);
+    assert!(
+        e.contains("nodeSelectorJson") && e.contains("p.yaml:44:31"),
+        "{e}"
+    );
+    let secrets = &t.secrets;
     assert_eq!(secrets[0].secret, "hf-token");
     assert_eq!(secrets[0].env.as_deref(), Some("HF_TOKEN"));
 }

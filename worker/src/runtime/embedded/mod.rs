@@ -478,6 +478,10 @@ impl ContainerRuntime for EmbeddedRuntime {
         "embedded"
     }
 
+    fn gpus(&self) -> u32 {
+        self.gpus.count() as u32
+    }
+
     fn prepare<'a>(
         &'a self,
         spec: &'a sluice_sdk::api::TaskSpec,
