@@ -1,6 +1,7 @@
 //! sluice's server: the SQLite store, the REST API and the scheduler that ties them.
 
 pub mod api;
+pub mod metrics;
 pub mod policy;
 pub mod scheduler;
 pub mod secrets;

@@ -20,6 +20,14 @@ pub enum RunState {
 }
 
 impl RunState {
+    pub const ALL: [RunState; 5] = [
+        RunState::Running,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelling,
+        RunState::Cancelled,
+    ];
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -67,6 +75,17 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    pub const ALL: [TaskState; 8] = [
+        TaskState::Pending,
+        TaskState::Ready,
+        TaskState::Leased,
+        TaskState::Running,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Cancelled,
+        TaskState::Skipped,
+    ];
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -112,6 +131,16 @@ pub enum Outcome {
     Succeeded,
     Failed,
     Cancelled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Why a run ended, or is ending: kept in its own column, so that a restored run knows it

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch.
 
 mod access;
+mod backup;
 mod bench;
 mod image;
 mod pipelines;
@@ -32,6 +33,23 @@ pub struct Cli {
     /// Log filter for sluice's own diagnostics on stderr (e.g. `info`, `sluice_server=debug`).
     #[arg(long, global = true, env = "SLUICE_LOG")]
     pub log: Option<String>,
+    /// How those diagnostics are written: `text` for people, `json` (one object a line, with
+    /// its span's fields) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -116,6 +134,9 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: image::ImageCmd,
     },
+    /// Copy a server's database and secrets key into a new directory, while it runs (SQLite's
+    /// online backup; for PostgreSQL use `pg_dump`).
+    Backup(backup::BackupArgs),
     /// Measure sluice against its targets.
     Bench {
         #[command(subcommand)]
@@ -129,13 +150,15 @@ pub fn init_tracing(cli: &Cli) {
         _ => "warn",
     };
     let filter = cli.log.clone().unwrap_or_else(|| default.to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Text => fmt.try_init(),
+        LogFormat::Json => fmt.json().with_current_span(true).try_init(),
+    };
 }
 
 pub async fn dispatch(cli: Cli) -> u8 {
@@ -152,6 +175,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Cmd::Secrets { cmd } => access::secrets(cmd).await,
         Cmd::Workers { cmd } => workers::workers(cmd).await,
         Cmd::Image { cmd } => image::image(cmd).await,
+        Cmd::Backup(a) => backup::backup(a).await,
         Cmd::Bench { cmd } => bench::bench(cmd).await,
     };
     match result {

@@ -10,6 +10,7 @@ mod cli;
 mod containers;
 mod hostile;
 mod invariants;
+mod ops;
 mod organise;
 mod placement;
 mod processes;

@@ -5,6 +5,7 @@ mod artifacts;
 pub mod auth;
 pub mod error;
 mod login;
+mod ops;
 mod pipelines;
 mod runs;
 mod secrets;
@@ -124,6 +125,9 @@ fn table() -> Table {
             Json(serde_json::json!({"status": "ok"}))
         })
         .add(M::GET, "/openapi.json", Open, openapi)
+        .add(M::GET, "/livez", Open, ops::livez)
+        .add(M::GET, "/readyz", Open, ops::readyz)
+        .add(M::GET, "/metrics", Read, ops::metrics)
         .add(M::POST, "/login", Open, login::login)
         .add(M::POST, "/logout", Open, login::logout)
         .add(M::GET, "/whoami", Read, login::whoami)
@@ -209,8 +213,15 @@ pub fn router(app: App) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), announced_size))
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body))
         .fallback(|| async { ApiErr::not_found("no such API endpoint") })
+        .with_state(app.clone());
+    // Where operators' tools look for them, with the same access as under `/api/v1`.
+    let ops = Router::new()
+        .route("/metrics", axum::routing::get(ops::metrics))
+        .route("/livez", axum::routing::get(ops::livez))
+        .route("/readyz", axum::routing::get(ops::readyz))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth::check))
         .with_state(app);
-    Router::new().nest("/api/v1", api)
+    Router::new().nest("/api/v1", api).merge(ops)
 }
 
 /// Longest request target (path and query) served: a longer one gets a 414 that says so.

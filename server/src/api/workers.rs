@@ -2,8 +2,7 @@
 
 use super::error::{ApiErr, ApiResult, Body};
 use super::App;
-use crate::scheduler::Load;
-use crate::store::WorkerRow;
+use crate::scheduler::seen;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -50,7 +49,7 @@ pub async fn register(
 pub async fn list(State(app): State<App>) -> ApiResult<Json<Vec<WorkerInfo>>> {
     let mut loads = app.sched.worker_loads().await;
     let workers = app.store().list_workers().await?;
-    let since = sluice_sdk::api::now_ms() - app.sched.lease_ttl_ms();
+    let since = sluice_sdk::api::now_ms() - app.sched.config().lease_ttl_ms;
     Ok(Json(
         workers
             .into_iter()
@@ -84,16 +83,6 @@ pub async fn list(State(app): State<App>) -> ApiResult<Json<Vec<WorkerInfo>>> {
     ))
 }
 
-/// When a worker was last heard from, and whether it is up: heard from (a heartbeat, a report)
-/// within the lease time (after `since`), or waiting for work in a lease request. A worker not
-/// heard from since this server started goes by its last time seen in the store.
-fn seen(w: &WorkerRow, load: Option<&Load>, since: i64) -> (i64, bool) {
-    match load.and_then(|l| l.seen) {
-        Some((at, up)) => (at.max(w.last_seen_at), up),
-        None => (w.last_seen_at, w.last_seen_at >= since),
-    }
-}
-
 /// Says, for each ready task that asks for labels or GPUs, why no worker that is up takes it
 /// now, when none can: as Kubernetes says why a pod is pending.
 pub(super) async fn why_waiting(app: &App, tasks: &mut [TaskInfo]) -> ApiResult<()> {
@@ -105,7 +94,7 @@ pub(super) async fn why_waiting(app: &App, tasks: &mut [TaskInfo]) -> ApiResult<
         return Ok(());
     }
     let loads = app.sched.worker_loads().await;
-    let since = sluice_sdk::api::now_ms() - app.sched.lease_ttl_ms();
+    let since = sluice_sdk::api::now_ms() - app.sched.config().lease_ttl_ms;
     let mut up = app.store().list_workers().await?;
     up.retain(|w| seen(w, loads.get(&w.id), since).1);
     for t in tasks.iter_mut().filter(|t| asks(t)) {

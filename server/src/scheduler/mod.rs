@@ -3,11 +3,12 @@
 //! the changes to whoever watches. The database stays the truth: a restarted server rebuilds this
 //! state from it.
 
+mod gauges;
 mod placement;
 mod runs;
 mod workers;
 
-pub use placement::Load;
+pub use placement::{seen, Load};
 
 use crate::secrets::SecretBox;
 use crate::store::{
@@ -197,6 +198,7 @@ pub struct Scheduler {
     events: broadcast::Sender<Arc<Announcement>>,
     /// Opens stored secrets, for the leases of tasks that use them.
     secrets: Arc<SecretBox>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Scheduler {
@@ -215,6 +217,7 @@ impl Scheduler {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             events,
+            metrics: Default::default(),
         });
         s.restore().await?;
         Ok(s)
@@ -226,6 +229,10 @@ impl Scheduler {
 
     pub fn config(&self) -> &SchedulerConfig {
         &self.cfg
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Announcement>> {
@@ -282,6 +289,7 @@ impl Scheduler {
                 if let Some(l) = &active.run.tasks[i].lease {
                     tracing::warn!(run = %id, task = %active.run.plan.tasks[i].name, worker = %l.worker, "lease expired; the task will run again");
                     lost.push(l.id.clone());
+                    self.metrics.lease_expired();
                 }
                 fx.extend(active.run.lease_expired(i, now));
             }

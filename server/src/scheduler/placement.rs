@@ -3,6 +3,7 @@
 //! those its current leases asked for). What each worker holds now is read from the leases.
 
 use super::{Known, Scheduler, State};
+use crate::store::WorkerRow;
 use sluice_engine::task::TaskSpec;
 use std::collections::HashMap;
 
@@ -74,14 +75,19 @@ pub(super) fn gpus_used(st: &State, worker: &str) -> u32 {
     n
 }
 
+/// When a worker was last heard from, and whether it is up: heard from (a heartbeat, a report)
+/// within the lease time (after `since`), or waiting for work in a lease request. A worker not
+/// heard from since this server started goes by its last time seen in the store.
+pub fn seen(w: &WorkerRow, load: Option<&Load>, since: i64) -> (i64, bool) {
+    match load.and_then(|l| l.seen) {
+        Some((at, up)) => (at.max(w.last_seen_at), up),
+        None => (w.last_seen_at, w.last_seen_at >= since),
+    }
+}
+
 impl Scheduler {
     /// What each worker holds now.
     pub async fn worker_loads(&self) -> HashMap<String, Load> {
         loads(&*self.state.lock().await)
-    }
-
-    /// How long a lease lasts without a heartbeat.
-    pub fn lease_ttl_ms(&self) -> i64 {
-        self.cfg.lease_ttl_ms
     }
 }

@@ -118,6 +118,7 @@ impl Scheduler {
         let planned = t0.elapsed();
         // A run that could not be written is gone from memory too (see `commit`).
         self.commit(&mut st, step).await?;
+        self.metrics.run_created();
         tracing::info!(run = %id, plan_ms = planned.as_secs_f64() * 1e3, total_ms = t0.elapsed().as_secs_f64() * 1e3, "run created");
         Ok(Created::New(id))
     }

@@ -280,6 +280,10 @@ impl Scheduler {
                     let r = active
                         .run
                         .started(i, &lease_id, ts_ms.min(now), ttl, image_digest);
+                    let t = &active.run.tasks[i];
+                    if let (Ok(_), Some(ready), Some(started)) = (&r, t.ready_at, t.started_at) {
+                        self.metrics.step_started(started - ready);
+                    }
                     if let Some((d, image)) = seen {
                         st.digests.insert(image, (d, now));
                     }
@@ -301,6 +305,12 @@ impl Scheduler {
                     }
                 }
                 ReportEvent::Finished { ts_ms, result, .. } => {
+                    let outcome = result.outcome;
+                    // Bytes a step made (none for a result reused from the cache).
+                    let bytes = match result.cached_from {
+                        Some(_) => 0,
+                        None => result.artifacts.iter().map(|a| a.size).sum(),
+                    };
                     let mut result = crate::wire::task_result(result);
                     let area = output_area(
                         root.as_deref(),
@@ -314,8 +324,11 @@ impl Scheduler {
                             format!("the worker's report was refused: {why}"),
                         ));
                     }
+                    let started = active.run.tasks[i].started_at;
                     let r = active.run.finished(i, &lease_id, result, ts_ms.min(now));
                     if r.is_ok() {
+                        let ran = started.map(|s| ts_ms.min(now) - s);
+                        self.metrics.attempt_ended(outcome.as_str(), ran, bytes);
                         st.leases.remove(&lease_id);
                         // The lease's GPUs are free again: a worker waiting for some may now
                         // fit a task that is ready.

@@ -12,6 +12,7 @@ mod sqlite;
 use async_trait::async_trait;
 pub use rows::*;
 use sluice_sdk::api::{ArtifactUse, LogLine, PipelineSummary, PipelineVersion};
+use sluice_spec::state::RunState;
 pub use sqlite::SqliteStore;
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ pub enum StoreError {
     /// What was asked names more than one thing.
     #[error("{0}")]
     Ambiguous(String),
+    /// What was asked is not something this store does.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StoreError {
@@ -56,6 +60,8 @@ pub trait RunStore {
     /// restart (each is read with [`RunStore::get_run`], so that one that cannot be read stops
     /// only itself).
     async fn active_run_ids(&self) -> Result<Vec<String>>;
+    /// How many runs are kept in each state (states with none left out).
+    async fn count_runs_by_state(&self) -> Result<Vec<(RunState, u64)>>;
     /// Fails a run that cannot be taken up again (its rows do not read back), with the reason.
     async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()>;
     /// The newest cached result under `key` made at or after `since` (milliseconds), for any
@@ -165,6 +171,10 @@ pub trait Store:
     /// Housekeeping a backend does in the background (SQLite: copying its write-ahead log back
     /// into the database file), so that commits on the hot path never pay for it.
     async fn checkpoint(&self) -> Result<()>;
+    /// Answers when the database does (a readiness probe).
+    async fn ping(&self) -> Result<()>;
+    /// Writes a consistent copy of the database to `dest` (a new file) while it is in use.
+    async fn backup(&self, dest: &std::path::Path) -> Result<()>;
     async fn close(&self);
 }
 

@@ -116,6 +116,27 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// SQLite's `VACUUM INTO`: one read transaction, so writers go on while it copies; the
+    /// copy is compacted and has no write-ahead log to carry.
+    async fn backup(&self, dest: &Path) -> Result<()> {
+        let Some(dest) = dest.to_str() else {
+            return Err(StoreError::Unsupported(format!(
+                "cannot back up to {}: not a UTF-8 path",
+                dest.display()
+            )));
+        };
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         if let Some(c) = self.writer.conn.lock().await.take() {
             let _ = sqlx::Connection::close(c).await;

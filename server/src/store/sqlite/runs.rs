@@ -530,6 +530,20 @@ impl RunStore for SqliteStore {
         Ok(n)
     }
 
+    async fn count_runs_by_state(&self) -> Result<Vec<(RunState, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM runs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(s, n)| {
+                RunState::parse(&s)
+                    .map(|st| (st, n.max(0) as u64))
+                    .ok_or_else(|| corrupt("run state", &s))
+            })
+            .collect()
+    }
+
     /// Ends a run that cannot go on (its stored state no longer reads back), with the reason.
     async fn fail_run(&self, id: &str, error: &str, at: i64) -> Result<()> {
         let mut w = self.writer().await?;
