@@ -256,6 +256,10 @@ mod tests {
         };
         // Both sides serialize alike: what the store keeps and what the worker is sent agree.
         let wire = serde_json::to_value(task_spec(spec.clone())).unwrap();
-        assert_eq!(wire, serde_json::to_value(&spec).unwrap());
+        let mut stored = serde_json::to_value(&spec).unwrap();
+        // Which workers may take the task is the scheduler's business: not sent to the worker.
+        let selector = stored.as_object_mut().unwrap().remove("node_selector");
+        assert_eq!(selector, Some(serde_json::json!({"gpu": "a100"})));
+        assert_eq!(wire, stored);
     }
 }
