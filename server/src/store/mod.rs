@@ -6,6 +6,7 @@
 //! Writes go through one path, [`RunStore::apply`]: the scheduler's step, one transaction; the
 //! other writes are registrations, pipeline versions and housekeeping.
 
+mod cols;
 mod rows;
 mod sqlite;
 

@@ -1,43 +1,9 @@
 //! API tokens and secrets.
 
-use super::{from_json, json, read, SqliteStore};
+use super::{json, read, SqliteStore};
+use crate::store::cols::{SecretCols, TokenCols, TOKEN_COLS};
 use crate::store::{AccessStore, Result, SecretRow, StoreError, TokenRow};
 use async_trait::async_trait;
-
-#[derive(sqlx::FromRow)]
-struct TokenCols {
-    id: String,
-    name: String,
-    role: String,
-    pipelines: Option<String>,
-    created_at: i64,
-    revoked_at: Option<i64>,
-}
-
-impl TokenCols {
-    fn row(self) -> Result<TokenRow> {
-        Ok(TokenRow {
-            pipelines: from_json(self.pipelines, "column `pipelines`")?,
-            id: self.id,
-            name: self.name,
-            role: self.role,
-            created_at: self.created_at,
-            revoked_at: self.revoked_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SecretCols {
-    name: String,
-    #[sqlx(try_from = "i64")]
-    version: u32,
-    nonce: Vec<u8>,
-    ciphertext: Vec<u8>,
-    updated_at: i64,
-}
-
-const TOKEN_COLS: &str = "id, name, role, pipelines, created_at, revoked_at";
 
 #[async_trait]
 impl AccessStore for SqliteStore {
@@ -67,7 +33,7 @@ impl AccessStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref()
-            .map(|r| read::<TokenCols>(r).and_then(TokenCols::row))
+            .map(|r| read::<_, TokenCols>(r).and_then(TokenCols::row))
             .transpose()
     }
 
@@ -78,7 +44,7 @@ impl AccessStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| read::<TokenCols>(r).and_then(TokenCols::row))
+            .map(|r| read::<_, TokenCols>(r).and_then(TokenCols::row))
             .collect()
     }
 
@@ -92,7 +58,7 @@ impl AccessStore for SqliteStore {
         .await?;
         let mut found = rows
             .iter()
-            .map(|r| read::<TokenCols>(r).and_then(TokenCols::row))
+            .map(|r| read::<_, TokenCols>(r).and_then(TokenCols::row))
             .collect::<Result<Vec<_>>>()?;
         // An id names one token; a name shared by several names none of them.
         if let Some(by_id) = found.iter().position(|t| t.id == id_or_name) {
@@ -160,15 +126,7 @@ impl AccessStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(|r| {
-                read::<SecretCols>(r).map(|c| SecretRow {
-                    name: c.name,
-                    version: c.version,
-                    nonce: c.nonce,
-                    ciphertext: c.ciphertext,
-                    updated_at: c.updated_at,
-                })
-            })
+            .map(|r| read::<_, SecretCols>(r).map(SecretRow::from))
             .transpose()
     }
 

@@ -1,10 +1,10 @@
 //! Runs organised: the run list (filtered, sorted, paged, with each run's progress), archiving
 //! and deleting runs, and an artifact's lineage across runs.
 
-use super::runs::{corrupt, run_row};
 use super::{col, SqliteStore};
+use crate::store::cols::{artifact_use, corrupt, run_row};
 use crate::store::{Result, RunFilter, RunRow, RunSort};
-use sluice_sdk::api::{format_ts, ArtifactUse, StepCount, TaskState};
+use sluice_sdk::api::{ArtifactUse, StepCount};
 use sqlx::{QueryBuilder, Sqlite};
 
 /// A task that runs a container: its kind is `step` (rows from before kinds were kept: it has
@@ -185,25 +185,7 @@ pub(super) async fn lineage(
     .fetch_all(&s.pool)
     .await?;
     let uses = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Result<Vec<ArtifactUse>> {
-        rows.iter()
-            .map(|r| {
-                let state: String = col(r, "state")?;
-                let size: Option<i64> = col(r, "size")?;
-                Ok(ArtifactUse {
-                    run: col(r, "run_id")?,
-                    run_name: col(r, "run_name")?,
-                    pipeline: col(r, "pipeline_name")?,
-                    task: col(r, "task")?,
-                    name: col(r, "name")?,
-                    state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
-                    at: col::<Option<i64>>(r, "at")?.map(format_ts),
-                    sha256: col(r, "sha256")?,
-                    size: size
-                        .map(|n| u64::try_from(n).map_err(|_| corrupt("artifact size", n)))
-                        .transpose()?,
-                })
-            })
-            .collect()
+        rows.iter().map(artifact_use).collect()
     };
     Ok((uses(producers)?, uses(consumers)?))
 }

@@ -1,21 +1,11 @@
 //! Task logs: appended in batches by workers, read back in pages.
 
 use super::{read, SqliteStore};
-use crate::store::{LogCursor, LogRow, LogStore, Result, StoreError};
+use crate::store::cols::{stream_name, LogCols};
+use crate::store::{LogCursor, LogRow, LogStore, Result};
 use async_trait::async_trait;
-use sluice_sdk::api::{format_ts, LogLine, Stream};
+use sluice_sdk::api::LogLine;
 use sqlx::{QueryBuilder, Sqlite};
-
-#[derive(sqlx::FromRow)]
-struct LogCols {
-    #[sqlx(try_from = "i64")]
-    attempt: u32,
-    #[sqlx(try_from = "i64")]
-    seq: u64,
-    ts: i64,
-    stream: String,
-    line: String,
-}
 
 pub(super) async fn insert(tx: &mut sqlx::SqliteConnection, rows: &[LogRow]) -> Result<()> {
     for chunk in rows.chunks(4000) {
@@ -28,10 +18,7 @@ pub(super) async fn insert(tx: &mut sqlx::SqliteConnection, rows: &[LogRow]) -> 
                 .push_bind(r.attempt as i64)
                 .push_bind(r.seq as i64)
                 .push_bind(r.ts)
-                .push_bind(match r.stream {
-                    Stream::Stdout => "stdout",
-                    Stream::Stderr => "stderr",
-                })
+                .push_bind(stream_name(r.stream))
                 .push_bind(&r.line);
         });
         q.build().execute(&mut *tx).await?;
@@ -63,25 +50,7 @@ impl LogStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                let c: LogCols = read(r)?;
-                let stream = match c.stream.as_str() {
-                    "stdout" => Stream::Stdout,
-                    "stderr" => Stream::Stderr,
-                    other => return Err(StoreError::Corrupt(format!("log stream `{other}`"))),
-                };
-                Ok((
-                    LogCursor::of(c.attempt, c.seq),
-                    LogLine {
-                        task: task_name.to_string(),
-                        attempt: c.attempt,
-                        seq: c.seq,
-                        ts: format_ts(c.ts),
-                        stream,
-                        line: c.line,
-                    },
-                ))
-            })
+            .map(|r| read::<_, LogCols>(r)?.line(task_name))
             .collect()
     }
 }

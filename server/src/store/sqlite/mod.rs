@@ -145,31 +145,7 @@ impl Store for SqliteStore {
     }
 }
 
-/// A row read through its `FromRow` struct; a column that does not decode makes the row corrupt.
-fn read<'r, T: sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>>(
-    r: &'r sqlx::sqlite::SqliteRow,
-) -> Result<T> {
-    T::from_row(r).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// A column of a row, or why it does not read as `T`: a corrupt row is an error, never a panic.
-fn col<'r, T>(r: &'r sqlx::sqlite::SqliteRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    use sqlx::Row;
-    r.try_get(name)
-        .map_err(|e| StoreError::Corrupt(format!("column `{name}`: {e}")))
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: Option<String>, what: &str) -> Result<Option<T>> {
-    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
-        .transpose()
-}
+use super::cols::{col, json, read};
 
 #[cfg(test)]
 mod tests {

@@ -1,61 +1,18 @@
 //! Pipelines, their immutable versions, and the content-addressed pipeline files behind them.
 
 use super::{read, SqliteStore};
+use crate::store::cols::{PipelineCols, VersionCols, PIPELINE_SELECT, VERSION_SELECT};
 use crate::store::{PipelineStore, Result};
 use async_trait::async_trait;
 use sluice_sdk::api::{format_ts, PipelineSummary, PipelineVersion};
 
-#[derive(sqlx::FromRow)]
-struct PipelineCols {
-    id: String,
-    name: String,
-    description: Option<String>,
-    #[sqlx(try_from = "i64")]
-    latest: u32,
-    created_at: i64,
-    updated_at: i64,
-}
-
 fn summary(r: &sqlx::sqlite::SqliteRow) -> Result<PipelineSummary> {
-    let c: PipelineCols = read(r)?;
-    Ok(PipelineSummary {
-        id: c.id,
-        name: c.name,
-        description: c.description,
-        latest_version: c.latest,
-        created_at: format_ts(c.created_at),
-        updated_at: format_ts(c.updated_at),
-    })
-}
-
-#[derive(sqlx::FromRow)]
-struct VersionCols {
-    id: String,
-    pipeline_id: String,
-    name: String,
-    #[sqlx(try_from = "i64")]
-    version: u32,
-    digest: String,
-    created_at: i64,
-    yaml: String,
+    read::<_, PipelineCols>(r).map(PipelineSummary::from)
 }
 
 fn version(r: &sqlx::sqlite::SqliteRow) -> Result<PipelineVersion> {
-    let c: VersionCols = read(r)?;
-    Ok(PipelineVersion {
-        id: c.id,
-        pipeline_id: c.pipeline_id,
-        pipeline_name: c.name,
-        version: c.version,
-        digest: c.digest,
-        created_at: format_ts(c.created_at),
-        yaml: c.yaml,
-        created: false,
-    })
+    read::<_, VersionCols>(r).map(PipelineVersion::from)
 }
-
-const VERSION_SELECT: &str = "SELECT v.id, v.pipeline_id, p.name, v.version, v.digest, v.created_at, s.yaml \
-     FROM pipeline_versions v JOIN pipelines p ON p.id = v.pipeline_id JOIN sources s ON s.digest = v.digest";
 
 #[async_trait]
 impl PipelineStore for SqliteStore {
@@ -144,24 +101,18 @@ impl PipelineStore for SqliteStore {
     }
 
     async fn list_pipelines(&self) -> Result<Vec<PipelineSummary>> {
-        let rows = sqlx::query(
-            "SELECT p.*, (SELECT MAX(version) FROM pipeline_versions v WHERE v.pipeline_id = p.id) AS latest \
-             FROM pipelines p ORDER BY p.name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{PIPELINE_SELECT} ORDER BY p.name"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(summary).collect()
     }
 
     /// A pipeline by name or id.
     async fn get_pipeline(&self, name_or_id: &str) -> Result<Option<PipelineSummary>> {
-        let row = sqlx::query(
-            "SELECT p.*, (SELECT MAX(version) FROM pipeline_versions v WHERE v.pipeline_id = p.id) AS latest \
-             FROM pipelines p WHERE p.name = ?1 OR p.id = ?1",
-        )
-        .bind(name_or_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("{PIPELINE_SELECT} WHERE p.name = ?1 OR p.id = ?1"))
+            .bind(name_or_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(summary).transpose()
     }
 

@@ -1,20 +1,17 @@
 //! Runs and their tasks: batched writes of what the engine changed, and the reads behind the API.
 
-use super::{col, from_json, json, read, SqliteStore};
+use super::{col, json, read, SqliteStore};
+use crate::store::cols::{
+    attach_artifacts, corrupt, run_row, task_row, ArtifactCols, CacheCols, IdempotencyCols,
+    ACTIVE_STATES, TASK_COLS,
+};
 use crate::store::{
-    CacheEntry, IdempotencyKey, Result, RunFilter, RunRow, RunStore, StoreError, StoredRun,
-    TaskRow, TaskStatic, WriteBatch,
+    CacheEntry, IdempotencyKey, Result, RunFilter, RunRow, RunStore, StoredRun, TaskRow, WriteBatch,
 };
 use async_trait::async_trait;
-use sluice_engine::ArtifactRecord;
-use sluice_engine::{LeaseInfo, Task, TaskOutputs};
 use sluice_sdk::api::{ArtifactUse, RunState, TaskState};
 use sluice_spec::state::EndReason;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
-use std::sync::Arc;
-
-const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name, shape, address";
 
 fn push_task<'a>(
     mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
@@ -61,163 +58,6 @@ fn push_task<'a>(
         .push_bind(t.address.clone());
 }
 
-#[derive(sqlx::FromRow)]
-struct RunCols {
-    id: String,
-    name: String,
-    pipeline_name: String,
-    pipeline_version_id: Option<String>,
-    pipeline_version: Option<i64>,
-    digest: String,
-    params: String,
-    state: String,
-    error: Option<String>,
-    end_reason: Option<String>,
-    created_at: i64,
-    finished_at: Option<i64>,
-    cache: bool,
-    outputs: Option<String>,
-    labels: Option<String>,
-    archived: bool,
-    metrics: Option<String>,
-}
-
-pub(super) fn run_row(r: &SqliteRow) -> Result<RunRow> {
-    let c: RunCols = read(r)?;
-    Ok(RunRow {
-        id: c.id,
-        name: c.name,
-        pipeline_name: c.pipeline_name,
-        pipeline_version_id: c.pipeline_version_id,
-        pipeline_version: c
-            .pipeline_version
-            .map(|v| u32::try_from(v).map_err(|_| corrupt("run pipeline version", v)))
-            .transpose()?,
-        digest: c.digest,
-        params: from_json(Some(c.params), "run params")?.unwrap_or_default(),
-        state: RunState::parse(&c.state).ok_or_else(|| corrupt("run state", &c.state))?,
-        error: c.error,
-        end_reason: c
-            .end_reason
-            .map(|e| EndReason::parse(&e).ok_or_else(|| corrupt("run end reason", &e)))
-            .transpose()?,
-        created_at: c.created_at,
-        finished_at: c.finished_at,
-        cache: c.cache,
-        outputs: from_json(c.outputs, "run outputs")?.unwrap_or_default(),
-        labels: from_json(c.labels, "run labels")?.unwrap_or_default(),
-        archived: c.archived,
-        metrics: from_json(c.metrics, "run metrics")?.unwrap_or_default(),
-        steps: None,
-    })
-}
-
-pub(super) fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what} `{value}`"))
-}
-
-#[derive(sqlx::FromRow)]
-struct TaskCols {
-    run_id: String,
-    idx: i64,
-    name: String,
-    image: String,
-    depends_on: String,
-    state: String,
-    attempt: i64,
-    lease_id: Option<String>,
-    worker_id: Option<String>,
-    cancel_requested: bool,
-    inputs: Option<String>,
-    spec: Option<String>,
-    outputs: Option<String>,
-    exit_code: Option<i32>,
-    error: Option<String>,
-    ready_at: Option<i64>,
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-    image_digest: Option<String>,
-    retry_at: Option<i64>,
-    attempts: Option<String>,
-    condition_false: bool,
-    cached_from: Option<String>,
-    display_name: Option<String>,
-    shape: Option<String>,
-    address: Option<String>,
-}
-
-fn task_row(r: &SqliteRow) -> Result<TaskRow> {
-    let c: TaskCols = read(r)?;
-    Ok(TaskRow {
-        run_id: Arc::from(c.run_id),
-        idx: usize::try_from(c.idx).map_err(|_| corrupt("task index", c.idx))?,
-        stat: Arc::new(TaskStatic::new(
-            c.name,
-            c.image,
-            from_json(Some(c.depends_on), "task dependencies")?.unwrap_or_default(),
-            c.display_name,
-            from_json(c.shape, "task shape")?.unwrap_or_default(),
-        )),
-        task: Task {
-            state: TaskState::parse(&c.state).ok_or_else(|| corrupt("task state", &c.state))?,
-            attempt: u32::try_from(c.attempt).map_err(|_| corrupt("task attempt", c.attempt))?,
-            lease: c.lease_id.map(|id| LeaseInfo {
-                id: id.into(),
-                worker: c.worker_id.unwrap_or_default().into(),
-                expires_at: 0,
-            }),
-            cancel_requested: c.cancel_requested,
-            inputs: from_json(c.inputs, "task inputs")?.unwrap_or_default(),
-            spec: from_json(c.spec, "task spec")?,
-            image_digest: c.image_digest,
-            outputs: TaskOutputs {
-                params: from_json(c.outputs, "task outputs")?.unwrap_or_default(),
-                artifacts: Vec::new(),
-            },
-            exit_code: c.exit_code,
-            error: c.error,
-            ready_at: c.ready_at,
-            started_at: c.started_at,
-            finished_at: c.finished_at,
-            retry_at: c.retry_at,
-            attempts: from_json(c.attempts, "task attempts")?.unwrap_or_default(),
-            condition_false: c.condition_false,
-            cached_from: c.cached_from.map(Into::into),
-            address: c.address,
-        },
-    })
-}
-
-#[derive(sqlx::FromRow)]
-struct CacheCols {
-    key: String,
-    image_digest: String,
-    run_id: String,
-    task: String,
-    outputs: String,
-    artifacts: String,
-    created_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct IdempotencyCols {
-    key: String,
-    request: String,
-    run_id: String,
-    created_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct ArtifactCols {
-    task_idx: i64,
-    name: String,
-    uri: String,
-    size: i64,
-    sha256: String,
-    metadata: Option<String>,
-    kind: Option<String>,
-}
-
 impl SqliteStore {
     async fn tasks_of(&self, run_id: &str) -> Result<Vec<TaskRow>> {
         let rows = sqlx::query(&format!(
@@ -228,28 +68,11 @@ impl SqliteStore {
         .await?;
         let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
         let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256, metadata, kind FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
-        for a in &arts {
-            let a: ArtifactCols = read(a)?;
-            if let Some(t) = usize::try_from(a.task_idx)
-                .ok()
-                .and_then(|i| tasks.get_mut(i))
-            {
-                t.task.outputs.artifacts.push(ArtifactRecord {
-                    name: a.name,
-                    uri: a.uri,
-                    size: u64::try_from(a.size).map_err(|_| corrupt("artifact size", a.size))?,
-                    sha256: a.sha256,
-                    metadata: match a.metadata {
-                        Some(m) => Some(
-                            serde_json::from_str(&m)
-                                .map_err(|_| corrupt("artifact metadata", a.task_idx))?,
-                        ),
-                        None => None,
-                    },
-                    kind: a.kind,
-                });
-            }
-        }
+        let arts = arts
+            .iter()
+            .map(read::<_, ArtifactCols>)
+            .collect::<Result<Vec<_>>>()?;
+        attach_artifacts(&mut tasks, arts)?;
         Ok(tasks)
     }
 }
@@ -464,16 +287,7 @@ impl RunStore for SqliteStore {
         else {
             return Ok(None);
         };
-        let c: CacheCols = read(&r)?;
-        Ok(Some(CacheEntry {
-            key: c.key,
-            image_digest: c.image_digest,
-            run_id: c.run_id,
-            task: c.task,
-            outputs: from_json(Some(c.outputs), "cached outputs")?.unwrap_or_default(),
-            artifacts: from_json(Some(c.artifacts), "cached artifacts")?.unwrap_or_default(),
-            created_at: c.created_at,
-        }))
+        read::<_, CacheCols>(&r)?.entry().map(Some)
     }
 
     /// What an idempotency key was used for, if it was.
@@ -485,13 +299,7 @@ impl RunStore for SqliteStore {
         else {
             return Ok(None);
         };
-        let c: IdempotencyCols = read(&r)?;
-        Ok(Some(IdempotencyKey {
-            key: c.key,
-            request: c.request,
-            run_id: c.run_id,
-            created_at: c.created_at,
-        }))
+        Ok(Some(read::<_, IdempotencyCols>(&r)?.into()))
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<StoredRun>> {
@@ -511,10 +319,11 @@ impl RunStore for SqliteStore {
     /// restart (each is read with [`Store::get_run`], so that one that cannot be read stops
     /// only itself).
     async fn active_run_ids(&self) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT id FROM runs WHERE state IN ('running', 'cancelling') ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id FROM runs WHERE state IN {ACTIVE_STATES} ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| col(r, "id")).collect()
     }
 

@@ -1,52 +1,9 @@
 //! Worker registrations.
 
-use super::{from_json, json, read, SqliteStore};
+use super::{json, read, SqliteStore};
+use crate::store::cols::WorkerCols;
 use crate::store::{NewWorker, Result, WorkerRow, WorkerStore};
 use async_trait::async_trait;
-
-#[derive(sqlx::FromRow)]
-struct WorkerCols {
-    id: String,
-    name: String,
-    #[sqlx(try_from = "i64")]
-    capacity: u32,
-    registered_at: i64,
-    last_seen_at: i64,
-    credential_hash: Option<String>,
-    artifact_root: Option<String>,
-    labels: Option<String>,
-    #[sqlx(try_from = "i64")]
-    gpus: u32,
-}
-
-impl TryFrom<WorkerCols> for WorkerRow {
-    type Error = crate::store::StoreError;
-
-    fn try_from(c: WorkerCols) -> Result<WorkerRow> {
-        let WorkerCols {
-            id,
-            name,
-            capacity,
-            registered_at,
-            last_seen_at,
-            credential_hash,
-            artifact_root,
-            labels,
-            gpus,
-        } = c;
-        Ok(WorkerRow {
-            id,
-            name,
-            capacity,
-            registered_at,
-            last_seen_at,
-            credential_hash,
-            artifact_root,
-            labels: from_json(labels, "worker labels")?.unwrap_or_default(),
-            gpus,
-        })
-    }
-}
 
 #[async_trait]
 impl WorkerStore for SqliteStore {
@@ -77,7 +34,7 @@ impl WorkerStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(|r| read::<WorkerCols>(r).and_then(WorkerRow::try_from))
+            .map(|r| read::<_, WorkerCols>(r).and_then(WorkerRow::try_from))
             .transpose()
     }
 
@@ -86,7 +43,7 @@ impl WorkerStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| read::<WorkerCols>(r).and_then(WorkerRow::try_from))
+            .map(|r| read::<_, WorkerCols>(r).and_then(WorkerRow::try_from))
             .collect()
     }
 }
