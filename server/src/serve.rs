@@ -2,7 +2,7 @@
 
 use crate::api::{self, auth, App};
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::store::{DynStore, SqliteStore};
+use crate::store::DynStore;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
+    /// Where state is kept: a `postgres://` URL, or SQLite under `data_dir` when unset.
+    pub database: Option<String>,
     pub scheduler: SchedulerConfig,
     /// An admin token given at start (`--token`), kept in memory only.
     pub token: Option<String>,
@@ -41,7 +43,14 @@ impl Server {
     /// Opens the store and takes up every active run (a run that cannot be is failed, with
     /// the reason, rather than keeping the server from starting).
     pub async fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
-        let store: DynStore = Arc::new(SqliteStore::open(&cfg.data_dir).await?);
+        // The data directory holds the secrets key whichever database keeps the state.
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create data directory {}: {e}",
+                cfg.data_dir.display()
+            )
+        })?;
+        let store: DynStore = crate::store::open(cfg.database.as_deref(), &cfg.data_dir).await?;
         let secrets = Arc::new(crate::secrets::SecretBox::open_or_create(
             &cfg.data_dir.join("secrets.key"),
         )?);

@@ -41,6 +41,9 @@ pub struct CreateArgs {
     /// make the first admin token before serving beyond loopback).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Write it into this PostgreSQL database directly (a server's `--database`).
+    #[arg(long, env = "SLUICE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     #[command(flatten)]
     conn: Conn,
     #[arg(long, value_enum, default_value_t)]
@@ -70,18 +73,18 @@ pub async fn tokens(cmd: TokensCmd) -> anyhow::Result<u8> {
                 role: a.role,
                 pipelines: (!a.pipelines.is_empty()).then_some(a.pipelines),
             };
-            let made: CreatedToken = match &a.data_dir {
-                Some(dir) => {
-                    let store = sluice_server::store::SqliteStore::open(dir)
+            let made: CreatedToken = match (&a.data_dir, &a.database) {
+                (None, None) => a.conn.client().create_token(&req).await?,
+                (dir, database) => {
+                    let dir = dir.clone().unwrap_or_else(super::serve::default_data_dir);
+                    let store = sluice_server::store::open(database.as_deref(), &dir)
                         .await
-                        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
-                    let store: sluice_server::store::DynStore = std::sync::Arc::new(store);
+                        .with_context(|| format!("cannot open the store of {}", dir.display()))?;
                     let now = sluice_sdk::api::now_ms();
                     let made = sluice_server::api::tokens::make(&store, &req, now).await;
                     store.close().await;
                     made.map_err(|e| anyhow::anyhow!("{}", e.message))?
                 }
-                None => a.conn.client().create_token(&req).await?,
             };
             match a.output {
                 Output::Json => print_json(&made),

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use clap::Args;
+use sluice_server::store::Store;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -13,9 +14,21 @@ pub struct BackupArgs {
     /// The data directory whose state is copied (the server's `--data-dir`).
     #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = super::serve::default_data_dir())]
     data_dir: PathBuf,
+    /// A server whose state is in PostgreSQL (`--database`): sluice says how to back it up.
+    #[arg(long, env = "SLUICE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
 }
 
 pub async fn backup(a: BackupArgs) -> anyhow::Result<u8> {
+    if let Some(url) = &a.database {
+        let store = sluice_server::store::open(Some(url), &a.data_dir).await?;
+        let said = store.backup(&a.dest).await;
+        store.close().await;
+        if let Err(e) = said {
+            eprintln!("error: {e}");
+        }
+        return Ok(super::EXIT_INVALID);
+    }
     let db = a.data_dir.join("sluice.db");
     if !db.is_file() {
         eprintln!("error: no database at {}", db.display());
@@ -54,7 +67,6 @@ async fn copy_into(data_dir: &Path, dir: &Path) -> anyhow::Result<()> {
     let store = sluice_server::store::SqliteStore::open(data_dir)
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    use sluice_server::store::Store;
     let copied = store.backup(&dir.join("sluice.db")).await;
     store.close().await;
     copied.context("cannot copy the database")?;

@@ -146,7 +146,8 @@ pub enum Cmd {
 
 pub fn init_tracing(cli: &Cli) {
     let default = match cli.cmd {
-        Cmd::Up(_) | Cmd::Server(_) | Cmd::Worker(_) => "info",
+        // sqlx's own chatter (PostgreSQL's notices) only when it matters.
+        Cmd::Up(_) | Cmd::Server(_) | Cmd::Worker(_) => "info,sqlx=warn",
         _ => "warn",
     };
     let filter = cli.log.clone().unwrap_or_else(|| default.to_string());

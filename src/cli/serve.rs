@@ -146,6 +146,11 @@ pub struct ServerOpts {
     /// Where the database (and, with `up`, the worker's files) live.
     #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = default_data_dir())]
     data_dir: PathBuf,
+    /// Keep state in this PostgreSQL database (`postgres://USER:PASSWORD@HOST/DB`, or
+    /// `postgres:///DB?host=/run/postgresql` over a unix socket) instead of SQLite under the data
+    /// directory. The data directory still holds the secrets key.
+    #[arg(long, env = "SLUICE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     /// A lease not renewed by its worker within this time lapses: the worker stops the task.
     #[arg(long, env = "SLUICE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
     lease_ttl: Duration,
@@ -262,6 +267,7 @@ impl ServerOpts {
     fn config(&self, tag_ttl: Duration, unconfined: bool) -> anyhow::Result<ServerConfig> {
         Ok(ServerConfig {
             data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
                 kill_grace_ms: self.kill_grace.as_millis() as i64,

@@ -163,6 +163,27 @@ pub async fn spawn_server(port: u16, data: &Path, log: &Path) -> Proc {
 
 /// Starts `sluice server` on `port` with leases of `ttl`, and waits until it answers.
 pub async fn spawn_server_ttl(port: u16, data: &Path, log: &Path, ttl: &str) -> Proc {
+    spawn_server_with(port, data, log, ttl, &[]).await
+}
+
+/// Starts `sluice server` on `port` with short leases and its state in `database` (a
+/// `postgres://` URL; SQLite under `data` when none), and waits until it answers.
+pub async fn spawn_server_on(port: u16, data: &Path, log: &Path, database: Option<&str>) -> Proc {
+    match database {
+        Some(url) => spawn_server_with(port, data, log, "2s", &["--database", url]).await,
+        None => spawn_server(port, data, log).await,
+    }
+}
+
+/// Starts `sluice server` on `port` with leases of `ttl` and `more` options, and waits until it
+/// answers.
+pub async fn spawn_server_with(
+    port: u16,
+    data: &Path,
+    log: &Path,
+    ttl: &str,
+    more: &[&str],
+) -> Proc {
     let addr = format!("127.0.0.1:{port}");
     // Tests mount their own temporary directories and some share the host's network: the
     // server's admission policy allows what they need (the policy's own tests start servers
@@ -185,7 +206,10 @@ pub async fn spawn_server_ttl(port: u16, data: &Path, log: &Path, ttl: &str) -> 
             "300ms",
             "--kill-grace",
             "1s",
-        ],
+        ]
+        .into_iter()
+        .chain(more.iter().copied())
+        .collect::<Vec<_>>(),
         log,
     );
     let client = Client::new(&format!("http://{addr}"), None);

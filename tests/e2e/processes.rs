@@ -335,13 +335,25 @@ async fn after_a_full_disk_is_freed_the_server_recovers_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_hundred_runs_from_sixteen_clients_survive_a_server_kill_each_made_once_and_run_once_at_a_time(
 ) {
+    three_hundred_runs_across_a_server_kill(None).await;
+}
+
+/// The same, with the server's state in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_three_hundred_runs_survive_a_server_kill_each_made_once_and_run_once_at_a_time(
+) {
+    let pg = crate::pg::Postgres::start();
+    three_hundred_runs_across_a_server_kill(Some(&pg.url)).await;
+}
+
+async fn three_hundred_runs_across_a_server_kill(database: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let data = dir.path().join("server");
     let log = dir.path().join("server.log");
     let server = std::sync::Arc::new(tokio::sync::Mutex::new(
-        spawn_server(port, &data, &log).await,
+        spawn_server_on(port, &data, &log, database).await,
     ));
     let journals: Vec<_> = (0..2)
         .map(|i| dir.path().join(format!("w{i}.jsonl")))
@@ -391,7 +403,7 @@ async fn three_hundred_runs_from_sixteen_clients_survive_a_server_kill_each_made
     }
     server.lock().await.kill9();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    *server.lock().await = spawn_server(port, &data, &log).await;
+    *server.lock().await = spawn_server_on(port, &data, &log, database).await;
     let mut ids = Vec::new();
     for c in clients {
         ids.extend(c.await.unwrap());

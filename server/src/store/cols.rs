@@ -1,12 +1,14 @@
-//! The columns of the store's tables as both backends read them (`FromRow` structs over any
-//! database's rows), and how each row is checked into the store's types: a column that does not
+//! The columns of the store's tables as both backends read and bind them (`FromRow` structs
+//! over any database's rows, binders over any database's query builder), and how each row is
+//! checked into the store's types: a column that does not
 //! decode, or a value out of range, makes the row corrupt, an error naming it, never a panic. The
 //! table layouts are the same in SQLite and PostgreSQL; only the SQL that writes them differs.
 
 use crate::store::{
     CacheEntry, IdempotencyKey, LogCursor, Result, RunRow, SecretRow, StoreError, TaskRow,
-    TaskStatic, TokenRow, WorkerRow,
+    TaskStatic, TokenRow, WorkerRow, WriteBatch,
 };
+use sluice_engine::task::InputArtifact;
 use sluice_engine::{ArtifactRecord, LeaseInfo, Task, TaskOutputs};
 use sluice_sdk::api::{
     format_ts, LogLine, PipelineSummary, PipelineVersion, RunState, Stream, TaskState,
@@ -17,6 +19,140 @@ use std::sync::Arc;
 
 /// A task's columns, in the order both backends write them.
 pub(crate) const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name, shape, address";
+
+/// Binds a task's row, its columns in [`TASK_COLS`]' order, in either backend's SQL.
+pub(crate) fn push_task<'q, 'a, DB>(
+    mut b: sqlx::query_builder::Separated<'q, 'a, DB, &'static str>,
+    row: &'a TaskRow,
+) where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i32>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let t = &row.task;
+    b.push_bind(&*row.run_id)
+        .push_bind(row.idx as i64)
+        .push_bind(row.stat.name.as_str())
+        .push_bind(row.stat.image.as_str())
+        .push_bind(row.stat.depends_on_json.as_str())
+        .push_bind(t.state.as_str())
+        .push_bind(t.attempt as i64)
+        .push_bind(t.lease.as_ref().map(|l| l.id.to_string()))
+        .push_bind(t.lease.as_ref().map(|l| l.worker.to_string()))
+        .push_bind(t.cancel_requested)
+        .push_bind((!t.inputs.is_empty()).then(|| json(&t.inputs)))
+        .push_bind(t.spec.as_ref().map(json))
+        .push_bind((!t.outputs.params.is_empty()).then(|| json(&t.outputs.params)))
+        .push_bind(t.exit_code)
+        .push_bind(t.error.clone())
+        .push_bind(t.ready_at)
+        .push_bind(t.started_at)
+        .push_bind(t.finished_at)
+        .push_bind(t.image_digest.clone())
+        .push_bind(t.retry_at)
+        .push_bind((!t.attempts.is_empty()).then(|| json(&t.attempts)))
+        .push_bind(t.condition_false)
+        .push_bind(t.cached_from.as_ref().map(|r| r.to_string()))
+        .push_bind(row.stat.display_name.as_deref())
+        .push_bind(row.stat.shape_json.as_str())
+        .push_bind(t.address.clone());
+}
+
+/// Binds a new run's task in its short row, [`FRESH_TASK_COLS`]: everything else is unset yet.
+pub(crate) fn push_fresh_task<'q, 'a, DB>(
+    mut b: sqlx::query_builder::Separated<'q, 'a, DB, &'static str>,
+    r: &'a TaskRow,
+) where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    b.push_bind(&*r.run_id)
+        .push_bind(r.idx as i64)
+        .push_bind(r.stat.name.as_str())
+        .push_bind(r.stat.image.as_str())
+        .push_bind(r.stat.depends_on_json.as_str())
+        .push_bind("pending")
+        .push_bind(r.stat.display_name.as_deref())
+        .push_bind(r.stat.shape_json.as_str());
+}
+
+/// A new run's task's columns, as [`push_fresh_task`] binds them.
+pub(crate) const FRESH_TASK_COLS: &str =
+    "run_id, idx, name, image, depends_on, state, display_name, shape";
+
+/// An artifact a task made: its run, its task's index, the record, when it was made.
+pub(crate) type ArtifactOf<'a> = (&'a str, usize, &'a ArtifactRecord, i64);
+
+/// The artifacts the succeeded tasks of a batch made.
+pub(crate) fn artifacts_made(batch: &WriteBatch) -> Vec<ArtifactOf<'_>> {
+    batch
+        .tasks
+        .iter()
+        .filter(|r| r.task.state == TaskState::Succeeded)
+        .flat_map(|r| {
+            r.task
+                .outputs
+                .artifacts
+                .iter()
+                .map(move |a| (&*r.run_id, r.idx, a, r.task.finished_at.unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Binds an artifact's row, [`ARTIFACT_COLS`].
+pub(crate) fn push_artifact<'q, 'a, DB>(
+    mut b: sqlx::query_builder::Separated<'q, 'a, DB, &'static str>,
+    (run, idx, a, at): &ArtifactOf<'a>,
+) where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    b.push_bind(*run)
+        .push_bind(*idx as i64)
+        .push_bind(a.name.as_str())
+        .push_bind(a.uri.as_str())
+        .push_bind(a.size as i64)
+        .push_bind(a.sha256.as_str())
+        .push_bind(a.metadata.as_ref().map(|m| m.to_string()))
+        .push_bind(a.kind.as_deref())
+        .push_bind(*at);
+}
+
+pub(crate) const ARTIFACT_COLS: &str =
+    "run_id, task_idx, name, uri, size, sha256, metadata, kind, created_at";
+
+/// What each task of a batch that ran to its end read (lineage): its run, its index, the input.
+pub(crate) fn inputs_read(batch: &WriteBatch) -> Vec<(&str, usize, &InputArtifact)> {
+    batch
+        .tasks
+        .iter()
+        .filter(|r| matches!(r.task.state, TaskState::Succeeded | TaskState::Failed))
+        .flat_map(|r| {
+            r.task
+                .spec
+                .iter()
+                .flat_map(|s| &s.input_artifacts)
+                .map(move |a| (&*r.run_id, r.idx, a))
+        })
+        .collect()
+}
+
+/// Whether a batch's task is a new run's, still pending (written in its short row).
+pub(crate) fn is_fresh(batch: &WriteBatch, r: &TaskRow) -> bool {
+    r.task.state == TaskState::Pending
+        && r.task.attempt == 0
+        && batch.new_runs.iter().any(|n| *n.id == *r.run_id)
+}
 
 /// A row read through its `FromRow` struct; a column that does not decode makes the row corrupt.
 pub(crate) fn read<'r, R: Row, T: FromRow<'r, R>>(r: &'r R) -> Result<T> {

@@ -1,16 +1,19 @@
 //! The store: where runs, tasks, logs, pipelines and workers are kept, behind the [`Store`] trait.
-//! [`SqliteStore`] (SQLite in WAL mode under the data directory, the embedded default) is the one
-//! implementation today; every SQL statement lives in it, so another database is another module
-//! here, not a change elsewhere. The schema lives in `migrations/`.
+//! [`SqliteStore`] (SQLite in WAL mode under the data directory, the embedded default) and
+//! [`PgStore`] (PostgreSQL, for a team and for several servers over one database) implement it;
+//! every SQL statement lives in them, and both read rows through the same column structs
+//! (`cols`). The schemas live in `migrations/` (SQLite) and `migrations/postgres/`.
 //!
 //! Writes go through one path, [`RunStore::apply`]: the scheduler's step, one transaction; the
 //! other writes are registrations, pipeline versions and housekeeping.
 
 mod cols;
+mod postgres;
 mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
+pub use postgres::PgStore;
 pub use rows::*;
 use sluice_sdk::api::{ArtifactUse, LogLine, PipelineSummary, PipelineVersion};
 use sluice_spec::state::RunState;
@@ -181,6 +184,23 @@ pub trait Store:
 
 /// The store a server runs on, shared.
 pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store `database` names: a `postgres://` (or `postgresql://`) URL, or, with none,
+/// SQLite's `sluice.db` under `data_dir` (the embedded default).
+pub async fn open(database: Option<&str>, data_dir: &std::path::Path) -> Result<DynStore> {
+    match database {
+        None => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgStore::open(url).await?))
+        }
+        Some(url) => {
+            let scheme = url.split_once("://").map_or(url, |(s, _)| s);
+            Err(StoreError::Unsupported(format!(
+                "--database `{scheme}`: sluice keeps its state in SQLite (the default, no --database) or PostgreSQL (postgres://USER@HOST/DB)"
+            )))
+        }
+    }
+}
 
 /// Checkpoints every `every`, forever; spawn it once per server.
 pub async fn checkpoint_loop(store: DynStore, every: std::time::Duration) {

@@ -2,61 +2,17 @@
 
 use super::{col, json, read, SqliteStore};
 use crate::store::cols::{
-    attach_artifacts, corrupt, run_row, task_row, ArtifactCols, CacheCols, IdempotencyCols,
-    ACTIVE_STATES, TASK_COLS,
+    artifacts_made, attach_artifacts, corrupt, inputs_read, is_fresh, push_artifact,
+    push_fresh_task, push_task, run_row, task_row, ArtifactCols, CacheCols, IdempotencyCols,
+    ACTIVE_STATES, ARTIFACT_COLS, FRESH_TASK_COLS, TASK_COLS,
 };
 use crate::store::{
     CacheEntry, IdempotencyKey, Result, RunFilter, RunRow, RunStore, StoredRun, TaskRow, WriteBatch,
 };
 use async_trait::async_trait;
-use sluice_sdk::api::{ArtifactUse, RunState, TaskState};
+use sluice_sdk::api::{ArtifactUse, RunState};
 use sluice_spec::state::EndReason;
 use sqlx::{QueryBuilder, Sqlite};
-
-fn push_task<'a>(
-    mut b: sqlx::query_builder::Separated<'_, 'a, Sqlite, &'static str>,
-    row: &'a TaskRow,
-) {
-    let t = &row.task;
-    b.push_bind(&*row.run_id)
-        .push_bind(row.idx as i64)
-        .push_bind(&row.stat.name)
-        .push_bind(&row.stat.image)
-        .push_bind(&row.stat.depends_on_json)
-        .push_bind(t.state.as_str())
-        .push_bind(t.attempt as i64)
-        .push_bind(t.lease.as_ref().map(|l| l.id.to_string()))
-        .push_bind(t.lease.as_ref().map(|l| l.worker.to_string()))
-        .push_bind(t.cancel_requested)
-        .push_bind(if t.inputs.is_empty() {
-            None
-        } else {
-            Some(json(&t.inputs))
-        })
-        .push_bind(t.spec.as_ref().map(json))
-        .push_bind(if t.outputs.params.is_empty() {
-            None
-        } else {
-            Some(json(&t.outputs.params))
-        })
-        .push_bind(t.exit_code)
-        .push_bind(t.error.clone())
-        .push_bind(t.ready_at)
-        .push_bind(t.started_at)
-        .push_bind(t.finished_at)
-        .push_bind(t.image_digest.clone())
-        .push_bind(t.retry_at)
-        .push_bind(if t.attempts.is_empty() {
-            None
-        } else {
-            Some(json(&t.attempts))
-        })
-        .push_bind(t.condition_false)
-        .push_bind(t.cached_from.as_ref().map(|r| r.to_string()))
-        .push_bind(row.stat.display_name.as_deref())
-        .push_bind(&row.stat.shape_json)
-        .push_bind(t.address.clone());
-}
 
 impl SqliteStore {
     async fn tasks_of(&self, run_id: &str) -> Result<Vec<TaskRow>> {
@@ -158,25 +114,12 @@ impl RunStore for SqliteStore {
         }
         // A new run's pending tasks are written in short rows (everything else is still unset);
         // all other tasks replace what is stored.
-        let (fresh, changed): (Vec<&TaskRow>, Vec<&TaskRow>) = batch.tasks.iter().partition(|r| {
-            r.task.state == TaskState::Pending
-                && r.task.attempt == 0
-                && batch.new_runs.iter().any(|n| *n.id == *r.run_id)
-        });
+        let (fresh, changed): (Vec<&TaskRow>, Vec<&TaskRow>) =
+            batch.tasks.iter().partition(|r| is_fresh(batch, r));
         for chunk in fresh.chunks(4000) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO tasks (run_id, idx, name, image, depends_on, state, display_name, shape) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&*r.run_id)
-                    .push_bind(r.idx as i64)
-                    .push_bind(&r.stat.name)
-                    .push_bind(&r.stat.image)
-                    .push_bind(&r.stat.depends_on_json)
-                    .push_bind("pending")
-                    .push_bind(r.stat.display_name.as_deref())
-                    .push_bind(&r.stat.shape_json);
-            });
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("INSERT INTO tasks ({FRESH_TASK_COLS}) "));
+            q.push_values(chunk, |b, r| push_fresh_task(b, r));
             q.build().execute(&mut *tx).await?;
         }
         for chunk in changed.chunks(1000) {
@@ -185,47 +128,15 @@ impl RunStore for SqliteStore {
             q.push_values(chunk, |b, r| push_task(b, r));
             q.build().execute(&mut *tx).await?;
         }
-        let artifacts: Vec<_> = batch
-            .tasks
-            .iter()
-            .filter(|r| r.task.state == TaskState::Succeeded)
-            .flat_map(|r| {
-                r.task
-                    .outputs
-                    .artifacts
-                    .iter()
-                    .map(move |a| (&*r.run_id, r.idx, a, r.task.finished_at.unwrap_or(0)))
-            })
-            .collect();
-        for chunk in artifacts.chunks(2000) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR REPLACE INTO artifacts (run_id, task_idx, name, uri, size, sha256, metadata, kind, created_at) ");
-            q.push_values(chunk, |mut b, (run, idx, a, at)| {
-                b.push_bind(*run)
-                    .push_bind(*idx as i64)
-                    .push_bind(&a.name)
-                    .push_bind(&a.uri)
-                    .push_bind(a.size as i64)
-                    .push_bind(&a.sha256)
-                    .push_bind(a.metadata.as_ref().map(|m| m.to_string()))
-                    .push_bind(a.kind.as_deref())
-                    .push_bind(*at);
-            });
+        for chunk in artifacts_made(batch).chunks(2000) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT OR REPLACE INTO artifacts ({ARTIFACT_COLS}) "
+            ));
+            q.push_values(chunk, push_artifact);
             q.build().execute(&mut *tx).await?;
         }
         // Lineage: what each task that ran to its end read.
-        let inputs: Vec<_> = batch
-            .tasks
-            .iter()
-            .filter(|r| matches!(r.task.state, TaskState::Succeeded | TaskState::Failed))
-            .flat_map(|r| {
-                r.task
-                    .spec
-                    .iter()
-                    .flat_map(|s| &s.input_artifacts)
-                    .map(move |a| (&*r.run_id, r.idx, a))
-            })
-            .collect();
-        for chunk in inputs.chunks(2000) {
+        for chunk in inputs_read(batch).chunks(2000) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR IGNORE INTO artifact_inputs (uri, run_id, task_idx, name) ",
             );
