@@ -6,6 +6,7 @@ pub mod policy;
 pub mod scheduler;
 pub mod secrets;
 mod serve;
+mod shared;
 pub mod store;
 pub mod tls;
 mod ui;

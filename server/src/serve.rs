@@ -25,6 +25,9 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// What pipelines may ask of the hosts their steps run on.
     pub policy: crate::policy::Policy,
+    /// With several servers over one PostgreSQL database, where the others reach this one when
+    /// it schedules (default: its listening address).
+    pub advertise_url: Option<String>,
 }
 
 /// A server whose store is open and whose active runs are taken up: all that is left is to
@@ -126,15 +129,29 @@ impl Server {
 
     /// Refuses to serve beyond loopback with no credential required, unless told to.
     pub fn check_exposure(&self, addr: std::net::SocketAddr) -> anyhow::Result<()> {
-        if addr.ip().is_loopback() || self.app.auth.required() || self.insecure {
-            return Ok(());
-        }
-        anyhow::bail!(
-            "refusing to serve on {addr} (beyond this machine) with no authentication: make \
-             an admin token first (`sluice tokens create NAME --role admin --data-dir {}`), or \
-             give one with --token/SLUICE_TOKEN, or pass --insecure to serve without",
-            self.data_dir.display()
+        check_exposure(
+            addr,
+            self.app.auth.required(),
+            self.insecure,
+            &self.data_dir,
         )
+    }
+
+    /// The API and the UI, before the edges every answer goes through ([`api::edges`]).
+    pub(crate) fn router(&self) -> axum::Router {
+        api::router(self.app.clone()).merge(crate::ui::router())
+    }
+
+    /// Starts what runs beside the API (taking back expired leases, checkpoints); it stops when
+    /// the returned guard is dropped.
+    pub(crate) fn background(&self) -> Background {
+        Background(vec![
+            tokio::spawn(self.app.sched.clone().reap_loop()),
+            tokio::spawn(crate::store::checkpoint_loop(
+                self.store.clone(),
+                std::time::Duration::from_secs(1),
+            )),
+        ])
     }
 
     /// Serves until `shutdown` completes.
@@ -143,35 +160,77 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let reaper = tokio::spawn(self.app.sched.clone().reap_loop());
-        let checkpoints = tokio::spawn(crate::store::checkpoint_loop(
-            self.store.clone(),
-            std::time::Duration::from_secs(1),
-        ));
+        let background = self.background();
         let addr = listener.local_addr()?;
         self.check_exposure(addr)?;
         tracing::info!(%addr, data_dir = %self.data_dir.display(), "sluice server listening");
-        let router = api::edges(api::router(self.app).merge(crate::ui::router()), self.hosts);
-        match self.tls {
-            Some(acceptor) => crate::tls::serve(listener, acceptor, router, shutdown).await?,
-            None => {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await?
-            }
-        }
-        reaper.abort();
-        checkpoints.abort();
+        let router = api::edges(self.router(), self.hosts.clone());
+        serve_router(listener, self.tls.clone(), router, shutdown).await?;
+        drop(background);
         self.store.close().await;
         Ok(())
     }
 }
 
-/// Starts and serves until `shutdown` completes.
+/// Tasks that stop when this is dropped.
+pub(crate) struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Refuses to serve on `addr` beyond loopback with no credential required, unless `insecure`.
+pub(crate) fn check_exposure(
+    addr: std::net::SocketAddr,
+    required: bool,
+    insecure: bool,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    if addr.ip().is_loopback() || required || insecure {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve on {addr} (beyond this machine) with no authentication: make \
+         an admin token first (`sluice tokens create NAME --role admin --data-dir {}`), or \
+         give one with --token/SLUICE_TOKEN, or pass --insecure to serve without",
+        data_dir.display()
+    )
+}
+
+/// Serves `router` on `listener`, over TLS with `tls`, until `shutdown` completes.
+pub(crate) async fn serve_router(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    match tls {
+        Some(acceptor) => crate::tls::serve(listener, acceptor, router, shutdown).await?,
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
+    Ok(())
+}
+
+/// Starts and serves until `shutdown` completes: alone on its database, or, over PostgreSQL,
+/// as one of several servers of which one schedules ([`crate::shared`]).
 pub async fn serve(
     cfg: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    Server::start(cfg).await?.serve(listener, shutdown).await
+    match cfg.database.as_deref() {
+        Some(url) if crate::store::is_postgres(url) => {
+            let url = url.to_string();
+            crate::shared::serve(cfg, &url, listener, shutdown).await
+        }
+        _ => Server::start(cfg).await?.serve(listener, shutdown).await,
+    }
 }

@@ -151,6 +151,10 @@ pub struct ServerOpts {
     /// directory. The data directory still holds the secrets key.
     #[arg(long, env = "SLUICE_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// With several servers over one PostgreSQL database: the URL the others reach this one at
+    /// when it schedules (default: the address it listens on).
+    #[arg(long, env = "SLUICE_ADVERTISE_URL")]
+    advertise_url: Option<String>,
     /// A lease not renewed by its worker within this time lapses: the worker stops the task.
     #[arg(long, env = "SLUICE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
     lease_ttl: Duration,
@@ -268,6 +272,7 @@ impl ServerOpts {
         Ok(ServerConfig {
             data_dir: self.data_dir.clone(),
             database: self.database.clone(),
+            advertise_url: self.advertise_url.clone(),
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
                 kill_grace_ms: self.kill_grace.as_millis() as i64,
@@ -481,7 +486,19 @@ async fn listen(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 
 pub async fn server(a: ServerArgs) -> anyhow::Result<u8> {
     let listener = listen(&a.addr).await?;
-    let server = sluice_server::Server::start(a.opts.config(a.tag_ttl, a.allow_unconfined)?)
+    let cfg = a.opts.config(a.tag_ttl, a.allow_unconfined)?;
+    if cfg
+        .database
+        .as_deref()
+        .is_some_and(sluice_server::store::is_postgres)
+    {
+        // One of several servers over the database: it schedules once it holds the lock.
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        println!("sluice server on {scheme}://{}", listener.local_addr()?);
+        sluice_server::serve(cfg, listener, ctrl_c()).await?;
+        return Ok(0);
+    }
+    let server = sluice_server::Server::start(cfg)
         .await
         .context("cannot start the server")?;
     server.check_exposure(listener.local_addr()?)?;
@@ -501,6 +518,9 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
     };
     let listener = listen(&a.addr).await?;
     let cfg = a.opts.config(a.rt.tag_ttl, a.rt.allow_unconfined)?;
+    if cfg.database.is_some() {
+        anyhow::bail!("`sluice up` keeps its state in SQLite under --data-dir; with a --database, run `sluice server --database …` (as many as you like) and `sluice worker`");
+    }
     // Nothing is said to be up before the store is open and the active runs are taken up.
     let ready = sluice_server::Server::start(cfg.clone())
         .await

@@ -16,5 +16,6 @@ mod pg;
 mod placement;
 mod processes;
 mod registry;
+mod shared;
 mod store;
 mod ui;

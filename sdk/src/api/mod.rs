@@ -68,6 +68,9 @@ pub enum ErrorCode {
     ArtifactUnreachable,
     /// The server's disk is full; nothing was written (507).
     StorageFull,
+    /// Several servers share one database and none schedules right now (one is taking over):
+    /// send it again shortly (503).
+    SchedulerUnavailable,
     /// The server failed (500).
     Internal,
     /// Any other HTTP error, named by its status.
@@ -102,6 +105,7 @@ impl ErrorCode {
             ErrorCode::ArtifactRefused => "artifact_refused",
             ErrorCode::ArtifactUnreachable => "artifact_unreachable",
             ErrorCode::StorageFull => "storage_full",
+            ErrorCode::SchedulerUnavailable => "scheduler_unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::HttpError => "http_error",
             ErrorCode::Other(s) => s,
@@ -133,6 +137,7 @@ impl ErrorCode {
             "artifact_refused" => ErrorCode::ArtifactRefused,
             "artifact_unreachable" => ErrorCode::ArtifactUnreachable,
             "storage_full" => ErrorCode::StorageFull,
+            "scheduler_unavailable" => ErrorCode::SchedulerUnavailable,
             "internal" => ErrorCode::Internal,
             "http_error" => ErrorCode::HttpError,
             other => ErrorCode::Other(other.to_string()),
@@ -167,6 +172,7 @@ mod error_code_tests {
         for c in [
             ErrorCode::UnknownWorker,
             ErrorCode::StorageFull,
+            ErrorCode::SchedulerUnavailable,
             ErrorCode::InvalidBody,
         ] {
             let json = serde_json::to_string(&c).unwrap();

@@ -13,7 +13,7 @@ mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, SchedulerLock};
 pub use rows::*;
 use sluice_sdk::api::{ArtifactUse, LogLine, PipelineSummary, PipelineVersion};
 use sluice_spec::state::RunState;
@@ -185,14 +185,17 @@ pub trait Store:
 /// The store a server runs on, shared.
 pub type DynStore = Arc<dyn Store>;
 
+/// Whether `database` names a PostgreSQL database.
+pub fn is_postgres(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
 /// Opens the store `database` names: a `postgres://` (or `postgresql://`) URL, or, with none,
 /// SQLite's `sluice.db` under `data_dir` (the embedded default).
 pub async fn open(database: Option<&str>, data_dir: &std::path::Path) -> Result<DynStore> {
     match database {
         None => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(PgStore::open(url).await?))
-        }
+        Some(url) if is_postgres(url) => Ok(Arc::new(PgStore::open(url).await?)),
         Some(url) => {
             let scheme = url.split_once("://").map_or(url, |(s, _)| s);
             Err(StoreError::Unsupported(format!(

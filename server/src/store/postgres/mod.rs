@@ -4,7 +4,10 @@
 //! The schema lives in `migrations/postgres/`.
 
 mod access;
+mod lock;
 mod runs;
+
+pub use lock::SchedulerLock;
 
 use super::cols::{json, read, WorkerCols};
 use super::{NewWorker, Result, Store, StoreError, WorkerRow, WorkerStore};
