@@ -87,29 +87,46 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    tracing::info!(%addr, server = %me, "sluice server listening; it schedules once it holds the lock");
+    // A server that finds the lock free schedules before it answers anything; one that does not
+    // answers at once, sending the API on, and keeps trying.
+    let first = store.try_lock_scheduler().await?;
+    let lead = |lock: crate::store::SchedulerLock| {
+        let (shared, store, me, advertise, cfg) =
+            (shared.clone(), store.clone(), me.clone(), advertise.clone(), cfg.clone());
+        async move {
+            tracing::info!(server = %me, "holding the scheduler lock: taking up the active runs");
+            let server = Server::start(cfg).await?;
+            let background = server.background();
+            *shared.app.write().unwrap_or_else(|e| e.into_inner()) = Some(server.router());
+            store
+                .set_leader(&me, &advertise, sluice_sdk::api::now_ms())
+                .await?;
+            tracing::info!(server = %me, url = %advertise, "this server schedules");
+            anyhow::Ok((lock, background))
+        }
+    };
+    let mut leading = match first {
+        Some(lock) => Some(lead(lock).await?),
+        None => None,
+    };
+    tracing::info!(%addr, server = %me, scheduling = leading.is_some(), "sluice server listening");
     let serving = tokio::spawn(serve_router(listener, tls, router, async move {
         stopped(&mut stop_serving).await
     }));
 
     let campaign = async {
-        let mut lock = loop {
-            if let Some(l) = store.try_lock_scheduler().await? {
-                break l;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(CAMPAIGN_EVERY) => {}
-                _ = stopped(&mut stop) => return anyhow::Ok(()),
-            }
+        let (mut lock, background) = match leading.take() {
+            Some(l) => l,
+            None => loop {
+                if let Some(l) = store.try_lock_scheduler().await? {
+                    break lead(l).await?;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(CAMPAIGN_EVERY) => {}
+                    _ = stopped(&mut stop) => return anyhow::Ok(()),
+                }
+            },
         };
-        tracing::info!(server = %me, "holding the scheduler lock: taking up the active runs");
-        let server = Server::start(cfg).await?;
-        let background = server.background();
-        *shared.app.write().unwrap_or_else(|e| e.into_inner()) = Some(server.router());
-        store
-            .set_leader(&me, &advertise, sluice_sdk::api::now_ms())
-            .await?;
-        tracing::info!(server = %me, url = %advertise, "this server schedules");
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {

@@ -13,7 +13,7 @@ mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
-pub use postgres::{PgStore, SchedulerLock};
+pub use postgres::{PgStore, SchedulerLock, ThrowawayPostgres};
 pub use rows::*;
 use sluice_sdk::api::{ArtifactUse, LogLine, PipelineSummary, PipelineVersion};
 use sluice_spec::state::RunState;

@@ -29,6 +29,10 @@ pub enum BenchCmd {
         /// Tasks the worker runs at once.
         #[arg(long, default_value_t = 256)]
         capacity: u32,
+        /// Also run the fan-out across two workers with the server's state in SQLite and in
+        /// PostgreSQL (a throwaway cluster from Debian's `postgresql`, as root), and compare.
+        #[arg(long)]
+        postgres: bool,
     },
     /// Image pulls from a registry, next to `skopeo copy` + `umoci unpack` on the same image.
     Images {
@@ -95,7 +99,8 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             fanout,
             repeat,
             capacity,
-        } => scheduler(dag_tasks, fanout, repeat.max(1), capacity).await,
+            postgres,
+        } => scheduler(dag_tasks, fanout, repeat.max(1), capacity, postgres).await,
         BenchCmd::Images { image, repeat } => images(&image, repeat.max(1)).await,
         BenchCmd::Ui {
             runs,
@@ -165,6 +170,7 @@ async fn scheduler(
     fanout: usize,
     repeat: usize,
     capacity: u32,
+    postgres: bool,
 ) -> anyhow::Result<u8> {
     // 1. Plan and persist a large DAG.
     let yaml = dag_yaml(dag_tasks);
@@ -217,6 +223,33 @@ async fn scheduler(
     let rate = median(rates);
     println!("fan-out of {fanout} tasks through server + worker (fake runtime, capacity {capacity}): {rate:.0} tasks/s median of {repeat} (target >= 2000 tasks/s)");
     cluster.stop().await?;
+    if postgres {
+        let pg = sluice_server::store::ThrowawayPostgres::start().map_err(anyhow::Error::msg)?;
+        let mut rates = Vec::new();
+        for database in [None, Some(pg.url.clone())] {
+            let dir = tempfile::tempdir()?;
+            let cluster = Cluster::start_with(
+                dir.path(),
+                Arc::new(FakeRuntime::default()),
+                capacity,
+                database,
+                2,
+            )
+            .await?;
+            let mut r = Vec::new();
+            for _ in 0..repeat {
+                r.push((fanout + 1) as f64 / cluster.run(&yaml).await?);
+            }
+            cluster.stop().await?;
+            rates.push(median(r));
+        }
+        println!(
+            "fan-out of {fanout} tasks across two workers (capacity {capacity} each): SQLite {:.0} tasks/s, PostgreSQL {:.0} tasks/s: {:.2}x (target >= 0.8x)",
+            rates[0],
+            rates[1],
+            rates[1] / rates[0]
+        );
+    }
     Ok(0)
 }
 
@@ -225,7 +258,7 @@ pub(crate) struct Cluster {
     pub url: String,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    worker: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Cluster {
@@ -234,11 +267,24 @@ impl Cluster {
         runtime: Arc<dyn sluice_worker::runtime::ContainerRuntime>,
         capacity: u32,
     ) -> anyhow::Result<Cluster> {
+        Cluster::start_with(dir, runtime, capacity, None, 1).await
+    }
+
+    /// A server with its state in `database` (SQLite under `dir` when none) and `workers`
+    /// workers sharing `runtime`.
+    pub async fn start_with(
+        dir: &std::path::Path,
+        runtime: Arc<dyn sluice_worker::runtime::ContainerRuntime>,
+        capacity: u32,
+        database: Option<String>,
+        workers: usize,
+    ) -> anyhow::Result<Cluster> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let cfg = sluice_server::ServerConfig {
             data_dir: dir.join("server"),
+            database,
             scheduler: SchedulerConfig::default(),
             token: None,
             ..Default::default()
@@ -247,27 +293,31 @@ impl Cluster {
         let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
             let _ = rx.wait_for(|s| *s).await;
         }));
-        let wcfg = sluice_worker::WorkerConfig {
-            server: url.clone(),
-            token: None,
-            name: "bench".into(),
-            capacity,
-            labels: Default::default(),
-            data_dir: dir.join("worker"),
-            poll_wait: Duration::from_secs(5),
-            drain: Duration::from_secs(5),
-            log_policy: Default::default(),
-            ca_cert: None,
-        };
-        let mut rx = stop_rx.clone();
-        let worker = tokio::spawn(sluice_worker::run(wcfg, runtime, async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }));
+        let workers = (0..workers)
+            .map(|i| {
+                let wcfg = sluice_worker::WorkerConfig {
+                    server: url.clone(),
+                    token: None,
+                    name: format!("bench-{i}"),
+                    capacity,
+                    labels: Default::default(),
+                    data_dir: dir.join(format!("worker-{i}")),
+                    poll_wait: Duration::from_secs(5),
+                    drain: Duration::from_secs(5),
+                    log_policy: Default::default(),
+                    ca_cert: None,
+                };
+                let mut rx = stop_rx.clone();
+                tokio::spawn(sluice_worker::run(wcfg, runtime.clone(), async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }))
+            })
+            .collect();
         Ok(Cluster {
             url,
             stop,
             server,
-            worker,
+            workers,
         })
     }
 
@@ -302,7 +352,9 @@ impl Cluster {
 
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.worker.await??;
+        for w in self.workers {
+            w.await??;
+        }
         self.server.await??;
         Ok(())
     }

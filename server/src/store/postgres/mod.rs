@@ -6,8 +6,10 @@
 mod access;
 mod lock;
 mod runs;
+mod throwaway;
 
 pub use lock::SchedulerLock;
+pub use throwaway::Postgres as ThrowawayPostgres;
 
 use super::cols::{json, read, WorkerCols};
 use super::{NewWorker, Result, Store, StoreError, WorkerRow, WorkerStore};
