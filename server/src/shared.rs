@@ -91,8 +91,13 @@ pub async fn serve(
     // answers at once, sending the API on, and keeps trying.
     let first = store.try_lock_scheduler().await?;
     let lead = |lock: crate::store::SchedulerLock| {
-        let (shared, store, me, advertise, cfg) =
-            (shared.clone(), store.clone(), me.clone(), advertise.clone(), cfg.clone());
+        let (shared, store, me, advertise, cfg) = (
+            shared.clone(),
+            store.clone(),
+            me.clone(),
+            advertise.clone(),
+            cfg.clone(),
+        );
         async move {
             tracing::info!(server = %me, "holding the scheduler lock: taking up the active runs");
             let server = Server::start(cfg).await?;

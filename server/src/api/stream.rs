@@ -181,7 +181,9 @@ async fn replay(
         if !send(tx, &ev).await {
             return None;
         }
-        if logs {
+        // A task never leased has no log: no query for it (a run of thousands of steps that
+        // have not started is followed without reading a log per step).
+        if logs && t.task.attempt > 0 {
             let cursor = cursors.entry(t.stat.name.clone()).or_default();
             loop {
                 let lines = app

@@ -20,47 +20,175 @@ use std::sync::Arc;
 /// A task's columns, in the order both backends write them.
 pub(crate) const TASK_COLS: &str = "run_id, idx, name, image, depends_on, state, attempt, lease_id, worker_id, cancel_requested, inputs, spec, outputs, exit_code, error, ready_at, started_at, finished_at, image_digest, retry_at, attempts, condition_false, cached_from, display_name, shape, address";
 
+/// A task's row as kept, its columns in [`TASK_COLS`]' order.
+pub(crate) struct TaskValues {
+    run_id: String,
+    idx: i64,
+    name: String,
+    image: String,
+    depends_on: String,
+    state: &'static str,
+    attempt: i64,
+    lease_id: Option<String>,
+    worker_id: Option<String>,
+    cancel_requested: bool,
+    inputs: Option<String>,
+    spec: Option<String>,
+    outputs: Option<String>,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    ready_at: Option<i64>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    image_digest: Option<String>,
+    retry_at: Option<i64>,
+    attempts: Option<String>,
+    condition_false: bool,
+    cached_from: Option<String>,
+    display_name: Option<String>,
+    shape: String,
+    address: Option<String>,
+}
+
+impl From<&TaskRow> for TaskValues {
+    fn from(row: &TaskRow) -> TaskValues {
+        let t = &row.task;
+        TaskValues {
+            run_id: row.run_id.to_string(),
+            idx: row.idx as i64,
+            name: row.stat.name.clone(),
+            image: row.stat.image.clone(),
+            depends_on: row.stat.depends_on_json.clone(),
+            state: t.state.as_str(),
+            attempt: t.attempt as i64,
+            lease_id: t.lease.as_ref().map(|l| l.id.to_string()),
+            worker_id: t.lease.as_ref().map(|l| l.worker.to_string()),
+            cancel_requested: t.cancel_requested,
+            inputs: (!t.inputs.is_empty()).then(|| json(&t.inputs)),
+            spec: t.spec.as_ref().map(json),
+            outputs: (!t.outputs.params.is_empty()).then(|| json(&t.outputs.params)),
+            exit_code: t.exit_code,
+            error: t.error.clone(),
+            ready_at: t.ready_at,
+            started_at: t.started_at,
+            finished_at: t.finished_at,
+            image_digest: t.image_digest.clone(),
+            retry_at: t.retry_at,
+            attempts: (!t.attempts.is_empty()).then(|| json(&t.attempts)),
+            condition_false: t.condition_false,
+            cached_from: t.cached_from.as_ref().map(|r| r.to_string()),
+            display_name: row.stat.display_name.clone(),
+            shape: row.stat.shape_json.clone(),
+            address: t.address.clone(),
+        }
+    }
+}
+
 /// Binds a task's row, its columns in [`TASK_COLS`]' order, in either backend's SQL.
 pub(crate) fn push_task<'q, 'a, DB>(
     mut b: sqlx::query_builder::Separated<'q, 'a, DB, &'static str>,
     row: &'a TaskRow,
 ) where
     DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     Option<i32>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    let t = &row.task;
-    b.push_bind(&*row.run_id)
-        .push_bind(row.idx as i64)
-        .push_bind(row.stat.name.as_str())
-        .push_bind(row.stat.image.as_str())
-        .push_bind(row.stat.depends_on_json.as_str())
-        .push_bind(t.state.as_str())
-        .push_bind(t.attempt as i64)
-        .push_bind(t.lease.as_ref().map(|l| l.id.to_string()))
-        .push_bind(t.lease.as_ref().map(|l| l.worker.to_string()))
-        .push_bind(t.cancel_requested)
-        .push_bind((!t.inputs.is_empty()).then(|| json(&t.inputs)))
-        .push_bind(t.spec.as_ref().map(json))
-        .push_bind((!t.outputs.params.is_empty()).then(|| json(&t.outputs.params)))
-        .push_bind(t.exit_code)
-        .push_bind(t.error.clone())
-        .push_bind(t.ready_at)
-        .push_bind(t.started_at)
-        .push_bind(t.finished_at)
-        .push_bind(t.image_digest.clone())
-        .push_bind(t.retry_at)
-        .push_bind((!t.attempts.is_empty()).then(|| json(&t.attempts)))
-        .push_bind(t.condition_false)
-        .push_bind(t.cached_from.as_ref().map(|r| r.to_string()))
-        .push_bind(row.stat.display_name.as_deref())
-        .push_bind(row.stat.shape_json.as_str())
-        .push_bind(t.address.clone());
+    let v = TaskValues::from(row);
+    b.push_bind(v.run_id)
+        .push_bind(v.idx)
+        .push_bind(v.name)
+        .push_bind(v.image)
+        .push_bind(v.depends_on)
+        .push_bind(v.state)
+        .push_bind(v.attempt)
+        .push_bind(v.lease_id)
+        .push_bind(v.worker_id)
+        .push_bind(v.cancel_requested)
+        .push_bind(v.inputs)
+        .push_bind(v.spec)
+        .push_bind(v.outputs)
+        .push_bind(v.exit_code)
+        .push_bind(v.error)
+        .push_bind(v.ready_at)
+        .push_bind(v.started_at)
+        .push_bind(v.finished_at)
+        .push_bind(v.image_digest)
+        .push_bind(v.retry_at)
+        .push_bind(v.attempts)
+        .push_bind(v.condition_false)
+        .push_bind(v.cached_from)
+        .push_bind(v.display_name)
+        .push_bind(v.shape)
+        .push_bind(v.address);
+}
+
+/// Tasks' rows by column, in [`TASK_COLS`]' order: PostgreSQL takes each column as one array
+/// (`UNNEST`), so that a batch of any size is one prepared statement.
+#[derive(Default)]
+pub(crate) struct TaskColumns {
+    pub run_id: Vec<String>,
+    pub idx: Vec<i64>,
+    pub name: Vec<String>,
+    pub image: Vec<String>,
+    pub depends_on: Vec<String>,
+    pub state: Vec<&'static str>,
+    pub attempt: Vec<i64>,
+    pub lease_id: Vec<Option<String>>,
+    pub worker_id: Vec<Option<String>>,
+    pub cancel_requested: Vec<bool>,
+    pub inputs: Vec<Option<String>>,
+    pub spec: Vec<Option<String>>,
+    pub outputs: Vec<Option<String>>,
+    pub exit_code: Vec<Option<i32>>,
+    pub error: Vec<Option<String>>,
+    pub ready_at: Vec<Option<i64>>,
+    pub started_at: Vec<Option<i64>>,
+    pub finished_at: Vec<Option<i64>>,
+    pub image_digest: Vec<Option<String>>,
+    pub retry_at: Vec<Option<i64>>,
+    pub attempts: Vec<Option<String>>,
+    pub condition_false: Vec<bool>,
+    pub cached_from: Vec<Option<String>>,
+    pub display_name: Vec<Option<String>>,
+    pub shape: Vec<String>,
+    pub address: Vec<Option<String>>,
+}
+
+impl TaskColumns {
+    pub(crate) fn push(&mut self, row: &TaskRow) {
+        let v = TaskValues::from(row);
+        self.run_id.push(v.run_id);
+        self.idx.push(v.idx);
+        self.name.push(v.name);
+        self.image.push(v.image);
+        self.depends_on.push(v.depends_on);
+        self.state.push(v.state);
+        self.attempt.push(v.attempt);
+        self.lease_id.push(v.lease_id);
+        self.worker_id.push(v.worker_id);
+        self.cancel_requested.push(v.cancel_requested);
+        self.inputs.push(v.inputs);
+        self.spec.push(v.spec);
+        self.outputs.push(v.outputs);
+        self.exit_code.push(v.exit_code);
+        self.error.push(v.error);
+        self.ready_at.push(v.ready_at);
+        self.started_at.push(v.started_at);
+        self.finished_at.push(v.finished_at);
+        self.image_digest.push(v.image_digest);
+        self.retry_at.push(v.retry_at);
+        self.attempts.push(v.attempts);
+        self.condition_false.push(v.condition_false);
+        self.cached_from.push(v.cached_from);
+        self.display_name.push(v.display_name);
+        self.shape.push(v.shape);
+        self.address.push(v.address);
+    }
 }
 
 /// Binds a new run's task in its short row, [`FRESH_TASK_COLS`]: everything else is unset yet.

@@ -11,7 +11,6 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use sluice_sdk::api::{format_ts, LogLine, PipelineSummary, PipelineVersion};
-use sqlx::{Postgres, QueryBuilder};
 
 #[async_trait]
 impl AccessStore for PgStore {
@@ -306,24 +305,46 @@ impl PipelineStore for PgStore {
     }
 }
 
-/// Appends log lines; a line already kept (a resent batch) is kept once.
+/// Appends log lines, each column as one array (one prepared statement for any number of
+/// lines); a line already kept (a resent batch) is kept once.
 pub(super) async fn insert_logs(tx: &mut sqlx::PgConnection, rows: &[LogRow]) -> Result<()> {
-    for chunk in rows.chunks(4000) {
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-            "INSERT INTO logs (run_id, task_idx, attempt, seq, ts, stream, line) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.run_id)
-                .push_bind(r.task_idx as i64)
-                .push_bind(r.attempt as i64)
-                .push_bind(r.seq as i64)
-                .push_bind(r.ts)
-                .push_bind(stream_name(r.stream))
-                .push_bind(&r.line);
-        });
-        q.push(" ON CONFLICT DO NOTHING");
-        q.build().execute(&mut *tx).await?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let mut run_id = Vec::with_capacity(rows.len());
+    let (mut task_idx, mut attempt, mut seq, mut ts) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
+    let (mut stream, mut line) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
+    for r in rows {
+        run_id.push(r.run_id.as_str());
+        task_idx.push(r.task_idx as i64);
+        attempt.push(r.attempt as i64);
+        seq.push(r.seq as i64);
+        ts.push(r.ts);
+        stream.push(stream_name(r.stream));
+        line.push(r.line.as_str());
+    }
+    sqlx::query(
+        "INSERT INTO logs (run_id, task_idx, attempt, seq, ts, stream, line) \
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+         $6::text[], $7::text[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(run_id)
+    .bind(task_idx)
+    .bind(attempt)
+    .bind(seq)
+    .bind(ts)
+    .bind(stream)
+    .bind(line)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -4,8 +4,8 @@
 use super::PgStore;
 use crate::store::cols::{
     artifact_use, artifacts_made, attach_artifacts, col, corrupt, inputs_read, is_fresh, json,
-    push_artifact, push_fresh_task, push_task, read, run_row, task_row, ArtifactCols, CacheCols,
-    IdempotencyCols, ACTIVE_STATES, ARTIFACT_COLS, FRESH_TASK_COLS, TASK_COLS,
+    push_artifact, push_fresh_task, read, run_row, task_row, ArtifactCols, CacheCols,
+    IdempotencyCols, TaskColumns, ACTIVE_STATES, ARTIFACT_COLS, FRESH_TASK_COLS, TASK_COLS,
 };
 use crate::store::{
     CacheEntry, IdempotencyKey, Result, RunFilter, RunRow, RunSort, RunStore, StoredRun, TaskRow,
@@ -149,15 +149,48 @@ impl RunStore for PgStore {
             q.push_values(chunk, |b, r| push_fresh_task(b, r));
             q.build().execute(&mut *tx).await?;
         }
-        let replace = replace_all(TASK_COLS, &["run_id", "idx"]);
-        for chunk in changed.chunks(1000) {
-            let mut q: QueryBuilder<Postgres> =
-                QueryBuilder::new(format!("INSERT INTO tasks ({TASK_COLS}) "));
-            q.push_values(chunk, |b, r| push_task(b, r));
-            q.push(format!(
-                " ON CONFLICT (run_id, idx) DO UPDATE SET {replace}"
-            ));
-            q.build().execute(&mut *tx).await?;
+        if !changed.is_empty() {
+            let mut c = TaskColumns::default();
+            for r in &changed {
+                c.push(r);
+            }
+            let replace = replace_all(TASK_COLS, &["run_id", "idx"]);
+            sqlx::query(&format!(
+                "INSERT INTO tasks ({TASK_COLS}) SELECT * FROM UNNEST($1::text[], $2::bigint[], \
+                 $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], \
+                 $9::text[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::int4[], \
+                 $15::text[], $16::bigint[], $17::bigint[], $18::bigint[], $19::text[], \
+                 $20::bigint[], $21::text[], $22::bool[], $23::text[], $24::text[], $25::text[], \
+                 $26::text[]) ON CONFLICT (run_id, idx) DO UPDATE SET {replace}"
+            ))
+            .bind(c.run_id)
+            .bind(c.idx)
+            .bind(c.name)
+            .bind(c.image)
+            .bind(c.depends_on)
+            .bind(c.state)
+            .bind(c.attempt)
+            .bind(c.lease_id)
+            .bind(c.worker_id)
+            .bind(c.cancel_requested)
+            .bind(c.inputs)
+            .bind(c.spec)
+            .bind(c.outputs)
+            .bind(c.exit_code)
+            .bind(c.error)
+            .bind(c.ready_at)
+            .bind(c.started_at)
+            .bind(c.finished_at)
+            .bind(c.image_digest)
+            .bind(c.retry_at)
+            .bind(c.attempts)
+            .bind(c.condition_false)
+            .bind(c.cached_from)
+            .bind(c.display_name)
+            .bind(c.shape)
+            .bind(c.address)
+            .execute(&mut *tx)
+            .await?;
         }
         let mut made: HashMap<(&str, usize, &str), _> = HashMap::new();
         for a in artifacts_made(batch) {

@@ -55,7 +55,10 @@ impl Postgres {
         if !status.success() {
             return Err("cannot give the cluster's directory to the postgres user".into());
         }
-        let d = dir.path().to_str().ok_or("a temporary directory that is not UTF-8")?;
+        let d = dir
+            .path()
+            .to_str()
+            .ok_or("a temporary directory that is not UTF-8")?;
         let data = format!("{d}/data");
         as_postgres(
             &bin,
@@ -73,9 +76,8 @@ impl Postgres {
         )?;
         // No TCP: the socket in its own directory only. Commits are not waited on to reach the
         // disk, as SQLite's in sluice's WAL mode (`synchronous = NORMAL`): their figures compare.
-        let opts = format!(
-            "-k {d} -c listen_addresses= -c synchronous_commit=off -c max_connections=200"
-        );
+        let opts =
+            format!("-k {d} -c listen_addresses= -c synchronous_commit=off -c max_connections=200");
         as_postgres(
             &bin,
             "pg_ctl",
