@@ -65,7 +65,7 @@ impl Run {
                             .iter()
                             .find(|r| r.uri == a.uri)
                     })
-                    .map(|r| r.sha256.as_str())
+                    .map(|r| r.digest.as_str())
                     .unwrap_or("");
                 (a.path.as_str(), hash)
             })

@@ -127,7 +127,12 @@ pub struct ArtifactRecord {
     /// Where its bytes are (an [`sluice_spec::uri::ArtifactUri`] as text).
     pub uri: String,
     pub size: u64,
-    pub sha256: String,
+    /// Its content's digest, `blake3:HEX` (`sha256:HEX` for what was kept before).
+    #[serde(
+        alias = "sha256",
+        deserialize_with = "sluice_spec::digest::deserialize"
+    )]
+    pub digest: String,
     /// What the step said of it (a Kubeflow artifact's metadata: metrics, schema, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<sluice_spec::Value>,

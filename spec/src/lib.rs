@@ -6,6 +6,7 @@
 
 pub mod cond;
 pub mod diag;
+pub mod digest;
 pub mod ids;
 pub mod import;
 pub mod kfp;

@@ -31,7 +31,7 @@ pub enum RuntimeKind {
     Fake,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     sluice_spec::parse_bytes(s).ok_or_else(|| format!("`{s}` is not a size such as 512Mi or 2Gi"))
 }
 

@@ -208,7 +208,7 @@ fn finished(lease: &sluice_sdk::api::Lease, uri: &str, cached_from: Option<&str>
                     name: "model".into(),
                     uri: uri.into(),
                     size: 4,
-                    sha256: "00".repeat(32),
+                    digest: format!("blake3:{}", "00".repeat(32)),
                     metadata: None,
                     kind: None,
                 }],

@@ -66,7 +66,10 @@ async fn a_diamond_passes_parameters_and_artifacts_end_to_end() {
     assert_eq!(task("a").image_digest, None);
     let model = &task("c").artifacts[0];
     assert_eq!((model.name.as_str(), model.size), ("model", 7));
-    assert_eq!(model.sha256, sha256_hex(b"weights"));
+    assert_eq!(
+        model.digest,
+        format!("blake3:{}", blake3::hash(b"weights").to_hex())
+    );
     for t in &done.tasks {
         assert_eq!(t.state, TaskState::Succeeded);
         assert_eq!(t.attempt, 1);
@@ -91,11 +94,6 @@ async fn a_diamond_passes_parameters_and_artifacts_end_to_end() {
     let lines: Vec<&str> = page.lines.iter().map(|l| l.line.as_str()).collect();
     assert_eq!(lines, ["hello", "from a"]);
     assert!(page.complete);
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(b))
 }
 
 #[tokio::test]

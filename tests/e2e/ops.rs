@@ -85,7 +85,7 @@ async fn metrics_count_what_ran_and_show_what_is_and_the_probes_answer_without_a
                 name: "model".into(),
                 uri: format!("file:///var/lib/w/{id}/a/1/model"),
                 size: 1234,
-                sha256: "00".repeat(32),
+                digest: format!("blake3:{}", "00".repeat(32)),
                 metadata: None,
                 kind: None,
             }],

@@ -244,8 +244,8 @@ async fn a_task_shows_its_kind_command_and_inputs_and_an_artifact_its_lineage() 
         "{l:?}"
     );
     assert_eq!(
-        l.producers[0].sha256.as_deref(),
-        Some(model.sha256.as_str())
+        l.producers[0].digest.as_deref(),
+        Some(model.digest.as_str())
     );
     assert_eq!(l.producers[0].size, Some(model.size));
     assert_eq!(

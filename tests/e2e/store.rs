@@ -115,7 +115,7 @@ async fn contract(s: DynStore) {
             name: "model".into(),
             uri: "file:///w/r1/train/1/model".into(),
             size: 42,
-            sha256: "ab".repeat(32),
+            digest: format!("blake3:{}", "ab".repeat(32)),
             metadata: Some(serde_json::json!({"rows": 3})),
             kind: Some("model".into()),
         });

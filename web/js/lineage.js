@@ -22,7 +22,7 @@ export async function lineageView() {
       h("dt", {}, "uri"), h("dd", {}, h("code", {}, l.uri)),
       made ? [h("dt", {}, "made by"), h("dd", {}, at(made), " in run ", link("/runs/" + made.run, made.run_name), " · ", fmtTime(made.at))] : [],
       made && made.size !== undefined ? [h("dt", {}, "size"), h("dd", {}, fmtBytes(made.size))] : [],
-      made && made.sha256 ? [h("dt", {}, "sha256"), h("dd", {}, h("code", {}, made.sha256))] : [],
+      made && made.digest ? [h("dt", {}, "digest"), h("dd", {}, h("code", {}, made.digest))] : [],
       made ? [h("dt", {}, "content"), h("dd", {}, h("a", { href: API + "/runs/" + made.run + "/tasks/" + encodeURIComponent(made.task) + "/artifacts/" + encodeURIComponent(made.name) + "?download=true" }, "download"))] : [])),
     h("h2", {}, "Made by"), h("table", { id: "producers" }, head.cloneNode(true), h("tbody", {}, l.producers.map((u, i) => row(u, i === 0 ? "made it" : "reused it (cache)")))),
     h("h2", {}, "Read by"), l.consumers.length ? h("table", { id: "consumers" }, head, h("tbody", {}, l.consumers.map((u) => row(u, "read it")))) : h("p", { class: "muted" }, "No step has read it yet."));

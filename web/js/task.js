@@ -7,6 +7,12 @@ import { KINDS, kfpView } from "./kfp.js";
 import { LogView } from "./log.js";
 import { itemText } from "./graph.js";
 
+/** `blake3:0123456789ab…`: an artifact's digest, its algorithm and first 12 hex digits. */
+function shortDigest(d) {
+  const [alg, hex] = d.includes(":") ? d.split(":", 2) : ["", d];
+  return (alg ? alg + ":" : "") + hex.slice(0, 12);
+}
+
 export function resources(r) {
   if (!r) return null;
   const parts = [];
@@ -99,7 +105,7 @@ export function taskPanel(panel, run, name, { close, select }) {
       h("h3", {}, "Inputs"), inputsTable(t),
       h("h3", {}, "Outputs"), Object.keys(t.outputs || {}).length ? h("table", { class: "outputs" }, h("tbody", {}, Object.entries(t.outputs).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "val" }, fmtVal(v)))))) : h("p", { class: "muted" }, "none"));
     artifacts.replaceChildren(h("h3", {}, "Artifacts"), t.artifacts.length ? h("table", { class: "artifacts" }, h("tbody", {}, t.artifacts.map((a) => h("tr", { "data-artifact": a.name },
-      h("td", {}, a.name), h("td", { class: "muted" }, a.kind || ""), h("td", { class: "num" }, fmtBytes(a.size)), h("td", { class: "muted", title: a.sha256 }, a.sha256.slice(0, 12)),
+      h("td", {}, a.name), h("td", { class: "muted" }, a.kind || ""), h("td", { class: "num" }, fmtBytes(a.size)), h("td", { class: "muted", title: a.digest }, shortDigest(a.digest)),
       h("td", { class: "acts" }, h("button", { onclick: () => showArtifact(preview, base + "/artifacts/" + encodeURIComponent(a.name), a) }, "Preview"), " ",
         lineageLink(a.uri), " · ", h("a", { href: API + base + "/artifacts/" + encodeURIComponent(a.name) + "?download=true" }, "Download")))))) : h("p", { class: "muted" }, "none"));
     showVisuals(t);
@@ -109,7 +115,7 @@ export function taskPanel(panel, run, name, { close, select }) {
   let visualsOf = null;
   async function showVisuals(t) {
     const kfp = t.artifacts.filter((a) => KINDS.has(a.kind));
-    const key = t.attempt + ":" + kfp.map((a) => a.name + a.sha256).join(",");
+    const key = t.attempt + ":" + kfp.map((a) => a.name + a.digest).join(",");
     if (key === visualsOf) return;
     visualsOf = key;
     const views = await Promise.all(kfp.map((a) => kfpView(a, base + "/artifacts/" + encodeURIComponent(a.name))));

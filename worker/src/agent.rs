@@ -727,7 +727,13 @@ fn result_of(exit: Exit, spec: &TaskSpec, params: &Path, artifacts: &Path) -> Op
                 crate::kfp::annotate(&mut records, metadata);
                 Ok::<_, String>((values, records))
             };
-            Some(match read() {
+            let t = std::time::Instant::now();
+            let got = read();
+            tracing::debug!(
+                ms = t.elapsed().as_secs_f64() * 1e3,
+                "outputs read and hashed"
+            );
+            Some(match got {
                 Ok((outputs, artifacts)) => TaskResult::succeeded(code, outputs, artifacts),
                 Err(e) => TaskResult::failed(e),
             })

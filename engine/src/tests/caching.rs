@@ -64,7 +64,7 @@ fn input_artifacts_enter_the_key_by_content() {
                     name: "data".into(),
                     uri: "file:///a/data".into(),
                     size: 1,
-                    sha256: sha.into(),
+                    digest: sha.into(),
                     metadata: None,
                     kind: None,
                 }],

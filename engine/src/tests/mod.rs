@@ -94,7 +94,7 @@ fn script(run: &mut Run, events: &[Ev]) {
                         name: "data".into(),
                         uri: format!("file:///a/{n}"),
                         size: 1,
-                        sha256: "x".into(),
+                        digest: "blake3:x".into(),
                         metadata: None,
                         kind: None,
                     }],
@@ -448,7 +448,7 @@ fn ok_with(run: &mut Run, name: &str, outputs: &[(&str, &str)], artifact: Option
             name: a.into(),
             uri: format!("file:///a/{name}/{a}"),
             size: 1,
-            sha256: "x".into(),
+            digest: "blake3:x".into(),
             metadata: None,
             kind: None,
         })

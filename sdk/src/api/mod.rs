@@ -356,7 +356,12 @@ pub struct ArtifactRecord {
     /// Where the artifact's bytes are, as the worker that produced it can reach them.
     pub uri: String,
     pub size: u64,
-    pub sha256: String,
+    /// Its content's digest, `blake3:HEX` (`sha256:HEX` for what was kept before).
+    #[serde(
+        alias = "sha256",
+        deserialize_with = "sluice_spec::digest::deserialize"
+    )]
+    pub digest: String,
     /// What the step said of it (a Kubeflow artifact's metadata: metrics, schema, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
@@ -495,8 +500,9 @@ pub struct ArtifactUse {
     pub name: String,
     pub state: TaskState,
     pub at: Option<String>,
+    /// The artifact's digest, where this use made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
 }

@@ -250,14 +250,14 @@ pub(crate) fn push_artifact<'q, 'a, DB>(
         .push_bind(a.name.as_str())
         .push_bind(a.uri.as_str())
         .push_bind(a.size as i64)
-        .push_bind(a.sha256.as_str())
+        .push_bind(a.digest.as_str())
         .push_bind(a.metadata.as_ref().map(|m| m.to_string()))
         .push_bind(a.kind.as_deref())
         .push_bind(*at);
 }
 
 pub(crate) const ARTIFACT_COLS: &str =
-    "run_id, task_idx, name, uri, size, sha256, metadata, kind, created_at";
+    "run_id, task_idx, name, uri, size, digest, metadata, kind, created_at";
 
 /// What each task of a batch that ran to its end read (lineage): its run, its index, the input.
 pub(crate) fn inputs_read(batch: &WriteBatch) -> Vec<(&str, usize, &InputArtifact)> {
@@ -467,7 +467,7 @@ pub(crate) struct ArtifactCols {
     name: String,
     uri: String,
     size: i64,
-    sha256: String,
+    digest: String,
     metadata: Option<String>,
     kind: Option<String>,
 }
@@ -508,7 +508,7 @@ pub(crate) fn attach_artifacts(tasks: &mut [TaskRow], arts: Vec<ArtifactCols>) -
                 name: a.name,
                 uri: a.uri,
                 size: u64::try_from(a.size).map_err(|_| corrupt("artifact size", a.size))?,
-                sha256: a.sha256,
+                digest: sluice_spec::digest::normalize(a.digest),
                 metadata: match a.metadata {
                     Some(m) => Some(
                         serde_json::from_str(&m)
@@ -722,7 +722,7 @@ where
         name: col(r, "name")?,
         state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
         at: col::<R, Option<i64>>(r, "at")?.map(format_ts),
-        sha256: col(r, "sha256")?,
+        digest: col::<R, Option<String>>(r, "digest")?.map(sluice_spec::digest::normalize),
         size: size
             .map(|n| u64::try_from(n).map_err(|_| corrupt("artifact size", n)))
             .transpose()?,

@@ -23,6 +23,8 @@ pub struct Opts {
     pub fanout: usize,
     pub capacity: u32,
     pub repeat: usize,
+    /// The size of the artifact handed from one step to the next on one worker.
+    pub handoff_bytes: u64,
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -169,8 +171,59 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
         o.repeat
     );
     log_latency(&cluster, &o.image).await?;
+    handoff(&cluster, &o.image, o.handoff_bytes, o.repeat).await?;
     cluster.stop().await?;
     Ok(0)
+}
+
+/// From a step that wrote a large artifact exiting to the step that reads it starting, on one
+/// worker: the producer's output is hashed (and recorded) in between, and the consumer gets it
+/// bind-mounted. Both ends are read off the host's clock inside the containers
+/// (`/proc/uptime`), so the figure is the hand-off itself.
+async fn handoff(cluster: &Cluster, image: &str, bytes: u64, repeat: usize) -> anyhow::Result<()> {
+    let client = sluice_sdk::client::Client::new(&cluster.url, None);
+    let mb = bytes.div_ceil(1 << 20);
+    let yaml = format!(
+        "name: bench-handoff\nsteps:\n  - name: make\n    image: {image}\n    outputs: {{artifacts: {{data: {{}}}}}}\n    script: |\n      dd if=/dev/zero of={{{{outputs.artifacts.data}}}} bs=1048576 count={mb} 2>/dev/null\n      cat /proc/uptime\n  - name: use\n    image: {image}\n    inputs: {{artifacts: {{data: {{}}}}}}\n    artifacts: {{data: \"{{{{steps.make.outputs.artifacts.data}}}}\"}}\n    script: cat /proc/uptime\n"
+    );
+    let mut gaps = Vec::new();
+    for _ in 0..repeat {
+        let id = client
+            .create_run(&sluice_sdk::api::CreateRun {
+                yaml: Some(yaml.clone()),
+                cache: Some(false),
+                ..Default::default()
+            })
+            .await?
+            .summary
+            .id;
+        let state = crate::cli::runs::follow(&client, &id, false).await?;
+        anyhow::ensure!(
+            state == sluice_sdk::api::RunState::Succeeded,
+            "hand-off run ended {state}"
+        );
+        let uptime = |task: &'static str| {
+            let client = client.clone();
+            let id = id.clone();
+            async move {
+                let page = client.logs(&id, task, 0, 10).await?;
+                let first = page
+                    .lines
+                    .iter()
+                    .find_map(|l| l.line.split_whitespace().next()?.parse::<f64>().ok());
+                first.ok_or_else(|| anyhow::anyhow!("no uptime in {task}'s log"))
+            }
+        };
+        let (made, used) = (uptime("make").await?, uptime("use").await?);
+        gaps.push((used - made) * 1e3);
+        client.delete_run(&id).await.ok();
+    }
+    println!(
+        "a {:.1} GiB artifact, from its step exiting to the next step starting on the same worker (hashed and recorded, then bind-mounted): median {:.0} ms of {repeat} (target <= 1000 ms)",
+        bytes as f64 / (1u64 << 30) as f64,
+        median(gaps)
+    );
+    Ok(())
 }
 
 /// From the worker reading a line off a container's stdout to a follower of the task's log (the

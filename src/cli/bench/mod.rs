@@ -61,6 +61,10 @@ pub enum BenchCmd {
         /// Steps the worker runs at once.
         #[arg(long, default_value_t = 8)]
         capacity: u32,
+        /// The size of the artifact handed from one step to the next (written, hashed,
+        /// bind-mounted) on one worker.
+        #[arg(long, default_value = "2Gi", value_parser = super::serve::parse_size)]
+        handoff: u64,
         /// Runs of the chain and of the fan-out (the median is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
@@ -116,8 +120,10 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             fanout,
             capacity,
             repeat,
+            handoff,
         } => {
             containers::containers(containers::Opts {
+                handoff_bytes: handoff,
                 image,
                 starts: starts.max(1),
                 chain: chain.max(1),

@@ -39,7 +39,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
-        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256, metadata, kind FROM artifacts WHERE run_id = $1 ORDER BY task_idx, name")
+        let arts = sqlx::query("SELECT task_idx, name, uri, size, digest, metadata, kind FROM artifacts WHERE run_id = $1 ORDER BY task_idx, name")
             .bind(run_id)
             .fetch_all(&self.pool)
             .await?;
@@ -457,7 +457,7 @@ impl RunStore for PgStore {
     async fn lineage(&self, uri: &str, limit: u32) -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)> {
         let limit = i64::from(limit);
         let producers = sqlx::query(
-            "SELECT a.run_id, a.name, a.sha256, a.size, a.created_at AS at, r.name AS run_name, \
+            "SELECT a.run_id, a.name, a.digest, a.size, a.created_at AS at, r.name AS run_name, \
              r.pipeline_name, t.name AS task, t.state \
              FROM artifacts a JOIN runs r ON r.id = a.run_id \
              JOIN tasks t ON t.run_id = a.run_id AND t.idx = a.task_idx \
@@ -468,7 +468,7 @@ impl RunStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         let consumers = sqlx::query(
-            "SELECT i.run_id, i.name, NULL::text AS sha256, NULL::bigint AS size, t.finished_at AS at, \
+            "SELECT i.run_id, i.name, NULL::text AS digest, NULL::bigint AS size, t.finished_at AS at, \
              r.name AS run_name, r.pipeline_name, t.name AS task, t.state \
              FROM artifact_inputs i JOIN runs r ON r.id = i.run_id \
              JOIN tasks t ON t.run_id = i.run_id AND t.idx = i.task_idx \

@@ -163,7 +163,7 @@ pub(super) async fn lineage(
 ) -> Result<(Vec<ArtifactUse>, Vec<ArtifactUse>)> {
     let limit = i64::from(limit);
     let producers = sqlx::query(
-        "SELECT a.run_id, a.name, a.sha256, a.size, a.created_at AS at, r.name AS run_name, \
+        "SELECT a.run_id, a.name, a.digest, a.size, a.created_at AS at, r.name AS run_name, \
          r.pipeline_name, t.name AS task, t.state \
          FROM artifacts a JOIN runs r ON r.id = a.run_id \
          JOIN tasks t ON t.run_id = a.run_id AND t.idx = a.task_idx \
@@ -174,7 +174,7 @@ pub(super) async fn lineage(
     .fetch_all(&s.pool)
     .await?;
     let consumers = sqlx::query(
-        "SELECT i.run_id, i.name, NULL AS sha256, NULL AS size, t.finished_at AS at, \
+        "SELECT i.run_id, i.name, NULL AS digest, NULL AS size, t.finished_at AS at, \
          r.name AS run_name, r.pipeline_name, t.name AS task, t.state \
          FROM artifact_inputs i JOIN runs r ON r.id = i.run_id \
          JOIN tasks t ON t.run_id = i.run_id AND t.idx = i.task_idx \

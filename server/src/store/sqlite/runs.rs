@@ -23,7 +23,7 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let mut tasks = rows.iter().map(task_row).collect::<Result<Vec<_>>>()?;
-        let arts = sqlx::query("SELECT task_idx, name, uri, size, sha256, metadata, kind FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
+        let arts = sqlx::query("SELECT task_idx, name, uri, size, digest, metadata, kind FROM artifacts WHERE run_id = ? ORDER BY task_idx, name").bind(run_id).fetch_all(&self.pool).await?;
         let arts = arts
             .iter()
             .map(read::<_, ArtifactCols>)
