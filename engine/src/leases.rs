@@ -183,8 +183,18 @@ impl Run {
                 &mut fx,
             );
         } else {
-            // Ready again, resolved afresh (placeholders such as `{{task.attempt}}` change).
+            // Ready again, resolved afresh (placeholders such as `{{task.attempt}}` change). The
+            // lost attempt stays in the task's history, with the worker it was lost on.
             let lost = t.attempt;
+            t.attempts.push(Attempt {
+                attempt: lost,
+                worker: t.lease.as_ref().map(|l| l.worker.clone()),
+                state: TaskState::Failed,
+                exit_code: None,
+                error: Some(format!("lost: worker {worker} stopped responding")),
+                started_at: t.started_at,
+                finished_at: now,
+            });
             t.lease = None;
             t.address = None;
             t.started_at = None;

@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod containers;
 mod hostile;
+mod hosts;
 mod invariants;
 mod ops;
 mod organise;

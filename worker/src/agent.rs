@@ -67,19 +67,12 @@ pub use sluice_sdk::api::now_ms;
 /// Registers with the server, retrying until it answers.
 async fn register(
     client: &Client,
-    cfg: &WorkerConfig,
-    artifact_root: &Path,
-    gpus: u32,
+    req: &RegisterWorker,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<sluice_sdk::api::WorkerRegistration> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let req = RegisterWorker {
-            labels: cfg.labels.clone(),
-            gpus,
-            ..RegisterWorker::new(&cfg.name, cfg.capacity, artifact_root.to_str())
-        };
-        match client.register_worker(&req).await {
+        match client.register_worker(req).await {
             Ok(r) => return Some(r),
             Err(e) => tracing::warn!(error = %e, "cannot register with the server; retrying"),
         }
@@ -110,15 +103,13 @@ pub async fn run(
     });
     let client = Client::trusting(&cfg.server, cfg.token.clone(), cfg.ca_cert.as_deref())
         .map_err(std::io::Error::other)?;
-    let Some(reg) = register(
-        &client,
-        &cfg,
-        artifacts.root(),
-        runtime.gpus(),
-        &mut stop_rx,
-    )
-    .await
-    else {
+    // What it offers: its capacity, where its tasks' outputs go, its labels and its GPUs.
+    let offer = RegisterWorker {
+        labels: cfg.labels.clone(),
+        gpus: runtime.gpus(),
+        ..RegisterWorker::new(&cfg.name, cfg.capacity, artifacts.root().to_str())
+    };
+    let Some(reg) = register(&client, &offer, &mut stop_rx).await else {
         return Ok(());
     };
     tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, "worker registered");
@@ -174,15 +165,7 @@ pub async fn run(
                 drop(first);
                 if e.code() == Some(&ErrorCode::UnknownWorker) {
                     tracing::warn!("the server does not know this worker; registering again");
-                    if let Some(reg) = register(
-                        &client,
-                        &cfg,
-                        artifacts.root(),
-                        runtime.gpus(),
-                        &mut stop_rx,
-                    )
-                    .await
-                    {
+                    if let Some(reg) = register(&client, &offer, &mut stop_rx).await {
                         if let Ok(mut g) = worker_id.write() {
                             *g = WorkerIdentity {
                                 id: reg.id,
