@@ -96,7 +96,8 @@ steps:
         .wait(
             "the first try's error line",
             "const l = document.querySelector('#log .line.current');
-             return /of 2/.test(document.getElementById('log-count').textContent) && l && {
+             return /of 2/.test(document.getElementById('log-count').textContent) && l
+               && l.textContent.includes('this try failed') && {
                line: l.querySelector('.ln').textContent, stderr: l.classList.contains('stderr'),
                next: l.nextElementSibling && l.nextElementSibling.textContent,
                previous: l.previousElementSibling.querySelector('.txt').textContent}",
