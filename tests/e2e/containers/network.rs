@@ -330,6 +330,36 @@ steps:
     c.worker = None;
 }
 
+/// Runs' bridges are deleted (5 s after their last step) while other runs' bridges are being
+/// made, and every run ends. (A worker once hung so under the Kubeflow corpus: a run's new
+/// bridge was made while holding the network's state, waiting on the runtime for netlink, while
+/// the deletions waited for that state on every runtime thread. This test drives the overlap;
+/// it did not catch that hang in five tries here, the corpus under the whole suite did.)
+#[tokio::test(flavor = "multi_thread")]
+async fn bridges_deleted_while_others_are_made_leave_the_worker_going() {
+    let c = Cluster::start(&[]).await;
+    let img = image("busybox");
+    let mut ids = Vec::new();
+    // Waves of one-step runs, each its own bridge, 300 ms apart for 9 s: from the 5th second
+    // on, the first waves' bridges go while new ones come.
+    let start = Instant::now();
+    let mut k = 0;
+    while start.elapsed() < Duration::from_secs(9) {
+        for _ in 0..8 {
+            let yaml = format!(
+                "name: wave-{k}\nsteps:\n  - {{name: s, image: {img}, command: [\"true\"]}}\n"
+            );
+            ids.push(submit(&c.client, &yaml).await);
+            k += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for id in &ids {
+        let run = wait_run(&c.client, id, Duration::from_secs(60)).await;
+        assert_eq!(run.summary.state, RunState::Succeeded, "{run:#?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_with_sigkill_leaves_no_network_after_its_next_start() {
     let mut c = Cluster::start(&[]).await;

@@ -156,6 +156,20 @@ impl Bridges {
         Ok(b)
     }
 
+    /// Runs `f` on the worker's network state, from async code. The state's lock is taken on
+    /// the blocking pool, never on a runtime thread: `attach` holds it while it waits on the
+    /// runtime for netlink (a run's new bridge), so a runtime thread waiting for the lock could
+    /// leave no thread to drive that netlink request, and the worker would hang.
+    async fn with_inner<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> T + Send + 'static,
+    ) -> T {
+        let b = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut b.0.inner.lock().unwrap()))
+            .await
+            .expect("the network state's lock is not poisoned")
+    }
+
     /// The prefix of every link name this worker gives.
     pub fn prefix(&self) -> String {
         format!("sl{}", self.0.scope)
@@ -227,12 +241,13 @@ impl Bridges {
     /// Takes the worker's network away: its bridges, its claims, its table (and forwarding, if it
     /// turned that on and no other worker's bridge is left).
     pub async fn shutdown(&self) {
-        let runs: Vec<RunNet> = {
-            let mut inner = self.0.inner.lock().unwrap();
-            inner.stopped = true;
-            inner.members.clear();
-            inner.runs.drain().map(|(_, r)| r).collect()
-        };
+        let runs: Vec<RunNet> = self
+            .with_inner(|inner| {
+                inner.stopped = true;
+                inner.members.clear();
+                inner.runs.drain().map(|(_, r)| r).collect()
+            })
+            .await;
         for r in runs {
             if let Err(e) = netlink::delete(&self.0.nl, &r.bridge).await {
                 tracing::warn!("{e}");
@@ -260,13 +275,12 @@ impl Bridges {
 
     /// Deletes run `run`'s bridge if nothing used it since `generation`.
     async fn reap(&self, run: String, generation: u64) {
-        let gone = {
-            let mut inner = self.0.inner.lock().unwrap();
-            match inner.runs.get(&run) {
+        let gone = self
+            .with_inner(move |inner| match inner.runs.get(&run) {
                 Some(r) if r.users == 0 && r.generation == generation => inner.runs.remove(&run),
                 _ => None,
-            }
-        };
+            })
+            .await;
         if let Some(r) = gone {
             if let Err(e) = netlink::delete(&self.0.nl, &r.bridge).await {
                 tracing::warn!("{e}");
