@@ -5,6 +5,7 @@ mod agent;
 pub mod images;
 pub mod kfp;
 pub mod network;
+mod outcome;
 mod outputs;
 pub mod reporter;
 pub mod runtime;
