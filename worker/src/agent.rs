@@ -144,6 +144,8 @@ pub async fn run(
         if *stop_rx.borrow() {
             break;
         }
+        // Ended attempts leave the set (it would otherwise keep one entry per task ever run).
+        while tasks.try_join_next().is_some() {}
         // Wait for a free slot, then ask for as many tasks as there are free slots.
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
