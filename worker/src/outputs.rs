@@ -150,6 +150,9 @@ pub fn hash_tree(root: &beneath::Dir, rel: &Path) -> Result<(u64, String), Benea
 
 /// Files at least this large are hashed through a map of their pages, not read into a buffer.
 const MAP_AT: u64 = 1 << 20;
+/// How much of a file is mapped at once: what the step wrote decides a file's length (a sparse
+/// file can claim terabytes), so the map, and the page tables behind it, are bounded here.
+const MAP_WINDOW: u64 = 256 << 20;
 
 fn hash_file(mut f: std::fs::File, rel: &Path) -> Result<(u64, [u8; 32]), BeneathError> {
     let io = |source| BeneathError::Io {
@@ -159,14 +162,8 @@ fn hash_file(mut f: std::fs::File, rel: &Path) -> Result<(u64, [u8; 32]), Beneat
     let mut h = blake3::Hasher::new();
     let len = f.metadata().map_err(io)?.len();
     if len >= MAP_AT {
-        // SAFETY: the map is read-only and lives only here. The step that wrote the file has
-        // exited; a file that changes under it anyway (another process of the host) is
-        // hashed as its pages read, as a read() would see them.
-        // Mapped whole up front (MAP_POPULATE): one pass over the page cache instead of a fault
-        // a page.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.map_err(io)?;
-        h.update(&map);
-        return Ok((map.len() as u64, *h.finalize().as_bytes()));
+        hash_mapped(&f, len, MAP_WINDOW, &mut h).map_err(io)?;
+        return Ok((len, *h.finalize().as_bytes()));
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut size = 0u64;
@@ -179,6 +176,33 @@ fn hash_file(mut f: std::fs::File, rel: &Path) -> Result<(u64, [u8; 32]), Beneat
         h.update(&buf[..n]);
     }
     Ok((size, *h.finalize().as_bytes()))
+}
+
+/// Hashes the first `len` bytes of `f` through read-only maps of `window` bytes at a time, each
+/// filled up front (MAP_POPULATE: one pass over the page cache instead of a fault a page).
+fn hash_mapped(
+    f: &std::fs::File,
+    len: u64,
+    window: u64,
+    h: &mut blake3::Hasher,
+) -> std::io::Result<()> {
+    let mut offset = 0;
+    while offset < len {
+        let n = window.min(len - offset);
+        // SAFETY: the map is read-only and dropped before the next. The file is in the task's
+        // own output area and its container has exited: nothing else writes there (the steps
+        // after it get it read-only), so it does not change or shrink while it is hashed.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(n as usize)
+                .populate()
+                .map(f)
+        }?;
+        h.update(&map);
+        offset += n;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -211,6 +235,13 @@ mod tests {
             hash(a.path(), "file").unwrap().1,
             "blake3:6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
+        // Mapped in windows: the same digest across their edges.
+        let bytes: Vec<u8> = (0..3 * 4096 + 5).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(a.path().join("windows"), &bytes).unwrap();
+        let f = std::fs::File::open(a.path().join("windows")).unwrap();
+        let mut h = blake3::Hasher::new();
+        hash_mapped(&f, bytes.len() as u64, 4096, &mut h).unwrap();
+        assert_eq!(h.finalize(), blake3::hash(&bytes));
         // Read, or mapped (at 1 MiB and beyond): the same digest as of the bytes themselves.
         for len in [
             MAP_AT as usize - 1,

@@ -29,25 +29,32 @@ impl Known {
     }
 }
 
+/// Each lease the scheduler holds that is still its task's: the worker holding it, the run's id,
+/// the run and the task's index.
+fn held(st: &State) -> impl Iterator<Item = (&str, &String, &sluice_engine::Run, usize)> {
+    st.leases.iter().filter_map(|(lease_id, (run_id, i))| {
+        let run = &st.runs.get(run_id)?.run;
+        let l = run.tasks[*i].lease.as_ref().filter(|l| l.id == *lease_id)?;
+        Some((l.worker.as_str(), run_id, run, *i))
+    })
+}
+
+fn gpus_of(run: &sluice_engine::Run, i: usize) -> u32 {
+    run.tasks[i].spec.as_ref().map_or(0, |s| s.resources.gpu)
+}
+
 /// What every worker holds now, by worker id.
 pub(super) fn loads(st: &State) -> HashMap<String, Load> {
     let mut out: HashMap<String, Load> = HashMap::new();
-    for (lease_id, (run_id, i)) in &st.leases {
-        let Some(active) = st.runs.get(run_id) else {
-            continue;
-        };
-        let t = &active.run.tasks[*i];
-        let Some(l) = t.lease.as_ref().filter(|l| l.id == *lease_id) else {
-            continue;
-        };
-        let load = out.entry(l.worker.to_string()).or_default();
+    for (worker, run_id, run, i) in held(st) {
+        let load = out.entry(worker.to_string()).or_default();
         load.tasks.push((
             run_id.clone(),
-            active.run.name.clone(),
-            active.run.plan.tasks[*i].name.to_string(),
-            t.attempt,
+            run.name.clone(),
+            run.plan.tasks[i].name.to_string(),
+            run.tasks[i].attempt,
         ));
-        load.gpus += t.spec.as_ref().map_or(0, |s| s.resources.gpu);
+        load.gpus += gpus_of(run, i);
     }
     let now = sluice_sdk::api::now_ms();
     for (id, k) in &st.workers {
@@ -58,21 +65,16 @@ pub(super) fn loads(st: &State) -> HashMap<String, Load> {
     out
 }
 
-/// The GPUs `worker`'s leases asked for.
+/// The GPUs `worker`'s leases asked for. A worker with none is not looked for: a lease request
+/// walks the leases only where there are GPUs to count.
 pub(super) fn gpus_used(st: &State, worker: &str) -> u32 {
-    let mut n = 0;
-    for (lease_id, (run_id, i)) in &st.leases {
-        let Some(t) = st.runs.get(run_id).map(|a| &a.run.tasks[*i]) else {
-            continue;
-        };
-        if t.lease
-            .as_ref()
-            .is_some_and(|l| l.id == *lease_id && l.worker.as_str() == worker)
-        {
-            n += t.spec.as_ref().map_or(0, |s| s.resources.gpu);
-        }
+    if st.workers.get(worker).is_none_or(|k| k.gpus == 0) {
+        return 0;
     }
-    n
+    held(st)
+        .filter(|(w, ..)| *w == worker)
+        .map(|(_, _, run, i)| gpus_of(run, i))
+        .sum()
 }
 
 /// When a worker was last heard from, and whether it is up: heard from (a heartbeat, a report)
