@@ -261,6 +261,8 @@ impl Ctx<'_> {
             uri: rec.uri.clone(),
             producer: task.clone(),
             metadata: rec.metadata.clone(),
+            digest: Some(rec.digest.clone()),
+            size: Some(rec.size),
         };
         if let Some(rec) = records.iter().find(|a| a.name == name) {
             return Ok(vec![at(mounted.to_string(), rec)]);

@@ -101,6 +101,12 @@ pub struct InputArtifact {
     /// What its producer said of it (a Kubeflow artifact's metadata).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<sluice_spec::Value>,
+    /// Its content's digest and size as its producer recorded them: a copy fetched from an
+    /// object store is checked against them (none for records that predate them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -8,6 +8,7 @@ pub mod secrets;
 mod serve;
 mod shared;
 pub mod store;
+pub mod throwaway_s3;
 pub mod tls;
 mod ui;
 pub mod wire;

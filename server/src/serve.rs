@@ -28,6 +28,9 @@ pub struct ServerConfig {
     /// With several servers over one PostgreSQL database, where the others reach this one when
     /// it schedules (default: its listening address).
     pub advertise_url: Option<String>,
+    /// Keep artifacts in this object store (`s3://bucket/prefix?endpoint=…&region=…`) rather
+    /// than on the workers' disks.
+    pub artifacts: Option<String>,
 }
 
 /// A server whose store is open and whose active runs are taken up: all that is left is to
@@ -45,7 +48,12 @@ pub struct Server {
 impl Server {
     /// Opens the store and takes up every active run (a run that cannot be is failed, with
     /// the reason, rather than keeping the server from starting).
-    pub async fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
+    pub async fn start(mut cfg: ServerConfig) -> anyhow::Result<Server> {
+        if let Some(url) = &cfg.artifacts {
+            let store = sluice_sdk::artifacts::ObjectArtifacts::from_url(url)?;
+            store.check().await?;
+            cfg.scheduler.artifact_store = Some(Arc::new(store));
+        }
         // The data directory holds the secrets key whichever database keeps the state.
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             anyhow::anyhow!(
@@ -89,9 +97,12 @@ impl Server {
             auth: Arc::new(auth::Auth::new(required, given, cfg.tls.is_some())),
             secrets,
             policy: Arc::new(cfg.policy),
-            artifacts: Arc::new(sluice_sdk::artifacts::LocalDir::new(
-                std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone()),
-            )),
+            artifacts: Arc::new(sluice_sdk::artifacts::Artifacts {
+                local: sluice_sdk::artifacts::LocalDir::new(
+                    std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone()),
+                ),
+                object: cfg.scheduler.artifact_store.clone(),
+            }),
             // A pipeline file at its size limit, escaped into JSON, with room to spare.
             max_body: 2 * cfg.scheduler.limits.yaml.max_bytes + (1 << 20),
         };

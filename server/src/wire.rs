@@ -48,12 +48,16 @@ pub fn task_spec(s: e::TaskSpec) -> w::TaskSpec {
                      uri,
                      producer,
                      metadata,
+                     digest,
+                     size,
                  }| w::InputArtifact {
                     name,
                     path,
                     uri,
                     producer,
                     metadata,
+                    digest,
+                    size,
                 },
             )
             .collect(),
@@ -211,6 +215,8 @@ mod tests {
                 uri: "file:///a/d".into(),
                 producer: "p".into(),
                 metadata: Some(serde_json::json!({"rows": 3})),
+                digest: Some(format!("blake3:{}", "0".repeat(64))),
+                size: Some(7),
             }],
             output_params: vec![e::OutputParam {
                 name: "n".into(),

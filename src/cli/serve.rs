@@ -155,6 +155,12 @@ pub struct ServerOpts {
     /// when it schedules (default: the address it listens on).
     #[arg(long, env = "SLUICE_ADVERTISE_URL")]
     advertise_url: Option<String>,
+    /// Keep artifacts in an S3-compatible object store, `s3://BUCKET/PREFIX`, with options
+    /// `?endpoint=http://HOST:PORT&region=R&path_style=true` as needed. Credentials are read as
+    /// the AWS SDKs read them (AWS_ACCESS_KEY_ID…, AWS_PROFILE and ~/.aws), by the server and by
+    /// each worker for itself; workers are told the URL when they register.
+    #[arg(long, env = "SLUICE_ARTIFACTS")]
+    artifacts: Option<String>,
     /// A lease not renewed by its worker within this time lapses: the worker stops the task.
     #[arg(long, env = "SLUICE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
     lease_ttl: Duration,
@@ -273,6 +279,7 @@ impl ServerOpts {
             data_dir: self.data_dir.clone(),
             database: self.database.clone(),
             advertise_url: self.advertise_url.clone(),
+            artifacts: self.artifacts.clone(),
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
                 kill_grace_ms: self.kill_grace.as_millis() as i64,

@@ -283,6 +283,8 @@ async fn contract(s: DynStore) {
             uri: "file:///w/r1/train/1/model".into(),
             producer: "train".into(),
             metadata: None,
+            digest: None,
+            size: None,
         }],
         ..Default::default()
     });

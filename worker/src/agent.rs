@@ -9,7 +9,7 @@ use sluice_sdk::api::{
     EnvVar, ErrorCode, Lease, LeaseId, RegisterWorker, ReportEvent, TaskResult, TaskSpec,
     WorkerIdentity,
 };
-use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, LocalDir};
+use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Artifacts, ObjectArtifacts};
 use sluice_sdk::beneath;
 use sluice_sdk::client::{Client, ClientError};
 use sluice_spec::uri::ArtifactUri;
@@ -93,9 +93,7 @@ pub async fn run(
     std::fs::create_dir_all(cfg.data_dir.join("tasks"))?;
     std::fs::create_dir_all(cfg.data_dir.join("artifacts"))?;
     // Artifacts are recorded, checked and mounted by their place under this canonical root.
-    let artifacts = Arc::new(LocalDir::new(std::fs::canonicalize(
-        cfg.data_dir.join("artifacts"),
-    )?));
+    let mut artifacts = Artifacts::local(std::fs::canonicalize(cfg.data_dir.join("artifacts"))?);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -107,12 +105,20 @@ pub async fn run(
     let offer = RegisterWorker {
         labels: cfg.labels.clone(),
         gpus: runtime.gpus(),
-        ..RegisterWorker::new(&cfg.name, cfg.capacity, artifacts.root().to_str())
+        ..RegisterWorker::new(&cfg.name, cfg.capacity, artifacts.local.root().to_str())
     };
     let Some(reg) = register(&client, &offer, &mut stop_rx).await else {
         return Ok(());
     };
-    tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, "worker registered");
+    // Where the server keeps artifacts, when it is an object store: this worker uploads its
+    // tasks' outputs there and fetches inputs made elsewhere, with its own credentials.
+    if let Some(url) = &reg.artifact_store {
+        let store = ObjectArtifacts::from_url(url).map_err(std::io::Error::other)?;
+        std::fs::create_dir_all(artifacts.local.root().join(CACHE_DIR))?;
+        artifacts.object = Some(Arc::new(store));
+    }
+    let artifacts = Arc::new(artifacts);
+    tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, artifact_store = reg.artifact_store.as_deref().unwrap_or("local"), "worker registered");
     let worker_id = Arc::new(RwLock::new(WorkerIdentity {
         id: reg.id.clone(),
         credential: reg.credential.clone(),
@@ -311,8 +317,8 @@ struct TaskCtx {
     running: Running,
     data_dir: PathBuf,
     /// The artifacts this worker keeps (recorded, checked and mounted by their place under its
-    /// canonical root).
-    artifacts: Arc<LocalDir>,
+    /// canonical root), and the object store it uploads to and fetches from, if any.
+    artifacts: Arc<Artifacts>,
     log_policy: LogPolicy,
 }
 
@@ -372,11 +378,10 @@ impl TaskCtx {
             .is_some_and(|k| k.launch.importer.is_some())
         {
             let (spec, dir) = (lease.spec.clone(), places.artifacts.clone());
-            return Some(
-                off_thread_if(true, move || crate::kfp::import(&spec, &dir))
-                    .await
-                    .unwrap_or_else(|e| TaskResult::failed(format!("worker failed: {e}"))),
-            );
+            let r = off_thread_if(true, move || crate::kfp::import(&spec, &dir))
+                .await
+                .unwrap_or_else(|e| TaskResult::failed(format!("worker failed: {e}")));
+            return Some(self.publish(&lease, &places.artifacts, r).await);
         }
         // A step's timeout stops it as a cancel would, and fails the attempt; it covers the
         // image's pull as well as the container.
@@ -403,6 +408,18 @@ impl TaskCtx {
         if let Some(r) = self.reuse(&lease, image_digest.as_deref()).await {
             return Some(r);
         }
+        // Inputs made on other hosts come from the object store (or this worker's cache of it).
+        let inputs = tokio::select! {
+            r = self.fetch_inputs(&lease.spec, inputs) => match r {
+                Ok(i) => i,
+                Err(e) => return Some(TaskResult::failed(e)),
+            },
+            r = stop_rx.wait_for(|s| s.is_some()) => {
+                let why = r.ok().and_then(|s| *s);
+                return stopped(why, &lease.spec, None, " while fetching its input artifacts");
+            }
+        };
+        let (ids, area) = (lease.clone(), places.artifacts.clone());
         let spec = lease.spec.clone();
         let mut run_spec = lease.spec;
         // A Kubeflow task's command and arguments are filled here, as its launcher fills them.
@@ -420,7 +437,7 @@ impl TaskCtx {
             artifacts_dir: places.artifacts.clone(),
             script: places.script,
             inputs,
-            artifacts_root: self.artifacts.root().to_path_buf(),
+            artifacts_root: self.artifacts.local.root().to_path_buf(),
             secret_files: places.secrets.clone(),
         };
         let (log_sink, log_rx) = LogSink::channel();
@@ -469,9 +486,35 @@ impl TaskCtx {
         // Output parameters are read and artifacts hashed off the async threads.
         let (params, artifacts) = (places.params, places.artifacts);
         let fs_work = touches_files(&spec);
-        off_thread_if(fs_work, move || result_of(exit, &spec, &params, &artifacts))
+        let result = off_thread_if(fs_work, move || result_of(exit, &spec, &params, &artifacts))
             .await
-            .unwrap_or_else(|e| Some(TaskResult::failed(format!("worker failed: {e}"))))
+            .unwrap_or_else(|e| Some(TaskResult::failed(format!("worker failed: {e}"))))?;
+        Some(self.publish(&ids, &area, result).await)
+    }
+
+    /// With an object store, a succeeded attempt's outputs are uploaded there before it is
+    /// reported, and recorded at their place in it; an upload that fails fails the attempt.
+    async fn publish(&self, lease: &Lease, area: &Path, mut r: TaskResult) -> TaskResult {
+        let Some(store) = &self.artifacts.object else {
+            return r;
+        };
+        if r.outcome != sluice_spec::state::Outcome::Succeeded || r.cached_from.is_some() {
+            return r;
+        }
+        let attempt = lease.attempt.to_string();
+        for a in &mut r.artifacts {
+            let uri = store.uri_of(&[
+                lease.run_id.as_str(),
+                lease.task.as_str(),
+                &attempt,
+                &a.name,
+            ]);
+            if let Err(e) = crate::transfer::upload(store, area, &a.name, &uri).await {
+                return TaskResult::failed(e);
+            }
+            a.uri = uri;
+        }
+        r
     }
 
     /// Makes the attempt's directories (only those the task needs) and writes its script.
@@ -496,7 +539,7 @@ impl TaskCtx {
             .filter_map(|s| Some((s, s.path.clone()?)))
             .collect();
         let places = Places {
-            artifacts: self.artifacts.root().join(&attempt_dir),
+            artifacts: self.artifacts.local.root().join(&attempt_dir),
             params: scratch.join("params"),
             script: lease.spec.script.as_ref().map(|_| scratch.join("script")),
             secrets: file_secrets
@@ -556,10 +599,11 @@ impl TaskCtx {
         Ok(places)
     }
 
-    /// The host paths of the task's input artifacts, each checked to be a file or directory in
-    /// this worker's artifact store with no link on the way (the runtime checks again as it
-    /// mounts).
-    fn resolve_inputs(&self, spec: &TaskSpec) -> Result<Vec<PathBuf>, String> {
+    /// Where each of the task's input artifacts is on this host: a file or directory beneath
+    /// this worker's artifact root with no link on the way (the runtime checks again as it
+    /// mounts). One kept in the object store is read from its producer's own copy when that
+    /// producer ran here, and is otherwise to be fetched.
+    fn resolve_inputs(&self, spec: &TaskSpec) -> Result<Vec<Input>, String> {
         spec.input_artifacts
             .iter()
             .map(|a| {
@@ -573,15 +617,56 @@ impl TaskCtx {
             .collect()
     }
 
-    fn local_artifact(&self, uri: &str) -> Result<PathBuf, String> {
-        let uri = ArtifactUri::parse(uri).map_err(|e| e.to_string())?;
-        match self.artifacts.locate(&uri) {
-            Ok(l) => Ok(l.path),
+    fn local_artifact(&self, uri: &str) -> Result<Input, String> {
+        let parsed = ArtifactUri::parse(uri).map_err(|e| e.to_string())?;
+        let here = match (&parsed, &self.artifacts.object) {
+            (ArtifactUri::File(_), _) => parsed.clone(),
+            // Its producer's area, had it run on this worker: RUN/TASK/ATTEMPT/NAME.
+            (ArtifactUri::Other { .. }, Some(o)) => {
+                let parts = o.parts_of(uri).map_err(|e| e.to_string())?;
+                let root = self.artifacts.local.root().to_path_buf();
+                ArtifactUri::file(&parts.iter().fold(root, |p, s| p.join(s)))
+            }
+            (ArtifactUri::Other { .. }, None) => {
+                return Err(format!(
+                    "it is at {uri}, and this worker was given no object store to read it from"
+                ))
+            }
+        };
+        match self.artifacts.local.locate(&here) {
+            Ok(l) => Ok(Input::Here(l.path)),
+            Err(ArtifactError::Gone(_)) if here != parsed => Ok(Input::Fetch),
             Err(e @ ArtifactError::Elsewhere { .. }) => {
                 Err(format!("{e}: this worker cannot reach it"))
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// The host paths of the inputs, fetching from the object store those not here.
+    async fn fetch_inputs(&self, spec: &TaskSpec, inputs: Vec<Input>) -> Result<Vec<PathBuf>, String> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for (a, i) in spec.input_artifacts.iter().zip(inputs) {
+            let path = match (i, &self.artifacts.object) {
+                (Input::Here(p), _) => p,
+                (Input::Fetch, Some(store)) => {
+                    let cache = self.artifacts.local.root().join(CACHE_DIR);
+                    crate::transfer::fetch(store, &a.uri, a.digest.as_deref(), a.size, &cache)
+                        .await
+                        .map_err(|why| {
+                            format!(
+                                "input artifact `{}` from step `{}`: {why}",
+                                a.name, a.producer
+                            )
+                        })?
+                }
+                (Input::Fetch, None) => {
+                    return Err(format!("input artifact `{}`: no object store to fetch it from", a.name))
+                }
+            };
+            out.push(path);
+        }
+        Ok(out)
     }
 
     /// The same task ran before with these inputs on this image, and its artifacts are still
@@ -591,20 +676,24 @@ impl TaskCtx {
         if image_digest != Some(c.image_digest.as_str()) {
             return None;
         }
-        let store = self.artifacts.clone();
         let uris: Vec<String> = c.artifacts.iter().map(|a| a.uri.clone()).collect();
-        let kept = tokio::task::spawn_blocking(move || {
-            store.contains_all(&mut uris.iter().map(String::as_str))
-        })
-        .await
-        .unwrap_or(false);
-        if !kept {
+        if !self.artifacts.contains_all(uris).await {
             return None;
         }
         tracing::info!(from_run = %c.run_id, "result reused from the cache");
         Some(TaskResult::reused(&c))
     }
 }
+
+/// Where an input artifact is: on this host, or in the object store only.
+enum Input {
+    Here(PathBuf),
+    Fetch,
+}
+
+/// Where fetched inputs are kept, by content digest, beneath the artifact root (so that the
+/// runtime mounts them as it mounts any input).
+const CACHE_DIR: &str = ".cache";
 
 /// Whether an attempt of `spec` reads or writes files on the worker: outputs, inputs, a script.
 fn touches_files(spec: &TaskSpec) -> bool {

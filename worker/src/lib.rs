@@ -9,6 +9,7 @@ mod outcome;
 mod outputs;
 pub mod reporter;
 pub mod runtime;
+mod transfer;
 
 pub use agent::{run, WorkerConfig};
 pub use reporter::logship::LogPolicy;

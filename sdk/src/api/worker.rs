@@ -42,6 +42,11 @@ pub struct WorkerRegistration {
     /// A lease not extended by a heartbeat within this time is taken back.
     pub lease_ttl_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// Where the server keeps artifacts, when that is an object store (`s3://bucket/prefix?…`,
+    /// never with credentials): the worker uploads its tasks' outputs there and fetches inputs
+    /// made on other hosts, with credentials of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_store: Option<String>,
 }
 
 /// A registered worker as it acts: its id and its own credential.
@@ -241,6 +246,12 @@ pub struct InputArtifact {
     /// What its producer said of it (a Kubeflow artifact's metadata).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// Its content's digest and size as its producer recorded them: a copy fetched from an
+    /// object store is checked against them (none for records that predate them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

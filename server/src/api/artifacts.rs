@@ -15,7 +15,9 @@ use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sluice_sdk::api::ErrorCode;
-use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Located};
+use sluice_sdk::artifacts::object::{self, Stat};
+use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Located, ObjectArtifacts};
+use std::sync::Arc;
 use sluice_sdk::beneath::{self, BeneathError, Kind, Links};
 use sluice_spec::uri::ArtifactUri;
 use tokio::io::AsyncReadExt;
@@ -51,9 +53,12 @@ pub async fn download(
         .find(|a| a.name == name)
         .ok_or_else(|| ApiErr::not_found(format!("task `{task}` has no artifact `{name}`")))?
         .clone();
+    if let Some(object) = object_store_of(&app, &art.uri) {
+        return serve_object(&object, &art, &name, q).await;
+    }
     let store = app.artifacts.clone();
     // Opening and walking are blocking file-system work.
-    let opened = tokio::task::spawn_blocking(move || open(&*store, &art, &name, q.path.as_deref()))
+    let opened = tokio::task::spawn_blocking(move || open(&store.local, &art, &name, q.path.as_deref()))
         .await
         .map_err(|e| {
             ApiErr::new(
@@ -71,10 +76,101 @@ pub async fn download(
     let mut head = vec![0u8; 512];
     let n = f.read(&mut head).await.unwrap_or(0);
     head.truncate(n);
-    let ctype = content_type(std::path::Path::new(&fname), &head);
-    // The sniffed head first, then the rest of the file as it is read.
-    let head = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes_of(head)) });
-    let stream = head.chain(tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024));
+    let rest = tokio_util::io::ReaderStream::with_capacity(f, 64 * 1024);
+    Ok(respond(bytes_of(head), rest, len, &fname, q.download))
+}
+
+/// The object store `uri` is in, when it names one and the server has it.
+fn object_store_of(app: &App, uri: &str) -> Option<Arc<ObjectArtifacts>> {
+    match ArtifactUri::parse(uri) {
+        Ok(ArtifactUri::Other { .. }) => app.artifacts.object.clone(),
+        _ => None,
+    }
+}
+
+/// An artifact kept in the object store, streamed from it range by range: a file, a
+/// directory's listing (from its manifest), or one file of a directory.
+async fn serve_object(
+    store: &ObjectArtifacts,
+    art: &sluice_engine::ArtifactRecord,
+    name: &str,
+    q: ArtifactQuery,
+) -> ApiResult<Response> {
+    let unreachable = |e: ArtifactError| {
+        ApiErr::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ArtifactUnreachable,
+            format!("artifact `{name}` cannot be served: {e}"),
+        )
+    };
+    let stat = store.stat(&art.uri).await.map_err(unreachable)?;
+    let (key, size, fname) = match (stat, q.path.as_deref()) {
+        (Stat::File { size }, _) => (
+            store.key_of(&art.uri, None).map_err(unreachable)?,
+            size,
+            name.to_string(),
+        ),
+        (Stat::Dir(m), None) => return Ok(Json(object_listing(&m)).into_response()),
+        (Stat::Dir(m), Some(sub)) => {
+            if !object::plain_relative(sub) {
+                return Err(ApiErr::bad_request(
+                    ErrorCode::InvalidQuery,
+                    "path must be relative, without `..`",
+                ));
+            }
+            if m.links.iter().any(|l| l.path == sub) {
+                return Err(ApiErr::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::ArtifactRefused,
+                    format!("artifact `{name}` is not served: `{sub}` is a link, which is not followed"),
+                ));
+            }
+            let Some(f) = m.files.iter().find(|f| f.path == sub) else {
+                return Err(ApiErr::not_found(format!("artifact `{name}` has no file `{sub}`")));
+            };
+            let fname = sub.rsplit('/').next().unwrap_or(sub).to_string();
+            (store.key_of(&art.uri, Some(sub)).map_err(unreachable)?, f.size, fname)
+        }
+    };
+    let mut body = store.read(key, size, 2);
+    let first = match body.next().await {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            return Err(unreachable(ArtifactError::Unreadable {
+                uri: art.uri.clone(),
+                why: e.to_string(),
+            }))
+        }
+        None => Default::default(),
+    };
+    let rest = body.map(|r| r.map_err(std::io::Error::other));
+    Ok(respond(first, rest, size, &fname, q.download))
+}
+
+/// A directory artifact's files and links from its manifest, as [`listing`] shows a local one.
+fn object_listing(m: &object::Manifest) -> serde_json::Value {
+    let files = m.files.iter().map(|f| (f.path.as_str(), serde_json::json!({"path": f.path, "size": f.size})));
+    let links = m.links.iter().map(|l| (l.path.as_str(), serde_json::json!({"path": l.path, "link": l.target})));
+    let mut all: Vec<_> = files.chain(links).collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let truncated = all.len() > MAX_LISTED;
+    let files: Vec<_> = all.into_iter().take(MAX_LISTED).map(|(_, v)| v).collect();
+    serde_json::json!({"kind": "directory", "files": files, "truncated": truncated})
+}
+
+/// The response for a file's bytes: typed by its name or its first bytes, never run in the UI's
+/// origin, saved rather than shown when asked.
+fn respond(
+    first: axum::body::Bytes,
+    rest: impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send + 'static,
+    len: u64,
+    fname: &str,
+    download: bool,
+) -> Response {
+    let ctype = content_type(std::path::Path::new(fname), &first[..first.len().min(512)]);
+    // The sniffed head first, then the rest as it is read.
+    let head = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) });
+    let stream = head.chain(rest);
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
@@ -88,13 +184,13 @@ pub async fn download(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox"),
     );
-    if q.download {
+    if download {
         let fname = fname.replace(['"', '\\', '\r', '\n'], "");
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{fname}\"")) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
     }
-    Ok(resp)
+    resp
 }
 
 enum Opened {
@@ -138,7 +234,9 @@ fn open(
     } = match store.locate(&uri) {
         Ok(l) => l,
         Err(ArtifactError::Elsewhere { .. } | ArtifactError::Gone(_)) => return Err(unreachable()),
-        Err(e @ ArtifactError::NotFileOrDir(_)) => return Err(refused(&e)),
+        Err(e @ (ArtifactError::NotFileOrDir(_) | ArtifactError::Unreadable { .. })) => {
+            return Err(refused(&e))
+        }
         Err(ArtifactError::Refused { source, .. }) => return Err(refused(&source)),
     };
     let rel = rel.as_path();

@@ -39,7 +39,7 @@ pub struct App {
     /// The key secrets are kept under.
     pub secrets: Arc<crate::secrets::SecretBox>,
     /// Where the artifacts the server serves are kept (its data directory).
-    pub artifacts: Arc<dyn sluice_sdk::artifacts::ArtifactStore>,
+    pub artifacts: Arc<sluice_sdk::artifacts::Artifacts>,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
 }

@@ -16,7 +16,7 @@ use crate::store::{
 };
 use sluice_engine::{Effect, Run};
 use sluice_sdk::api::{format_ts, RunEvent};
-use sluice_sdk::artifacts::{ArtifactStore, LocalDir};
+use sluice_sdk::artifacts::{Artifacts, LocalDir, ObjectArtifacts};
 use sluice_spec::ids::LeaseId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -41,6 +41,9 @@ pub struct SchedulerConfig {
     pub tag_ttl_ms: i64,
     /// What a pipeline may cost to load and plan.
     pub limits: sluice_spec::Limits,
+    /// The object store artifacts are kept in (`--artifacts s3://…`): workers are told of it,
+    /// upload there, and a task's artifacts are accepted only at its own place in it.
+    pub artifact_store: Option<Arc<ObjectArtifacts>>,
 }
 
 impl Default for SchedulerConfig {
@@ -52,6 +55,7 @@ impl Default for SchedulerConfig {
             reap_interval: Duration::from_millis(100),
             tag_ttl_ms: 30_000,
             limits: Default::default(),
+            artifact_store: None,
         }
     }
 }
@@ -190,8 +194,9 @@ struct Step {
 pub struct Scheduler {
     store: DynStore,
     /// Where the artifacts of kept results are looked for before one is reused here: this host's
-    /// files, since workers on this host keep theirs under their own data directories.
-    artifacts: Arc<dyn ArtifactStore>,
+    /// files (workers on this host keep theirs under their own data directories), and the object
+    /// store when there is one.
+    artifacts: Arc<Artifacts>,
     cfg: SchedulerConfig,
     state: Mutex<State>,
     ready: Notify,
@@ -211,7 +216,10 @@ impl Scheduler {
         let (events, _) = broadcast::channel(8192);
         let s = Arc::new(Scheduler {
             secrets,
-            artifacts: Arc::new(LocalDir::new("/")),
+            artifacts: Arc::new(Artifacts {
+                local: LocalDir::new("/"),
+                object: cfg.artifact_store.clone(),
+            }),
             store,
             cfg,
             state: Mutex::new(State::default()),
@@ -393,20 +401,8 @@ impl Scheduler {
             let Some(entry) = self.store.cached(&key, Some(&digest), since).await? else {
                 continue;
             };
-            let (store, uris) = (
-                self.artifacts.clone(),
-                entry
-                    .artifacts
-                    .iter()
-                    .map(|a| a.uri.clone())
-                    .collect::<Vec<_>>(),
-            );
-            let kept = tokio::task::spawn_blocking(move || {
-                store.contains_all(&mut uris.iter().map(String::as_str))
-            })
-            .await
-            .unwrap_or(false);
-            if !kept {
+            let uris = entry.artifacts.iter().map(|a| a.uri.clone()).collect();
+            if !self.artifacts.contains_all(uris).await {
                 continue;
             }
             let result = sluice_engine::TaskResult {

@@ -55,6 +55,7 @@ impl Scheduler {
                 credential,
                 lease_ttl_ms: self.cfg.lease_ttl_ms as u64,
                 heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
+                artifact_store: self.cfg.artifact_store.as_ref().map(|o| o.url().to_string()),
             },
             credential_hash,
         ))
@@ -312,13 +313,15 @@ impl Scheduler {
                         None => result.artifacts.iter().map(|a| a.size).sum(),
                     };
                     let mut result = crate::wire::task_result(result);
-                    let area = output_area(
-                        root.as_deref(),
-                        &run_id,
+                    let (task, attempt) = (
                         &active.run.plan.tasks[i].name,
                         active.run.tasks[i].attempt,
                     );
-                    if let Err(why) = check_artifacts(&result, area.as_deref(), offered) {
+                    let area = match &self.cfg.artifact_store {
+                        Some(o) => Area::Objects(o.uri_of(&[&run_id, task, &attempt.to_string()])),
+                        None => Area::Files(output_area(root.as_deref(), &run_id, task, attempt)),
+                    };
+                    if let Err(why) = check_artifacts(&result, &area, offered) {
                         tracing::warn!(worker, run = %run_id, task = %active.run.plan.tasks[i].name, %why, "refused a worker's artifacts");
                         result = crate::wire::task_result(sluice_sdk::api::TaskResult::failed(
                             format!("the worker's report was refused: {why}"),
@@ -403,11 +406,18 @@ fn output_area(root: Option<&str>, run: &str, task: &str, attempt: u32) -> Optio
     )
 }
 
+/// Where a task's artifacts must be: beneath its area on its worker's disk (the worker's root
+/// may be unknown), or at its place in the object store.
+enum Area {
+    Files(Option<PathBuf>),
+    Objects(String),
+}
+
 /// A task's reported artifacts must each be `AREA/NAME` for one of its declared outputs: a worker
-/// cannot make the server serve, or the cache hand on, a file of its choosing.
+/// cannot make the server serve, or the cache hand on, a file or object of its choosing.
 fn check_artifacts(
     result: &sluice_engine::task::TaskResult,
-    area: Option<&Path>,
+    area: &Area,
     offered: Option<(String, Vec<(String, String)>)>,
 ) -> Result<(), String> {
     if let Some(from) = &result.cached_from {
@@ -434,6 +444,21 @@ fn check_artifacts(
         };
     }
     for a in &result.artifacts {
+        let plain = sluice_spec::is_name(&a.name);
+        let area = match area {
+            Area::Objects(prefix) => {
+                if !plain || a.uri.strip_prefix(prefix.as_str()) != Some(&format!("/{}", a.name)) {
+                    return Err(format!(
+                        "artifact `{}` is at {}, not at the task's own place in the artifact store ({prefix}/{})",
+                        a.name.escape_debug(),
+                        a.uri,
+                        a.name.escape_debug()
+                    ));
+                }
+                continue;
+            }
+            Area::Files(area) => area.as_deref(),
+        };
         let uri = sluice_spec::uri::ArtifactUri::parse(&a.uri).map_err(|e| e.to_string())?;
         let Some(path) = uri.as_file() else {
             return Err(format!(
@@ -442,7 +467,6 @@ fn check_artifacts(
             ));
         };
         let want = area.map(|d| d.join(&a.name));
-        let plain = sluice_spec::is_name(&a.name);
         if !plain || want.as_deref() != Some(path) {
             return Err(format!(
                 "artifact `{}` is at {}, outside the task's own output area{}",

@@ -31,6 +31,8 @@ fn spec(command: &[&str], args: &[&str], values: Value) -> TaskSpec {
                 uri: "file:///a/data".into(),
                 producer: "make".into(),
                 metadata: Some(json!({"rows": 3})),
+                digest: None,
+                size: None,
             },
             InputArtifact {
                 name: "models/10".into(),
@@ -38,6 +40,8 @@ fn spec(command: &[&str], args: &[&str], values: Value) -> TaskSpec {
                 uri: "file:///a/m10".into(),
                 producer: "train".into(),
                 metadata: None,
+                digest: None,
+                size: None,
             },
             InputArtifact {
                 name: "models/9".into(),
@@ -45,6 +49,8 @@ fn spec(command: &[&str], args: &[&str], values: Value) -> TaskSpec {
                 uri: "file:///a/m9".into(),
                 producer: "train".into(),
                 metadata: None,
+                digest: None,
+                size: None,
             },
         ],
         output_params: vec![OutputParam {

@@ -9,7 +9,10 @@
 //! - `FAKE_LOG`: lines to write to stdout, separated by `|`;
 //! - `FAKE_EXIT`: the exit code (default 0);
 //! - `FAKE_OUT_<name>`: a value written to output parameter `<name>`;
-//! - `FAKE_ART_<name>`: text written to output artifact `<name>` (a file).
+//! - `FAKE_ART_<name>`: text written to output artifact `<name>` (a file);
+//! - `FAKE_COPY_<name>`: the input artifact it names (a file, from the path the worker resolved
+//!   for it: its producer's copy, or one fetched from the object store) copied to output
+//!   artifact `<name>`.
 
 use super::{BoxFuture, ContainerRuntime, Exit, Io, RunRequest, RuntimeError};
 use sluice_sdk::api::Stream;
@@ -155,6 +158,16 @@ impl ContainerRuntime for FakeRuntime {
                     write(&req.params_dir, name)?;
                 } else if let Some(name) = e.name.strip_prefix("FAKE_ART_") {
                     write(&req.artifacts_dir, name)?;
+                } else if let Some(name) = e.name.strip_prefix("FAKE_COPY_") {
+                    let from = req
+                        .spec
+                        .input_artifacts
+                        .iter()
+                        .position(|a| a.name == e.value)
+                        .and_then(|i| req.inputs.get(i))
+                        .ok_or_else(|| RuntimeError::Failed(format!("no input `{}`", e.value)))?;
+                    std::fs::copy(from, req.artifacts_dir.join(name))
+                        .map_err(|err| RuntimeError::Failed(format!("{}: {err}", from.display())))?;
                 }
             }
             let code = env("FAKE_EXIT").and_then(|v| v.parse().ok()).unwrap_or(0);

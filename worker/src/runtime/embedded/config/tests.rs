@@ -96,6 +96,8 @@ fn layers_are_stacked_topmost_first_and_named_relative_to_the_store() {
         uri: "file:///w/artifacts/r/prep/1/data".into(),
         producer: "prep".into(),
         metadata: None,
+        digest: None,
+        size: None,
     }];
     let mounts = TaskMounts {
         params_dir: Some("/w/tasks/l/params".into()),

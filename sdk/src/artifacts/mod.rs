@@ -1,10 +1,14 @@
 //! Where artifacts are kept, behind one trait: the server reads them for previews and downloads,
 //! the scheduler and the worker ask whether a kept result's artifacts are still there, the worker
-//! resolves its inputs through it. A local directory is the one store today; an object store (S3)
-//! is another implementation of the same trait, which fetches into a local cache before it answers.
+//! resolves its inputs through it. A local directory holds what a worker makes; with an object
+//! store ([`object::ObjectArtifacts`], S3) the worker uploads there too and records its URI, and
+//! [`Artifacts`] answers for both.
+
+pub mod object;
 
 use crate::beneath::{self, BeneathError, Dir, Kind, Links};
 use sluice_spec::uri::ArtifactUri;
+pub use object::ObjectArtifacts;
 use std::path::{Path, PathBuf};
 
 /// An artifact found in a store: read it beneath `dir` at `rel`, never following a link out.
@@ -29,6 +33,9 @@ pub enum ArtifactError {
     Refused { path: String, source: BeneathError },
     #[error("{0} is not a file or a directory")]
     NotFileOrDir(String),
+    /// The object store did not answer, or answered with something that is not an artifact.
+    #[error("{uri} cannot be read: {why}")]
+    Unreadable { uri: String, why: String },
 }
 
 /// A place artifacts are kept.
@@ -46,6 +53,43 @@ pub trait ArtifactStore: Send + Sync {
             }
         }
         true
+    }
+}
+
+/// The artifacts a server or a worker can reach: a directory of this host, and the object store
+/// when one is configured.
+pub struct Artifacts {
+    pub local: LocalDir,
+    pub object: Option<std::sync::Arc<ObjectArtifacts>>,
+}
+
+impl Artifacts {
+    pub fn local(root: impl Into<PathBuf>) -> Artifacts {
+        Artifacts {
+            local: LocalDir::new(root),
+            object: None,
+        }
+    }
+
+    /// Whether every artifact is still where its URI says: `s3://` ones in the object store
+    /// (asked), `file://` ones beneath the local directory (looked at off the async threads).
+    pub async fn contains_all(self: &std::sync::Arc<Self>, uris: Vec<String>) -> bool {
+        let (objects, files): (Vec<String>, Vec<String>) = uris
+            .into_iter()
+            .partition(|u| u.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("s3://")));
+        if !objects.is_empty() {
+            match &self.object {
+                Some(o) if o.contains_all(&objects).await => {}
+                _ => return false,
+            }
+        }
+        if files.is_empty() {
+            return true;
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.local.contains_all(&mut files.iter().map(String::as_str)))
+            .await
+            .unwrap_or(false)
     }
 }
 
