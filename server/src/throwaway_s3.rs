@@ -46,7 +46,10 @@ impl ThrowawayS3 {
     pub fn start(ip: std::net::IpAddr) -> Result<ThrowawayS3, String> {
         let bin = garage_bin();
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let d = dir.path().to_str().ok_or("a temporary directory that is not UTF-8")?;
+        let d = dir
+            .path()
+            .to_str()
+            .ok_or("a temporary directory that is not UTF-8")?;
         let (s3_port, rpc_port) = (free_port(ip)?, free_port("127.0.0.1".parse().unwrap())?);
         let secret_hex = |n: usize| {
             let mut s = String::new();
@@ -89,7 +92,11 @@ impl ThrowawayS3 {
             endpoint: format!(
                 "http://{}",
                 SocketAddr::new(
-                    if ip.is_unspecified() { [127, 0, 0, 1].into() } else { ip },
+                    if ip.is_unspecified() {
+                        [127, 0, 0, 1].into()
+                    } else {
+                        ip
+                    },
                     s3_port
                 )
             ),

@@ -140,6 +140,11 @@ impl Drop for Proc {
 }
 
 pub fn spawn(args: &[&str], log: &Path) -> Proc {
+    spawn_env(args, log, &[])
+}
+
+/// `sluice ARGS`, with `env` added to its environment.
+pub fn spawn_env(args: &[&str], log: &Path, env: &[(&str, String)]) -> Proc {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -148,6 +153,7 @@ pub fn spawn(args: &[&str], log: &Path) -> Proc {
     let child = Command::new(BIN)
         .args(args)
         .env("SLUICE_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -184,12 +190,24 @@ pub async fn spawn_server_with(
     ttl: &str,
     more: &[&str],
 ) -> Proc {
+    spawn_server_env(port, data, log, ttl, more, &[]).await
+}
+
+/// [`spawn_server_with`], with `env` added to the server's environment.
+pub async fn spawn_server_env(
+    port: u16,
+    data: &Path,
+    log: &Path,
+    ttl: &str,
+    more: &[&str],
+    env: &[(&str, String)],
+) -> Proc {
     let addr = format!("127.0.0.1:{port}");
     // Tests mount their own temporary directories and some share the host's network: the
     // server's admission policy allows what they need (the policy's own tests start servers
     // without these).
     let tmp = std::env::temp_dir();
-    let p = spawn(
+    let p = spawn_env(
         &[
             "server",
             "--addr",
@@ -211,6 +229,7 @@ pub async fn spawn_server_with(
         .chain(more.iter().copied())
         .collect::<Vec<_>>(),
         log,
+        env,
     );
     let client = Client::new(&format!("http://{addr}"), None);
     let start = Instant::now();

@@ -318,16 +318,7 @@ async fn artifacts_cross_hosts_through_s3_and_a_consumer_on_its_producers_host_d
         data.to_str().unwrap(),
     ];
     let log = dir.path().join("server.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let _server = Proc(
-        Command::new(BIN)
-            .args(&server_args)
-            .envs(s3.env())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-    );
+    let _server = spawn_env(&server_args, &log, &s3.env());
     let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(TOKEN.into()));
     let start = Instant::now();
     while client.health().await.is_err() {
@@ -341,7 +332,15 @@ async fn artifacts_cross_hosts_through_s3_and_a_consumer_on_its_producers_host_d
     let env = s3.env();
     a.spawn_worker("sa", 16, port, &["host=a"], &dir.path().join("a.log"), &env);
     b.spawn_worker("sb", 20, port, &["host=b"], &dir.path().join("b.log"), &env);
-    while client.list_workers().await.unwrap().iter().filter(|w| w.alive).count() < 2 {
+    while client
+        .list_workers()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|w| w.alive)
+        .count()
+        < 2
+    {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "the workers did not register; see {}",
@@ -413,5 +412,46 @@ async fn artifacts_cross_hosts_through_s3_and_a_consumer_on_its_producers_host_d
     let third = wait_run(&client, &id3, Duration::from_secs(60)).await;
     assert_eq!(third.summary.state, RunState::Succeeded, "{third:?}");
     assert_eq!(task(&third, "make").cached_from, None);
-    assert_eq!(task(&third, "make").worker.as_deref(), task(&done, "make").worker.as_deref());
+    assert_eq!(
+        task(&third, "make").worker.as_deref(),
+        task(&done, "make").worker.as_deref()
+    );
+
+    // An object changed in the store after its producer recorded it: the step on the other host
+    // that would read it fails, naming the digest, and runs nothing.
+    let gate = dir.path().join("gate");
+    let yaml = format!(
+        "name: tampered\nsteps:\n  - name: make\n    image: b\n    nodeSelector: {{host: a}}\n    env: {{FAKE_ART_data: \"version 2\"}}\n    outputs: {{artifacts: {{data: {{type: dataset}}}}}}\n  - name: gate\n    image: b\n    nodeSelector: {{host: a}}\n    dependsOn: [make]\n    env: {{FAKE_WAIT_FILE: \"{}\"}}\n  - name: far\n    image: b\n    nodeSelector: {{host: b}}\n    dependsOn: [gate]\n    inputs: {{artifacts: {{data: {{type: dataset}}}}}}\n    artifacts: {{data: \"{{{{steps.make.outputs.artifacts.data}}}}\"}}\n    env: {{FAKE_COPY_copy: data}}\n    outputs: {{artifacts: {{copy: {{type: dataset}}}}}}\n",
+        gate.display()
+    );
+    let id4 = submit(&client, &yaml).await;
+    wait_until(
+        &client,
+        &id4,
+        Duration::from_secs(30),
+        "gate running",
+        |d| task(d, "gate").state == TaskState::Running,
+    )
+    .await;
+    let key = object_store::path::Path::from(format!("runs/{id4}/make/1/data"));
+    object_store::ObjectStoreExt::put(&**store.store(), &key, "version 3".into())
+        .await
+        .unwrap();
+    std::fs::write(&gate, "").unwrap();
+    let fourth = wait_run(&client, &id4, Duration::from_secs(60)).await;
+    assert_eq!(fourth.summary.state, RunState::Failed);
+    let far = task(&fourth, "far");
+    let err = far.error.clone().unwrap_or_default();
+    assert!(
+        err.contains("input artifact `data` from step `make`")
+            && err.contains(&task(&fourth, "make").artifacts[0].digest)
+            && err.contains("read from the store has digest"),
+        "{err}"
+    );
+    assert_eq!(far.exit_code, None, "no container ran");
+    assert_eq!(
+        b.ls("worker/artifacts/.cache").len(),
+        1,
+        "nothing of it kept"
+    );
 }

@@ -644,7 +644,11 @@ impl TaskCtx {
     }
 
     /// The host paths of the inputs, fetching from the object store those not here.
-    async fn fetch_inputs(&self, spec: &TaskSpec, inputs: Vec<Input>) -> Result<Vec<PathBuf>, String> {
+    async fn fetch_inputs(
+        &self,
+        spec: &TaskSpec,
+        inputs: Vec<Input>,
+    ) -> Result<Vec<PathBuf>, String> {
         let mut out = Vec::with_capacity(inputs.len());
         for (a, i) in spec.input_artifacts.iter().zip(inputs) {
             let path = match (i, &self.artifacts.object) {
@@ -661,7 +665,10 @@ impl TaskCtx {
                         })?
                 }
                 (Input::Fetch, None) => {
-                    return Err(format!("input artifact `{}`: no object store to fetch it from", a.name))
+                    return Err(format!(
+                        "input artifact `{}`: no object store to fetch it from",
+                        a.name
+                    ))
                 }
             };
             out.push(path);

@@ -82,7 +82,12 @@ pub async fn upload(
                         target: e
                             .target
                             .and_then(|t| t.to_str().map(str::to_string))
-                            .ok_or_else(|| fail(format!("the link `{}` has no UTF-8 target", e.path.display())))?,
+                            .ok_or_else(|| {
+                                fail(format!(
+                                    "the link `{}` has no UTF-8 target",
+                                    e.path.display()
+                                ))
+                            })?,
                     }),
                     Kind::Special => {
                         return Err(fail(format!(
@@ -95,7 +100,9 @@ pub async fn upload(
             let mut puts = Vec::with_capacity(files.len());
             for (rel, path) in files {
                 let dir = dir.clone();
-                let key = store.key_of(uri, Some(&path)).map_err(|e| fail(e.to_string()))?;
+                let key = store
+                    .key_of(uri, Some(&path))
+                    .map_err(|e| fail(e.to_string()))?;
                 puts.push(async move {
                     let f = tokio::task::spawn_blocking(move || dir.file(&rel, Links::Never))
                         .await
@@ -242,7 +249,9 @@ async fn get_file(
         let chunk = chunk.map_err(|e| e.to_string())?;
         got += chunk.len() as u64;
         if got > size {
-            return Err(format!("the store sent more than the {size} bytes it listed"));
+            return Err(format!(
+                "the store sent more than the {size} bytes it listed"
+            ));
         }
         if let Some(h) = &mut h {
             h.update(&chunk);
@@ -273,15 +282,25 @@ async fn get_dir(
         .dirs
         .iter()
         .map(String::as_str)
-        .chain(m.files.iter().filter_map(|f| f.path.rsplit_once('/').map(|(d, _)| d)))
-        .chain(m.links.iter().filter_map(|l| l.path.rsplit_once('/').map(|(d, _)| d)));
+        .chain(
+            m.files
+                .iter()
+                .filter_map(|f| f.path.rsplit_once('/').map(|(d, _)| d)),
+        )
+        .chain(
+            m.links
+                .iter()
+                .filter_map(|l| l.path.rsplit_once('/').map(|(d, _)| d)),
+        );
     for d in parents {
         let p = dest.join(d);
         tokio::fs::create_dir_all(&p).await.map_err(|e| io(&p, e))?;
     }
     let mut gets = Vec::with_capacity(m.files.len());
     for f in &m.files {
-        let key = store.key_of(uri, Some(&f.path)).map_err(|e| e.to_string())?;
+        let key = store
+            .key_of(uri, Some(&f.path))
+            .map_err(|e| e.to_string())?;
         let (size, path) = (f.size, dest.join(&f.path));
         gets.push(async move { get_file(store, key, size, &path, false).await });
     }

@@ -7,8 +7,8 @@
 pub mod object;
 
 use crate::beneath::{self, BeneathError, Dir, Kind, Links};
-use sluice_spec::uri::ArtifactUri;
 pub use object::ObjectArtifacts;
+use sluice_spec::uri::ArtifactUri;
 use std::path::{Path, PathBuf};
 
 /// An artifact found in a store: read it beneath `dir` at `rel`, never following a link out.
@@ -87,9 +87,11 @@ impl Artifacts {
             return true;
         }
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.local.contains_all(&mut files.iter().map(String::as_str)))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || {
+            me.local.contains_all(&mut files.iter().map(String::as_str))
+        })
+        .await
+        .unwrap_or(false)
     }
 }
 

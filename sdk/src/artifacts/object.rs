@@ -299,8 +299,7 @@ impl ObjectArtifacts {
         // The environment's AWS_* settings, as object_store names them.
         let mut b = AmazonS3Builder::from_env().with_bucket_name(&p.bucket);
         if env("AWS_ACCESS_KEY_ID").is_none() {
-            if let (Some(id), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key)
-            {
+            if let (Some(id), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key) {
                 b = b.with_access_key_id(id).with_secret_access_key(secret);
                 if let Some(t) = &profile.session_token {
                     b = b.with_token(t);
@@ -328,9 +327,7 @@ impl ObjectArtifacts {
         if let Some(e) = &endpoint {
             // An endpoint given is used as written: plain HTTP where it says so (what it stores
             // is verified by digest when read back).
-            b = b
-                .with_endpoint(e)
-                .with_allow_http(e.starts_with("http://"));
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }
         // Path-style requests unless told otherwise: what S3-compatible servers expect; AWS
         // itself accepts both.
@@ -374,7 +371,12 @@ impl ObjectArtifacts {
     /// The URI of the artifact at `parts` (run, task, attempt, name) beneath the prefix.
     pub fn uri_of(&self, parts: &[&str]) -> String {
         let mut s = format!("s3://{}", self.bucket);
-        for p in self.prefix.iter().map(String::as_str).chain(parts.iter().copied()) {
+        for p in self
+            .prefix
+            .iter()
+            .map(String::as_str)
+            .chain(parts.iter().copied())
+        {
             s.push('/');
             s.push_str(p);
         }
@@ -398,7 +400,10 @@ impl ObjectArtifacts {
         }
         let mut parts: Vec<&str> = rest.split('/').collect();
         if parts.len() <= self.prefix.len()
-            || parts.iter().zip(&self.prefix).any(|(a, b)| *a != b.as_str())
+            || parts
+                .iter()
+                .zip(&self.prefix)
+                .any(|(a, b)| *a != b.as_str())
         {
             return Err(elsewhere("outside this store's prefix"));
         }
@@ -437,10 +442,15 @@ impl ObjectArtifacts {
             .get(&Attribute::Metadata(KIND_KEY.into()))
             .is_some_and(|v| v.as_ref() == DIRECTORY);
         if !is_dir {
-            return Ok(Stat::File { size: head.meta.size });
+            return Ok(Stat::File {
+                size: head.meta.size,
+            });
         }
         if head.meta.size > MAX_MANIFEST_BYTES {
-            return Err(broken(uri, format!("its manifest is {} bytes", head.meta.size)));
+            return Err(broken(
+                uri,
+                format!("its manifest is {} bytes", head.meta.size),
+            ));
         }
         let body = self
             .store

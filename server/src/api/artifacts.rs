@@ -17,9 +17,9 @@ use serde::Deserialize;
 use sluice_sdk::api::ErrorCode;
 use sluice_sdk::artifacts::object::{self, Stat};
 use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Located, ObjectArtifacts};
-use std::sync::Arc;
 use sluice_sdk::beneath::{self, BeneathError, Kind, Links};
 use sluice_spec::uri::ArtifactUri;
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
 #[derive(Deserialize)]
@@ -58,15 +58,16 @@ pub async fn download(
     }
     let store = app.artifacts.clone();
     // Opening and walking are blocking file-system work.
-    let opened = tokio::task::spawn_blocking(move || open(&store.local, &art, &name, q.path.as_deref()))
-        .await
-        .map_err(|e| {
-            ApiErr::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                e.to_string(),
-            )
-        })??;
+    let opened =
+        tokio::task::spawn_blocking(move || open(&store.local, &art, &name, q.path.as_deref()))
+            .await
+            .map_err(|e| {
+                ApiErr::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    e.to_string(),
+                )
+            })??;
     let (file, fname) = match opened {
         Opened::Listing(v) => return Ok(Json(v).into_response()),
         Opened::File(f, n) => (f, n),
@@ -122,14 +123,22 @@ async fn serve_object(
                 return Err(ApiErr::new(
                     StatusCode::FORBIDDEN,
                     ErrorCode::ArtifactRefused,
-                    format!("artifact `{name}` is not served: `{sub}` is a link, which is not followed"),
+                    format!(
+                        "artifact `{name}` is not served: `{sub}` is a link, which is not followed"
+                    ),
                 ));
             }
             let Some(f) = m.files.iter().find(|f| f.path == sub) else {
-                return Err(ApiErr::not_found(format!("artifact `{name}` has no file `{sub}`")));
+                return Err(ApiErr::not_found(format!(
+                    "artifact `{name}` has no file `{sub}`"
+                )));
             };
             let fname = sub.rsplit('/').next().unwrap_or(sub).to_string();
-            (store.key_of(&art.uri, Some(sub)).map_err(unreachable)?, f.size, fname)
+            (
+                store.key_of(&art.uri, Some(sub)).map_err(unreachable)?,
+                f.size,
+                fname,
+            )
         }
     };
     let mut body = store.read(key, size, 2);
@@ -149,8 +158,18 @@ async fn serve_object(
 
 /// A directory artifact's files and links from its manifest, as [`listing`] shows a local one.
 fn object_listing(m: &object::Manifest) -> serde_json::Value {
-    let files = m.files.iter().map(|f| (f.path.as_str(), serde_json::json!({"path": f.path, "size": f.size})));
-    let links = m.links.iter().map(|l| (l.path.as_str(), serde_json::json!({"path": l.path, "link": l.target})));
+    let files = m.files.iter().map(|f| {
+        (
+            f.path.as_str(),
+            serde_json::json!({"path": f.path, "size": f.size}),
+        )
+    });
+    let links = m.links.iter().map(|l| {
+        (
+            l.path.as_str(),
+            serde_json::json!({"path": l.path, "link": l.target}),
+        )
+    });
     let mut all: Vec<_> = files.chain(links).collect();
     all.sort_by(|a, b| a.0.cmp(b.0));
     let truncated = all.len() > MAX_LISTED;

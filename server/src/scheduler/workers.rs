@@ -55,7 +55,11 @@ impl Scheduler {
                 credential,
                 lease_ttl_ms: self.cfg.lease_ttl_ms as u64,
                 heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
-                artifact_store: self.cfg.artifact_store.as_ref().map(|o| o.url().to_string()),
+                artifact_store: self
+                    .cfg
+                    .artifact_store
+                    .as_ref()
+                    .map(|o| o.url().to_string()),
             },
             credential_hash,
         ))
@@ -313,10 +317,8 @@ impl Scheduler {
                         None => result.artifacts.iter().map(|a| a.size).sum(),
                     };
                     let mut result = crate::wire::task_result(result);
-                    let (task, attempt) = (
-                        &active.run.plan.tasks[i].name,
-                        active.run.tasks[i].attempt,
-                    );
+                    let (task, attempt) =
+                        (&active.run.plan.tasks[i].name, active.run.tasks[i].attempt);
                     let area = match &self.cfg.artifact_store {
                         Some(o) => Area::Objects(o.uri_of(&[&run_id, task, &attempt.to_string()])),
                         None => Area::Files(output_area(root.as_deref(), &run_id, task, attempt)),

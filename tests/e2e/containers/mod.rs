@@ -321,6 +321,7 @@ mod kfp;
 mod lifecycle;
 mod logs;
 mod network;
+mod objects;
 mod placement;
 mod rootless;
 mod seccomp;

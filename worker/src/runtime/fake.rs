@@ -166,8 +166,9 @@ impl ContainerRuntime for FakeRuntime {
                         .position(|a| a.name == e.value)
                         .and_then(|i| req.inputs.get(i))
                         .ok_or_else(|| RuntimeError::Failed(format!("no input `{}`", e.value)))?;
-                    std::fs::copy(from, req.artifacts_dir.join(name))
-                        .map_err(|err| RuntimeError::Failed(format!("{}: {err}", from.display())))?;
+                    std::fs::copy(from, req.artifacts_dir.join(name)).map_err(|err| {
+                        RuntimeError::Failed(format!("{}: {err}", from.display()))
+                    })?;
                 }
             }
             let code = env("FAKE_EXIT").and_then(|v| v.parse().ok()).unwrap_or(0);
