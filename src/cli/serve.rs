@@ -559,6 +559,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<u8> {
             },
             // Over TLS the built-in worker trusts the server's own certificate.
             ca_cert: cfg.tls.as_ref().map(|t| t.cert.clone()),
+            artifact_store: None,
         };
         let mut rx2 = stop_rx.clone();
         tokio::spawn(sluice_worker::run(wcfg, rt, async move {
@@ -606,6 +607,7 @@ pub async fn worker(a: WorkerArgs) -> anyhow::Result<u8> {
             limit_bytes: a.rt.log_limit,
         },
         ca_cert: a.conn.ca_cert,
+        artifact_store: None,
     };
     let ran = sluice_worker::run(cfg, rt, ctrl_c()).await;
     if let Some(b) = bridges {

@@ -40,6 +40,10 @@ pub struct WorkerConfig {
     pub log_policy: LogPolicy,
     /// Also trust the certificates in this PEM file when reaching the server over TLS.
     pub ca_cert: Option<PathBuf>,
+    /// A client of the server's object store made by whoever embeds the worker (with
+    /// credentials given in code). By default one is made from the URL the server announces and
+    /// this process's environment.
+    pub artifact_store: Option<Arc<ObjectArtifacts>>,
 }
 
 /// A lease this worker holds: how to stop its task, and when the server last renewed it (as
@@ -113,9 +117,12 @@ pub async fn run(
     // Where the server keeps artifacts, when it is an object store: this worker uploads its
     // tasks' outputs there and fetches inputs made elsewhere, with its own credentials.
     if let Some(url) = &reg.artifact_store {
-        let store = ObjectArtifacts::from_url(url).map_err(std::io::Error::other)?;
+        let store = match &cfg.artifact_store {
+            Some(s) => s.clone(),
+            None => Arc::new(ObjectArtifacts::from_url(url).map_err(std::io::Error::other)?),
+        };
         std::fs::create_dir_all(artifacts.local.root().join(CACHE_DIR))?;
-        artifacts.object = Some(Arc::new(store));
+        artifacts.object = Some(store);
     }
     let artifacts = Arc::new(artifacts);
     tracing::info!(worker = %reg.id, server = %cfg.server, runtime = runtime.name(), capacity = cfg.capacity, artifact_store = reg.artifact_store.as_deref().unwrap_or("local"), "worker registered");

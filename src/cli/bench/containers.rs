@@ -32,6 +32,56 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// A worker's embedded runtime in `worker_dir` with `image` pulled into its store: with a user
+/// namespace or not, with a bridge network or not.
+pub(crate) async fn embedded(
+    worker_dir: PathBuf,
+    image: String,
+    userns: Option<IdMap>,
+    bridge: bool,
+) -> anyhow::Result<(
+    Arc<EmbeddedRuntime>,
+    Arc<ImageStore>,
+    sluice_worker::images::store::ImageRecord,
+    Option<Arc<Bridges>>,
+)> {
+    std::fs::create_dir_all(&worker_dir)?;
+    let wiring = match bridge {
+        true => Some(Arc::new(
+            Bridges::start(&worker_dir, BridgeConfig::default()).map_err(|e| anyhow::anyhow!(e))?,
+        )),
+        false => None,
+    };
+    let store = Arc::new(ImageStore::open(&worker_dir.join("images"))?);
+    let registries = Arc::new(Registries::new(store.clone(), vec![]));
+    let rec = registries
+        .ensure(&image)
+        .await
+        .with_context(|| format!("cannot pull {image}"))?;
+    let runtime = Arc::new(EmbeddedRuntime::new(
+        EmbeddedConfig {
+            worker_dir: worker_dir.clone(),
+            helper: std::env::current_exe()?,
+            defaults: Limits {
+                pids: Some(4096),
+                ..Default::default()
+            },
+            keep: false,
+            tag_ttl: std::time::Duration::from_secs(60),
+            allow_unconfined: false,
+            disk: Default::default(),
+            wiring: wiring
+                .clone()
+                .map(|b| b as Arc<dyn sluice_worker::runtime::embedded::NetworkWiring>),
+            default_network: NetworkMode::None,
+            userns,
+        },
+        store.clone(),
+        registries,
+    )?);
+    Ok((runtime, store, rec, wiring))
+}
+
 pub async fn containers(o: Opts) -> anyhow::Result<u8> {
     let dir = tempfile::Builder::new()
         .prefix("sluice-bench-")
@@ -39,46 +89,7 @@ pub async fn containers(o: Opts) -> anyhow::Result<u8> {
     // The same image in two workers' stores: containers with a user namespace (the default)
     // and without.
     let make = |name: &str, userns: Option<IdMap>, bridge: bool| {
-        let worker_dir = dir.path().join(name);
-        let image = o.image.clone();
-        async move {
-            std::fs::create_dir_all(&worker_dir)?;
-            let wiring = match bridge {
-                true => Some(Arc::new(
-                    Bridges::start(&worker_dir, BridgeConfig::default())
-                        .map_err(|e| anyhow::anyhow!(e))?,
-                )),
-                false => None,
-            };
-            let store = Arc::new(ImageStore::open(&worker_dir.join("images"))?);
-            let registries = Arc::new(Registries::new(store.clone(), vec![]));
-            let rec = registries
-                .ensure(&image)
-                .await
-                .with_context(|| format!("cannot pull {image}"))?;
-            let runtime = Arc::new(EmbeddedRuntime::new(
-                EmbeddedConfig {
-                    worker_dir: worker_dir.clone(),
-                    helper: std::env::current_exe()?,
-                    defaults: Limits {
-                        pids: Some(4096),
-                        ..Default::default()
-                    },
-                    keep: false,
-                    tag_ttl: std::time::Duration::from_secs(60),
-                    allow_unconfined: false,
-                    disk: Default::default(),
-                    wiring: wiring
-                        .clone()
-                        .map(|b| b as Arc<dyn sluice_worker::runtime::embedded::NetworkWiring>),
-                    default_network: NetworkMode::None,
-                    userns,
-                },
-                store.clone(),
-                registries,
-            )?);
-            anyhow::Ok((runtime, store, rec, wiring))
-        }
+        embedded(dir.path().join(name), o.image.clone(), userns, bridge)
     };
     let (runtime, store, rec, _) = make("worker", Some(IdMap::DEFAULT), false).await?;
     let (plain, _, _, _) = make("worker-no-userns", None, false).await?;

@@ -1,5 +1,6 @@
 //! `sluice bench …`: measurements against the project's targets, on this machine, now.
 
+mod artifacts;
 mod browser;
 mod containers;
 mod kfp;
@@ -69,6 +70,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Artifacts across workers through an S3 server (a throwaway Garage): a large artifact from
+    /// its step exiting on one worker to the next step starting on another, next to a plain
+    /// client's PUT and GET of the same size on the same server. Needs root, curl and Garage.
+    Artifacts {
+        /// A one-layer image with `dd` and `cat` (such as scripts/images serves).
+        #[arg(long, default_value = "127.0.0.1:5000/sluice/busybox:1")]
+        image: String,
+        #[arg(long, default_value = "2Gi", value_parser = super::serve::parse_size)]
+        size: u64,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Kubeflow pipelines: importing a compiled PipelineSpec of many tasks, and the launcher's
     /// work per task (executor input, placeholders, executor output, metadata).
     Kfp {
@@ -112,6 +125,11 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             no_browser,
             log_lines,
         } => ui::ui(runs.max(1), requests.max(1), !no_browser, log_lines.max(1)).await,
+        BenchCmd::Artifacts {
+            image,
+            size,
+            repeat,
+        } => artifacts::artifacts(&image, size.max(1), repeat.max(1)).await,
         BenchCmd::Kfp { tasks, repeat } => kfp::kfp(tasks.max(1), repeat.max(1)),
         BenchCmd::Containers {
             image,
@@ -238,8 +256,11 @@ async fn scheduler(
                 dir.path(),
                 Arc::new(FakeRuntime::default()),
                 capacity,
-                database,
-                2,
+                ClusterOpts {
+                    database,
+                    workers: 2,
+                    ..Default::default()
+                },
             )
             .await?;
             let mut r = Vec::new();
@@ -259,7 +280,18 @@ async fn scheduler(
     Ok(0)
 }
 
-/// A server and one worker in this process, on a loopback port.
+/// What a bench [`Cluster`] is made of besides its runtime.
+#[derive(Default)]
+pub(crate) struct ClusterOpts {
+    /// A `postgres://` URL; SQLite under the cluster's directory when none.
+    pub database: Option<String>,
+    /// Workers, labelled `worker=0`, `worker=1`, …
+    pub workers: usize,
+    /// Keep artifacts in this object store.
+    pub artifact_store: Option<Arc<sluice_sdk::artifacts::ObjectArtifacts>>,
+}
+
+/// A server and its workers in this process, on a loopback port.
 pub(crate) struct Cluster {
     pub url: String,
     stop: tokio::sync::watch::Sender<bool>,
@@ -273,25 +305,36 @@ impl Cluster {
         runtime: Arc<dyn sluice_worker::runtime::ContainerRuntime>,
         capacity: u32,
     ) -> anyhow::Result<Cluster> {
-        Cluster::start_with(dir, runtime, capacity, None, 1).await
+        let one = ClusterOpts {
+            workers: 1,
+            ..Default::default()
+        };
+        Cluster::start_with(dir, runtime, capacity, one).await
     }
 
-    /// A server with its state in `database` (SQLite under `dir` when none) and `workers`
-    /// workers sharing `runtime`.
+    /// A server as `o` says, and its workers sharing `runtime` (each with its own data
+    /// directory, so with its own artifacts).
     pub async fn start_with(
         dir: &std::path::Path,
         runtime: Arc<dyn sluice_worker::runtime::ContainerRuntime>,
         capacity: u32,
-        database: Option<String>,
-        workers: usize,
+        o: ClusterOpts,
     ) -> anyhow::Result<Cluster> {
+        let ClusterOpts {
+            database,
+            workers,
+            artifact_store,
+        } = o;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let cfg = sluice_server::ServerConfig {
             data_dir: dir.join("server"),
             database,
-            scheduler: SchedulerConfig::default(),
+            scheduler: SchedulerConfig {
+                artifact_store: artifact_store.clone(),
+                ..Default::default()
+            },
             token: None,
             ..Default::default()
         };
@@ -306,12 +349,13 @@ impl Cluster {
                     token: None,
                     name: format!("bench-{i}"),
                     capacity,
-                    labels: Default::default(),
+                    labels: [("worker".to_string(), i.to_string())].into(),
                     data_dir: dir.join(format!("worker-{i}")),
                     poll_wait: Duration::from_secs(5),
                     drain: Duration::from_secs(5),
                     log_policy: Default::default(),
                     ca_cert: None,
+                    artifact_store: artifact_store.clone(),
                 };
                 let mut rx = stop_rx.clone();
                 tokio::spawn(sluice_worker::run(wcfg, runtime.clone(), async move {
@@ -366,7 +410,7 @@ impl Cluster {
     }
 }
 
-fn run_timed(cmd: &mut std::process::Command) -> anyhow::Result<f64> {
+pub(crate) fn run_timed(cmd: &mut std::process::Command) -> anyhow::Result<f64> {
     let t = Instant::now();
     let out = cmd.output()?;
     anyhow::ensure!(

@@ -1,0 +1,128 @@
+//! `sluice bench artifacts`: a large artifact crossing from a step on one worker to a step on
+//! another through an S3 server (a throwaway Garage), next to a plain client (curl, signing as
+//! the AWS SDKs do) putting and getting an object of the same size on the same server in the
+//! same run. The two workers share nothing but the server and the store (each its own data
+//! directory), as workers on two hosts do.
+
+use super::{median, run_timed, Cluster, ClusterOpts};
+use sluice_server::throwaway_s3::ThrowawayS3;
+use std::io::Write;
+use std::process::Command;
+use std::sync::Arc;
+
+pub async fn artifacts(image: &str, bytes: u64, repeat: usize) -> anyhow::Result<u8> {
+    let s3 = ThrowawayS3::start([127, 0, 0, 1].into()).map_err(anyhow::Error::msg)?;
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-bench-")
+        .tempdir_in("/var/tmp")?;
+    let mb = bytes.div_ceil(1 << 20);
+    let bytes = mb << 20;
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+
+    // The plain client: an object of the same size (random bytes, as the step writes), PUT
+    // then GET, each one request.
+    let file = dir.path().join("raw.bin");
+    {
+        let mut f = std::fs::File::create(&file)?;
+        let mut urandom = std::fs::File::open("/dev/urandom")?;
+        let copied = std::io::copy(&mut std::io::Read::take(&mut urandom, bytes), &mut f)?;
+        anyhow::ensure!(copied == bytes, "short random file");
+        f.flush()?;
+    }
+    let user = format!("{}:{}", s3.key_id, s3.secret);
+    let curl = |extra: &[&str]| {
+        let mut c = Command::new("curl");
+        c.args(["-sSf", "-o", "/dev/null", "--aws-sigv4"])
+            .arg(format!("aws:amz:{}:s3", s3.region))
+            .args(["--user", &user, "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args(extra);
+        c
+    };
+    let object = format!("{}/{}/raw/object", s3.endpoint, s3.bucket);
+    let (mut puts, mut gets) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        puts.push(run_timed(&mut curl(&["-T", file.to_str().unwrap(), &object]))?);
+        gets.push(run_timed(&mut curl(&[&object]))?);
+    }
+    std::fs::remove_file(&file)?;
+    let (put, get) = (median(puts) / 1e3, median(gets) / 1e3);
+    let raw = bytes as f64 / (put + get);
+
+    // sluice: the step after a large artifact, on the other worker.
+    let (runtime, ..) = super::containers::embedded(
+        dir.path().join("runtime"),
+        image.to_string(),
+        Some(sluice_worker::runtime::embedded::userns::IdMap::DEFAULT),
+        false,
+    )
+    .await?;
+    let cluster = Cluster::start_with(
+        dir.path(),
+        runtime,
+        2,
+        ClusterOpts {
+            workers: 2,
+            artifact_store: Some(Arc::new(s3.store("bench"))),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let client = sluice_sdk::client::Client::new(&cluster.url, None);
+    let yaml = format!(
+        "name: bench-crossing\nsteps:\n  - name: make\n    image: {image}\n    nodeSelector: {{worker: \"0\"}}\n    outputs: {{artifacts: {{data: {{}}}}}}\n    script: |\n      dd if=/dev/urandom of={{{{outputs.artifacts.data}}}} bs=1048576 count={mb} 2>/dev/null\n      cat /proc/uptime\n  - name: use\n    image: {image}\n    nodeSelector: {{worker: \"1\"}}\n    inputs: {{artifacts: {{data: {{}}}}}}\n    artifacts: {{data: \"{{{{steps.make.outputs.artifacts.data}}}}\"}}\n    script: cat /proc/uptime\n"
+    );
+    let mut gaps = Vec::new();
+    for _ in 0..repeat {
+        let id = client
+            .create_run(&sluice_sdk::api::CreateRun {
+                yaml: Some(yaml.clone()),
+                cache: Some(false),
+                ..Default::default()
+            })
+            .await?
+            .summary
+            .id;
+        let state = crate::cli::runs::follow(&client, &id, false).await?;
+        anyhow::ensure!(
+            state == sluice_sdk::api::RunState::Succeeded,
+            "the crossing run ended {state}"
+        );
+        let detail = client.get_run(&id).await?;
+        let worker = |t: &str| {
+            detail
+                .tasks
+                .iter()
+                .find(|x| x.name == t)
+                .and_then(|x| x.worker.clone())
+        };
+        anyhow::ensure!(worker("make") != worker("use"), "both steps ran on one worker");
+        let uptime = |task: &'static str| {
+            let (client, id) = (client.clone(), id.clone());
+            async move {
+                let page = client.logs(&id, task, 0, 10).await?;
+                let first = page
+                    .lines
+                    .iter()
+                    .find_map(|l| l.line.split_whitespace().next()?.parse::<f64>().ok());
+                first.ok_or_else(|| anyhow::anyhow!("no uptime in {task}'s log"))
+            }
+        };
+        gaps.push(uptime("use").await? - uptime("make").await?);
+        client.delete_run(&id).await.ok();
+    }
+    cluster.stop().await?;
+    let gap = median(gaps);
+    let ours = bytes as f64 / gap;
+    let mbs = |b: f64| b / (1 << 20) as f64;
+    println!(
+        "a {gib:.1} GiB object on Garage {} with a plain client (curl): PUT {put:.2} s + GET {get:.2} s = {:.0} MiB/s, median of {repeat}",
+        s3.endpoint,
+        mbs(raw)
+    );
+    println!(
+        "a {gib:.1} GiB artifact from its step exiting on one worker to the next step starting on another (hashed, uploaded, recorded, leased, fetched, verified): {gap:.2} s = {:.0} MiB/s, median of {repeat}: {:.2}x the plain client (target >= 0.8x)",
+        mbs(ours),
+        ours / raw
+    );
+    Ok(0)
+}
