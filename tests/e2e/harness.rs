@@ -49,6 +49,7 @@ impl InProcess {
             drain: Duration::from_secs(1),
             log_policy: Default::default(),
             ca_cert: None,
+            artifact_store: None,
         };
         let mut r = rx.clone();
         let rt: Arc<dyn sluice_worker::runtime::ContainerRuntime> = runtime.clone();

@@ -388,7 +388,8 @@ impl TaskCtx {
             let r = off_thread_if(true, move || crate::kfp::import(&spec, &dir))
                 .await
                 .unwrap_or_else(|e| TaskResult::failed(format!("worker failed: {e}")));
-            return Some(self.publish(&lease, &places.artifacts, r).await);
+            let none = HashMap::new();
+            return Some(self.publish(&lease, &places.artifacts, r, none).await);
         }
         // A step's timeout stops it as a cancel would, and fails the attempt; it covers the
         // image's pull as well as the container.
@@ -490,36 +491,63 @@ impl TaskCtx {
             Err(e) => return Some(TaskResult::failed(e.to_string())),
             Ok(exit) => exit,
         };
+        // With an object store, a clean exit's outputs start uploading while they are hashed.
+        let clean =
+            exit.code == 0 && exit.stopped.is_none() && exit.evicted.is_none() && !exit.oom_killed;
+        let names: Vec<String> = spec
+            .output_artifacts
+            .iter()
+            .map(|a| a.name.clone())
+            .collect();
+        let uploads = match (&self.artifacts.object, clean && !names.is_empty()) {
+            (Some(store), true) => Some(AbortOnDrop(tokio::spawn(upload_all(
+                store.clone(),
+                ids.clone(),
+                area.clone(),
+                names,
+            )))),
+            _ => None,
+        };
         // Output parameters are read and artifacts hashed off the async threads.
         let (params, artifacts) = (places.params, places.artifacts);
         let fs_work = touches_files(&spec);
         let result = off_thread_if(fs_work, move || result_of(exit, &spec, &params, &artifacts))
             .await
             .unwrap_or_else(|e| Some(TaskResult::failed(format!("worker failed: {e}"))))?;
-        Some(self.publish(&ids, &area, result).await)
+        let uploaded = match uploads {
+            Some(mut u) if result.outcome == sluice_spec::state::Outcome::Succeeded => {
+                (&mut u.0).await.unwrap_or_default()
+            }
+            _ => Default::default(),
+        };
+        Some(self.publish(&ids, &area, result, uploaded).await)
     }
 
     /// With an object store, a succeeded attempt's outputs are uploaded there before it is
     /// reported, and recorded at their place in it; an upload that fails fails the attempt.
-    async fn publish(&self, lease: &Lease, area: &Path, mut r: TaskResult) -> TaskResult {
+    /// `uploaded` holds what was uploaded already (by artifact name); the rest are uploaded now.
+    async fn publish(
+        &self,
+        lease: &Lease,
+        area: &Path,
+        mut r: TaskResult,
+        mut uploaded: HashMap<String, Result<String, String>>,
+    ) -> TaskResult {
         let Some(store) = &self.artifacts.object else {
             return r;
         };
         if r.outcome != sluice_spec::state::Outcome::Succeeded || r.cached_from.is_some() {
             return r;
         }
-        let attempt = lease.attempt.to_string();
         for a in &mut r.artifacts {
-            let uri = store.uri_of(&[
-                lease.run_id.as_str(),
-                lease.task.as_str(),
-                &attempt,
-                &a.name,
-            ]);
-            if let Err(e) = crate::transfer::upload(store, area, &a.name, &uri).await {
-                return TaskResult::failed(e);
+            let done = match uploaded.remove(&a.name) {
+                Some(done) => done,
+                None => upload_one(store, lease, area, &a.name).await,
+            };
+            match done {
+                Ok(uri) => a.uri = uri,
+                Err(e) => return TaskResult::failed(e),
             }
-            a.uri = uri;
         }
         r
     }
@@ -662,14 +690,18 @@ impl TaskCtx {
                 (Input::Here(p), _) => p,
                 (Input::Fetch, Some(store)) => {
                     let cache = self.artifacts.local.root().join(CACHE_DIR);
-                    crate::transfer::fetch(store, &a.uri, a.digest.as_deref(), a.size, &cache)
-                        .await
-                        .map_err(|why| {
-                            format!(
-                                "input artifact `{}` from step `{}`: {why}",
-                                a.name, a.producer
-                            )
-                        })?
+                    let t = Instant::now();
+                    let p =
+                        crate::transfer::fetch(store, &a.uri, a.digest.as_deref(), a.size, &cache)
+                            .await
+                            .map_err(|why| {
+                                format!(
+                                    "input artifact `{}` from step `{}`: {why}",
+                                    a.name, a.producer
+                                )
+                            })?;
+                    tracing::info!(artifact = %a.name, bytes = a.size, secs = t.elapsed().as_secs_f64(), uri = %a.uri, "input artifact ready");
+                    p
                 }
                 (Input::Fetch, None) => {
                     return Err(format!(
@@ -697,6 +729,40 @@ impl TaskCtx {
         tracing::info!(from_run = %c.run_id, "result reused from the cache");
         Some(TaskResult::reused(&c))
     }
+}
+
+/// Uploads the artifact `name` of the attempt `lease` from `area` to its place in the store.
+async fn upload_one(
+    store: &ObjectArtifacts,
+    lease: &Lease,
+    area: &Path,
+    name: &str,
+) -> Result<String, String> {
+    let attempt = lease.attempt.to_string();
+    let uri = store.uri_of(&[lease.run_id.as_str(), lease.task.as_str(), &attempt, name]);
+    let t = Instant::now();
+    crate::transfer::upload(store, area, name, &uri).await?;
+    tracing::info!(artifact = name, secs = t.elapsed().as_secs_f64(), %uri, "artifact uploaded");
+    Ok(uri)
+}
+
+/// Uploads the declared outputs the step left (one it did not write is left out, as when
+/// they are read), each to its place in the store.
+async fn upload_all(
+    store: Arc<ObjectArtifacts>,
+    lease: Lease,
+    area: PathBuf,
+    names: Vec<String>,
+) -> HashMap<String, Result<String, String>> {
+    let mut out = HashMap::new();
+    for name in names {
+        if std::fs::symlink_metadata(area.join(&name)).is_err() {
+            continue;
+        }
+        let r = upload_one(&store, &lease, &area, &name).await;
+        out.insert(name, r);
+    }
+    out
 }
 
 /// Where an input artifact is: on this host, or in the object store only.
@@ -815,10 +881,10 @@ async fn announce(
     });
 }
 
-/// Aborts a spawned task when dropped (a timer that must not outlive its attempt).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a spawned task when dropped (a timer, or uploads, that must not outlive its attempt).
+struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

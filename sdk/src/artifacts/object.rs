@@ -18,7 +18,7 @@
 
 use super::ArtifactError;
 use bytes::Bytes;
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::{Path as Key, PathPart};
 use object_store::{
@@ -34,9 +34,6 @@ pub const KIND_KEY: &str = "sluice-kind";
 pub const DIRECTORY: &str = "directory";
 /// A manifest larger than this is refused (a million entries of ordinary names fit).
 pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
-/// Objects are read in ranges of this size (each its own request, retried on its own), some
-/// ahead of the one being consumed.
-pub const RANGE_BYTES: u64 = 16 << 20;
 
 /// A directory artifact's contents, as its manifest lists them (paths relative to it, `/`-separated).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -482,24 +479,31 @@ impl ObjectArtifacts {
             .await
     }
 
-    /// The bytes of the object at `key` (`size` long), read range by range, `ahead` ranges in
-    /// flight, in order.
-    pub fn read(
+    /// The bytes of the object at `key`, as one GET streamed (a request that times out or breaks
+    /// off is resumed from where it stopped, by `object_store`).
+    pub async fn read(
         &self,
-        key: Key,
-        size: u64,
-        ahead: usize,
-    ) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
-        let store = self.store.clone();
-        let ranges = (0..size.div_ceil(RANGE_BYTES))
-            .map(move |i| i * RANGE_BYTES..((i + 1) * RANGE_BYTES).min(size));
-        stream::iter(ranges)
-            .map(move |r| {
-                let (store, key) = (store.clone(), key.clone());
-                async move { store.get_range(&key, r).await }
-            })
-            .buffered(ahead.max(1))
-            .boxed()
+        key: &Key,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, ArtifactError> {
+        self.read_from(key, 0).await
+    }
+
+    /// The bytes of the object at `key` from offset `from` on (to resume a read cut short).
+    pub async fn read_from(
+        &self,
+        key: &Key,
+        from: u64,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, ArtifactError> {
+        let opts = GetOptions {
+            range: (from > 0).then_some(object_store::GetRange::Offset(from)),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(key, opts)
+            .await
+            .map_err(|e| gone_or(key.as_ref(), e))?;
+        Ok(got.into_stream().map_err(std::io::Error::other).boxed())
     }
 
     /// Writes a directory artifact's manifest at `uri`, which makes it whole.

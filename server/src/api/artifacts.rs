@@ -141,7 +141,7 @@ async fn serve_object(
             )
         }
     };
-    let mut body = store.read(key, size, 2);
+    let mut body = store.read(&key).await.map_err(unreachable)?;
     let first = match body.next().await {
         Some(Ok(b)) => b,
         Some(Err(e)) => {
@@ -152,8 +152,7 @@ async fn serve_object(
         }
         None => Default::default(),
     };
-    let rest = body.map(|r| r.map_err(std::io::Error::other));
-    Ok(respond(first, rest, size, &fname, q.download))
+    Ok(respond(first, body, size, &fname, q.download))
 }
 
 /// A directory artifact's files and links from its manifest, as [`listing`] shows a local one.
