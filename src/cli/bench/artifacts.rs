@@ -85,26 +85,7 @@ pub async fn artifacts(image: &str, bytes: u64, repeat: usize) -> anyhow::Result
         run_timed(&mut curl(&["-o", "/dev/null", "-X", "DELETE", &object]))?;
         puts.push(put);
         gets.push(get);
-        let id = client
-            .create_run(&sluice_sdk::api::CreateRun {
-                yaml: Some(yaml.clone()),
-                cache: Some(false),
-                ..Default::default()
-            })
-            .await?
-            .summary
-            .id;
-        let state = crate::cli::runs::follow(&client, &id, false).await?;
-        let detail = client.get_run(&id).await?;
-        anyhow::ensure!(
-            state == sluice_sdk::api::RunState::Succeeded,
-            "the crossing run ended {state}: {:?}",
-            detail
-                .tasks
-                .iter()
-                .filter_map(|t| Some((&t.name, t.error.as_ref()?)))
-                .collect::<Vec<_>>()
-        );
+        let (id, detail, gap) = super::containers::handoff_run(&client, &yaml).await?;
         let worker = |t: &str| {
             detail
                 .tasks
@@ -116,18 +97,6 @@ pub async fn artifacts(image: &str, bytes: u64, repeat: usize) -> anyhow::Result
             worker("make") != worker("use"),
             "both steps ran on one worker"
         );
-        let uptime = |task: &'static str| {
-            let (client, id) = (client.clone(), id.clone());
-            async move {
-                let page = client.logs(&id, task, 0, 10).await?;
-                let first = page
-                    .lines
-                    .iter()
-                    .find_map(|l| l.line.split_whitespace().next()?.parse::<f64>().ok());
-                first.ok_or_else(|| anyhow::anyhow!("no uptime in {task}'s log"))
-            }
-        };
-        let gap = uptime("use").await? - uptime("make").await?;
         gaps.push(gap);
         ratios.push((put + get) / gap);
         // What the run left (the object, the producer's copy, the consumer's cached copy) goes

@@ -199,34 +199,8 @@ async fn handoff(cluster: &Cluster, image: &str, bytes: u64, repeat: usize) -> a
     );
     let mut gaps = Vec::new();
     for _ in 0..repeat {
-        let id = client
-            .create_run(&sluice_sdk::api::CreateRun {
-                yaml: Some(yaml.clone()),
-                cache: Some(false),
-                ..Default::default()
-            })
-            .await?
-            .summary
-            .id;
-        let state = crate::cli::runs::follow(&client, &id, false).await?;
-        anyhow::ensure!(
-            state == sluice_sdk::api::RunState::Succeeded,
-            "hand-off run ended {state}"
-        );
-        let uptime = |task: &'static str| {
-            let client = client.clone();
-            let id = id.clone();
-            async move {
-                let page = client.logs(&id, task, 0, 10).await?;
-                let first = page
-                    .lines
-                    .iter()
-                    .find_map(|l| l.line.split_whitespace().next()?.parse::<f64>().ok());
-                first.ok_or_else(|| anyhow::anyhow!("no uptime in {task}'s log"))
-            }
-        };
-        let (made, used) = (uptime("make").await?, uptime("use").await?);
-        gaps.push((used - made) * 1e3);
+        let (id, _, gap) = handoff_run(&client, &yaml).await?;
+        gaps.push(gap * 1e3);
         client.delete_run(&id).await.ok();
     }
     println!(
@@ -235,6 +209,48 @@ async fn handoff(cluster: &Cluster, image: &str, bytes: u64, repeat: usize) -> a
         median(gaps)
     );
     Ok(())
+}
+
+/// Runs a pipeline whose steps `make` and `use` each print `/proc/uptime` first (`make` last,
+/// after writing its artifact) with nothing cached: its id, its details, and the seconds from
+/// `make`'s line to `use`'s, read off the host's clock inside the two containers.
+pub(crate) async fn handoff_run(
+    client: &sluice_sdk::client::Client,
+    yaml: &str,
+) -> anyhow::Result<(String, sluice_sdk::api::RunDetail, f64)> {
+    let id = client
+        .create_run(&sluice_sdk::api::CreateRun {
+            yaml: Some(yaml.to_string()),
+            cache: Some(false),
+            ..Default::default()
+        })
+        .await?
+        .summary
+        .id;
+    let state = crate::cli::runs::follow(client, &id, false).await?;
+    let detail = client.get_run(&id).await?;
+    anyhow::ensure!(
+        state == sluice_sdk::api::RunState::Succeeded,
+        "the hand-off run ended {state}: {:?}",
+        detail
+            .tasks
+            .iter()
+            .filter_map(|t| Some((&t.name, t.error.as_ref()?)))
+            .collect::<Vec<_>>()
+    );
+    let uptime = |task: &'static str| {
+        let (client, id) = (client.clone(), id.clone());
+        async move {
+            let page = client.logs(&id, task, 0, 10).await?;
+            let first = page
+                .lines
+                .iter()
+                .find_map(|l| l.line.split_whitespace().next()?.parse::<f64>().ok());
+            first.ok_or_else(|| anyhow::anyhow!("no uptime in {task}'s log"))
+        }
+    };
+    let gap = uptime("use").await? - uptime("make").await?;
+    Ok((id, detail, gap))
 }
 
 /// From the worker reading a line off a container's stdout to a follower of the task's log (the
