@@ -11,6 +11,7 @@ mod containers;
 mod hostile;
 mod hosts;
 mod invariants;
+mod objects;
 mod ops;
 mod organise;
 mod pg;

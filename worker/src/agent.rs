@@ -9,10 +9,9 @@ use sluice_sdk::api::{
     EnvVar, ErrorCode, Lease, LeaseId, RegisterWorker, ReportEvent, TaskResult, TaskSpec,
     WorkerIdentity,
 };
-use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Artifacts, ObjectArtifacts};
+use sluice_sdk::artifacts::{Artifacts, ObjectArtifacts};
 use sluice_sdk::beneath;
 use sluice_sdk::client::{Client, ClientError};
-use sluice_spec::uri::ArtifactUri;
 use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -121,7 +120,7 @@ pub async fn run(
             Some(s) => s.clone(),
             None => Arc::new(ObjectArtifacts::from_url(url).map_err(std::io::Error::other)?),
         };
-        std::fs::create_dir_all(artifacts.local.root().join(CACHE_DIR))?;
+        std::fs::create_dir_all(artifacts.local.root().join(crate::placed::CACHE_DIR))?;
         artifacts.object = Some(store);
     }
     let artifacts = Arc::new(artifacts);
@@ -366,7 +365,7 @@ impl TaskCtx {
             let fs_work = touches_files(&lease.spec);
             let prepared = off_thread_if(fs_work, move || {
                 let places = ctx.prepare(&lease)?;
-                let inputs = ctx.resolve_inputs(&lease.spec)?;
+                let inputs = crate::placed::resolve_inputs(&ctx.artifacts, &lease.spec)?;
                 Ok::<_, String>((places, inputs))
             })
             .await;
@@ -389,7 +388,9 @@ impl TaskCtx {
                 .await
                 .unwrap_or_else(|e| TaskResult::failed(format!("worker failed: {e}")));
             let none = HashMap::new();
-            return Some(self.publish(&lease, &places.artifacts, r, none).await);
+            return Some(
+                crate::placed::publish(&self.artifacts, &lease, &places.artifacts, r, none).await,
+            );
         }
         // A step's timeout stops it as a cancel would, and fails the attempt; it covers the
         // image's pull as well as the container.
@@ -418,7 +419,7 @@ impl TaskCtx {
         }
         // Inputs made on other hosts come from the object store (or this worker's cache of it).
         let inputs = tokio::select! {
-            r = self.fetch_inputs(&lease.spec, inputs) => match r {
+            r = crate::placed::fetch_inputs(&self.artifacts, &lease.spec, inputs) => match r {
                 Ok(i) => i,
                 Err(e) => return Some(TaskResult::failed(e)),
             },
@@ -500,7 +501,7 @@ impl TaskCtx {
             .map(|a| a.name.clone())
             .collect();
         let uploads = match (&self.artifacts.object, clean && !names.is_empty()) {
-            (Some(store), true) => Some(AbortOnDrop(tokio::spawn(upload_all(
+            (Some(store), true) => Some(AbortOnDrop(tokio::spawn(crate::placed::upload_all(
                 store.clone(),
                 ids.clone(),
                 area.clone(),
@@ -520,36 +521,7 @@ impl TaskCtx {
             }
             _ => Default::default(),
         };
-        Some(self.publish(&ids, &area, result, uploaded).await)
-    }
-
-    /// With an object store, a succeeded attempt's outputs are uploaded there before it is
-    /// reported, and recorded at their place in it; an upload that fails fails the attempt.
-    /// `uploaded` holds what was uploaded already (by artifact name); the rest are uploaded now.
-    async fn publish(
-        &self,
-        lease: &Lease,
-        area: &Path,
-        mut r: TaskResult,
-        mut uploaded: HashMap<String, Result<String, String>>,
-    ) -> TaskResult {
-        let Some(store) = &self.artifacts.object else {
-            return r;
-        };
-        if r.outcome != sluice_spec::state::Outcome::Succeeded || r.cached_from.is_some() {
-            return r;
-        }
-        for a in &mut r.artifacts {
-            let done = match uploaded.remove(&a.name) {
-                Some(done) => done,
-                None => upload_one(store, lease, area, &a.name).await,
-            };
-            match done {
-                Ok(uri) => a.uri = uri,
-                Err(e) => return TaskResult::failed(e),
-            }
-        }
-        r
+        Some(crate::placed::publish(&self.artifacts, &ids, &area, result, uploaded).await)
     }
 
     /// Makes the attempt's directories (only those the task needs) and writes its script.
@@ -634,87 +606,6 @@ impl TaskCtx {
         Ok(places)
     }
 
-    /// Where each of the task's input artifacts is on this host: a file or directory beneath
-    /// this worker's artifact root with no link on the way (the runtime checks again as it
-    /// mounts). One kept in the object store is read from its producer's own copy when that
-    /// producer ran here, and is otherwise to be fetched.
-    fn resolve_inputs(&self, spec: &TaskSpec) -> Result<Vec<Input>, String> {
-        spec.input_artifacts
-            .iter()
-            .map(|a| {
-                self.local_artifact(&a.uri).map_err(|why| {
-                    format!(
-                        "input artifact `{}` from step `{}`: {why}",
-                        a.name, a.producer
-                    )
-                })
-            })
-            .collect()
-    }
-
-    fn local_artifact(&self, uri: &str) -> Result<Input, String> {
-        let parsed = ArtifactUri::parse(uri).map_err(|e| e.to_string())?;
-        let here = match (&parsed, &self.artifacts.object) {
-            (ArtifactUri::File(_), _) => parsed.clone(),
-            // Its producer's area, had it run on this worker: RUN/TASK/ATTEMPT/NAME.
-            (ArtifactUri::Other { .. }, Some(o)) => {
-                let parts = o.parts_of(uri).map_err(|e| e.to_string())?;
-                let root = self.artifacts.local.root().to_path_buf();
-                ArtifactUri::file(&parts.iter().fold(root, |p, s| p.join(s)))
-            }
-            (ArtifactUri::Other { .. }, None) => {
-                return Err(format!(
-                    "it is at {uri}, and this worker was given no object store to read it from"
-                ))
-            }
-        };
-        match self.artifacts.local.locate(&here) {
-            Ok(l) => Ok(Input::Here(l.path)),
-            Err(ArtifactError::Gone(_)) if here != parsed => Ok(Input::Fetch),
-            Err(e @ ArtifactError::Elsewhere { .. }) => {
-                Err(format!("{e}: this worker cannot reach it"))
-            }
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    /// The host paths of the inputs, fetching from the object store those not here.
-    async fn fetch_inputs(
-        &self,
-        spec: &TaskSpec,
-        inputs: Vec<Input>,
-    ) -> Result<Vec<PathBuf>, String> {
-        let mut out = Vec::with_capacity(inputs.len());
-        for (a, i) in spec.input_artifacts.iter().zip(inputs) {
-            let path = match (i, &self.artifacts.object) {
-                (Input::Here(p), _) => p,
-                (Input::Fetch, Some(store)) => {
-                    let cache = self.artifacts.local.root().join(CACHE_DIR);
-                    let t = Instant::now();
-                    let p =
-                        crate::transfer::fetch(store, &a.uri, a.digest.as_deref(), a.size, &cache)
-                            .await
-                            .map_err(|why| {
-                                format!(
-                                    "input artifact `{}` from step `{}`: {why}",
-                                    a.name, a.producer
-                                )
-                            })?;
-                    tracing::info!(artifact = %a.name, bytes = a.size, secs = t.elapsed().as_secs_f64(), uri = %a.uri, "input artifact ready");
-                    p
-                }
-                (Input::Fetch, None) => {
-                    return Err(format!(
-                        "input artifact `{}`: no object store to fetch it from",
-                        a.name
-                    ))
-                }
-            };
-            out.push(path);
-        }
-        Ok(out)
-    }
-
     /// The same task ran before with these inputs on this image, and its artifacts are still
     /// here: its result is reused and no container starts.
     async fn reuse(&self, lease: &Lease, image_digest: Option<&str>) -> Option<TaskResult> {
@@ -730,50 +621,6 @@ impl TaskCtx {
         Some(TaskResult::reused(&c))
     }
 }
-
-/// Uploads the artifact `name` of the attempt `lease` from `area` to its place in the store.
-async fn upload_one(
-    store: &ObjectArtifacts,
-    lease: &Lease,
-    area: &Path,
-    name: &str,
-) -> Result<String, String> {
-    let attempt = lease.attempt.to_string();
-    let uri = store.uri_of(&[lease.run_id.as_str(), lease.task.as_str(), &attempt, name]);
-    let t = Instant::now();
-    crate::transfer::upload(store, area, name, &uri).await?;
-    tracing::info!(artifact = name, secs = t.elapsed().as_secs_f64(), %uri, "artifact uploaded");
-    Ok(uri)
-}
-
-/// Uploads the declared outputs the step left (one it did not write is left out, as when
-/// they are read), each to its place in the store.
-async fn upload_all(
-    store: Arc<ObjectArtifacts>,
-    lease: Lease,
-    area: PathBuf,
-    names: Vec<String>,
-) -> HashMap<String, Result<String, String>> {
-    let mut out = HashMap::new();
-    for name in names {
-        if std::fs::symlink_metadata(area.join(&name)).is_err() {
-            continue;
-        }
-        let r = upload_one(&store, &lease, &area, &name).await;
-        out.insert(name, r);
-    }
-    out
-}
-
-/// Where an input artifact is: on this host, or in the object store only.
-enum Input {
-    Here(PathBuf),
-    Fetch,
-}
-
-/// Where fetched inputs are kept, by content digest, beneath the artifact root (so that the
-/// runtime mounts them as it mounts any input).
-const CACHE_DIR: &str = ".cache";
 
 /// Whether an attempt of `spec` reads or writes files on the worker: outputs, inputs, a script.
 fn touches_files(spec: &TaskSpec) -> bool {

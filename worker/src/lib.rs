@@ -7,6 +7,7 @@ pub mod kfp;
 pub mod network;
 mod outcome;
 mod outputs;
+mod placed;
 pub mod reporter;
 pub mod runtime;
 mod transfer;
