@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub const KIND_KEY: &str = "sluice-kind";
 pub const DIRECTORY: &str = "directory";
 /// A manifest larger than this is refused (a million entries of ordinary names fit).
-pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// A directory artifact's contents, as its manifest lists them (paths relative to it, `/`-separated).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

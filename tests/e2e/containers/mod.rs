@@ -32,6 +32,9 @@ pub struct Cluster {
     worker_args: Vec<String>,
     port: u16,
     lease_ttl: String,
+    /// Added to the server's command line and, with `env`, to every process's environment.
+    server_args: Vec<String>,
+    env: Vec<(&'static str, String)>,
 }
 
 impl Cluster {
@@ -41,13 +44,32 @@ impl Cluster {
 
     /// A cluster whose server gives leases of `ttl`.
     pub async fn start_with_ttl(ttl: &str, worker_args: &[&str]) -> Cluster {
+        Cluster::start_custom(ttl, worker_args, &[], Vec::new()).await
+    }
+
+    /// A cluster whose artifacts are kept in `s3` (a throwaway Garage).
+    pub async fn start_with_store(s3: &sluice_server::throwaway_s3::ThrowawayS3) -> Cluster {
+        let url = s3.url("cluster");
+        Cluster::start_custom("2s", &[], &["--artifacts", &url], s3.env()).await
+    }
+
+    /// A cluster whose server gives leases of `ttl` and takes `server_args`, every process with
+    /// `env` added to its environment.
+    pub async fn start_custom(
+        ttl: &str,
+        worker_args: &[&str],
+        server_args: &[&str],
+        env: Vec<(&'static str, String)>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let server = spawn_server_ttl(
+        let server = spawn_server_env(
             port,
             &dir.path().join("server"),
             &dir.path().join("server.log"),
             ttl,
+            server_args,
+            &env,
         )
         .await;
         let url = format!("http://127.0.0.1:{port}");
@@ -60,6 +82,8 @@ impl Cluster {
             dir,
             port,
             lease_ttl: ttl.to_string(),
+            server_args: server_args.iter().map(|s| s.to_string()).collect(),
+            env,
         };
         c.start_worker();
         c
@@ -68,11 +92,14 @@ impl Cluster {
     /// Kills the server with SIGKILL and starts it again on the same port and database.
     pub async fn restart_server(&mut self) {
         self.server.kill9();
-        self.server = spawn_server_ttl(
+        let more: Vec<&str> = self.server_args.iter().map(String::as_str).collect();
+        self.server = spawn_server_env(
             self.port,
             &self.dir.path().join("server"),
             &self.dir.path().join("server.log"),
             &self.lease_ttl,
+            &more,
+            &self.env,
         )
         .await;
     }
@@ -108,7 +135,7 @@ impl Cluster {
         args.extend(self.worker_args.iter().cloned());
         args.extend(more.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        spawn(&args, &self.dir.path().join(log))
+        spawn_env(&args, &self.dir.path().join(log), &self.env)
     }
 
     pub async fn run(&self, yaml: &str) -> RunDetail {

@@ -271,7 +271,26 @@ pub(super) const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ
 /// HTML in a sandboxed frame (which the server also sends with `Content-Security-Policy: sandbox`).
 #[tokio::test]
 async fn every_kind_of_artifact_previews_as_the_readme_says() {
-    let c = Cluster::start(&[]).await;
+    previews(&Cluster::start(&[]).await, "previews.png").await;
+}
+
+/// The same previews with the artifacts kept in S3 (a throwaway Garage): the server lists the
+/// directory from its manifest and streams each file from the store.
+#[tokio::test]
+async fn every_kind_of_artifact_previews_from_the_object_store() {
+    let s3 = sluice_server::throwaway_s3::ThrowawayS3::start([127, 0, 0, 1].into())
+        .expect("Garage (scripts/test installs it)");
+    let c = Cluster::start_with_store(&s3).await;
+    let run = previews(&c, "previews-s3.png").await;
+    let made = &run.tasks[0].artifacts;
+    assert!(
+        made.iter()
+            .all(|a| a.uri.starts_with("s3://sluice/cluster/")),
+        "{made:?}"
+    );
+}
+
+async fn previews(c: &Cluster, screenshot: &str) -> sluice_sdk::api::RunDetail {
     let img = image("busybox");
     let run = c
         .run(&format!(
@@ -365,8 +384,9 @@ steps:
         "const i = document.querySelector('.preview img'); return i && i.complete && i.naturalWidth === 1",
     )
     .await;
-    b.screenshot("previews.png").await;
+    b.screenshot(screenshot).await;
     b.quit().await;
+    run
 }
 
 /// A line reaches the page while the step that wrote it runs: the step waits (on a file the
