@@ -14,9 +14,9 @@ use sluice_sdk::beneath::{Dir, Kind, Links};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// How much of a file is buffered before it becomes one part of a multipart upload (a smaller
-/// file is one PUT), and how many parts are in flight at once: larger parts in fewer requests
-/// went faster against Garage than 8 or 16 MiB ones four at a time.
+/// The size of one part of a multipart upload (a smaller file is one PUT), and how many parts
+/// are in flight at once: larger parts in fewer requests went faster against Garage than 8 or
+/// 16 MiB ones four at a time.
 const PART_BYTES: usize = 32 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
 /// How much of a large file is mapped at once while it is sent (a multiple of a part): what the
