@@ -389,7 +389,14 @@ impl TaskCtx {
                 .unwrap_or_else(|e| TaskResult::failed(format!("worker failed: {e}")));
             let none = HashMap::new();
             return Some(
-                crate::placed::publish(&self.artifacts, &lease, &places.artifacts, r, none).await,
+                crate::placed::publish(
+                    &self.artifacts,
+                    &crate::placed::Attempt::of(&lease),
+                    &places.artifacts,
+                    r,
+                    none,
+                )
+                .await,
             );
         }
         // A step's timeout stops it as a cancel would, and fails the attempt; it covers the
@@ -428,7 +435,7 @@ impl TaskCtx {
                 return stopped(why, &lease.spec, None, " while fetching its input artifacts");
             }
         };
-        let (ids, area) = (lease.clone(), places.artifacts.clone());
+        let (ids, area) = (crate::placed::Attempt::of(&lease), places.artifacts.clone());
         let spec = lease.spec.clone();
         let mut run_spec = lease.spec;
         // A Kubeflow task's command and arguments are filled here, as its launcher fills them.
@@ -495,18 +502,20 @@ impl TaskCtx {
         // With an object store, a clean exit's outputs start uploading while they are hashed.
         let clean =
             exit.code == 0 && exit.stopped.is_none() && exit.evicted.is_none() && !exit.oom_killed;
-        let names: Vec<String> = spec
-            .output_artifacts
-            .iter()
-            .map(|a| a.name.clone())
-            .collect();
-        let uploads = match (&self.artifacts.object, clean && !names.is_empty()) {
-            (Some(store), true) => Some(AbortOnDrop(tokio::spawn(crate::placed::upload_all(
-                store.clone(),
-                ids.clone(),
-                area.clone(),
-                names,
-            )))),
+        let uploads = match &self.artifacts.object {
+            Some(store) if clean && !spec.output_artifacts.is_empty() => {
+                let names = spec
+                    .output_artifacts
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect();
+                Some(AbortOnDrop(tokio::spawn(crate::placed::upload_all(
+                    store.clone(),
+                    ids.clone(),
+                    area.clone(),
+                    names,
+                ))))
+            }
             _ => None,
         };
         // Output parameters are read and artifacts hashed off the async threads.

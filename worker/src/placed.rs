@@ -3,6 +3,24 @@
 //! when there is one. The bytes are moved by [`crate::transfer`].
 
 use sluice_sdk::api::{Lease, TaskResult, TaskSpec};
+
+/// Which attempt's outputs these are: what names their place in the object store.
+#[derive(Clone)]
+pub(crate) struct Attempt {
+    run: String,
+    task: String,
+    attempt: String,
+}
+
+impl Attempt {
+    pub(crate) fn of(lease: &Lease) -> Attempt {
+        Attempt {
+            run: lease.run_id.to_string(),
+            task: lease.task.to_string(),
+            attempt: lease.attempt.to_string(),
+        }
+    }
+}
 use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Artifacts, ObjectArtifacts};
 use sluice_spec::uri::ArtifactUri;
 use std::collections::HashMap;
@@ -95,7 +113,7 @@ pub(crate) async fn fetch_inputs(
 /// `uploaded` holds what was uploaded already (by artifact name); the rest are uploaded now.
 pub(crate) async fn publish(
     artifacts: &Artifacts,
-    lease: &Lease,
+    lease: &Attempt,
     area: &Path,
     mut r: TaskResult,
     mut uploaded: HashMap<String, Result<String, String>>,
@@ -122,12 +140,11 @@ pub(crate) async fn publish(
 /// Uploads the artifact `name` of the attempt `lease` from `area` to its place in the store.
 async fn upload_one(
     store: &ObjectArtifacts,
-    lease: &Lease,
+    lease: &Attempt,
     area: &Path,
     name: &str,
 ) -> Result<String, String> {
-    let attempt = lease.attempt.to_string();
-    let uri = store.uri_of(&[lease.run_id.as_str(), lease.task.as_str(), &attempt, name]);
+    let uri = store.uri_of(&[&lease.run, &lease.task, &lease.attempt, name]);
     let t = Instant::now();
     crate::transfer::upload(store, area, name, &uri).await?;
     tracing::info!(artifact = name, secs = t.elapsed().as_secs_f64(), %uri, "artifact uploaded");
@@ -138,7 +155,7 @@ async fn upload_one(
 /// they are read), each to its place in the store.
 pub(crate) async fn upload_all(
     store: Arc<ObjectArtifacts>,
-    lease: Lease,
+    lease: Attempt,
     area: PathBuf,
     names: Vec<String>,
 ) -> HashMap<String, Result<String, String>> {
