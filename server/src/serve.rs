@@ -158,6 +158,7 @@ impl Server {
     pub(crate) fn background(&self) -> Background {
         Background(vec![
             tokio::spawn(self.app.sched.clone().reap_loop()),
+            tokio::spawn(self.app.sched.clone().schedule_loop()),
             tokio::spawn(crate::store::checkpoint_loop(
                 self.store.clone(),
                 std::time::Duration::from_secs(1),

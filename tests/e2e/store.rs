@@ -30,6 +30,9 @@ fn run(id: &str, name: &str, created_at: i64, params: serde_json::Value) -> RunR
         archived: false,
         metrics: Default::default(),
         steps: None,
+        experiment_id: sluice_server::store::DEFAULT_EXPERIMENT.into(),
+        schedule_id: None,
+        scheduled_at: None,
     }
 }
 

@@ -72,6 +72,10 @@ pub enum ErrorCode {
     /// send it again shortly (503).
     SchedulerUnavailable,
     /// The server failed (500).
+    /// What was asked clashes with what is kept (a name taken, a thing still in use).
+    Conflict,
+    /// An endpoint sluice does not serve.
+    Unimplemented,
     Internal,
     /// Any other HTTP error, named by its status.
     HttpError,
@@ -106,6 +110,8 @@ impl ErrorCode {
             ErrorCode::ArtifactUnreachable => "artifact_unreachable",
             ErrorCode::StorageFull => "storage_full",
             ErrorCode::SchedulerUnavailable => "scheduler_unavailable",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Unimplemented => "unimplemented",
             ErrorCode::Internal => "internal",
             ErrorCode::HttpError => "http_error",
             ErrorCode::Other(s) => s,
@@ -138,6 +144,8 @@ impl ErrorCode {
             "artifact_unreachable" => ErrorCode::ArtifactUnreachable,
             "storage_full" => ErrorCode::StorageFull,
             "scheduler_unavailable" => ErrorCode::SchedulerUnavailable,
+            "conflict" => ErrorCode::Conflict,
+            "unimplemented" => ErrorCode::Unimplemented,
             "internal" => ErrorCode::Internal,
             "http_error" => ErrorCode::HttpError,
             other => ErrorCode::Other(other.to_string()),
@@ -266,6 +274,9 @@ pub struct CreateRun {
     /// Labels to find the run by (`team=vision`); see [`check_labels`].
     #[serde(default)]
     pub labels: Labels,
+    /// The experiment it belongs to, by name or id (`Default` if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
 }
 
 /// A run's labels: names to values.
@@ -314,6 +325,14 @@ pub struct RunSummary {
     /// parameters and their Kubeflow metrics artifacts' scalars.
     #[serde(default, skip_serializing_if = "Params::is_empty")]
     pub metrics: Params,
+    /// The experiment it belongs to.
+    #[serde(default)]
+    pub experiment_id: String,
+    /// The schedule that fired it, and the due time it fired for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<String>,
     /// Its steps (tasks that run a container): how many there are, and how many have ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<StepCount>,
@@ -646,3 +665,5 @@ pub fn format_ts(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
+mod catalog;
+pub use catalog::*;

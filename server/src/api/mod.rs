@@ -4,10 +4,12 @@
 mod artifacts;
 pub mod auth;
 pub mod error;
+pub mod experiments;
 mod login;
 mod ops;
 mod pipelines;
 mod runs;
+pub mod schedules;
 mod secrets;
 mod stream;
 pub mod tokens;
@@ -155,6 +157,28 @@ fn table() -> Table {
         .add(M::POST, "/runs/{id}/unarchive", Submit, runs::unarchive)
         .add(M::DELETE, "/runs/{id}", Submit, runs::delete)
         .add(M::GET, "/lineage", Read, runs::lineage)
+        .add(M::POST, "/experiments", Submit, experiments::create)
+        .add(M::GET, "/experiments", Read, experiments::list)
+        .add(M::GET, "/experiments/{id}", Read, experiments::get)
+        .add(
+            M::POST,
+            "/experiments/{id}/archive",
+            Submit,
+            experiments::archive,
+        )
+        .add(
+            M::POST,
+            "/experiments/{id}/unarchive",
+            Submit,
+            experiments::unarchive,
+        )
+        .add(M::DELETE, "/experiments/{id}", Submit, experiments::delete)
+        .add(M::POST, "/schedules", Submit, schedules::create)
+        .add(M::GET, "/schedules", Read, schedules::list)
+        .add(M::GET, "/schedules/{id}", Read, schedules::get)
+        .add(M::POST, "/schedules/{id}/pause", Submit, schedules::pause)
+        .add(M::POST, "/schedules/{id}/resume", Submit, schedules::resume)
+        .add(M::DELETE, "/schedules/{id}", Submit, schedules::delete)
         .add_browsable(M::GET, "/runs/{id}/events", Read, stream::run_events)
         .add_browsable(
             M::GET,

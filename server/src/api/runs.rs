@@ -132,7 +132,13 @@ pub async fn create(
         check_name("name", name, 200)?;
     }
     let digest = spec::digest(&yaml);
+    let experiment_id = match (&req.experiment, &req.clone_of) {
+        (None, Some(id)) => find(&app, id).await?.row.experiment_id,
+        (e, _) => super::experiments::resolve(&app, e.as_deref()).await?,
+    };
     let new = NewRun {
+        experiment_id,
+        fired: None,
         name: req.name,
         pipeline,
         yaml,
@@ -222,6 +228,8 @@ pub async fn rerun(
         cache: old.row.cache,
         reuse,
         idempotency: None,
+        experiment_id: old.row.experiment_id.clone(),
+        fired: None,
     };
     let new_id = app.sched.create_run(new).await?;
     Ok((StatusCode::CREATED, Json(detail(&app, new_id.id()).await?)))
@@ -248,6 +256,10 @@ pub struct ListQuery {
     label: Option<String>,
     /// `false` (the default): runs not archived; `true`: archived runs; `all`: both.
     archived: Option<String>,
+    /// Runs of this experiment (name or id).
+    experiment: Option<String>,
+    /// Runs this schedule fired (name or id).
+    schedule: Option<String>,
 }
 
 /// A time the run list is filtered by: RFC 3339 in UTC (`2026-11-30T12:00:00Z`), or a date
@@ -327,7 +339,18 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
         ),
         t => (t, 0),
     };
+    let experiment = match q.experiment.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => Some(super::experiments::find(&app, e).await?.id),
+        None => None,
+    };
+    let schedule = match q.schedule.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(super::schedules::find(&app, s).await?.id),
+        None => None,
+    };
     let filter = RunFilter {
+        experiment,
+        schedule,
+        predicates: Vec::new(),
         state,
         pipeline: q.pipeline,
         search: q.q.filter(|s| !s.is_empty()),

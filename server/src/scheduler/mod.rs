@@ -6,6 +6,8 @@
 mod gauges;
 mod placement;
 mod runs;
+pub mod schedules;
+pub mod timetable;
 mod workers;
 
 pub use placement::{seen, Load};

@@ -24,6 +24,10 @@ pub struct NewRun {
     /// The client's idempotency key and the digest of its request: a key seen before (within
     /// [`IDEMPOTENCY_WINDOW_MS`]) gives back the run it created.
     pub idempotency: Option<(String, String)>,
+    /// The experiment it belongs to.
+    pub experiment_id: String,
+    /// The schedule firing that makes it, written with it.
+    pub fired: Option<crate::store::Fired>,
 }
 
 /// How long an idempotency key is remembered.
@@ -85,6 +89,9 @@ impl Scheduler {
             archived: false,
             metrics: Default::default(),
             steps: None,
+            experiment_id: new.experiment_id,
+            schedule_id: new.fired.as_ref().map(|f| f.schedule_id.clone()),
+            scheduled_at: new.fired.as_ref().map(|f| f.at),
         };
         // Planned before the scheduler's lock is taken, so leases and reports wait only for the
         // write. The key is looked up under the lock, so two requests with one key cannot both
@@ -111,6 +118,7 @@ impl Scheduler {
             });
         }
         step.batch.new_runs.push(row.clone());
+        step.batch.fired.extend(new.fired);
         let mut active = Active::new(run, row);
         active.reuse = new.reuse;
         st.runs.insert(id.clone(), active);

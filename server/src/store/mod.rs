@@ -7,12 +7,14 @@
 //! Writes go through one path, [`RunStore::apply`]: the scheduler's step, one transaction; the
 //! other writes are registrations, pipeline versions and housekeeping.
 
+pub mod catalog;
 mod cols;
 mod postgres;
 mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
+pub use catalog::{CatalogStore, ExperimentRow, Holds, ScheduleRow};
 pub use postgres::{PgStore, SchedulerLock, ThrowawayPostgres};
 pub use rows::*;
 use sluice_sdk::api::{ArtifactUse, LogLine, PipelineSummary, PipelineVersion};
@@ -170,7 +172,15 @@ pub trait AccessStore {
 /// Everything sluice keeps.
 #[async_trait]
 pub trait Store:
-    RunStore + LogStore + PipelineStore + WorkerStore + AccessStore + Send + Sync + 'static
+    RunStore
+    + LogStore
+    + PipelineStore
+    + WorkerStore
+    + AccessStore
+    + CatalogStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Housekeeping a backend does in the background (SQLite: copying its write-ahead log back
     /// into the database file), so that commits on the hot path never pay for it.

@@ -9,6 +9,9 @@ use sluice_sdk::api::{
 use sluice_spec::state::EndReason;
 use std::sync::Arc;
 
+/// The experiment runs belong to when they name no other (Kubeflow's `Default`).
+pub const DEFAULT_EXPERIMENT: &str = "00000000-0000-7000-8000-000000000001";
+
 /// A run's own row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRow {
@@ -35,6 +38,11 @@ pub struct RunRow {
     pub metrics: Params,
     /// Steps ended of steps planned, where the read counted them (the run list does).
     pub steps: Option<StepCount>,
+    /// The experiment it belongs to (`Default`'s unless it named another).
+    pub experiment_id: String,
+    /// The schedule that fired it and the due time it fired for.
+    pub schedule_id: Option<String>,
+    pub scheduled_at: Option<i64>,
 }
 
 /// A run's own outputs (a Kubeflow pipeline's): parameters by value, artifacts as the records
@@ -85,6 +93,9 @@ impl RunRow {
             archived: self.archived,
             metrics: self.metrics.clone(),
             steps: self.steps,
+            experiment_id: self.experiment_id.clone(),
+            schedule_id: self.schedule_id.clone(),
+            scheduled_at: self.scheduled_at.map(format_ts),
         }
     }
 }
@@ -153,6 +164,18 @@ pub struct WriteBatch {
     pub workers_seen: Vec<(String, i64)>,
     pub cache: Vec<CacheEntry>,
     pub idempotency: Vec<IdempotencyKey>,
+    /// Schedules that fired in this step: each one's new last and next due times.
+    pub fired: Vec<Fired>,
+}
+
+/// A schedule's firing, written with the run it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fired {
+    pub schedule_id: String,
+    /// The due time it fired for.
+    pub at: i64,
+    /// Its next due time, if it has one.
+    pub next_at: Option<i64>,
 }
 
 /// A run creation's idempotency key: the request it was given with (its digest) and the run.
@@ -174,6 +197,7 @@ impl WriteBatch {
             && self.workers_seen.is_empty()
             && self.cache.is_empty()
             && self.idempotency.is_empty()
+            && self.fired.is_empty()
     }
 }
 
@@ -192,12 +216,83 @@ pub struct RunFilter {
     pub label: Option<(String, String)>,
     /// `Some(false)`: runs not archived (the list's default); `Some(true)`: archived ones only.
     pub archived: Option<bool>,
+    /// Runs of this experiment (its id).
+    pub experiment: Option<String>,
+    /// Runs this schedule fired (its id).
+    pub schedule: Option<String>,
+    /// Further conditions, all of which a run meets (Kubeflow's filters).
+    pub predicates: Vec<Predicate>,
     pub sort: RunSort,
     /// Newest (or largest) first.
     pub descending: bool,
     /// Rows skipped, in an order other than the default.
     pub offset: u64,
     pub limit: u32,
+}
+
+/// A condition on one of a run's columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predicate {
+    pub field: RunField,
+    pub cmp: Cmp,
+    pub value: Operand,
+}
+
+/// A run's column a condition can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunField {
+    Id,
+    Name,
+    State,
+    CreatedAt,
+    FinishedAt,
+    Experiment,
+    PipelineVersion,
+    Schedule,
+    Pipeline,
+    Archived,
+}
+
+impl RunField {
+    pub fn column(self) -> &'static str {
+        match self {
+            RunField::Id => "id",
+            RunField::Name => "name",
+            RunField::State => "state",
+            RunField::CreatedAt => "created_at",
+            RunField::FinishedAt => "finished_at",
+            RunField::Experiment => "experiment_id",
+            RunField::PipelineVersion => "pipeline_version_id",
+            RunField::Schedule => "schedule_id",
+            RunField::Pipeline => "pipeline_name",
+            RunField::Archived => "archived",
+        }
+    }
+}
+
+/// How a column is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    /// One of a list.
+    In,
+    /// Text that holds the value (case-insensitive).
+    Contains,
+}
+
+/// What a column is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Texts(Vec<String>),
+    Ints(Vec<i64>),
 }
 
 /// What the run list is ordered by.

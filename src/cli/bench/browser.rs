@@ -158,6 +158,9 @@ pub fn ended_run(
         archived: false,
         metrics: Default::default(),
         steps: None,
+        experiment_id: sluice_server::store::DEFAULT_EXPERIMENT.into(),
+        schedule_id: None,
+        scheduled_at: None,
     }
 }
 

@@ -43,7 +43,25 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// A connection to write on (PostgreSQL has many writers: one of the pool's).
+    pub(crate) async fn writer(&self) -> Result<PgWriter> {
+        Ok(PgWriter(self.pool.acquire().await?))
+    }
 }
+
+/// A connection of the pool, written on.
+pub(crate) struct PgWriter(sqlx::pool::PoolConnection<sqlx::Postgres>);
+
+impl PgWriter {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.0
+    }
+
+    pub(crate) fn done(self) {}
+}
+
+super::catalog::impl_catalog!(PgStore, super::catalog::numbered);
 
 #[async_trait]
 impl Store for PgStore {

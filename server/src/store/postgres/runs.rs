@@ -70,8 +70,8 @@ impl RunStore for PgStore {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics, experiment_id, schedule_id, scheduled_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -88,8 +88,21 @@ impl RunStore for PgStore {
             .bind(r.cache)
             .bind((!r.labels.is_empty()).then(|| json(&r.labels)))
             .bind((!r.metrics.is_empty()).then(|| json(&r.metrics)))
+            .bind(&r.experiment_id)
+            .bind(&r.schedule_id)
+            .bind(r.scheduled_at)
             .execute(&mut *tx)
             .await?;
+        }
+        // A schedule's firing is written with its run: a due time never fires twice (the
+        // runs' unique (schedule_id, scheduled_at) refuses a second run for it).
+        for f in &batch.fired {
+            sqlx::query("UPDATE schedules SET last_fired_at = $1, next_at = $2, last_error = NULL WHERE id = $3")
+                .bind(f.at)
+                .bind(f.next_at)
+                .bind(&f.schedule_id)
+                .execute(&mut *tx)
+                .await?;
         }
         for k in &batch.idempotency {
             sqlx::query(
@@ -258,6 +271,13 @@ impl RunStore for PgStore {
         if let Some(a) = f.archived {
             q.push(" AND archived = ").push_bind(a);
         }
+        if let Some(e) = &f.experiment {
+            q.push(" AND experiment_id = ").push_bind(e.clone());
+        }
+        if let Some(s) = &f.schedule {
+            q.push(" AND schedule_id = ").push_bind(s.clone());
+        }
+        crate::store::cols::push_predicates(&mut q, &f.predicates);
         if let Some(t) = f.created_after {
             q.push(" AND created_at >= ").push_bind(t);
         }

@@ -45,6 +45,13 @@ pub(super) async fn list_runs(s: &SqliteStore, f: &RunFilter) -> Result<Vec<RunR
     if let Some(a) = f.archived {
         q.push(" AND archived = ").push_bind(a);
     }
+    if let Some(e) = &f.experiment {
+        q.push(" AND experiment_id = ").push_bind(e.clone());
+    }
+    if let Some(s) = &f.schedule {
+        q.push(" AND schedule_id = ").push_bind(s.clone());
+    }
+    crate::store::cols::push_predicates(&mut q, &f.predicates);
     if let Some(t) = f.created_after {
         q.push(" AND created_at >= ").push_bind(t);
     }
@@ -225,6 +232,9 @@ mod tests {
             archived: false,
             metrics: Default::default(),
             steps: None,
+            experiment_id: crate::store::DEFAULT_EXPERIMENT.into(),
+            schedule_id: None,
+            scheduled_at: None,
         });
         for (idx, (name, state, outputs)) in [
             (

@@ -104,6 +104,8 @@ impl SqliteStore {
     }
 }
 
+super::catalog::impl_catalog!(SqliteStore, super::catalog::unnumbered);
+
 #[async_trait]
 impl Store for SqliteStore {
     /// Copies the write-ahead log back into the database file.

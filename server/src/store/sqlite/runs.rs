@@ -51,8 +51,8 @@ impl RunStore for SqliteStore {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics, experiment_id, schedule_id, scheduled_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -69,8 +69,21 @@ impl RunStore for SqliteStore {
             .bind(r.cache)
             .bind((!r.labels.is_empty()).then(|| json(&r.labels)))
             .bind((!r.metrics.is_empty()).then(|| json(&r.metrics)))
+            .bind(&r.experiment_id)
+            .bind(&r.schedule_id)
+            .bind(r.scheduled_at)
             .execute(&mut *tx)
             .await?;
+        }
+        // A schedule's firing is written with its run: a due time never fires twice (the
+        // runs' unique (schedule_id, scheduled_at) refuses a second run for it).
+        for f in &batch.fired {
+            sqlx::query("UPDATE schedules SET last_fired_at = ?, next_at = ?, last_error = NULL WHERE id = ?")
+                .bind(f.at)
+                .bind(f.next_at)
+                .bind(&f.schedule_id)
+                .execute(&mut *tx)
+                .await?;
         }
         for k in &batch.idempotency {
             sqlx::query(

@@ -1,0 +1,52 @@
+-- Experiments group runs; every run belongs to one (`Default` unless it names another).
+CREATE TABLE experiments (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT,
+    created_at  BIGINT NOT NULL,
+    archived    BOOLEAN NOT NULL DEFAULT FALSE
+);
+INSERT INTO experiments (id, name, description, created_at)
+    VALUES ('00000000-0000-7000-8000-000000000001', 'Default', 'Runs that name no other experiment', 0);
+
+ALTER TABLE runs ADD COLUMN experiment_id TEXT NOT NULL DEFAULT '00000000-0000-7000-8000-000000000001';
+-- The schedule that fired a run, and the due time it fired for: one run per due time, ever.
+ALTER TABLE runs ADD COLUMN schedule_id TEXT;
+ALTER TABLE runs ADD COLUMN scheduled_at BIGINT;
+CREATE INDEX runs_experiment ON runs(experiment_id, archived, id);
+CREATE UNIQUE INDEX runs_schedule ON runs(schedule_id, scheduled_at);
+
+-- Recurring runs: what to run (the latest version of a pipeline, one version, or a file), when
+-- (a cron expression in a time zone, or an interval), and how (catch-up, concurrency).
+CREATE TABLE schedules (
+    id                  TEXT PRIMARY KEY,
+    name                TEXT NOT NULL,
+    description         TEXT,
+    experiment_id       TEXT NOT NULL REFERENCES experiments(id),
+    pipeline_id         TEXT REFERENCES pipelines(id),
+    pipeline_version_id TEXT REFERENCES pipeline_versions(id),
+    digest              TEXT REFERENCES sources(digest),
+    params              TEXT NOT NULL,
+    labels              TEXT,
+    cron                TEXT,
+    timezone            TEXT,
+    interval_s          BIGINT,
+    start_at            BIGINT,
+    end_at              BIGINT,
+    catchup             BOOLEAN NOT NULL,
+    max_concurrency     BIGINT NOT NULL,
+    enabled             BOOLEAN NOT NULL,
+    cache               BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    -- The due time of its last firing, and of its next.
+    last_fired_at       BIGINT,
+    next_at             BIGINT,
+    -- Due times before it are passed over (it was paused until then).
+    resumed_at          BIGINT,
+    last_error          TEXT
+);
+CREATE INDEX schedules_due ON schedules(enabled, next_at);
+
+-- A version's name, as Kubeflow's client gives it (`v1`, `v2` … when none was given).
+ALTER TABLE pipeline_versions ADD COLUMN name TEXT;
