@@ -5,6 +5,7 @@ mod artifacts;
 pub mod auth;
 pub mod error;
 pub mod experiments;
+pub mod kfp;
 mod login;
 mod ops;
 mod pipelines;
@@ -219,8 +220,22 @@ pub fn routes() -> Vec<(Method, &'static str, RouteAccess)> {
 /// What the route at `path` (as matched, under `/api/v1`) requires.
 fn route_access(method: &Method, path: &str) -> Option<RouteAccess> {
     static ACCESS: OnceLock<HashMap<(Method, &'static str), RouteAccess>> = OnceLock::new();
-    let map = ACCESS.get_or_init(|| routes().into_iter().map(|(m, p, a)| ((m, p), a)).collect());
-    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    static KFP: OnceLock<HashMap<(Method, &'static str), RouteAccess>> = OnceLock::new();
+    let (map, path) = match path.strip_prefix(kfp::PREFIX) {
+        Some(rest) => (
+            KFP.get_or_init(|| {
+                kfp::routes()
+                    .into_iter()
+                    .map(|(m, p, a)| ((m, p), a))
+                    .collect()
+            }),
+            rest,
+        ),
+        None => (
+            ACCESS.get_or_init(|| routes().into_iter().map(|(m, p, a)| ((m, p), a)).collect()),
+            path.strip_prefix("/api/v1").unwrap_or(path),
+        ),
+    };
     // HEAD is answered by GET's route.
     let method = if method == Method::HEAD {
         &Method::GET
@@ -238,6 +253,7 @@ pub fn router(app: App) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body))
         .fallback(|| async { ApiErr::not_found("no such API endpoint") })
         .with_state(app.clone());
+    let app_for_kfp = app.clone();
     // Where operators' tools look for them, with the same access as under `/api/v1`.
     let ops = Router::new()
         .route("/metrics", axum::routing::get(ops::metrics))
@@ -245,7 +261,10 @@ pub fn router(app: App) -> Router {
         .route("/readyz", axum::routing::get(ops::readyz))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth::check))
         .with_state(app);
-    Router::new().nest("/api/v1", api).merge(ops)
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops)
+        .nest(kfp::PREFIX, kfp::router(app_for_kfp))
 }
 
 /// Longest request target (path and query) served: a longer one gets a 414 that says so.

@@ -117,41 +117,27 @@ pub async fn create(
             (v.yaml, Some(v.id), Some(v.version))
         }
     };
-    let pipeline = pipelines::load(&app, req.file_name.as_deref(), &yaml)?;
-    pipelines::admit(&app, &caller, &pipeline)?;
-    pipelines::secrets_exist(&app, &pipeline).await?;
-    let params = resolve_params(&pipeline, &req.params).map_err(|errors| {
-        ApiErr::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidParams,
-            errors.join("; "),
-        )
-        .with_details(serde_json::json!(errors))
-    })?;
-    if let Some(name) = &req.name {
-        check_name("name", name, 200)?;
-    }
-    let digest = spec::digest(&yaml);
     let experiment_id = match (&req.experiment, &req.clone_of) {
         (None, Some(id)) => find(&app, id).await?.row.experiment_id,
         (e, _) => super::experiments::resolve(&app, e.as_deref()).await?,
     };
-    let new = NewRun {
-        experiment_id,
-        fired: None,
-        name: req.name,
-        pipeline,
-        yaml,
-        digest,
-        pipeline_version_id: version_id,
-        pipeline_version: version,
-        params,
-        labels: req.labels,
-        cache: req.cache.unwrap_or(true),
-        reuse: Default::default(),
-        idempotency,
-    };
-    let created = app.sched.create_run(new).await?;
+    let created = start(
+        &app,
+        &caller,
+        Start {
+            file_name: req.file_name.as_deref(),
+            yaml,
+            version_id,
+            version,
+            name: req.name,
+            params: req.params,
+            labels: req.labels,
+            cache: req.cache.unwrap_or(true),
+            experiment_id,
+            idempotency,
+        },
+    )
+    .await?;
     let mut resp = (StatusCode::CREATED, Json(detail(&app, created.id()).await?)).into_response();
     if matches!(created, Created::Replayed(_)) {
         resp.headers_mut().insert(
@@ -160,6 +146,55 @@ pub async fn create(
         );
     }
     Ok(resp)
+}
+
+/// What a new run is made of, as a caller gave it.
+pub(super) struct Start<'a> {
+    pub file_name: Option<&'a str>,
+    pub yaml: String,
+    pub version_id: Option<String>,
+    pub version: Option<u32>,
+    pub name: Option<String>,
+    pub params: sluice_sdk::api::Params,
+    pub labels: sluice_sdk::api::Labels,
+    pub cache: bool,
+    pub experiment_id: String,
+    pub idempotency: Option<(String, String)>,
+}
+
+/// Checks a new run (its file loads, the policy and the caller admit it, its secrets are set,
+/// its parameters fit) and starts it.
+pub(super) async fn start(app: &App, caller: &Caller, s: Start<'_>) -> ApiResult<Created> {
+    let pipeline = pipelines::load(app, s.file_name, &s.yaml)?;
+    pipelines::admit(app, caller, &pipeline)?;
+    pipelines::secrets_exist(app, &pipeline).await?;
+    let params = resolve_params(&pipeline, &s.params).map_err(|errors| {
+        ApiErr::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidParams,
+            errors.join("; "),
+        )
+        .with_details(serde_json::json!(errors))
+    })?;
+    if let Some(name) = &s.name {
+        check_name("name", name, 200)?;
+    }
+    let new = NewRun {
+        experiment_id: s.experiment_id,
+        fired: None,
+        name: s.name,
+        pipeline,
+        digest: spec::digest(&s.yaml),
+        yaml: s.yaml,
+        pipeline_version_id: s.version_id,
+        pipeline_version: s.version,
+        params,
+        labels: s.labels,
+        cache: s.cache,
+        reuse: Default::default(),
+        idempotency: s.idempotency,
+    };
+    Ok(app.sched.create_run(new).await?)
 }
 
 /// `POST /runs/{id}/rerun`: a new run of the same pipeline file and parameters that reuses what

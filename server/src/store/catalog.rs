@@ -168,6 +168,8 @@ pub trait CatalogStore {
 
     /// Names a pipeline version (Kubeflow's client names each).
     async fn set_version_name(&self, version_id: &str, name: &str) -> Result<()>;
+    /// A pipeline version's name, if it was given one.
+    async fn version_name(&self, version_id: &str) -> Result<Option<String>>;
     /// Forgets a pipeline version; runs of it keep their pipeline file. Returns whether there
     /// was one.
     async fn delete_version(&self, version_id: &str) -> Result<bool>;
@@ -522,6 +524,20 @@ macro_rules! impl_catalog {
                     .await?;
                 w.done();
                 Ok(())
+            }
+
+            async fn version_name(
+                &self,
+                version_id: &str,
+            ) -> $crate::store::Result<Option<String>> {
+                let r = sqlx::query(&$sql("SELECT name FROM pipeline_versions WHERE id = ?"))
+                    .bind(version_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match r {
+                    Some(r) => $crate::store::cols::col(&r, "name"),
+                    None => Ok(None),
+                }
             }
 
             async fn delete_version(&self, version_id: &str) -> $crate::store::Result<bool> {

@@ -222,6 +222,8 @@ async fn scheduler(
             cache: true,
             reuse: Default::default(),
             idempotency: None,
+            experiment_id: sluice_server::store::DEFAULT_EXPERIMENT.into(),
+            fired: None,
         };
         let t = Instant::now();
         let id = sched.create_run(new).await?;

@@ -345,6 +345,7 @@ mod failover;
 mod groups;
 mod isolation;
 mod kfp;
+mod kfp_client;
 mod lifecycle;
 mod logs;
 mod network;

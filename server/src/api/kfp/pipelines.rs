@@ -1,0 +1,373 @@
+//! Kubeflow's pipelines and pipeline versions over sluice's: a pipeline is sluice's pipeline of
+//! that name; a version is one of its immutable versions, named as the client named it.
+
+use super::filter::{self, matches};
+use super::{bad, page, paging, spec_json};
+use crate::api::auth::Caller;
+use crate::api::error::{check_name, ApiErr, ApiResult};
+use crate::api::{pipelines as sluice_pipelines, App};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sluice_sdk::api::{ErrorCode, PipelineSummary, PipelineVersion};
+
+pub(super) fn pipeline_json(p: &PipelineSummary) -> Value {
+    json!({
+        "pipeline_id": p.id,
+        "display_name": p.name,
+        "name": p.name,
+        "description": p.description.clone().unwrap_or_default(),
+        "created_at": p.created_at,
+    })
+}
+
+/// A version's name: the one it was given, else `v` and its number.
+fn version_name(v: &PipelineVersion, name: Option<&str>) -> String {
+    name.map(str::to_string)
+        .unwrap_or_else(|| format!("v{}", v.version))
+}
+
+pub(super) fn version_json(v: &PipelineVersion, name: Option<&str>, with_spec: bool) -> Value {
+    let name = version_name(v, name);
+    let mut out = json!({
+        "pipeline_id": v.pipeline_id,
+        "pipeline_version_id": v.id,
+        "display_name": name,
+        "name": name,
+        "description": "",
+        "created_at": v.created_at,
+    });
+    if with_spec {
+        out["pipeline_spec"] = spec_json(&v.yaml);
+    }
+    out
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    name: Option<String>,
+    display_name: Option<String>,
+    description: Option<String>,
+    pipelineid: Option<String>,
+}
+
+/// The file of a multipart upload (`uploadfile`), as text.
+async fn uploaded(mut form: Multipart) -> ApiResult<String> {
+    while let Some(f) = form.next_field().await.map_err(|e| {
+        bad(format!(
+            "the upload is not a multipart form sluice reads: {e}"
+        ))
+    })? {
+        if f.name() == Some("uploadfile") {
+            let bytes = f
+                .bytes()
+                .await
+                .map_err(|e| bad(format!("the upload broke off: {e}")))?;
+            return String::from_utf8(bytes.to_vec())
+                .map_err(|_| bad("the uploaded pipeline file is not UTF-8 text"));
+        }
+    }
+    Err(bad("the upload has no `uploadfile` field"))
+}
+
+/// Keeps an uploaded file as a version of pipeline `name`.
+async fn keep(
+    app: &App,
+    caller: &Caller,
+    name: &str,
+    description: Option<&str>,
+    yaml: &str,
+) -> ApiResult<PipelineVersion> {
+    check_name("name", name, 200)?;
+    let pipeline = sluice_pipelines::load(app, None, yaml)?;
+    sluice_pipelines::admit(app, caller, &pipeline)?;
+    caller.may_submit(name)?;
+    let digest = sluice_spec::digest(yaml);
+    Ok(app
+        .store()
+        .put_pipeline_version(
+            name,
+            description.or(pipeline.description.as_deref()),
+            yaml,
+            &digest,
+            crate::scheduler::now_ms(),
+        )
+        .await?)
+}
+
+/// `POST /pipelines/upload`: a new pipeline, its file its first version.
+pub async fn upload(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<UploadQuery>,
+    form: Multipart,
+) -> ApiResult<Json<Value>> {
+    let yaml = uploaded(form).await?;
+    let name = match q.display_name.or(q.name) {
+        Some(n) => n,
+        None => sluice_pipelines::load(&app, None, &yaml)?.name,
+    };
+    if app.store().get_pipeline(&name).await?.is_some() {
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!("a pipeline named `{name}` exists already: upload a version of it"),
+        ));
+    }
+    let v = keep(&app, &caller, &name, q.description.as_deref(), &yaml).await?;
+    app.store().set_version_name(&v.id, &name).await?;
+    let p = sluice_pipelines::find(&app, &v.pipeline_id).await?;
+    Ok(Json(pipeline_json(&p)))
+}
+
+/// `POST /pipelines/upload_version`: a new version of a pipeline.
+pub async fn upload_version(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<UploadQuery>,
+    form: Multipart,
+) -> ApiResult<Json<Value>> {
+    let yaml = uploaded(form).await?;
+    let id = q
+        .pipelineid
+        .ok_or_else(|| bad("give the pipeline to add a version to as `pipelineid`"))?;
+    let p = sluice_pipelines::find(&app, &id).await?;
+    let v = keep(&app, &caller, &p.name, q.description.as_deref(), &yaml).await?;
+    let name = q.display_name.or(q.name);
+    if !v.created {
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!(
+                "this file is already version {} of pipeline `{}`: versions are immutable, and each file is kept once",
+                v.version, p.name
+            ),
+        ));
+    }
+    if let Some(n) = &name {
+        check_name("name", n, 200)?;
+        app.store().set_version_name(&v.id, n).await?;
+    }
+    Ok(Json(version_json(&v, name.as_deref(), false)))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    page_token: Option<String>,
+    page_size: Option<i64>,
+    sort_by: Option<String>,
+    filter: Option<String>,
+}
+
+/// Sorts Kubeflow objects by `sort_by` (`FIELD` or `FIELD desc`; created_at if none).
+fn sort(items: &mut [Value], sort_by: Option<&str>, fields: &[&str]) -> ApiResult<()> {
+    let s = sort_by.unwrap_or("").trim();
+    let (key, desc) = match s.split_once(' ') {
+        Some((k, d)) if d.trim() == "desc" => (k, true),
+        Some((k, d)) if d.trim() == "asc" => (k, false),
+        Some(_) => return Err(bad(format!("sort_by `{s}`: expected FIELD or FIELD desc"))),
+        None if s.is_empty() => ("created_at", false),
+        None => (s, false),
+    };
+    let key = if key == "name" { "display_name" } else { key };
+    if !fields.contains(&key) {
+        return Err(bad(format!(
+            "cannot sort by `{key}`: sort by {}",
+            fields.join(", ")
+        )));
+    }
+    items.sort_by(|a, b| {
+        let o = a[key].as_str().cmp(&b[key].as_str());
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    Ok(())
+}
+
+/// Filters, sorts and pages a list of Kubeflow objects.
+pub(super) fn listed(
+    mut items: Vec<Value>,
+    what: &str,
+    keys: &[&str],
+    filter_q: Option<&str>,
+    sort_by: Option<&str>,
+    size: Option<i64>,
+    token: Option<&str>,
+) -> ApiResult<(Vec<Value>, usize, String)> {
+    let preds = filter::parse(filter_q)?;
+    let mut kept = Vec::new();
+    for i in items.drain(..) {
+        if matches(&i, &preds, what, keys)? {
+            kept.push(i);
+        }
+    }
+    sort(&mut kept, sort_by, keys)?;
+    let (size, offset) = paging(size, token)?;
+    let total = kept.len();
+    let (out, next) = page(kept, size, offset);
+    Ok((out, total, next))
+}
+
+pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+    let all: Vec<Value> = app
+        .store()
+        .list_pipelines()
+        .await?
+        .iter()
+        .map(pipeline_json)
+        .collect();
+    let (out, total, next) = listed(
+        all,
+        "pipelines",
+        &["display_name", "pipeline_id", "created_at", "description"],
+        q.filter.as_deref(),
+        q.sort_by.as_deref(),
+        q.page_size,
+        q.page_token.as_deref(),
+    )?;
+    Ok(Json(
+        json!({"pipelines": out, "total_size": total, "next_page_token": next}),
+    ))
+}
+
+pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(pipeline_json(
+        &sluice_pipelines::find(&app, &id).await?,
+    )))
+}
+
+pub async fn get_by_name(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(pipeline_json(
+        &sluice_pipelines::find(&app, &name).await?,
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteQuery {
+    cascade: Option<bool>,
+}
+
+/// `DELETE /pipelines/{id}`: a pipeline with versions left is refused, unless `cascade=true`;
+/// one a schedule runs is refused.
+pub async fn delete(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<Json<Value>> {
+    let p = sluice_pipelines::find(&app, &id).await?;
+    caller.may_submit(&p.name)?;
+    let used = app.store().schedules_using(&p.id, None).await?;
+    if used > 0 {
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!(
+                "{used} schedule(s) run pipeline `{}`: delete them first",
+                p.name
+            ),
+        ));
+    }
+    let versions = app.store().list_versions(&p.id).await?;
+    if !versions.is_empty() && q.cascade != Some(true) {
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!(
+                "pipeline `{}` has {} version(s): delete them first, or pass cascade=true",
+                p.name,
+                versions.len()
+            ),
+        ));
+    }
+    for v in versions {
+        app.store().delete_version(&v.id).await?;
+    }
+    app.store().delete_pipeline(&p.id).await?;
+    Ok(Json(json!({})))
+}
+
+/// A version of pipeline `id` by its id, with its name.
+pub(super) async fn find_version(
+    app: &App,
+    id: &str,
+    version: &str,
+) -> ApiResult<(PipelineVersion, Option<String>)> {
+    let p = sluice_pipelines::find(app, id).await?;
+    let v = app
+        .store()
+        .list_versions(&p.id)
+        .await?
+        .into_iter()
+        .find(|v| v.id == version)
+        .ok_or_else(|| {
+            ApiErr::not_found(format!("pipeline `{}` has no version `{version}`", p.name))
+        })?;
+    let name = app.store().version_name(&v.id).await?;
+    Ok((v, name))
+}
+
+pub async fn versions(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let p = sluice_pipelines::find(&app, &id).await?;
+    let mut all = Vec::new();
+    for v in app.store().list_versions(&p.id).await? {
+        let name = app.store().version_name(&v.id).await?;
+        all.push(version_json(&v, name.as_deref(), false));
+    }
+    let (out, total, next) = listed(
+        all,
+        "pipeline versions",
+        &["display_name", "pipeline_version_id", "created_at"],
+        q.filter.as_deref(),
+        q.sort_by.as_deref(),
+        q.page_size,
+        q.page_token.as_deref(),
+    )?;
+    Ok(Json(
+        json!({"pipeline_versions": out, "total_size": total, "next_page_token": next}),
+    ))
+}
+
+pub async fn version(
+    State(app): State<App>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (v, name) = find_version(&app, &id, &version).await?;
+    Ok(Json(version_json(&v, name.as_deref(), true)))
+}
+
+/// `DELETE /pipelines/{id}/versions/{version}`: runs of it keep their file; one a schedule runs
+/// is refused.
+pub async fn delete_version(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (v, _) = find_version(&app, &id, &version).await?;
+    caller.may_submit(&v.pipeline_name)?;
+    let used = app
+        .store()
+        .schedules_using(&v.pipeline_id, Some(&v.id))
+        .await?;
+    if used > 0 {
+        return Err(ApiErr::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!("{used} schedule(s) run this version: delete them first"),
+        ));
+    }
+    app.store().delete_version(&v.id).await?;
+    Ok(Json(json!({})))
+}
