@@ -6,6 +6,7 @@ mod bench;
 mod image;
 mod pipelines;
 mod runs;
+mod schedules;
 mod serve;
 mod workers;
 
@@ -114,6 +115,16 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: pipelines::PipelinesCmd,
     },
+    /// Make, list, archive and delete experiments (what runs are grouped under).
+    Experiments {
+        #[command(subcommand)]
+        cmd: schedules::ExperimentsCmd,
+    },
+    /// Recurring runs: make (cron in a time zone, or an interval), list, pause, resume, delete.
+    Schedules {
+        #[command(subcommand)]
+        cmd: schedules::SchedulesCmd,
+    },
     /// Make, list and revoke API tokens (roles: admin, submit, read, worker).
     Tokens {
         #[command(subcommand)]
@@ -175,6 +186,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Cmd::Tokens { cmd } => access::tokens(cmd).await,
         Cmd::Secrets { cmd } => access::secrets(cmd).await,
         Cmd::Workers { cmd } => workers::workers(cmd).await,
+        Cmd::Experiments { cmd } => schedules::experiments(cmd).await,
+        Cmd::Schedules { cmd } => schedules::schedules(cmd).await,
         Cmd::Image { cmd } => image::image(cmd).await,
         Cmd::Backup(a) => backup::backup(a).await,
         Cmd::Bench { cmd } => bench::bench(cmd).await,

@@ -34,6 +34,10 @@ pub struct SubmitArgs {
     /// The run's display name.
     #[arg(long)]
     name: Option<String>,
+    /// The experiment the run goes into, by name or id (`Default` if none; `sluice experiments
+    /// create NAME` makes one).
+    #[arg(long)]
+    experiment: Option<String>,
     /// Run every step afresh instead of reusing cached results.
     #[arg(long)]
     no_cache: bool,
@@ -50,7 +54,7 @@ pub struct SubmitArgs {
     conn: Conn,
 }
 
-fn parse_params(raw: &[String]) -> Result<Params, String> {
+pub(super) fn parse_params(raw: &[String]) -> Result<Params, String> {
     let mut out = Params::new();
     for p in raw {
         let Some((k, v)) = p.split_once('=') else {
@@ -99,6 +103,7 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         },
     };
     let mut req = req;
+    req.experiment = a.experiment.clone();
     req.labels.extend(a.labels.iter().cloned());
     if let Err(e) = sluice_sdk::api::check_labels(&req.labels) {
         eprintln!("error: {e}");
@@ -254,6 +259,12 @@ pub enum RunsCmd {
         /// Archived runs (`true`), or all runs (`all`), instead of the runs not archived.
         #[arg(long, value_name = "true|all")]
         archived: Option<String>,
+        /// Only runs of this experiment (name or id).
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Only runs this schedule fired (name or id).
+        #[arg(long)]
+        schedule: Option<String>,
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
         #[command(flatten)]
@@ -309,6 +320,8 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
             page_token,
             label,
             archived,
+            experiment,
+            schedule,
             output,
             conn,
         } => {
@@ -319,6 +332,8 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                 ("page_token", page_token),
                 ("label", label),
                 ("archived", archived),
+                ("experiment", experiment),
+                ("schedule", schedule),
             ] {
                 if let Some(v) = v {
                     q.push((k, v));

@@ -6,6 +6,7 @@ mod harness;
 
 mod access;
 mod api;
+mod catalog;
 mod cli;
 mod containers;
 mod hostile;
@@ -18,6 +19,7 @@ mod pg;
 mod placement;
 mod processes;
 mod registry;
+mod schedules;
 mod shared;
 mod store;
 mod ui;

@@ -10,7 +10,7 @@ use sluice_server::store::{
 };
 use std::sync::Arc;
 
-fn run(id: &str, name: &str, created_at: i64, params: serde_json::Value) -> RunRow {
+pub(crate) fn run(id: &str, name: &str, created_at: i64, params: serde_json::Value) -> RunRow {
     RunRow {
         id: id.into(),
         name: name.into(),

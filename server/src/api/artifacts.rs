@@ -423,3 +423,64 @@ mod tests {
         }
     }
 }
+
+/// Removes what a deleted run's own steps made (not what they reused from another run's
+/// cache): its objects in the object store, and its directory in this server's data directory
+/// (where the built-in worker keeps artifacts). Returns how many artifacts it left, being on a
+/// worker's disk this server cannot reach.
+pub async fn remove_run_artifacts(app: &App, run: &crate::store::StoredRun) -> usize {
+    let id = run.row.id.as_str();
+    let mut left = 0;
+    let mut dirs = std::collections::BTreeSet::new();
+    let records = run
+        .tasks
+        .iter()
+        .filter(|t| t.task.cached_from.is_none())
+        .flat_map(|t| &t.task.outputs.artifacts);
+    for a in records {
+        match (ArtifactUri::parse(&a.uri), &app.artifacts.object) {
+            (Ok(ArtifactUri::Other { .. }), Some(o)) => {
+                if o.parts_of(&a.uri).ok().and_then(|p| p.first().copied()) != Some(id) {
+                    continue;
+                }
+                match o.delete(&a.uri).await {
+                    Ok(()) | Err(ArtifactError::Gone(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(run = id, uri = %a.uri, error = %e, "could not delete an artifact of a deleted run")
+                    }
+                }
+            }
+            (Ok(u), _) => match u.as_file().and_then(|p| run_dir(app, p, id)) {
+                Some(dir) => {
+                    dirs.insert(dir);
+                }
+                None => left += 1,
+            },
+            (Err(_), _) => left += 1,
+        }
+    }
+    for dir in dirs {
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            tracing::warn!(run = id, dir = %dir.display(), error = %e, "could not delete a deleted run's artifacts");
+        }
+    }
+    left
+}
+
+/// The run's own directory (`…/RUN`) on the way to `path`, when it is beneath this server's
+/// data directory with no link on the way.
+fn run_dir(app: &App, path: &std::path::Path, run: &str) -> Option<std::path::PathBuf> {
+    let root = app.artifacts.local.root();
+    let rel = beneath::strip_root(path, root)?;
+    let mut dir = root.to_path_buf();
+    for c in rel.components() {
+        dir.push(c);
+        if !std::fs::symlink_metadata(&dir).ok()?.is_dir() {
+            return None;
+        }
+        if c.as_os_str() == run {
+            return Some(dir);
+        }
+    }
+    None
+}

@@ -378,8 +378,12 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
         Some(e) => Some(super::experiments::find(&app, e).await?.id),
         None => None,
     };
+    // The runs of a schedule since deleted stay, found by its id.
     let schedule = match q.schedule.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(super::schedules::find(&app, s).await?.id),
+        Some(s) => Some(match app.store().get_schedule(s).await? {
+            Some(found) => found.id,
+            None => s.to_string(),
+        }),
         None => None,
     };
     let filter = RunFilter {
@@ -627,6 +631,11 @@ pub async fn delete(
         ));
     }
     app.store().delete_run(&id).await?;
+    // The rows first: nothing points at the bytes once they go.
+    let left = super::artifacts::remove_run_artifacts(&app, &run).await;
+    if left > 0 {
+        tracing::info!(run = %id, left, "a deleted run's artifacts on workers' disks are left to them");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -245,13 +245,15 @@ pub async fn action(State(app): State<App>, Path(target): Path<String>) -> ApiRe
     let enabled = match verb {
         "enable" => true,
         "disable" => false,
-        _ => return Err(ApiErr::new(
-            StatusCode::NOT_IMPLEMENTED,
-            ErrorCode::Unimplemented,
-            format!(
+        _ => {
+            return Err(ApiErr::new(
+                StatusCode::NOT_IMPLEMENTED,
+                ErrorCode::Unimplemented,
+                format!(
                 "sluice does not serve POST recurringruns/{target}: it serves :enable and :disable"
             ),
-        )),
+            ))
+        }
     };
     sluice_schedules::set_enabled(&app, id, enabled).await?;
     Ok(Json(json!({})))

@@ -494,3 +494,5 @@ impl EventStream {
         }
     }
 }
+
+mod catalog;
