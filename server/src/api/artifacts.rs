@@ -387,43 +387,6 @@ fn looks_like_csv(head: &[u8]) -> bool {
     commas.len() >= 2 && commas[0] > 0 && commas.iter().all(|c| *c == commas[0])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn content_types_come_from_the_name_then_from_the_first_bytes() {
-        let none = Path::new("artifact");
-        let cases: &[(&str, &[u8], &str)] = &[
-            ("m.json", b"{}", "application/json"),
-            ("a.md", b"# hi", "text/markdown; charset=utf-8"),
-            ("artifact", b"\x89PNG\r\n\x1a\n\0\0", "image/png"),
-            ("artifact", &[0xff, 0xd8, 0xff, 0xe0], "image/jpeg"),
-            ("artifact", b"GIF89a..", "image/gif"),
-            ("artifact", b"RIFF\0\0\0\0WEBPVP8 ", "image/webp"),
-            (
-                "artifact",
-                b"  <!DOCTYPE html><p>x",
-                "text/html; charset=utf-8",
-            ),
-            ("artifact", b"<HTML><body>", "text/html; charset=utf-8"),
-            ("artifact", b"{\"a\": 1}", "application/json"),
-            ("artifact", b"a,b\n1,2\n", "text/csv; charset=utf-8"),
-            ("artifact", b"plain words\n", "text/plain; charset=utf-8"),
-            ("artifact", &[0, 1, 2, 3], "application/octet-stream"),
-        ];
-        for (name, head, want) in cases {
-            let p = if *name == "artifact" {
-                none
-            } else {
-                Path::new(name)
-            };
-            assert_eq!(content_type(p, head), *want, "{name} {head:?}");
-        }
-    }
-}
-
 /// Removes what a deleted run's own steps made (not what they reused from another run's
 /// cache): its objects in the object store, and its directory in this server's data directory
 /// (where the built-in worker keeps artifacts). Returns how many artifacts it left, being on a
@@ -483,4 +446,41 @@ fn run_dir(app: &App, path: &std::path::Path, run: &str) -> Option<std::path::Pa
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn content_types_come_from_the_name_then_from_the_first_bytes() {
+        let none = Path::new("artifact");
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("m.json", b"{}", "application/json"),
+            ("a.md", b"# hi", "text/markdown; charset=utf-8"),
+            ("artifact", b"\x89PNG\r\n\x1a\n\0\0", "image/png"),
+            ("artifact", &[0xff, 0xd8, 0xff, 0xe0], "image/jpeg"),
+            ("artifact", b"GIF89a..", "image/gif"),
+            ("artifact", b"RIFF\0\0\0\0WEBPVP8 ", "image/webp"),
+            (
+                "artifact",
+                b"  <!DOCTYPE html><p>x",
+                "text/html; charset=utf-8",
+            ),
+            ("artifact", b"<HTML><body>", "text/html; charset=utf-8"),
+            ("artifact", b"{\"a\": 1}", "application/json"),
+            ("artifact", b"a,b\n1,2\n", "text/csv; charset=utf-8"),
+            ("artifact", b"plain words\n", "text/plain; charset=utf-8"),
+            ("artifact", &[0, 1, 2, 3], "application/octet-stream"),
+        ];
+        for (name, head, want) in cases {
+            let p = if *name == "artifact" {
+                none
+            } else {
+                Path::new(name)
+            };
+            assert_eq!(content_type(p, head), *want, "{name} {head:?}");
+        }
+    }
 }
