@@ -90,3 +90,53 @@ async fn a_tag_that_moved_to_another_image_is_a_cache_miss() {
     assert_eq!(t.outputs["m"], serde_json::json!("second"));
     assert_ne!(t.image_digest, task(&one, "read").image_digest);
 }
+
+#[tokio::test]
+async fn deleting_a_run_deletes_what_its_steps_made_not_what_it_reused() {
+    let c = Cluster::start(&[]).await;
+    let yaml = caching_pipeline(&image("busybox"));
+    let first = c.run(&yaml).await;
+    assert_succeeded(&c, &first);
+    let second = c.run(&yaml).await;
+    assert_succeeded(&c, &second);
+    assert_eq!(
+        task(&second, "make").cached_from.as_deref(),
+        Some(first.summary.id.as_str())
+    );
+    let made = |run: &RunDetail| {
+        PathBuf::from(
+            task(run, "make").artifacts[0]
+                .uri
+                .strip_prefix("file://")
+                .unwrap(),
+        )
+    };
+    let first_file = made(&first);
+    let run_dir = std::fs::canonicalize(c.worker_dir())
+        .unwrap()
+        .join("artifacts")
+        .join(&first.summary.id);
+    assert!(first_file.exists());
+    assert!(first_file.starts_with(&run_dir), "{}", first_file.display());
+    // The second run reused the first's artifact: deleting it leaves that in place.
+    c.client.delete_run(&second.summary.id).await.unwrap();
+    assert!(
+        first_file.exists(),
+        "a reused artifact went with its reuser"
+    );
+    // Deleting the first takes its own directory, logs and all, and its cached results.
+    c.client.delete_run(&first.summary.id).await.unwrap();
+    assert!(
+        !first_file.exists(),
+        "{} is still there",
+        first_file.display()
+    );
+    assert!(!run_dir.exists(), "{} is still there", run_dir.display());
+    let third = c.run(&yaml).await;
+    assert_succeeded(&c, &third);
+    assert_eq!(
+        task(&third, "make").cached_from,
+        None,
+        "a deleted run's result reused"
+    );
+}

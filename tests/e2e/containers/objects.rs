@@ -152,4 +152,36 @@ steps:
         made[0].split_whitespace().next().unwrap(),
         "the server's copy is the step's"
     );
+    // Deleting the run deletes its objects: the directory's manifest and files, the large file.
+    let store =
+        sluice_sdk::artifacts::ObjectArtifacts::from_url_with(&url, Some((&s3.key_id, &s3.secret)))
+            .unwrap();
+    let uris: Vec<String> = task(&run, "make")
+        .artifacts
+        .iter()
+        .map(|a| a.uri.clone())
+        .collect();
+    assert!(store.contains_all(&uris).await);
+    client.delete_run(&id).await.unwrap();
+    for u in &uris {
+        assert!(
+            matches!(
+                store.stat(u).await,
+                Err(sluice_sdk::artifacts::ArtifactError::Gone(_))
+            ),
+            "{u} is still in the store"
+        );
+    }
+    let tree_file = store
+        .key_of(
+            &uris.iter().find(|u| u.ends_with("/tree")).unwrap(),
+            Some("sub/b.csv"),
+        )
+        .unwrap();
+    assert!(
+        object_store::ObjectStoreExt::head(store.store().as_ref(), &tree_file)
+            .await
+            .is_err(),
+        "a file of the directory is left"
+    );
 }
