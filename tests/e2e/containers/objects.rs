@@ -174,7 +174,7 @@ steps:
     }
     let tree_file = store
         .key_of(
-            &uris.iter().find(|u| u.ends_with("/tree")).unwrap(),
+            uris.iter().find(|u| u.ends_with("/tree")).unwrap(),
             Some("sub/b.csv"),
         )
         .unwrap();
