@@ -7,9 +7,16 @@ import { pipelineView, pipelinesView } from "./pipelines.js";
 import { lineageView } from "./lineage.js";
 import { cloneView } from "./form.js";
 import { workersView } from "./workers.js";
+import { experimentsView, schedulesView } from "./schedules.js";
 
 export function route() {
   leave();
+  // Kubeflow's client prints links into Kubeflow's UI (`/#/runs/details/ID`): the same pages here.
+  const kf = location.hash.match(/^#\/(runs|experiments|pipelines)\/details\/([^/?]+)/);
+  if (kf) {
+    const to = kf[1] === "runs" ? "/runs/" + kf[2] : kf[1] === "experiments" ? "/runs?experiment=" + kf[2] : "/pipelines/" + kf[2];
+    history.replaceState(null, "", to);
+  }
   const p = location.pathname.replace(/\/+$/, "");
   for (const a of document.querySelectorAll("[data-nav]")) {
     a.classList.toggle("active", p.startsWith("/" + a.dataset.nav) || (p === "" && a.dataset.nav === "runs"));
@@ -24,6 +31,8 @@ export function route() {
     (m = p.match(/^\/pipelines\/([^/]+)$/)) ? pipelineView(decodeURIComponent(m[1])) :
     (p === "/artifacts") ? lineageView() :
     (p === "/workers") ? workersView() :
+    (p === "/schedules") ? schedulesView() :
+    (p === "/experiments") ? experimentsView() :
     Promise.resolve(notFound());
   view.catch((e) => main.replaceChildren(h("h1", {}, "Error"), h("p", { class: "error" }, e.message)));
 }

@@ -15,6 +15,18 @@ export async function runsView() {
   const label = h("input", { placeholder: "label: team=vision", "aria-label": "label", id: "f-label", value: q.get("label") || "", size: 14 });
   const from = h("input", { type: "date", "aria-label": "started from", id: "f-from", value: q.get("created_after") || "" });
   const to = h("input", { type: "date", "aria-label": "started before", id: "f-to", value: q.get("created_before") || "" });
+  const experiment = h("select", { "aria-label": "experiment", id: "f-experiment" }, h("option", { value: "" }, "all experiments"));
+  json("/experiments").then((list) => {
+    const want = q.get("experiment") || "";
+    for (const e of list.experiments) experiment.append(h("option", { value: e.id, selected: want === e.id || want === e.name }, e.name + (e.archived ? " (archived)" : "")));
+  }).catch(() => {});
+  // Runs a schedule fired: shown as a filter of its own, cleared with a click.
+  const schedule = q.get("schedule") ? h("button", { class: "chip", id: "f-schedule", title: "show all runs", onclick: () => {
+    const p = new URLSearchParams(location.search);
+    p.delete("schedule");
+    history.replaceState(null, "", "/runs" + (p.toString() ? "?" + p : ""));
+    schedule.remove(); apply();
+  } }, "fired by a schedule ✕") : "";
   const archived = h("select", { "aria-label": "archived", id: "f-archived" },
     [["", "active runs"], ["true", "archived runs"], ["all", "all runs"]].map(([v, t]) => h("option", { value: v, selected: (q.get("archived") || "") === v }, t)));
   const selected = new Set();
@@ -48,6 +60,7 @@ export async function runsView() {
     const set = (k, v) => (v ? p.set(k, v) : p.delete(k));
     set("state", state.value); set("pipeline", pipeline.value); set("q", search.value); set("label", label.value);
     set("created_after", from.value); set("created_before", to.value); set("archived", archived.value);
+    set("experiment", experiment.value);
     history.replaceState(null, "", "/runs" + (p.toString() ? "?" + p : ""));
     q.set("archived", archived.value);
     archive.textContent = archived.value === "true" ? "Unarchive" : "Archive";
@@ -132,11 +145,11 @@ export async function runsView() {
       performance.mark("runs-painted");
     }
   }
-  for (const el of [state, from, to, archived]) el.addEventListener("change", apply);
+  for (const el of [state, from, to, archived, experiment]) el.addEventListener("change", apply);
   for (const el of [pipeline, search, label]) el.addEventListener("input", debounce(apply, 300));
   main.replaceChildren(
     h("h1", {}, "Runs"),
-    h("div", { class: "toolbar filters" }, state, pipeline, search, label, h("label", { class: "muted" }, "from ", from), h("label", { class: "muted" }, "before ", to), archived, columns),
+    h("div", { class: "toolbar filters" }, state, experiment, schedule, pipeline, search, label, h("label", { class: "muted" }, "from ", from), h("label", { class: "muted" }, "before ", to), archived, columns),
     h("div", { class: "toolbar" }, compare, archive, del),
     h("table", { id: "runs" }, h("thead", {}, head), body),
     pager);

@@ -34,6 +34,7 @@ assets!(
     "js/form.js",
     "js/lineage.js",
     "js/workers.js",
+    "js/schedules.js",
     "vendor/d3-dag-1.2.2.min.js",
 );
 

@@ -2,6 +2,7 @@
 //! with plain HTTP calls. Real runs in real containers feed it.
 
 mod browser;
+mod schedules;
 mod workbench;
 
 pub use browser::Browser;
