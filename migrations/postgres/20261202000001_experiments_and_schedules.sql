@@ -13,7 +13,10 @@ ALTER TABLE runs ADD COLUMN experiment_id TEXT NOT NULL DEFAULT '00000000-0000-7
 -- The schedule that fired a run, and the due time it fired for: one run per due time, ever.
 ALTER TABLE runs ADD COLUMN schedule_id TEXT;
 ALTER TABLE runs ADD COLUMN scheduled_at BIGINT;
-CREATE INDEX runs_experiment ON runs(experiment_id, archived, id);
+-- An experiment's runs newest first, and runs by exact name or in name order, archived or
+-- not (Kubeflow's lists take both unless filtered).
+CREATE INDEX runs_experiment ON runs(experiment_id, id);
+CREATE INDEX runs_by_name ON runs(name, id);
 CREATE UNIQUE INDEX runs_schedule ON runs(schedule_id, scheduled_at);
 
 -- Recurring runs: what to run (the latest version of a pipeline, one version, or a file), when

@@ -4,6 +4,7 @@ mod artifacts;
 mod browser;
 mod containers;
 mod kfp;
+mod kubeflow;
 mod ui;
 
 use clap::Subcommand;
@@ -91,6 +92,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 20)]
         repeat: usize,
     },
+    /// Kubeflow's `list_runs` through the v2beta1 API with many runs stored: p99 per kind of
+    /// page (filters, sorts, a deep page), and through Kubeflow's own client.
+    Kubeflow {
+        #[arg(long, default_value_t = 100_000)]
+        runs: usize,
+        /// Requests per kind of page.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
     /// The UI with many runs stored: server time per page of the run list (filtered, searched,
     /// sorted, deep); then in a real browser (chromium) the list's first paint, a 1,000-task
     /// graph, and a 100,000-line log's load and longest main-thread task.
@@ -131,6 +141,9 @@ pub async fn bench(cmd: BenchCmd) -> anyhow::Result<u8> {
             repeat,
         } => artifacts::artifacts(&image, size.max(1), repeat.max(1)).await,
         BenchCmd::Kfp { tasks, repeat } => kfp::kfp(tasks.max(1), repeat.max(1)),
+        BenchCmd::Kubeflow { runs, requests } => {
+            kubeflow::kubeflow(runs.max(1), requests.max(1)).await
+        }
         BenchCmd::Containers {
             image,
             starts,

@@ -25,41 +25,7 @@ pub async fn ui(
     let seeded;
     {
         let store = SqliteStore::open(&data).await?;
-        let digest = "sha256:".to_string() + &"0".repeat(64);
-        let yaml = "name: bench\nsteps:\n  - name: a\n    image: busybox\n".to_string();
-        let base = sluice_sdk::api::now_ms() - runs as i64 * 1000;
-        let states = [
-            RunState::Succeeded,
-            RunState::Failed,
-            RunState::Succeeded,
-            RunState::Cancelled,
-        ];
-        let mut made = 0;
-        while made < runs {
-            let mut batch = WriteBatch::default();
-            batch.sources.push((digest.clone(), yaml.clone()));
-            for i in made..(made + 10_000).min(runs) {
-                let created = base + i as i64 * 1000;
-                let mut run = super::browser::ended_run(
-                    uuid::Uuid::now_v7().to_string(),
-                    &format!("train-{i:06}"),
-                    &format!("pipeline-{}", i % 20),
-                    &digest,
-                    states[i % states.len()],
-                    (created, created + 500),
-                );
-                // Parameters and metrics as a sweep has them: the list shows and sorts by them.
-                run.params
-                    .insert("lr".into(), serde_json::json!(0.001 * (i % 100) as f64));
-                run.metrics.insert(
-                    "evaluate.accuracy".into(),
-                    serde_json::json!(((i * 7919) % 1000) as f64 / 1000.0),
-                );
-                batch.new_runs.push(run);
-            }
-            made += batch.new_runs.len();
-            store.apply(&batch).await?;
-        }
+        let digest = store_sweep(&store, runs, None).await?;
         let graph =
             super::browser::seeded_run("graph-1000", &digest, &super::browser::layered_tasks(), 0);
         let log = super::browser::seeded_run(
@@ -75,31 +41,8 @@ pub async fn ui(
     }
     println!("stored {runs} runs in {:.1} s", t.elapsed().as_secs_f64());
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let mut rx2 = rx.clone();
-    let cfg = sluice_server::ServerConfig {
-        data_dir: data,
-        scheduler: Default::default(),
-        token: None,
-        ..Default::default()
-    };
-    let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
-        let _ = rx2.wait_for(|s| *s).await;
-    }));
+    let (url, stop, server) = serve(data).await?;
     let http = sluice_sdk::client::http_client();
-    for _ in 0..100 {
-        if http
-            .get(format!("{url}/api/v1/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // A token deep in the list: the 50th page.
     let mut token = None;
     for _ in 0..50 {
@@ -153,19 +96,7 @@ pub async fn ui(
     ];
     println!("GET, {requests} requests each, time to the full response on loopback (target: p99 <= 50 ms):");
     for (what, path) in cases {
-        let mut times = Vec::new();
-        for _ in 0..requests {
-            let t = Instant::now();
-            let r = http.get(format!("{url}{path}")).send().await?;
-            anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
-            let _ = r.bytes().await?;
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        println!(
-            "  {what:<16} median {:6.2} ms   p99 {:6.2} ms",
-            median(times.clone()),
-            percentile(times, 0.99)
-        );
+        time_gets(&http, &url, what, &path, requests).await?;
     }
     let browser = if in_browser {
         super::browser::measure(&url, &seeded.0, &seeded.1, runs, log_lines).await
@@ -176,4 +107,117 @@ pub async fn ui(
     server.await??;
     browser?;
     Ok(0)
+}
+
+/// Stores `runs` ended runs as a sweep has them (parameters, a metric, 20 pipelines, four
+/// states), in batches; with `experiment`, every `n`th goes into that experiment. Returns the
+/// digest of the pipeline file they ran.
+pub(super) async fn store_sweep(
+    store: &SqliteStore,
+    runs: usize,
+    experiment: Option<(usize, &str)>,
+) -> anyhow::Result<String> {
+    let digest = "sha256:".to_string() + &"0".repeat(64);
+    let yaml = "name: bench\nsteps:\n  - name: a\n    image: busybox\n".to_string();
+    let base = sluice_sdk::api::now_ms() - runs as i64 * 1000;
+    let states = [
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Succeeded,
+        RunState::Cancelled,
+    ];
+    let mut made = 0;
+    while made < runs {
+        let mut batch = WriteBatch::default();
+        batch.sources.push((digest.clone(), yaml.clone()));
+        for i in made..(made + 10_000).min(runs) {
+            let created = base + i as i64 * 1000;
+            let mut run = super::browser::ended_run(
+                uuid::Uuid::now_v7().to_string(),
+                &format!("train-{i:06}"),
+                &format!("pipeline-{}", i % 20),
+                &digest,
+                states[i % states.len()],
+                (created, created + 500),
+            );
+            // Parameters and metrics as a sweep has them: the list shows and sorts by them.
+            run.params
+                .insert("lr".into(), serde_json::json!(0.001 * (i % 100) as f64));
+            run.metrics.insert(
+                "evaluate.accuracy".into(),
+                serde_json::json!(((i * 7919) % 1000) as f64 / 1000.0),
+            );
+            if let Some((every, id)) = experiment {
+                if i % every == 0 {
+                    run.experiment_id = id.to_string();
+                }
+            }
+            batch.new_runs.push(run);
+        }
+        made += batch.new_runs.len();
+        store.apply(&batch).await?;
+    }
+    Ok(digest)
+}
+
+/// A server on a free port of loopback over the data directory `data`: its URL, what stops it,
+/// and its task.
+pub(super) async fn serve(
+    data: std::path::PathBuf,
+) -> anyhow::Result<(
+    String,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let mut rx2 = rx.clone();
+    let cfg = sluice_server::ServerConfig {
+        data_dir: data,
+        scheduler: Default::default(),
+        token: None,
+        ..Default::default()
+    };
+    let server = tokio::spawn(sluice_server::serve(cfg, listener, async move {
+        let _ = rx2.wait_for(|s| *s).await;
+    }));
+    let http = sluice_sdk::client::http_client();
+    for _ in 0..100 {
+        if http
+            .get(format!("{url}/api/v1/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((url, stop, server))
+}
+
+/// GETs `path` `requests` times, one after another, and prints the median and the 99th
+/// percentile of the time to the full response. Returns the 99th percentile, in milliseconds.
+pub(super) async fn time_gets(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    path: &str,
+    requests: usize,
+) -> anyhow::Result<f64> {
+    let mut times = Vec::new();
+    for _ in 0..requests {
+        let t = Instant::now();
+        let r = http.get(format!("{url}{path}")).send().await?;
+        anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+        let _ = r.bytes().await?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let p99 = percentile(times.clone(), 0.99);
+    println!(
+        "  {what:<24} median {:6.2} ms   p99 {p99:6.2} ms",
+        median(times)
+    );
+    Ok(p99)
 }
