@@ -7,7 +7,8 @@ CREATE TABLE experiments (
     archived    BOOLEAN NOT NULL DEFAULT FALSE
 );
 INSERT INTO experiments (id, name, description, created_at)
-    VALUES ('00000000-0000-7000-8000-000000000001', 'Default', 'Runs that name no other experiment', 0);
+    VALUES ('00000000-0000-7000-8000-000000000001', 'Default', 'Runs that name no other experiment',
+            (extract(epoch from now()) * 1000)::bigint);
 
 ALTER TABLE runs ADD COLUMN experiment_id TEXT NOT NULL DEFAULT '00000000-0000-7000-8000-000000000001';
 -- The schedule that fired a run, and the due time it fired for: one run per due time, ever.

@@ -180,7 +180,9 @@ async fn dispatch(State(s): State<Shared>, req: Request) -> Response {
             )
                 .into_response(),
         },
-        p if p.starts_with("/api/") || p == "/metrics" => forward(&s, req).await,
+        p if p.starts_with("/api/") || p.starts_with("/apis/") || p == "/metrics" => {
+            forward(&s, req).await
+        }
         _ => crate::ui::router().oneshot(req).await.into_response(),
     }
 }

@@ -138,6 +138,105 @@ async fn contract(s: DynStore) {
     );
     assert_eq!(s.list_runs(&f(None, Some("s1"))).await.unwrap().len(), 1);
 
+    // Kubeflow's filters, as the store's conditions, evaluated alike by both.
+    use sluice_server::store::{Cmp, Operand, Predicate, RunField, RunFilter};
+    let mut b = WriteBatch::default();
+    b.sources.push(("sha256:src".into(), "name: p\n".into()));
+    for (id, name, at, state) in [
+        ("k1", "Train_50%", 80_000, sluice_sdk::api::RunState::Failed),
+        (
+            "k2",
+            "train-b",
+            81_000,
+            sluice_sdk::api::RunState::Succeeded,
+        ),
+        ("k3", "eval", 82_000, sluice_sdk::api::RunState::Succeeded),
+    ] {
+        let mut r = run(id, name, at, serde_json::json!({}));
+        r.state = state;
+        b.new_runs.push(r);
+    }
+    s.apply(&b).await.unwrap();
+    assert!(s.set_archived("k3", true).await.unwrap());
+    let matching = |preds: Vec<Predicate>| {
+        let s = s.clone();
+        async move {
+            let mut ids: Vec<String> = s
+                .list_runs(&RunFilter {
+                    predicates: preds,
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .filter(|id| id.starts_with('k'))
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let p = |field, cmp, value| Predicate { field, cmp, value };
+    assert_eq!(
+        matching(vec![p(
+            RunField::Name,
+            Cmp::Contains,
+            Operand::Text("TRAIN".into())
+        )])
+        .await,
+        ["k1", "k2"]
+    );
+    // `%` and `_` stand for themselves.
+    assert_eq!(
+        matching(vec![p(
+            RunField::Name,
+            Cmp::Contains,
+            Operand::Text("n_50%".into())
+        )])
+        .await,
+        ["k1"]
+    );
+    assert_eq!(
+        matching(vec![p(
+            RunField::Name,
+            Cmp::Contains,
+            Operand::Text("n_5%0".into())
+        )])
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        matching(vec![p(
+            RunField::State,
+            Cmp::In,
+            Operand::Texts(vec!["failed".into(), "cancelled".into()])
+        )])
+        .await,
+        ["k1"]
+    );
+    assert_eq!(
+        matching(vec![
+            p(RunField::CreatedAt, Cmp::Gt, Operand::Int(80_000)),
+            p(RunField::Archived, Cmp::Eq, Operand::Bool(false)),
+        ])
+        .await,
+        ["k2"]
+    );
+    assert_eq!(
+        matching(vec![p(
+            RunField::Name,
+            Cmp::Ne,
+            Operand::Text("eval".into())
+        )])
+        .await,
+        ["k1", "k2"]
+    );
+    assert_eq!(
+        matching(vec![p(RunField::Id, Cmp::In, Operand::Texts(Vec::new()))]).await,
+        Vec::<String>::new()
+    );
+
     // Paused, then resumed from 200 s: due times before it are passed over.
     assert!(s
         .set_schedule_enabled("s1", false, None, 150_000)

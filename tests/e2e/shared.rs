@@ -33,6 +33,14 @@ async fn when_the_scheduling_server_is_killed_another_takes_over_and_nothing_is_
         via.headers().get("via").map(|v| v.to_str().unwrap()),
         Some("1.1 sluice")
     );
+    // Kubeflow's API too: runs listed through B are A's, in Kubeflow's shape.
+    let kf = reqwest::get(format!("{url_b}/apis/v2beta1/runs"))
+        .await
+        .unwrap();
+    assert_eq!(kf.status(), 200);
+    assert!(kf.headers().get("via").is_some());
+    let body: serde_json::Value = kf.json().await.unwrap();
+    assert!(body["runs"].is_array(), "{body}");
     let journal_path = d.join("w.jsonl");
     let _w = spawn_worker(&url_b, &d.join("w"), &journal_path, &d.join("w.log"));
     let mut ids = Vec::new();

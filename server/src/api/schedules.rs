@@ -91,6 +91,9 @@ pub async fn find(app: &App, id_or_name: &str) -> ApiResult<ScheduleRow> {
 /// parameters fit the pipeline, its trigger parses.
 pub async fn make(app: &App, caller: &Caller, req: CreateSchedule) -> ApiResult<ScheduleRow> {
     check_name("name", &req.name, 200)?;
+    if req.description.as_ref().is_some_and(|d| d.len() > 10_000) {
+        return Err(bad("`description` is over 10000 bytes"));
+    }
     sluice_sdk::api::check_labels(&req.labels).map_err(|e| bad(format!("`labels`: {e}")))?;
     let (yaml, pipeline_id, version_id, source) = match (&req.pipeline, &req.yaml) {
         (Some(_), Some(_)) | (None, None) => {

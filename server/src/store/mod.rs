@@ -8,6 +8,7 @@
 //! other writes are registrations, pipeline versions and housekeeping.
 
 pub mod catalog;
+mod catalog_sql;
 mod cols;
 mod postgres;
 mod rows;

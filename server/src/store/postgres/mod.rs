@@ -61,7 +61,7 @@ impl PgWriter {
     pub(crate) fn done(self) {}
 }
 
-super::catalog::impl_catalog!(PgStore, super::catalog::numbered);
+super::catalog_sql::impl_catalog!(PgStore, super::catalog_sql::numbered);
 
 #[async_trait]
 impl Store for PgStore {

@@ -104,7 +104,7 @@ impl SqliteStore {
     }
 }
 
-super::catalog::impl_catalog!(SqliteStore, super::catalog::unnumbered);
+super::catalog_sql::impl_catalog!(SqliteStore, super::catalog_sql::unnumbered);
 
 #[async_trait]
 impl Store for SqliteStore {
