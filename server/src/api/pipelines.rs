@@ -119,6 +119,27 @@ pub async fn list(State(app): State<App>) -> ApiResult<Json<PipelineList>> {
     }))
 }
 
+/// A stored pipeline (by name or id) and its version `version`, or its latest; a 404 naming
+/// what is missing.
+pub(super) async fn version_of(
+    app: &App,
+    name: &str,
+    version: Option<u32>,
+) -> ApiResult<(PipelineSummary, PipelineVersion)> {
+    let p = find(app, name).await?;
+    let v = app
+        .store()
+        .get_version(&p.id, version)
+        .await?
+        .ok_or_else(|| {
+            ApiErr::not_found(format!(
+                "pipeline `{name}` has no version {}",
+                version.map(|v| v.to_string()).unwrap_or_default()
+            ))
+        })?;
+    Ok((p, v))
+}
+
 pub(super) async fn find(app: &App, name: &str) -> ApiResult<PipelineSummary> {
     app.store()
         .get_pipeline(name)

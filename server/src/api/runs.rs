@@ -103,17 +103,7 @@ pub async fn create(
             (yaml.clone(), None, None)
         }
         (None, Some(name)) => {
-            let p = pipelines::find(&app, name).await?;
-            let v = app
-                .store()
-                .get_version(&p.id, req.version)
-                .await?
-                .ok_or_else(|| {
-                    ApiErr::not_found(format!(
-                        "pipeline `{name}` has no version {}",
-                        req.version.map(|v| v.to_string()).unwrap_or_default()
-                    ))
-                })?;
+            let (_, v) = pipelines::version_of(&app, name, req.version).await?;
             (v.yaml, Some(v.id), Some(v.version))
         }
     };

@@ -108,17 +108,7 @@ pub async fn make(app: &App, caller: &Caller, req: CreateSchedule) -> ApiResult<
             (yaml.clone(), None, None, true)
         }
         (Some(name), None) => {
-            let p = pipelines::find(app, name).await?;
-            let v = app
-                .store()
-                .get_version(&p.id, req.version)
-                .await?
-                .ok_or_else(|| {
-                    ApiErr::not_found(format!(
-                        "pipeline `{name}` has no version {}",
-                        req.version.map(|v| v.to_string()).unwrap_or_default()
-                    ))
-                })?;
+            let (p, v) = pipelines::version_of(app, name, req.version).await?;
             let version_id = req.version.map(|_| v.id.clone());
             (v.yaml, Some(p.id), version_id, false)
         }

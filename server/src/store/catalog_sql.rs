@@ -4,6 +4,16 @@
 /// The columns a schedule is written with, in order.
 pub(crate) const SCHEDULE_COLS: &str = "id, name, description, experiment_id, pipeline_id, pipeline_version_id, digest, params, labels, cron, timezone, interval_s, start_at, end_at, catchup, max_concurrency, enabled, cache, created_at, updated_at, last_fired_at, next_at, resumed_at, last_error";
 
+/// Schedules' rows read back.
+pub(crate) fn schedules<'r, R: sqlx::Row>(rows: &'r [R]) -> super::Result<Vec<super::ScheduleRow>>
+where
+    super::catalog::ScheduleCols: sqlx::FromRow<'r, R>,
+{
+    rows.iter()
+        .map(|r| super::cols::read::<_, super::catalog::ScheduleCols>(r)?.row())
+        .collect()
+}
+
 /// `sql` with PostgreSQL's numbered placeholders for `?` (none of this module's statements
 /// has a `?` anywhere else).
 pub(crate) fn numbered(sql: &str) -> String {
@@ -220,12 +230,7 @@ macro_rules! impl_catalog {
                             .await?
                     }
                 };
-                rows.iter()
-                    .map(|r| {
-                        $crate::store::cols::read::<_, $crate::store::catalog::ScheduleCols>(r)?
-                            .row()
-                    })
-                    .collect()
+                $crate::store::catalog_sql::schedules(&rows)
             }
 
             async fn get_schedule(
@@ -240,13 +245,7 @@ macro_rules! impl_catalog {
                 .bind(id_or_name)
                 .fetch_all(&self.pool)
                 .await?;
-                let mut found = rows
-                    .iter()
-                    .map(|r| {
-                        $crate::store::cols::read::<_, $crate::store::catalog::ScheduleCols>(r)?
-                            .row()
-                    })
-                    .collect::<$crate::store::Result<Vec<_>>>()?;
+                let mut found = $crate::store::catalog_sql::schedules(&rows)?;
                 match found.len() {
                     0 => Ok(None),
                     1 => Ok(found.pop()),
@@ -325,12 +324,7 @@ macro_rules! impl_catalog {
                 .bind(now)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|r| {
-                        $crate::store::cols::read::<_, $crate::store::catalog::ScheduleCols>(r)?
-                            .row()
-                    })
-                    .collect()
+                $crate::store::catalog_sql::schedules(&rows)
             }
 
             async fn set_version_name(

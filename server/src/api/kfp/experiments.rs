@@ -1,7 +1,6 @@
 //! Kubeflow's experiments over sluice's.
 
-use super::pipelines::listed;
-use super::ts;
+use super::{listed, ts, ListQuery};
 use crate::api::error::{ApiErr, ApiResult};
 use crate::api::{experiments as sluice_experiments, App};
 use crate::store::ExperimentRow;
@@ -36,14 +35,6 @@ pub async fn create(
     Ok(Json(experiment_json(&e)))
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    page_token: Option<String>,
-    page_size: Option<i64>,
-    sort_by: Option<String>,
-    filter: Option<String>,
-}
-
 pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let all: Vec<Value> = app
         .store()
@@ -52,24 +43,14 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
         .iter()
         .map(experiment_json)
         .collect();
-    let (out, total, next) = listed(
-        all,
-        "experiments",
-        &[
-            "display_name",
-            "experiment_id",
-            "created_at",
-            "storage_state",
-            "description",
-        ],
-        q.filter.as_deref(),
-        q.sort_by.as_deref(),
-        q.page_size,
-        q.page_token.as_deref(),
-    )?;
-    Ok(Json(
-        json!({"experiments": out, "total_size": total, "next_page_token": next}),
-    ))
+    let keys = [
+        "display_name",
+        "experiment_id",
+        "created_at",
+        "storage_state",
+        "description",
+    ];
+    listed("experiments", all, "experiments", &keys, &q)
 }
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Value>> {

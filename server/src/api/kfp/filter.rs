@@ -15,18 +15,6 @@ const MAX_FILTER: usize = 16 * 1024;
 /// Most predicates in one filter.
 const MAX_PREDICATES: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    In,
-    Substring,
-}
-
 /// A predicate's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
@@ -41,35 +29,35 @@ pub enum Val {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pred {
     pub key: String,
-    pub op: Op,
+    pub op: Cmp,
     pub val: Val,
     /// How it was written, for errors.
     pub text: String,
 }
 
-fn op(v: &Value) -> Option<Op> {
+fn op(v: &Value) -> Option<Cmp> {
     let by_number = |n: i64| match n {
-        1 => Some(Op::Eq),
-        2 => Some(Op::Ne),
-        3 => Some(Op::Gt),
-        5 => Some(Op::Ge),
-        6 => Some(Op::Lt),
-        7 => Some(Op::Le),
-        8 => Some(Op::In),
-        9 => Some(Op::Substring),
+        1 => Some(Cmp::Eq),
+        2 => Some(Cmp::Ne),
+        3 => Some(Cmp::Gt),
+        5 => Some(Cmp::Ge),
+        6 => Some(Cmp::Lt),
+        7 => Some(Cmp::Le),
+        8 => Some(Cmp::In),
+        9 => Some(Cmp::Contains),
         _ => None,
     };
     match v {
         Value::Number(n) => n.as_i64().and_then(by_number),
         Value::String(s) => match s.as_str() {
-            "EQUALS" => Some(Op::Eq),
-            "NOT_EQUALS" => Some(Op::Ne),
-            "GREATER_THAN" => Some(Op::Gt),
-            "GREATER_THAN_EQUALS" => Some(Op::Ge),
-            "LESS_THAN" => Some(Op::Lt),
-            "LESS_THAN_EQUALS" => Some(Op::Le),
-            "IN" => Some(Op::In),
-            "IS_SUBSTRING" => Some(Op::Substring),
+            "EQUALS" => Some(Cmp::Eq),
+            "NOT_EQUALS" => Some(Cmp::Ne),
+            "GREATER_THAN" => Some(Cmp::Gt),
+            "GREATER_THAN_EQUALS" => Some(Cmp::Ge),
+            "LESS_THAN" => Some(Cmp::Lt),
+            "LESS_THAN_EQUALS" => Some(Cmp::Le),
+            "IN" => Some(Cmp::In),
+            "IS_SUBSTRING" => Some(Cmp::Contains),
             s => s.parse().ok().and_then(by_number),
         },
         _ => None,
@@ -207,16 +195,7 @@ pub fn for_runs(preds: &[Pred]) -> Result<Vec<Predicate>, ApiErr> {
             "recurring_run_id" => RunField::Schedule,
             _ => return Err(no()),
         };
-        let cmp = match p.op {
-            Op::Eq => Cmp::Eq,
-            Op::Ne => Cmp::Ne,
-            Op::Gt => Cmp::Gt,
-            Op::Ge => Cmp::Ge,
-            Op::Lt => Cmp::Lt,
-            Op::Le => Cmp::Le,
-            Op::In => Cmp::In,
-            Op::Substring => Cmp::Contains,
-        };
+        let cmp = p.op;
         let value = match (field, &p.val) {
             (RunField::CreatedAt | RunField::FinishedAt, Val::Time(t)) => Operand::Int(*t),
             // Kubeflow keeps these in seconds.
@@ -224,21 +203,21 @@ pub fn for_runs(preds: &[Pred]) -> Result<Vec<Predicate>, ApiErr> {
                 Operand::Int(s.saturating_mul(1000))
             }
             (RunField::CreatedAt | RunField::FinishedAt, _) => return Err(no()),
-            (_, _) if matches!(p.op, Op::Gt | Op::Ge | Op::Lt | Op::Le) => return Err(no()),
-            (RunField::Archived, Val::Str(s)) if p.op != Op::Substring => match s.as_str() {
+            (_, _) if matches!(p.op, Cmp::Gt | Cmp::Ge | Cmp::Lt | Cmp::Le) => return Err(no()),
+            (RunField::Archived, Val::Str(s)) if p.op != Cmp::Contains => match s.as_str() {
                 "ARCHIVED" => Operand::Bool(true),
                 "AVAILABLE" => Operand::Bool(false),
                 _ => return Err(no()),
             },
             (RunField::Archived, _) => return Err(no()),
-            (RunField::State, Val::Str(s)) if matches!(p.op, Op::Eq | Op::Ne) => {
+            (RunField::State, Val::Str(s)) if matches!(p.op, Cmp::Eq | Cmp::Ne) => {
                 let states = run_states(s).ok_or_else(no)?;
                 out.push(Predicate {
                     field,
                     cmp: Cmp::In,
                     value: Operand::Texts(states.clone()),
                 });
-                if p.op == Op::Ne {
+                if p.op == Cmp::Ne {
                     // NOT IN: every state but these.
                     out.pop();
                     let rest = RunState::ALL
@@ -254,7 +233,7 @@ pub fn for_runs(preds: &[Pred]) -> Result<Vec<Predicate>, ApiErr> {
                 }
                 continue;
             }
-            (RunField::State, Val::Strs(list)) if p.op == Op::In => {
+            (RunField::State, Val::Strs(list)) if p.op == Cmp::In => {
                 let mut all = Vec::new();
                 for s in list {
                     all.extend(run_states(s).ok_or_else(no)?);
@@ -262,8 +241,8 @@ pub fn for_runs(preds: &[Pred]) -> Result<Vec<Predicate>, ApiErr> {
                 Operand::Texts(all)
             }
             (RunField::State, _) => return Err(no()),
-            (_, Val::Str(s)) if p.op != Op::In => Operand::Text(s.clone()),
-            (_, Val::Strs(list)) if p.op == Op::In => Operand::Texts(list.clone()),
+            (_, Val::Str(s)) if p.op != Cmp::In => Operand::Text(s.clone()),
+            (_, Val::Strs(list)) if p.op == Cmp::In => Operand::Texts(list.clone()),
             _ => return Err(no()),
         };
         out.push(Predicate { field, cmp, value });
@@ -285,12 +264,14 @@ pub fn matches(obj: &Value, preds: &[Pred], what: &str, keys: &[&str]) -> Result
         }
         let have = &obj[key];
         let ok = match (&p.val, p.op) {
-            (Val::Str(s), Op::Substring) => have
+            (Val::Str(s), Cmp::Contains) => have
                 .as_str()
                 .is_some_and(|h| h.to_lowercase().contains(&s.to_lowercase())),
-            (Val::Str(s), Op::Eq) => have.as_str() == Some(s.as_str()),
-            (Val::Str(s), Op::Ne) => have.as_str() != Some(s.as_str()),
-            (Val::Strs(list), Op::In) => have.as_str().is_some_and(|h| list.iter().any(|s| s == h)),
+            (Val::Str(s), Cmp::Eq) => have.as_str() == Some(s.as_str()),
+            (Val::Str(s), Cmp::Ne) => have.as_str() != Some(s.as_str()),
+            (Val::Strs(list), Cmp::In) => {
+                have.as_str().is_some_and(|h| list.iter().any(|s| s == h))
+            }
             (Val::Time(_) | Val::Int(_), op) => {
                 let want = match p.val {
                     Val::Time(t) => t,
@@ -305,12 +286,12 @@ pub fn matches(obj: &Value, preds: &[Pred], what: &str, keys: &[&str]) -> Result
                     return Err(unfilterable(p, what, &keys.join(", ")));
                 };
                 match op {
-                    Op::Eq => h == want,
-                    Op::Ne => h != want,
-                    Op::Gt => h > want,
-                    Op::Ge => h >= want,
-                    Op::Lt => h < want,
-                    Op::Le => h <= want,
+                    Cmp::Eq => h == want,
+                    Cmp::Ne => h != want,
+                    Cmp::Gt => h > want,
+                    Cmp::Ge => h >= want,
+                    Cmp::Lt => h < want,
+                    Cmp::Le => h <= want,
                     _ => return Err(unfilterable(p, what, &keys.join(", "))),
                 }
             }

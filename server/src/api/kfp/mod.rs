@@ -238,3 +238,66 @@ pub(super) fn int64(v: &Value) -> Option<i64> {
     v.as_i64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
+
+/// What Kubeflow's lists take.
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    pub experiment_id: Option<String>,
+    pub page_token: Option<String>,
+    pub page_size: Option<i64>,
+    pub sort_by: Option<String>,
+    pub filter: Option<String>,
+}
+
+/// Sorts Kubeflow objects by `sort_by` (`FIELD` or `FIELD desc`; created_at if none).
+fn sort(items: &mut [Value], sort_by: Option<&str>, fields: &[&str]) -> Result<(), ApiErr> {
+    let s = sort_by.unwrap_or("").trim();
+    let (key, desc) = match s.split_once(' ') {
+        Some((k, d)) if d.trim() == "desc" => (k, true),
+        Some((k, d)) if d.trim() == "asc" => (k, false),
+        Some(_) => return Err(bad(format!("sort_by `{s}`: expected FIELD or FIELD desc"))),
+        None if s.is_empty() => ("created_at", false),
+        None => (s, false),
+    };
+    let key = if key == "name" { "display_name" } else { key };
+    if !fields.contains(&key) {
+        return Err(bad(format!(
+            "cannot sort by `{key}`: sort by {}",
+            fields.join(", ")
+        )));
+    }
+    items.sort_by(|a, b| {
+        let o = a[key].as_str().cmp(&b[key].as_str());
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    Ok(())
+}
+
+/// Filters, sorts and pages a short list of Kubeflow objects (`what`, filtered and sorted by
+/// `keys`) as `q` asks: `{LIST: […], "total_size", "next_page_token"}`.
+pub(super) fn listed(
+    list: &str,
+    items: Vec<Value>,
+    what: &str,
+    keys: &[&str],
+    q: &ListQuery,
+) -> Result<Json<Value>, ApiErr> {
+    let preds = filter::parse(q.filter.as_deref())?;
+    let mut kept = Vec::new();
+    for i in items {
+        if filter::matches(&i, &preds, what, keys)? {
+            kept.push(i);
+        }
+    }
+    sort(&mut kept, q.sort_by.as_deref(), keys)?;
+    let (size, offset) = paging(q.page_size, q.page_token.as_deref())?;
+    let total = kept.len();
+    let (out, next) = page(kept, size, offset);
+    Ok(Json(
+        json!({list: out, "total_size": total, "next_page_token": next}),
+    ))
+}

@@ -1,8 +1,7 @@
 //! Kubeflow's pipelines and pipeline versions over sluice's: a pipeline is sluice's pipeline of
 //! that name; a version is one of its immutable versions, named as the client named it.
 
-use super::filter::{self, matches};
-use super::{bad, page, paging, spec_json};
+use super::{bad, listed, spec_json, ListQuery};
 use crate::api::auth::Caller;
 use crate::api::error::{check_name, ApiErr, ApiResult};
 use crate::api::{pipelines as sluice_pipelines, App};
@@ -153,66 +152,6 @@ pub async fn upload_version(
     Ok(Json(version_json(&v, name.as_deref(), false)))
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    page_token: Option<String>,
-    page_size: Option<i64>,
-    sort_by: Option<String>,
-    filter: Option<String>,
-}
-
-/// Sorts Kubeflow objects by `sort_by` (`FIELD` or `FIELD desc`; created_at if none).
-fn sort(items: &mut [Value], sort_by: Option<&str>, fields: &[&str]) -> ApiResult<()> {
-    let s = sort_by.unwrap_or("").trim();
-    let (key, desc) = match s.split_once(' ') {
-        Some((k, d)) if d.trim() == "desc" => (k, true),
-        Some((k, d)) if d.trim() == "asc" => (k, false),
-        Some(_) => return Err(bad(format!("sort_by `{s}`: expected FIELD or FIELD desc"))),
-        None if s.is_empty() => ("created_at", false),
-        None => (s, false),
-    };
-    let key = if key == "name" { "display_name" } else { key };
-    if !fields.contains(&key) {
-        return Err(bad(format!(
-            "cannot sort by `{key}`: sort by {}",
-            fields.join(", ")
-        )));
-    }
-    items.sort_by(|a, b| {
-        let o = a[key].as_str().cmp(&b[key].as_str());
-        if desc {
-            o.reverse()
-        } else {
-            o
-        }
-    });
-    Ok(())
-}
-
-/// Filters, sorts and pages a list of Kubeflow objects.
-pub(super) fn listed(
-    mut items: Vec<Value>,
-    what: &str,
-    keys: &[&str],
-    filter_q: Option<&str>,
-    sort_by: Option<&str>,
-    size: Option<i64>,
-    token: Option<&str>,
-) -> ApiResult<(Vec<Value>, usize, String)> {
-    let preds = filter::parse(filter_q)?;
-    let mut kept = Vec::new();
-    for i in items.drain(..) {
-        if matches(&i, &preds, what, keys)? {
-            kept.push(i);
-        }
-    }
-    sort(&mut kept, sort_by, keys)?;
-    let (size, offset) = paging(size, token)?;
-    let total = kept.len();
-    let (out, next) = page(kept, size, offset);
-    Ok((out, total, next))
-}
-
 pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let all: Vec<Value> = app
         .store()
@@ -221,18 +160,8 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
         .iter()
         .map(pipeline_json)
         .collect();
-    let (out, total, next) = listed(
-        all,
-        "pipelines",
-        &["display_name", "pipeline_id", "created_at", "description"],
-        q.filter.as_deref(),
-        q.sort_by.as_deref(),
-        q.page_size,
-        q.page_token.as_deref(),
-    )?;
-    Ok(Json(
-        json!({"pipelines": out, "total_size": total, "next_page_token": next}),
-    ))
+    let keys = ["display_name", "pipeline_id", "created_at", "description"];
+    listed("pipelines", all, "pipelines", &keys, &q)
 }
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -326,18 +255,8 @@ pub async fn versions(
         let name = app.store().version_name(&v.id).await?;
         all.push(version_json(&v, name.as_deref(), false));
     }
-    let (out, total, next) = listed(
-        all,
-        "pipeline versions",
-        &["display_name", "pipeline_version_id", "created_at"],
-        q.filter.as_deref(),
-        q.sort_by.as_deref(),
-        q.page_size,
-        q.page_token.as_deref(),
-    )?;
-    Ok(Json(
-        json!({"pipeline_versions": out, "total_size": total, "next_page_token": next}),
-    ))
+    let keys = ["display_name", "pipeline_version_id", "created_at"];
+    listed("pipeline_versions", all, "pipeline versions", &keys, &q)
 }
 
 pub async fn version(

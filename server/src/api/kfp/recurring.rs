@@ -1,9 +1,9 @@
 //! Kubeflow's recurring runs over sluice's schedules: cron (six fields, seconds first, in UTC)
 //! or periodic triggers, max concurrency, catch-up or not, enable, disable.
 
-use super::pipelines::{find_version, listed};
+use super::pipelines::find_version;
 use super::runs::{RuntimeConfig, VersionRef};
-use super::{int64, spec_file, spec_json, ts};
+use super::{int64, listed, spec_file, spec_json, ts, ListQuery};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiErr, ApiResult, Body};
 use crate::api::{schedules as sluice_schedules, App};
@@ -196,15 +196,6 @@ async fn recurring_json(app: &App, s: &ScheduleRow, with_spec: bool) -> ApiResul
     Ok(out)
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    experiment_id: Option<String>,
-    page_token: Option<String>,
-    page_size: Option<i64>,
-    sort_by: Option<String>,
-    filter: Option<String>,
-}
-
 pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let experiment = match q.experiment_id.as_deref().filter(|e| !e.is_empty()) {
         Some(e) => Some(crate::api::experiments::find(&app, e).await?.id),
@@ -214,24 +205,14 @@ pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResu
     for s in app.store().list_schedules(experiment.as_deref()).await? {
         all.push(recurring_json(&app, &s, false).await?);
     }
-    let (out, total, next) = listed(
-        all,
-        "recurring runs",
-        &[
-            "display_name",
-            "recurring_run_id",
-            "created_at",
-            "experiment_id",
-            "status",
-        ],
-        q.filter.as_deref(),
-        q.sort_by.as_deref(),
-        q.page_size,
-        q.page_token.as_deref(),
-    )?;
-    Ok(Json(
-        json!({"recurringRuns": out, "total_size": total, "next_page_token": next}),
-    ))
+    let keys = [
+        "display_name",
+        "recurring_run_id",
+        "created_at",
+        "experiment_id",
+        "status",
+    ];
+    listed("recurringRuns", all, "recurring runs", &keys, &q)
 }
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Value>> {

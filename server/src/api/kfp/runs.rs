@@ -3,7 +3,7 @@
 
 use super::filter;
 use super::pipelines::find_version;
-use super::{bad, spec_file, spec_json, ts};
+use super::{bad, spec_file, spec_json, ts, ListQuery};
 use crate::api::auth::Caller;
 use crate::api::error::{ApiErr, ApiResult, Body};
 use crate::api::runs::{self as sluice_runs, Start};
@@ -225,15 +225,6 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Js
         "task_details": detail.tasks.iter().map(|t| task_json(&id, t)).collect::<Vec<_>>(),
     });
     Ok(Json(out))
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    experiment_id: Option<String>,
-    page_token: Option<String>,
-    page_size: Option<i64>,
-    sort_by: Option<String>,
-    filter: Option<String>,
 }
 
 pub async fn list(State(app): State<App>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
