@@ -3,6 +3,9 @@
 mod access;
 mod backup;
 mod bench;
+mod ci;
+mod gates;
+mod hooks;
 mod image;
 mod pipelines;
 mod runs;
@@ -125,6 +128,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: schedules::SchedulesCmd,
     },
+    /// Webhooks from GitHub or GitLab that start runs: make, list, delete.
+    Hooks {
+        #[command(subcommand)]
+        cmd: hooks::HooksCmd,
+    },
     /// Make, list and revoke API tokens (roles: admin, submit, read, worker).
     Tokens {
         #[command(subcommand)]
@@ -187,6 +195,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Cmd::Secrets { cmd } => access::secrets(cmd).await,
         Cmd::Workers { cmd } => workers::workers(cmd).await,
         Cmd::Experiments { cmd } => schedules::experiments(cmd).await,
+        Cmd::Hooks { cmd } => hooks::hooks(cmd).await,
         Cmd::Schedules { cmd } => schedules::schedules(cmd).await,
         Cmd::Image { cmd } => image::image(cmd).await,
         Cmd::Backup(a) => backup::backup(a).await,

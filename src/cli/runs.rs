@@ -44,6 +44,8 @@ pub struct SubmitArgs {
     /// Follow the run, printing task changes and logs; exit 0 if it succeeds, 1 if not.
     #[arg(long)]
     wait: bool,
+    #[command(flatten)]
+    report: Report,
     /// While the server cannot be reached (or fails), try again for this long before giving up
     /// with exit code 3. Every try carries the same idempotency key: one run is made.
     #[arg(long, default_value = "30s", value_parser = super::serve::parse_duration)]
@@ -71,6 +73,14 @@ pub(super) fn parse_params(raw: &[String]) -> Result<Params, String> {
 }
 
 pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
+    if a.report.wanted() && !a.wait {
+        eprintln!("error: --summary, --junit and --require need --wait");
+        return Ok(EXIT_INVALID);
+    }
+    if let Err(e) = a.report.parse() {
+        eprintln!("error: {e}");
+        return Ok(EXIT_INVALID);
+    }
     let params = match parse_params(&a.params) {
         Ok(p) => p,
         Err(e) => {
@@ -140,7 +150,8 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         Output::Json => print_json(&detail),
         Output::Text => print_outcome(&detail),
     }
-    Ok(if state == RunState::Succeeded {
+    let gates_hold = a.report.deliver(&client, &a.conn.server, &detail).await?;
+    Ok(if state == RunState::Succeeded && gates_hold {
         0
     } else {
         EXIT_FAILED
@@ -241,8 +252,83 @@ fn print_line(out: &mut impl Write, l: &LogLine, prefix: bool) {
     }
 }
 
+/// What CI reads of a run, and the gates it must pass.
+#[derive(Args, Default)]
+pub struct Report {
+    /// Also write the run as Markdown to FILE, appended (GitHub Actions: `$GITHUB_STEP_SUMMARY`):
+    /// its state, steps with their durations and outputs, metrics, parameters, gates, links.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Also write the run as JUnit XML to FILE: a test case per step, a failed step's log tail
+    /// as its failure, a test case per gate (GitLab, Jenkins).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// A quality gate the run must pass, on its metrics (repeatable):
+    /// `accuracy >= baseline.accuracy - 0.01` (docs/ci.md).
+    #[arg(long = "require", value_name = "GATE")]
+    require: Vec<String>,
+    /// The run gates compare with: a run id, or `latest succeeded run of this pipeline with
+    /// label branch=main` (docs/ci.md).
+    #[arg(long, value_name = "SELECTOR")]
+    baseline: Option<String>,
+    /// When no run matches the baseline: the gates that need one fail (the default) or pass.
+    #[arg(long, value_enum, default_value_t)]
+    if_no_baseline: super::ci::NoBaseline,
+}
+
+impl Report {
+    fn wanted(&self) -> bool {
+        self.summary.is_some() || self.junit.is_some() || !self.require.is_empty()
+    }
+
+    /// The gates and the baseline selector, parsed; the error says which is wrong.
+    fn parse(&self) -> Result<(Vec<super::gates::Gate>, Option<super::gates::Baseline>), String> {
+        let gates = self
+            .require
+            .iter()
+            .map(|g| super::gates::parse(g))
+            .collect::<Result<Vec<_>, _>>()?;
+        let baseline = self
+            .baseline
+            .as_deref()
+            .map(super::gates::baseline)
+            .transpose()?;
+        if baseline.is_some() && gates.is_empty() {
+            return Err("--baseline is what --require gates compare with: give a --require".into());
+        }
+        Ok((gates, baseline))
+    }
+
+    /// Checks the gates and writes the summaries of run `d`. Returns whether every gate holds.
+    async fn deliver(&self, client: &Client, ui: &str, d: &RunDetail) -> anyhow::Result<bool> {
+        let (gates, baseline) = self.parse().map_err(anyhow::Error::msg)?;
+        let (holds, checked) = if gates.is_empty() {
+            (true, Vec::new())
+        } else {
+            super::ci::run_gates(client, d, &gates, baseline.as_ref(), self.if_no_baseline).await?
+        };
+        if let Some(f) = &self.summary {
+            super::ci::write_out(f, &super::ci::markdown(d, ui, &checked), true)?;
+        }
+        if let Some(f) = &self.junit {
+            let xml = super::ci::junit(client, d, ui, &checked).await;
+            super::ci::write_out(f, &xml, false)?;
+        }
+        Ok(holds)
+    }
+}
+
 #[derive(Subcommand)]
 pub enum RunsCmd {
+    /// Check a run against quality gates on its metrics, compared with a baseline run; print them
+    /// side by side; exit 1 if a gate fails (docs/ci.md).
+    Check {
+        run: String,
+        #[command(flatten)]
+        report: Report,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// List runs, newest first.
     List {
         #[arg(long)]
@@ -445,6 +531,27 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
             let d = conn.client().cancel_run(&id).await?;
             println!("run {} {}", d.summary.id, d.summary.state);
             Ok(0)
+        }
+        RunsCmd::Check { run, report, conn } => {
+            if report.require.is_empty() {
+                eprintln!("error: give at least one --require GATE");
+                return Ok(EXIT_INVALID);
+            }
+            if let Err(e) = report.parse() {
+                eprintln!("error: {e}");
+                return Ok(EXIT_INVALID);
+            }
+            let client = conn.client();
+            let d = client.get_run(&run).await?;
+            if !d.summary.state.is_terminal() {
+                eprintln!(
+                    "error: run {run} is {}; check it once it has ended",
+                    d.summary.state
+                );
+                return Ok(EXIT_INVALID);
+            }
+            let holds = report.deliver(&client, &conn.server, &d).await?;
+            Ok(if holds { 0 } else { EXIT_FAILED })
         }
         RunsCmd::Rerun { id, wait, conn } => {
             let client = conn.client();

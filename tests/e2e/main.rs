@@ -7,6 +7,7 @@ mod harness;
 mod access;
 mod api;
 mod catalog;
+mod ci;
 mod cli;
 mod containers;
 mod hostile;

@@ -133,3 +133,62 @@ pub struct CreateSchedule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<bool>,
 }
+
+/// A webhook: deliveries to `/api/v1/hooks/NAME`, verified as their sender signs them, start
+/// runs of a stored pipeline with parameters and labels from their payload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hook {
+    pub name: String,
+    pub pipeline: String,
+    /// `github` (verified by `X-Hub-Signature-256`) or `gitlab` (by `X-Gitlab-Token`).
+    pub kind: String,
+    /// The sluice secret deliveries are verified with.
+    pub secret: String,
+    /// Run parameters and labels, each from a path into the payload (`after`,
+    /// `head_commit.id`, `$branch`).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The events that start runs (`push`); others are acknowledged and start nothing.
+    pub events: Vec<String>,
+    pub experiment_id: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HookList {
+    pub hooks: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateHook {
+    pub name: String,
+    pub pipeline: String,
+    pub kind: String,
+    pub secret: String,
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `["push"]` if none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Delivered {
+    /// The run it started (or, delivered before, the run the first delivery started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// It was delivered before: nothing new started.
+    #[serde(default)]
+    pub duplicate: bool,
+    /// Why it started nothing (an event the hook does not run for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}

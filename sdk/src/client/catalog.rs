@@ -80,3 +80,20 @@ impl Client {
             .map(|_| ())
     }
 }
+
+impl Client {
+    pub async fn create_hook(&self, req: &crate::api::CreateHook) -> Result<crate::api::Hook> {
+        self.post("/hooks", req).await
+    }
+
+    pub async fn list_hooks(&self) -> Result<crate::api::HookList> {
+        self.get("/hooks").await
+    }
+
+    pub async fn delete_hook(&self, name: &str) -> Result<()> {
+        let path = format!("/hooks/{}", enc(name));
+        self.answered(self.req(reqwest::Method::DELETE, &path))
+            .await
+            .map(|_| ())
+    }
+}

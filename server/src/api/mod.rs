@@ -5,6 +5,7 @@ mod artifacts;
 pub mod auth;
 pub mod error;
 pub mod experiments;
+mod hooks;
 pub mod kfp;
 mod login;
 mod ops;
@@ -207,6 +208,11 @@ fn table() -> Table {
         .add(M::POST, "/tokens", Admin, tokens::create)
         .add(M::GET, "/tokens", Admin, tokens::list)
         .add(M::DELETE, "/tokens/{id}", Admin, tokens::revoke)
+        .add(M::POST, "/hooks", Admin, hooks::create)
+        .add(M::GET, "/hooks", Admin, hooks::list)
+        .add(M::DELETE, "/hooks/{name}", Admin, hooks::delete)
+        // A delivery is verified by its signature, not a token.
+        .add(M::POST, "/hooks/{name}", Open, hooks::deliver)
         .add(M::GET, "/secrets", Admin, secrets::list)
         .add(M::PUT, "/secrets/{name}", Admin, secrets::set)
         .add(M::DELETE, "/secrets/{name}", Admin, secrets::delete)

@@ -115,6 +115,57 @@ impl ScheduleCols {
     }
 }
 
+/// A webhook: deliveries to `/api/v1/hooks/NAME` verified with the secret `secret` start runs
+/// of `pipeline`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookRow {
+    pub name: String,
+    /// A stored pipeline's name (its latest version at each delivery).
+    pub pipeline: String,
+    /// `github` (`X-Hub-Signature-256`) or `gitlab` (`X-Gitlab-Token`).
+    pub kind: String,
+    /// The sluice secret its deliveries are verified with.
+    pub secret: String,
+    /// Parameters and labels of the run, each from a path into the payload (`after`,
+    /// `head_commit.id`).
+    pub params: std::collections::BTreeMap<String, String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The events it starts runs for (`push`); others are acknowledged and start nothing.
+    pub events: Vec<String>,
+    pub experiment_id: String,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct HookCols {
+    name: String,
+    pipeline: String,
+    kind: String,
+    secret: String,
+    params: String,
+    labels: String,
+    events: String,
+    experiment_id: String,
+    created_at: i64,
+}
+
+impl HookCols {
+    pub(crate) fn row(self) -> Result<HookRow> {
+        use super::cols::from_json;
+        Ok(HookRow {
+            params: from_json(Some(self.params), "hook params")?.unwrap_or_default(),
+            labels: from_json(Some(self.labels), "hook labels")?.unwrap_or_default(),
+            events: from_json(Some(self.events), "hook events")?.unwrap_or_default(),
+            name: self.name,
+            pipeline: self.pipeline,
+            kind: self.kind,
+            secret: self.secret,
+            experiment_id: self.experiment_id,
+            created_at: self.created_at,
+        })
+    }
+}
+
 /// How many runs and schedules an experiment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Holds {
@@ -175,6 +226,23 @@ pub trait CatalogStore {
     async fn delete_version(&self, version_id: &str) -> Result<bool>;
     /// Forgets a pipeline that has no versions left. Returns whether there was one.
     async fn delete_pipeline(&self, pipeline_id: &str) -> Result<bool>;
+    /// Keeps a new webhook. Returns false, keeping nothing, when its name is taken.
+    async fn create_hook(&self, h: &HookRow) -> Result<bool>;
+    async fn list_hooks(&self) -> Result<Vec<HookRow>>;
+    async fn get_hook(&self, name: &str) -> Result<Option<HookRow>>;
+    /// Forgets a webhook and its deliveries. Returns whether there was one.
+    async fn delete_hook(&self, name: &str) -> Result<bool>;
+    /// The run a delivery started, if it was seen before.
+    async fn hook_delivery(&self, hook: &str, delivery: &str) -> Result<Option<String>>;
+    /// Keeps the run a delivery started (the first one kept stays).
+    async fn record_delivery(
+        &self,
+        hook: &str,
+        delivery: &str,
+        run_id: &str,
+        at: i64,
+    ) -> Result<()>;
+
     /// How many schedules run this pipeline or this version of it.
     async fn schedules_using(&self, pipeline_id: &str, version_id: Option<&str>) -> Result<u64>;
 }

@@ -389,6 +389,109 @@ macro_rules! impl_catalog {
                 Ok(n > 0)
             }
 
+            async fn create_hook(
+                &self,
+                h: &$crate::store::catalog::HookRow,
+            ) -> $crate::store::Result<bool> {
+                use $crate::store::cols::json;
+                let mut w = self.writer().await?;
+                let n = sqlx::query(&$sql(
+                    "INSERT INTO hooks (name, pipeline, kind, secret, params, labels, events, experiment_id, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                ))
+                .bind(&h.name)
+                .bind(&h.pipeline)
+                .bind(&h.kind)
+                .bind(&h.secret)
+                .bind(json(&h.params))
+                .bind(json(&h.labels))
+                .bind(json(&h.events))
+                .bind(&h.experiment_id)
+                .bind(h.created_at)
+                .execute(w.conn())
+                .await?
+                .rows_affected();
+                w.done();
+                Ok(n == 1)
+            }
+
+            async fn list_hooks(
+                &self,
+            ) -> $crate::store::Result<Vec<$crate::store::catalog::HookRow>> {
+                let rows = sqlx::query("SELECT * FROM hooks ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| $crate::store::cols::read::<_, $crate::store::catalog::HookCols>(r)?.row())
+                    .collect()
+            }
+
+            async fn get_hook(
+                &self,
+                name: &str,
+            ) -> $crate::store::Result<Option<$crate::store::catalog::HookRow>> {
+                let r = sqlx::query(&$sql("SELECT * FROM hooks WHERE name = ?"))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                r.as_ref()
+                    .map(|r| $crate::store::cols::read::<_, $crate::store::catalog::HookCols>(r)?.row())
+                    .transpose()
+            }
+
+            async fn delete_hook(&self, name: &str) -> $crate::store::Result<bool> {
+                let mut w = self.writer().await?;
+                let mut tx = sqlx::Connection::begin(w.conn()).await?;
+                sqlx::query(&$sql("DELETE FROM hook_deliveries WHERE hook = ?"))
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(&$sql("DELETE FROM hooks WHERE name = ?"))
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                w.done();
+                Ok(n > 0)
+            }
+
+            async fn hook_delivery(
+                &self,
+                hook: &str,
+                delivery: &str,
+            ) -> $crate::store::Result<Option<String>> {
+                let r = sqlx::query(&$sql(
+                    "SELECT run_id FROM hook_deliveries WHERE hook = ? AND delivery = ?",
+                ))
+                .bind(hook)
+                .bind(delivery)
+                .fetch_optional(&self.pool)
+                .await?;
+                r.map(|r| $crate::store::cols::col(&r, "run_id")).transpose()
+            }
+
+            async fn record_delivery(
+                &self,
+                hook: &str,
+                delivery: &str,
+                run_id: &str,
+                at: i64,
+            ) -> $crate::store::Result<()> {
+                let mut w = self.writer().await?;
+                sqlx::query(&$sql(
+                    "INSERT INTO hook_deliveries (hook, delivery, run_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (hook, delivery) DO NOTHING",
+                ))
+                .bind(hook)
+                .bind(delivery)
+                .bind(run_id)
+                .bind(at)
+                .execute(w.conn())
+                .await?;
+                w.done();
+                Ok(())
+            }
+
             async fn schedules_using(
                 &self,
                 pipeline_id: &str,

@@ -15,7 +15,7 @@ mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
-pub use catalog::{CatalogStore, ExperimentRow, Holds, ScheduleRow};
+pub use catalog::{CatalogStore, ExperimentRow, Holds, HookRow, ScheduleRow};
 pub use postgres::{PgStore, SchedulerLock, ThrowawayPostgres};
 pub use rows::*;
 use sluice_sdk::api::{ArtifactUse, LogLine, PipelineSummary, PipelineVersion};
