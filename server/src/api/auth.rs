@@ -103,6 +103,22 @@ impl Caller {
         }
     }
 
+    /// What may touch runs of every pipeline at once (an experiment's): not a token limited to
+    /// some pipelines.
+    pub fn may_touch_all(&self, what: &str) -> Result<(), ApiErr> {
+        match self {
+            Caller::Token {
+                name,
+                pipelines: Some(_),
+                role: Role::Submit,
+                ..
+            } => Err(ApiErr::forbidden(format!(
+                "token `{name}` is limited to some pipelines, and may not {what}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Caller::Anonymous => "anonymous".into(),

@@ -1,12 +1,13 @@
 //! `/experiments`: what runs are grouped under. Every run belongs to one (`Default` unless it
 //! names another); archiving an experiment archives its runs and pauses its schedules.
 
+use super::auth::Caller;
 use super::error::{check_name, ApiErr, ApiResult, Body, Query};
 use super::App;
 use crate::store::{ExperimentRow, DEFAULT_EXPERIMENT};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use sluice_sdk::api::{format_ts, CreateExperiment, ErrorCode, Experiment, ExperimentList};
 
@@ -115,7 +116,13 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Js
     Ok(Json(to_api(find(&app, &id).await?)))
 }
 
-pub async fn set_archived(app: &App, id: &str, archived: bool) -> ApiResult<ExperimentRow> {
+pub async fn set_archived(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    archived: bool,
+) -> ApiResult<ExperimentRow> {
+    caller.may_touch_all("archive an experiment (it archives runs of any pipeline)")?;
     let e = find(app, id).await?;
     if archived && e.id == DEFAULT_EXPERIMENT {
         return Err(ApiErr::bad_request(
@@ -129,20 +136,23 @@ pub async fn set_archived(app: &App, id: &str, archived: bool) -> ApiResult<Expe
 
 pub async fn archive(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Experiment>> {
-    Ok(Json(to_api(set_archived(&app, &id, true).await?)))
+    Ok(Json(to_api(set_archived(&app, &caller, &id, true).await?)))
 }
 
 pub async fn unarchive(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Experiment>> {
-    Ok(Json(to_api(set_archived(&app, &id, false).await?)))
+    Ok(Json(to_api(set_archived(&app, &caller, &id, false).await?)))
 }
 
 /// Forgets an experiment that holds no runs and no schedules.
-pub async fn remove(app: &App, id: &str) -> ApiResult<()> {
+pub async fn remove(app: &App, caller: &Caller, id: &str) -> ApiResult<()> {
+    caller.may_touch_all("delete an experiment")?;
     let e = find(app, id).await?;
     if e.id == DEFAULT_EXPERIMENT {
         return Err(ApiErr::bad_request(
@@ -165,7 +175,11 @@ pub async fn remove(app: &App, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    remove(&app, &id).await?;
+pub async fn delete(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    remove(&app, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -220,10 +220,40 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Js
     Ok(Json(to_api(&app, s).await?))
 }
 
+/// The name of the pipeline a schedule runs (a token limited to pipelines touches only theirs).
+async fn pipeline_of(app: &App, s: &ScheduleRow) -> ApiResult<String> {
+    if let Some(p) = &s.pipeline_id {
+        return Ok(pipelines::find(app, p).await?.name);
+    }
+    let yaml = match &s.digest {
+        Some(d) => app.store().source(d).await?,
+        None => None,
+    }
+    .ok_or_else(|| {
+        ApiErr::not_found(format!(
+            "the pipeline file of schedule `{}` is gone",
+            s.name
+        ))
+    })?;
+    Ok(pipelines::load(app, None, &yaml)?.name)
+}
+
+/// A schedule the caller may change: by id or name, its pipeline one the caller may submit.
+pub async fn find_for(app: &App, caller: &Caller, id_or_name: &str) -> ApiResult<ScheduleRow> {
+    let s = find(app, id_or_name).await?;
+    caller.may_submit(&pipeline_of(app, &s).await?)?;
+    Ok(s)
+}
+
 /// Pauses or resumes a schedule; a resumed one fires from now on, passing over the due times
 /// it was paused for.
-pub async fn set_enabled(app: &App, id: &str, enabled: bool) -> ApiResult<ScheduleRow> {
-    let s = find(app, id).await?;
+pub async fn set_enabled(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    enabled: bool,
+) -> ApiResult<ScheduleRow> {
+    let s = find_for(app, caller, id).await?;
     let now = crate::scheduler::now_ms();
     if enabled {
         if let Some(e) = app.store().get_experiment(&s.experiment_id).await? {
@@ -242,19 +272,31 @@ pub async fn set_enabled(app: &App, id: &str, enabled: bool) -> ApiResult<Schedu
     find(app, &s.id).await
 }
 
-pub async fn pause(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Schedule>> {
-    let s = set_enabled(&app, &id, false).await?;
+pub async fn pause(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Schedule>> {
+    let s = set_enabled(&app, &caller, &id, false).await?;
     Ok(Json(to_api(&app, s).await?))
 }
 
-pub async fn resume(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Schedule>> {
-    let s = set_enabled(&app, &id, true).await?;
+pub async fn resume(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Schedule>> {
+    let s = set_enabled(&app, &caller, &id, true).await?;
     Ok(Json(to_api(&app, s).await?))
 }
 
 /// Forgets a schedule; the runs it fired stay.
-pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let s = find(&app, &id).await?;
+pub async fn delete(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let s = find_for(&app, &caller, &id).await?;
     app.store().delete_schedule(&s.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,11 +1,12 @@
 //! Kubeflow's experiments over sluice's.
 
 use super::{listed, ts, ListQuery};
+use crate::api::auth::Caller;
 use crate::api::error::{ApiErr, ApiResult};
 use crate::api::{experiments as sluice_experiments, App};
 use crate::store::ExperimentRow;
 use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_sdk::api::ErrorCode;
@@ -60,7 +61,11 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Js
 }
 
 /// `POST /experiments/{id}:archive` and `:unarchive`.
-pub async fn action(State(app): State<App>, Path(target): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn action(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(target): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (id, verb) = target.rsplit_once(':').unwrap_or((&target, ""));
     let archived = match verb {
         "archive" => true,
@@ -73,11 +78,15 @@ pub async fn action(State(app): State<App>, Path(target): Path<String>) -> ApiRe
             ))
         }
     };
-    sluice_experiments::set_archived(&app, id, archived).await?;
+    sluice_experiments::set_archived(&app, &caller, id, archived).await?;
     Ok(Json(json!({})))
 }
 
-pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    sluice_experiments::remove(&app, &id).await?;
+pub async fn delete(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    sluice_experiments::remove(&app, &caller, &id).await?;
     Ok(Json(json!({})))
 }

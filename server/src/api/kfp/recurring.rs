@@ -221,7 +221,11 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Js
 }
 
 /// `POST /recurringruns/{id}:enable` and `:disable`.
-pub async fn action(State(app): State<App>, Path(target): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn action(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(target): Path<String>,
+) -> ApiResult<Json<Value>> {
     let (id, verb) = target.rsplit_once(':').unwrap_or((&target, ""));
     let enabled = match verb {
         "enable" => true,
@@ -236,12 +240,16 @@ pub async fn action(State(app): State<App>, Path(target): Path<String>) -> ApiRe
             ))
         }
     };
-    sluice_schedules::set_enabled(&app, id, enabled).await?;
+    sluice_schedules::set_enabled(&app, &caller, id, enabled).await?;
     Ok(Json(json!({})))
 }
 
-pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let s = sluice_schedules::find(&app, &id).await?;
+pub async fn delete(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let s = sluice_schedules::find_for(&app, &caller, &id).await?;
     app.store().delete_schedule(&s.id).await?;
     Ok(Json(json!({})))
 }
