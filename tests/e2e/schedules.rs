@@ -375,3 +375,98 @@ async fn kubeflows_api_names_a_filter_it_cannot_evaluate_and_an_endpoint_it_does
         "{body}"
     );
 }
+
+/// A submit token limited to some pipelines touches only their schedules, and no experiment
+/// (which holds runs of every pipeline), through sluice's API and Kubeflow's.
+#[tokio::test]
+async fn a_token_limited_to_pipelines_touches_only_their_schedules_and_no_experiment() {
+    use crate::access::{server_with_roles, ADMIN};
+    use sluice_sdk::api::CreateToken;
+    use sluice_sdk::client::Client;
+    let (url, _dir, _tokens) = server_with_roles().await;
+    let admin = Client::new(&url, Some(ADMIN.into()));
+    let ci = admin
+        .create_token(&CreateToken {
+            name: "ci".into(),
+            role: "submit".into(),
+            pipelines: Some(vec!["iris".into()]),
+        })
+        .await
+        .unwrap();
+    let ci_client = Client::new(&url, Some(ci.token.clone()));
+    let run = |name: &str| CreateRun {
+        yaml: Some(format!(
+            "name: {name}\nsteps:\n  - name: a\n    image: busybox\n    command: [\"true\"]\n"
+        )),
+        ..Default::default()
+    };
+    // Another pipeline's schedule is not made, paused, resumed or deleted with it, nor an
+    // experiment archived or deleted; its own pipeline's schedule it may pause.
+    let every = |yaml: String| sluice_sdk::api::CreateSchedule {
+        name: "hourly".into(),
+        yaml: Some(yaml),
+        interval_seconds: Some(3600),
+        ..Default::default()
+    };
+    let theirs = admin
+        .create_schedule(&every(run("other").yaml.unwrap()))
+        .await
+        .unwrap();
+    let mine = ci_client
+        .create_schedule(&every(run("iris").yaml.unwrap()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ci_client
+            .create_schedule(&every(run("other").yaml.unwrap()))
+            .await,
+        Err(ClientError::Api { status: 403, .. })
+    ));
+    for r in [
+        ci_client
+            .set_schedule_enabled(&theirs.id, false)
+            .await
+            .map(|_| ()),
+        ci_client.delete_schedule(&theirs.id).await,
+    ] {
+        assert!(
+            matches!(r, Err(ClientError::Api { status: 403, .. })),
+            "{r:?}"
+        );
+    }
+    ci_client
+        .set_schedule_enabled(&mine.id, false)
+        .await
+        .unwrap();
+    admin.create_experiment("shared", None).await.unwrap();
+    for r in [
+        ci_client
+            .archive_experiment("shared", true)
+            .await
+            .map(|_| ()),
+        ci_client.delete_experiment("shared").await,
+    ] {
+        match r {
+            Err(ClientError::Api { status: 403, error }) => {
+                assert!(
+                    error.message.contains("limited to some pipelines"),
+                    "{}",
+                    error.message
+                )
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
+    }
+    // Through Kubeflow's API alike.
+    let http = reqwest::Client::new();
+    let r = http
+        .delete(format!("{url}/apis/v2beta1/recurringruns/{}", theirs.id))
+        .bearer_auth(&ci.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 7, "{body}");
+    admin.get_schedule(&theirs.id).await.unwrap();
+}

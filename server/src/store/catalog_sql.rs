@@ -1,8 +1,76 @@
-//! The SQL of [`CatalogStore`](super::catalog::CatalogStore), written once with `?` placeholders:
-//! each backend instantiates [`impl_catalog!`] with its own placeholder style and writer.
+//! SQL both backends share: that of [`CatalogStore`](super::catalog::CatalogStore), written once
+//! with `?` placeholders (each backend instantiates [`impl_catalog!`] with its own placeholder
+//! style and writer), and the run list's conditions (Kubeflow's filters) on any query builder.
 
 /// The columns a schedule is written with, in order.
 pub(crate) const SCHEDULE_COLS: &str = "id, name, description, experiment_id, pipeline_id, pipeline_version_id, digest, params, labels, cron, timezone, interval_s, start_at, end_at, catchup, max_concurrency, enabled, cache, created_at, updated_at, last_fired_at, next_at, resumed_at, last_error";
+
+/// Adds `AND` each of `preds` to a query, in either backend's SQL.
+pub(crate) fn push_predicates<'a, DB>(
+    q: &mut sqlx::QueryBuilder<'a, DB>,
+    preds: &'a [super::Predicate],
+) where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    for p in preds {
+        let col = p.field.column();
+        let op = match p.cmp {
+            super::Cmp::Eq => "=",
+            super::Cmp::Ne => "<>",
+            super::Cmp::Gt => ">",
+            super::Cmp::Ge => ">=",
+            super::Cmp::Lt => "<",
+            super::Cmp::Le => "<=",
+            super::Cmp::In | super::Cmp::Contains => "",
+        };
+        match (&p.value, p.cmp) {
+            (super::Operand::Text(t), super::Cmp::Contains) => {
+                let escaped = t
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                q.push(format!(" AND lower({col}) LIKE "))
+                    .push_bind(format!("%{escaped}%"))
+                    .push(" ESCAPE '\\'");
+            }
+            (super::Operand::Texts(vs), _) => {
+                q.push(format!(" AND {col} IN ("));
+                let mut sep = q.separated(", ");
+                for v in vs {
+                    sep.push_bind(v.clone());
+                }
+                if vs.is_empty() {
+                    sep.push("NULL");
+                }
+                q.push(")");
+            }
+            (super::Operand::Ints(vs), _) => {
+                q.push(format!(" AND {col} IN ("));
+                let mut sep = q.separated(", ");
+                for v in vs {
+                    sep.push_bind(*v);
+                }
+                if vs.is_empty() {
+                    sep.push("NULL");
+                }
+                q.push(")");
+            }
+            (super::Operand::Text(t), _) => {
+                q.push(format!(" AND {col} {op} ")).push_bind(t.clone());
+            }
+            (super::Operand::Int(i), _) => {
+                q.push(format!(" AND {col} {op} ")).push_bind(*i);
+            }
+            (super::Operand::Bool(b), _) => {
+                q.push(format!(" AND {col} {op} ")).push_bind(*b);
+            }
+        }
+    }
+}
 
 /// Schedules' rows read back.
 pub(crate) fn schedules<'r, R: sqlx::Row>(rows: &'r [R]) -> super::Result<Vec<super::ScheduleRow>>

@@ -5,8 +5,8 @@
 //! table layouts are the same in SQLite and PostgreSQL; only the SQL that writes them differs.
 
 use crate::store::{
-    CacheEntry, Cmp, IdempotencyKey, LogCursor, Operand, Predicate, Result, RunRow, SecretRow,
-    StoreError, TaskRow, TaskStatic, TokenRow, WorkerRow, WriteBatch,
+    CacheEntry, IdempotencyKey, LogCursor, Result, RunRow, SecretRow, StoreError, TaskRow,
+    TaskStatic, TokenRow, WorkerRow, WriteBatch,
 };
 use sluice_engine::task::InputArtifact;
 use sluice_engine::{ArtifactRecord, LeaseInfo, Task, TaskOutputs};
@@ -733,69 +733,4 @@ where
             .map(|n| u64::try_from(n).map_err(|_| corrupt("artifact size", n)))
             .transpose()?,
     })
-}
-
-/// Adds `AND` each of `preds` to a query, in either backend's SQL.
-pub(crate) fn push_predicates<'a, DB>(q: &mut sqlx::QueryBuilder<'a, DB>, preds: &'a [Predicate])
-where
-    DB: sqlx::Database,
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    for p in preds {
-        let col = p.field.column();
-        let op = match p.cmp {
-            Cmp::Eq => "=",
-            Cmp::Ne => "<>",
-            Cmp::Gt => ">",
-            Cmp::Ge => ">=",
-            Cmp::Lt => "<",
-            Cmp::Le => "<=",
-            Cmp::In | Cmp::Contains => "",
-        };
-        match (&p.value, p.cmp) {
-            (Operand::Text(t), Cmp::Contains) => {
-                let escaped = t
-                    .to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                q.push(format!(" AND lower({col}) LIKE "))
-                    .push_bind(format!("%{escaped}%"))
-                    .push(" ESCAPE '\\'");
-            }
-            (Operand::Texts(vs), _) => {
-                q.push(format!(" AND {col} IN ("));
-                let mut sep = q.separated(", ");
-                for v in vs {
-                    sep.push_bind(v.clone());
-                }
-                if vs.is_empty() {
-                    sep.push("NULL");
-                }
-                q.push(")");
-            }
-            (Operand::Ints(vs), _) => {
-                q.push(format!(" AND {col} IN ("));
-                let mut sep = q.separated(", ");
-                for v in vs {
-                    sep.push_bind(*v);
-                }
-                if vs.is_empty() {
-                    sep.push("NULL");
-                }
-                q.push(")");
-            }
-            (Operand::Text(t), _) => {
-                q.push(format!(" AND {col} {op} ")).push_bind(t.clone());
-            }
-            (Operand::Int(i), _) => {
-                q.push(format!(" AND {col} {op} ")).push_bind(*i);
-            }
-            (Operand::Bool(b), _) => {
-                q.push(format!(" AND {col} {op} ")).push_bind(*b);
-            }
-        }
-    }
 }

@@ -277,7 +277,7 @@ impl RunStore for PgStore {
         if let Some(s) = &f.schedule {
             q.push(" AND schedule_id = ").push_bind(s.clone());
         }
-        crate::store::cols::push_predicates(&mut q, &f.predicates);
+        crate::store::catalog_sql::push_predicates(&mut q, &f.predicates);
         if let Some(t) = f.created_after {
             q.push(" AND created_at >= ").push_bind(t);
         }
