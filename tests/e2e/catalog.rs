@@ -237,11 +237,15 @@ async fn contract(s: DynStore) {
         Vec::<String>::new()
     );
 
-    // Paused, then resumed from 200 s: due times before it are passed over.
+    // Paused, then resumed from 200 s: due times before it are passed over. Moving a paused
+    // schedule on leaves it paused, with no next due time.
     assert!(s
         .set_schedule_enabled("s1", false, None, 150_000)
         .await
         .unwrap());
+    s.set_next_due("s1", Some(181_000)).await.unwrap();
+    let paused = s.get_schedule("s1").await.unwrap().unwrap();
+    assert_eq!((paused.enabled, paused.next_at), (false, None));
     assert!(s.due_schedules(i64::MAX).await.unwrap().is_empty());
     assert!(s
         .set_schedule_enabled("s1", true, Some(241_000), 200_000)

@@ -364,6 +364,43 @@ async fn kubeflows_api_names_a_filter_it_cannot_evaluate_and_an_endpoint_it_does
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["runs"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(body["runs"][0]["display_name"], "wanted");
+    // A pipeline upload past the server's body limit: 413 in Kubeflow's shape, whether its
+    // length is announced or it streams.
+    let big = format!(
+        "--b\r\nContent-Disposition: form-data; name=\"uploadfile\"; filename=\"p.yaml\"\r\n\r\n{}\r\n--b--\r\n",
+        "#".repeat(16 << 20)
+    );
+    let upload = format!("{}/apis/v2beta1/pipelines/upload?name=big", env.url);
+    let announced = http
+        .post(&upload)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .as_bytes()
+        .chunks(1 << 20)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let streamed = http
+        .post(&upload)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    for r in [announced, streamed] {
+        assert_eq!(r.status(), 413);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], 3, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("limit"),
+            "{body}"
+        );
+    }
     let (status, body) = get("/artifacts".into()).await;
     assert_eq!(status, 501, "{body}");
     assert_eq!(body["code"], 12);

@@ -59,11 +59,10 @@ impl Scheduler {
             let times = t.due(s.last_fired_at, now, s.catchup, slots);
             if times.is_empty() {
                 if slots > 0 {
-                    // Nothing left in its window before now: on to its next due time.
+                    // Nothing left in its window before now: on to its next due time (one
+                    // paused since it was read stays paused).
                     let next = t.next_after(now.max(s.last_fired_at.unwrap_or(i64::MIN)));
-                    self.store
-                        .set_schedule_enabled(&s.id, true, next, now)
-                        .await?;
+                    self.store.set_next_due(&s.id, next).await?;
                 }
                 continue;
             }

@@ -213,6 +213,8 @@ pub trait CatalogStore {
         next_at: Option<i64>,
         error: &str,
     ) -> Result<()>;
+    /// Moves an enabled schedule on to its next due time (a paused one stays as it is).
+    async fn set_next_due(&self, id: &str, next_at: Option<i64>) -> Result<()>;
     async fn delete_schedule(&self, id: &str) -> Result<bool>;
     /// The enabled schedules due at `now`.
     async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRow>>;

@@ -370,6 +370,24 @@ macro_rules! impl_catalog {
                 Ok(())
             }
 
+            async fn set_next_due(
+                &self,
+                id: &str,
+                next_at: Option<i64>,
+            ) -> $crate::store::Result<()> {
+                let mut w = self.writer().await?;
+                sqlx::query(&$sql(
+                    "UPDATE schedules SET next_at = ? WHERE id = ? AND enabled = ?",
+                ))
+                .bind(next_at)
+                .bind(id)
+                .bind(true)
+                .execute(w.conn())
+                .await?;
+                w.done();
+                Ok(())
+            }
+
             async fn delete_schedule(&self, id: &str) -> $crate::store::Result<bool> {
                 let mut w = self.writer().await?;
                 let n = sqlx::query(&$sql("DELETE FROM schedules WHERE id = ?"))

@@ -95,6 +95,10 @@ pub fn router(app: App) -> Router {
             app.clone(),
             super::auth::check,
         ))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            super::announced_size,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(app.max_body))
         .fallback(unserved)
         .layer(middleware::from_fn(kubeflow_errors))

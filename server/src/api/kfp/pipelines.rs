@@ -52,18 +52,26 @@ pub struct UploadQuery {
     pipelineid: Option<String>,
 }
 
-/// The file of a multipart upload (`uploadfile`), as text.
-async fn uploaded(mut form: Multipart) -> ApiResult<String> {
-    while let Some(f) = form.next_field().await.map_err(|e| {
-        bad(format!(
-            "the upload is not a multipart form sluice reads: {e}"
-        ))
-    })? {
+/// The file of a multipart upload (`uploadfile`), as text; a body past the server's limit is a
+/// 413 naming it.
+async fn uploaded(app: &App, mut form: Multipart) -> ApiResult<String> {
+    let refused = |e: axum::extract::multipart::MultipartError, what: &str| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            crate::api::error::too_large(app.max_body)
+        } else {
+            bad(format!("{what}: {e}"))
+        }
+    };
+    while let Some(f) = form
+        .next_field()
+        .await
+        .map_err(|e| refused(e, "the upload is not a multipart form sluice reads"))?
+    {
         if f.name() == Some("uploadfile") {
             let bytes = f
                 .bytes()
                 .await
-                .map_err(|e| bad(format!("the upload broke off: {e}")))?;
+                .map_err(|e| refused(e, "the upload broke off"))?;
             return String::from_utf8(bytes.to_vec())
                 .map_err(|_| bad("the uploaded pipeline file is not UTF-8 text"));
         }
@@ -103,7 +111,7 @@ pub async fn upload(
     Query(q): Query<UploadQuery>,
     form: Multipart,
 ) -> ApiResult<Json<Value>> {
-    let yaml = uploaded(form).await?;
+    let yaml = uploaded(&app, form).await?;
     let name = match q.display_name.or(q.name) {
         Some(n) => n,
         None => sluice_pipelines::load(&app, None, &yaml)?.name,
@@ -128,7 +136,7 @@ pub async fn upload_version(
     Query(q): Query<UploadQuery>,
     form: Multipart,
 ) -> ApiResult<Json<Value>> {
-    let yaml = uploaded(form).await?;
+    let yaml = uploaded(&app, form).await?;
     let id = q
         .pipelineid
         .ok_or_else(|| bad("give the pipeline to add a version to as `pipelineid`"))?;
