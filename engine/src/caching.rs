@@ -56,16 +56,24 @@ impl Run {
             .input_artifacts
             .iter()
             .map(|a| {
-                let hash = self
-                    .task_index(&a.producer)
-                    .and_then(|p| {
-                        self.tasks[p]
-                            .outputs
-                            .artifacts
-                            .iter()
-                            .find(|r| r.uri == a.uri)
+                // The run's own inputs have no producer: their digest is the one given.
+                let given = a
+                    .producer
+                    .is_empty()
+                    .then_some(a.digest.as_deref())
+                    .flatten();
+                let hash = given
+                    .or_else(|| {
+                        self.task_index(&a.producer)
+                            .and_then(|p| {
+                                self.tasks[p]
+                                    .outputs
+                                    .artifacts
+                                    .iter()
+                                    .find(|r| r.uri == a.uri)
+                            })
+                            .map(|r| r.digest.as_str())
                     })
-                    .map(|r| r.digest.as_str())
                     .unwrap_or("");
                 (a.path.as_str(), hash)
             })

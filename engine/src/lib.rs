@@ -155,6 +155,8 @@ pub struct Restored {
     pub name: String,
     pub pipeline: Arc<Pipeline>,
     pub params: Params,
+    /// The input artifacts it was given.
+    pub inputs: Vec<ArtifactRecord>,
     pub state: RunState,
     pub error: Option<String>,
     pub end_reason: Option<EndReason>,
@@ -173,6 +175,9 @@ pub struct Run {
     pub name: String,
     pub pipeline: Arc<Pipeline>,
     pub params: Params,
+    /// The pipeline's input artifacts, as they were given to this run (`{{artifacts.NAME}}`):
+    /// uploaded when it was submitted, kept by content.
+    pub inputs: Vec<ArtifactRecord>,
     pub plan: Plan,
     pub state: RunState,
     pub error: Option<String>,
@@ -195,6 +200,7 @@ impl Run {
         name: String,
         pipeline: Arc<Pipeline>,
         params: Params,
+        inputs: Vec<ArtifactRecord>,
         limits: Limits,
         now: i64,
     ) -> Result<(Run, Vec<Effect>), String> {
@@ -205,6 +211,7 @@ impl Run {
             name,
             pipeline,
             params,
+            inputs,
             plan,
             state: RunState::Running,
             error: None,
@@ -249,6 +256,7 @@ impl Run {
             name: r.name,
             pipeline: r.pipeline,
             params: r.params,
+            inputs: r.inputs,
             plan,
             state: r.state,
             error: r.error,

@@ -9,6 +9,10 @@ use sluice_spec::refs::{self, IoKind, Piece, Ref};
 use sluice_spec::state::Params;
 use sluice_spec::{paths, render, Spanned, Step, Value};
 
+/// Where an inline step that names the run's input artifact `NAME` directly sees it:
+/// `/sluice/inputs/artifacts/run-inputs/NAME` (no bound input's name holds a `/`).
+pub const RUN_INPUTS: &str = "run-inputs";
+
 /// The task's input parameter values and its runnable spec, or why it cannot run.
 pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, TaskSpec), String> {
     let p = &run.pipeline;
@@ -59,11 +63,16 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
     // Input artifacts: bound ones, and those an inline step names directly.
     let mut input_artifacts = Vec::new();
     for b in &step.artifacts {
+        let r = b.value.as_str().and_then(refs::sole_ref);
+        if let Some(Ref::RunArtifact(name)) = &r {
+            input_artifacts.push(ctx.run_artifact(&b.name, name)?);
+            continue;
+        }
         let Some(Ref::StepOutput {
             step: producer,
             name,
             ..
-        }) = b.value.as_str().and_then(refs::sole_ref)
+        }) = r
         else {
             return Err(format!(
                 "input artifact `{}` is not an upstream output",
@@ -112,6 +121,13 @@ pub(super) fn resolve(run: &Run, idx: usize, attempt: u32) -> Result<(Params, Ta
         .map(|s| sub(&s.value))
         .transpose()?;
     for (producer, name) in direct {
+        let Some(producer) = producer else {
+            let mounted = format!("{RUN_INPUTS}/{name}");
+            if !input_artifacts.iter().any(|a| a.name == mounted) {
+                input_artifacts.push(ctx.run_artifact(&mounted, &name)?);
+            }
+            continue;
+        };
         let mounted = format!("{producer}.{name}");
         let known =
             |a: &InputArtifact| a.name == mounted || a.name.starts_with(&format!("{mounted}/"));
@@ -244,6 +260,25 @@ impl Ctx<'_> {
         Ok(&self.run.tasks[self.producer(producer)?].outputs)
     }
 
+    /// The run's input artifact `name`, mounted at `mounted`.
+    fn run_artifact(&self, mounted: &str, name: &str) -> Result<InputArtifact, String> {
+        let rec = self
+            .run
+            .inputs
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| format!("the run was given no input artifact `{name}`"))?;
+        Ok(InputArtifact {
+            name: mounted.to_string(),
+            path: format!("{}/{mounted}", paths::INPUT_ARTIFACTS),
+            uri: rec.uri.clone(),
+            producer: String::new(),
+            metadata: rec.metadata.clone(),
+            digest: Some(rec.digest.clone()),
+            size: Some(rec.size),
+        })
+    }
+
     /// The input artifact(s) for `producer`'s output `name`, mounted at `mounted`: one, or for a
     /// loop one per iteration, at `mounted/0`, `mounted/1`… (the loop records `name[k]`).
     fn artifact(
@@ -344,12 +379,13 @@ impl Ctx<'_> {
     }
 
     /// Substitutes every reference in a command, argument, script, env value or working directory.
-    /// Upstream artifacts named directly are collected in `direct` so that they get mounted.
+    /// Upstream artifacts named directly are collected in `direct` so that they get mounted
+    /// (with no producer: the run's own input artifacts).
     fn text(
         &self,
         s: &str,
         inputs: &sluice_spec::state::Params,
-        direct: &mut Vec<(String, String)>,
+        direct: &mut Vec<(Option<String>, String)>,
     ) -> Result<String, String> {
         let mut out = String::new();
         for piece in refs::parse(s)? {
@@ -376,8 +412,12 @@ impl Ctx<'_> {
                             kind: IoKind::Artifact,
                             name,
                         } => {
-                            direct.push((step.clone(), name.clone()));
+                            direct.push((Some(step.clone()), name.clone()));
                             format!("{}/{step}.{name}", paths::INPUT_ARTIFACTS)
+                        }
+                        Ref::RunArtifact(name) => {
+                            direct.push((None, name.clone()));
+                            format!("{}/{RUN_INPUTS}/{name}", paths::INPUT_ARTIFACTS)
                         }
                         other => render(&self.lookup(other)?),
                     };

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     /// Keep artifacts in this object store (`s3://bucket/prefix?endpoint=…&region=…`) rather
     /// than on the workers' disks.
     pub artifacts: Option<String>,
+    /// The largest upload a run's input artifact may be (bytes; 16 GiB when unset).
+    pub max_upload: Option<u64>,
 }
 
 /// A server whose store is open and whose active runs are taken up: all that is left is to
@@ -105,6 +107,7 @@ impl Server {
             }),
             // A pipeline file at its size limit, escaped into JSON, with room to spare.
             max_body: 2 * cfg.scheduler.limits.yaml.max_bytes + (1 << 20),
+            max_upload: cfg.max_upload.unwrap_or(api::uploads::DEFAULT_MAX_UPLOAD),
         };
         Ok(Server {
             app,

@@ -51,6 +51,9 @@ pub struct Pipeline {
     pub name: String,
     pub description: Option<String>,
     pub params: Vec<ParamDecl>,
+    /// Its input artifacts: files or directories each run is given when it is submitted
+    /// (`sluice submit --input NAME=PATH`), bound to steps as `{{artifacts.NAME}}`.
+    pub artifacts: Vec<ArtifactDecl>,
     pub components: Vec<Component>,
     /// Every step, groups' steps included (after their group, named `GROUP.STEP`), in file order.
     pub steps: Vec<Step>,

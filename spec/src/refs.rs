@@ -22,6 +22,8 @@ impl IoKind {
 pub enum Ref {
     /// `{{params.NAME}}`: a pipeline parameter's value.
     Param(String),
+    /// `{{artifacts.NAME}}`: a pipeline input artifact, given to the run when it was submitted.
+    RunArtifact(String),
     /// `{{inputs.params.NAME}}` (value) or `{{inputs.artifacts.NAME}}` (mounted path).
     Input(IoKind, String),
     /// `{{outputs.params.NAME}}` or `{{outputs.artifacts.NAME}}`: where the step writes it.
@@ -49,6 +51,7 @@ impl fmt::Display for Ref {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Ref::Param(n) => write!(f, "params.{n}"),
+            Ref::RunArtifact(n) => write!(f, "artifacts.{n}"),
             Ref::Input(k, n) => write!(f, "inputs.{}.{n}", k.plural()),
             Ref::Output(k, n) => write!(f, "outputs.{}.{n}", k.plural()),
             Ref::StepOutput { step, kind, name } => {
@@ -133,6 +136,7 @@ pub fn parse_ref(expr: &str) -> Result<Ref, String> {
     let ok_name = |n: &str| !n.is_empty() && super::validate::is_name(n);
     let r = match parts.as_slice() {
         ["params", n] if ok_name(n) => Ref::Param(n.to_string()),
+        ["artifacts", n] if ok_name(n) => Ref::RunArtifact(n.to_string()),
         ["inputs", k, n] | ["inputs", k, n, "path"] if ok_name(n) => Ref::Input(kind(k)?, n.to_string()),
         ["outputs", k, n] | ["outputs", k, n, "path"] if ok_name(n) => Ref::Output(kind(k)?, n.to_string()),
         ["steps", step, "outputs", k, n] if ok_name(step) && ok_name(n) => Ref::StepOutput {
@@ -162,7 +166,7 @@ pub fn parse_ref(expr: &str) -> Result<Ref, String> {
         },
         _ => {
             return Err(format!(
-                "unknown reference `{{{{{expr}}}}}`: expected params.NAME, inputs.params.NAME, \
+                "unknown reference `{{{{{expr}}}}}`: expected params.NAME, artifacts.NAME, inputs.params.NAME, \
                  inputs.artifacts.NAME, outputs.params.NAME, outputs.artifacts.NAME, \
                  steps.STEP.outputs.params.NAME, steps.STEP.outputs.artifacts.NAME, steps.STEP.ip, run.id, run.name, run.status, \
                  group.status, task.name, task.attempt, item, item.KEY, loops.LOOP.item or loops.LOOP.item.KEY"
@@ -197,6 +201,10 @@ mod tests {
             })
         );
         assert_eq!(sole_ref("x{{params.a}}"), None);
+        assert_eq!(
+            sole_ref("{{ artifacts.data }}"),
+            Some(Ref::RunArtifact("data".into()))
+        );
         assert_eq!(sole_ref("{{run.id}}"), Some(Ref::Context("run.id")));
         assert_eq!(
             sole_ref("{{ steps.serve.ip }}"),

@@ -417,3 +417,50 @@ steps:
         ]
     );
 }
+
+#[test]
+fn pipeline_input_artifacts_are_declared_bound_and_checked() {
+    let ok = r#"
+name: p
+artifacts:
+  dataset: {type: dataset, description: training rows}
+  config:
+steps:
+  - name: a
+    image: busybox
+    inputs: {artifacts: {rows: {type: dataset}}}
+    artifacts: {rows: "{{artifacts.dataset}}"}
+    command: [cat, "{{inputs.artifacts.rows}}", "{{artifacts.config}}"]
+"#;
+    let p = crate::load("p.yaml", ok).unwrap_or_else(|d| panic!("{}", d.render(ok)));
+    assert_eq!(p.artifacts.len(), 2);
+    assert_eq!(p.artifacts[0].kind.as_deref(), Some("dataset"));
+    let bad = r#"
+name: p
+artifacts:
+  dataset: {type: dataset}
+  Bad.Name: {}
+components:
+  c:
+    image: busybox
+    command: [cat, "{{artifacts.dataset}}"]
+steps:
+  - name: a
+    image: busybox
+    inputs: {params: {x: string}, artifacts: {m: {type: model}, n: {}}}
+    artifacts: {m: "{{artifacts.dataset}}", n: "{{artifacts.datset}}"}
+    params: {x: "{{artifacts.dataset}}"}
+  - name: b
+    component: c
+"#;
+    let e = errors(bad).join("\n");
+    for want in [
+        "invalid artifact name `Bad.Name`",
+        "a component cannot refer to `{{artifacts.dataset}}` directly",
+        "input artifact `m` of step `a` is a model, but the pipeline's input artifact `dataset` is a dataset",
+        "`{{artifacts.datset}}` names no input artifact of the pipeline (did you mean `dataset`?)",
+        "`{{artifacts.dataset}}` is an artifact, not a value",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}

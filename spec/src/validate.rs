@@ -5,7 +5,9 @@ use super::*;
 use crate::diag::did_you_mean;
 use std::collections::{BTreeSet, HashMap};
 
+mod bindings;
 mod groups;
+use bindings::{artifact_binding, param_binding, run_artifact};
 use groups::{group_outputs, output_of, visible, Output};
 
 /// Names of parameters, artifacts, steps and components: a letter or `_`, then letters, digits, `_` or `-`.
@@ -52,6 +54,9 @@ pub(super) fn pipeline(p: &Pipeline, d: &mut Diagnostics) {
     }
     for param in &p.params {
         check_name(&param.name, "parameter", param.span, d);
+    }
+    for a in &p.artifacts {
+        check_name(&a.name, "artifact", a.span, d);
     }
     for c in &p.components {
         check_name(&c.name, "component", c.span, d);
@@ -325,6 +330,10 @@ fn ref_type(p: &Pipeline, s: &Step, r: &Ref, span: Span, d: &mut Diagnostics) ->
         Ref::StepOutput { step, kind, name } => {
             step_output(p, s, step, *kind, name, span, d).map(|o| o.ty)
         }
+        Ref::RunArtifact(_) => {
+            d.error(span, format!("`{{{{{r}}}}}` is an artifact, not a value: bind it under the step's `artifacts`"));
+            None
+        }
         Ref::StepIp(step) => {
             if step == s.local_name() {
                 d.error(
@@ -469,88 +478,6 @@ fn step_output<'a>(
     }
 }
 
-fn param_binding(
-    p: &Pipeline,
-    s: &Step,
-    b: &Binding,
-    want: Option<ParamType>,
-    d: &mut Diagnostics,
-) {
-    let Value::String(text) = &b.value else {
-        if let Some(ty) = want {
-            if let Err(e) = ty.check(&b.value) {
-                d.error(
-                    b.span,
-                    format!(
-                        "input parameter `{}` of step `{}` is {ty}: {e}",
-                        b.name, s.name
-                    ),
-                );
-            }
-        }
-        return;
-    };
-    let pieces = match refs::parse(text) {
-        Ok(p) => p,
-        Err(e) => return d.error(b.span, e),
-    };
-    let mut found = Vec::new();
-    for piece in &pieces {
-        if let refs::Piece::Ref(r) = piece {
-            if let Some(ty) = ref_type(p, s, r, b.span, d) {
-                found.push((r, ty));
-            }
-        }
-    }
-    if let (Some(want), [refs::Piece::Ref(r)]) = (want, pieces.as_slice()) {
-        if let Some((_, got)) = found.first() {
-            if !want.accepts(*got) {
-                d.error(b.span, format!("type mismatch: input parameter `{}` of step `{}` is {want}, but `{{{{{r}}}}}` is {got}", b.name, s.name));
-            }
-        }
-    } else if let (Some(want), true) = (want, found.is_empty()) {
-        if let Err(e) = want.check(&b.value) {
-            d.error(
-                b.span,
-                format!(
-                    "input parameter `{}` of step `{}` is {want}: {e}",
-                    b.name, s.name
-                ),
-            );
-        }
-    }
-}
-
-fn artifact_binding(
-    p: &Pipeline,
-    s: &Step,
-    b: &Binding,
-    want: Option<&ArtifactDecl>,
-    d: &mut Diagnostics,
-) {
-    let r = match &b.value {
-        Value::String(text) => refs::sole_ref(text),
-        _ => None,
-    };
-    let Some(Ref::StepOutput {
-        step,
-        kind: IoKind::Artifact,
-        name,
-    }) = r
-    else {
-        d.error(b.span, format!("input artifact `{}` of step `{}` must be exactly one `{{{{steps.STEP.outputs.artifacts.NAME}}}}` reference", b.name, s.name));
-        return;
-    };
-    let Some(producer) = step_output(p, s, &step, IoKind::Artifact, &name, b.span, d) else {
-        return;
-    };
-    if let (Some(want), Some(have)) = (want.and_then(|w| w.kind.as_deref()), producer.kind) {
-        if want != have {
-            d.error(b.span, format!("type mismatch: input artifact `{}` of step `{}` is a {want}, but `{step}.{name}` is a {have}", b.name, s.name));
-        }
-    }
-}
-
 /// Checks every `{{…}}` in what a template runs.
 fn template(p: &Pipeline, t: &Template, scope: Scope, d: &mut Diagnostics) {
     let image = &t.image.value;
@@ -633,6 +560,15 @@ fn template_ref(
                 d.error(span, format!("`{{{{{r}}}}}` names an output that is not declared under `outputs.{}`", kind.plural()));
             }
         }
+        Ref::RunArtifact(name) => match scope {
+            Scope::Component => d.error(
+                span,
+                format!("a component cannot refer to `{{{{{r}}}}}` directly: declare an input artifact and bind it in the step"),
+            ),
+            Scope::Step(_) => {
+                run_artifact(p, name, span, d);
+            }
+        },
         Ref::Param(_) | Ref::StepOutput { .. } | Ref::StepIp(_) => match scope {
             Scope::Component => d.error(
                 span,

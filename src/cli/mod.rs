@@ -215,6 +215,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ClientError>() {
         Some(ClientError::Unreachable { .. }) => EXIT_UNREACHABLE,
         Some(ClientError::Api { status, .. }) if (400..500).contains(status) => EXIT_INVALID,
+        // A file the caller named that cannot be read.
+        Some(ClientError::Local(_)) => EXIT_INVALID,
         _ => EXIT_FAILED,
     }
 }

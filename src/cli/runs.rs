@@ -31,6 +31,10 @@ pub struct SubmitArgs {
     /// label filter).
     #[arg(short = 'l', long = "label", value_name = "NAME=VALUE", value_parser = super::serve::parse_label)]
     labels: Vec<(String, String)>,
+    /// A local file or directory as the pipeline's input artifact NAME (repeatable): hashed,
+    /// sent to the server unless it holds that content already, bound to `{{artifacts.NAME}}`.
+    #[arg(short = 'i', long = "input", value_name = "NAME=PATH", value_parser = parse_input)]
+    inputs: Vec<(String, PathBuf)>,
     /// The run's display name.
     #[arg(long)]
     name: Option<String>,
@@ -54,6 +58,44 @@ pub struct SubmitArgs {
     output: Output,
     #[command(flatten)]
     conn: Conn,
+}
+
+fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((k, p)) if !k.is_empty() && !p.is_empty() => Ok((k.to_string(), PathBuf::from(p))),
+        _ => Err(format!("input `{s}` must be written NAME=PATH")),
+    }
+}
+
+/// Sends each input's file or directory (once per content) and returns their digests by name.
+async fn send_inputs(
+    client: &Client,
+    inputs: &[(String, PathBuf)],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, path) in inputs {
+        if out.contains_key(name) {
+            return Err(ClientError::Local(format!("input `{name}` is given twice")).into());
+        }
+        let up = client
+            .upload_path(path)
+            .await
+            .with_context(|| format!("input `{name}` ({})", path.display()))?;
+        let size = sluice_spec::format_bytes(up.info.size);
+        let how = if up.sent {
+            "sent"
+        } else {
+            "on the server already"
+        };
+        eprintln!(
+            "input {name}: {} {} ({size}, {}) {how}",
+            up.info.kind,
+            path.display(),
+            up.info.digest
+        );
+        out.insert(name.clone(), up.info.digest);
+    }
+    Ok(out)
 }
 
 pub(super) fn parse_params(raw: &[String]) -> Result<Params, String> {
@@ -91,10 +133,25 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
     let mut source = None;
     let req = match &a.file {
         Some(file) => {
-            let (text, _) = match load_file(file) {
+            let (text, pipeline) = match load_file(file) {
                 Ok(v) => v,
                 Err(code) => return Ok(code),
             };
+            // Named inputs the file does not declare are refused before anything is sent.
+            let declared: Vec<&str> = pipeline.artifacts.iter().map(|a| a.name.as_str()).collect();
+            if let Some((extra, _)) = a
+                .inputs
+                .iter()
+                .find(|(n, _)| !declared.contains(&n.as_str()))
+            {
+                let has = if declared.is_empty() {
+                    "declares no input artifacts".to_string()
+                } else {
+                    format!("declares {}", declared.join(", "))
+                };
+                eprintln!("error: input `{extra}`: {} {has}", file.display());
+                return Ok(EXIT_INVALID);
+            }
             source = Some(text.clone());
             CreateRun {
                 yaml: Some(text),
@@ -123,6 +180,13 @@ pub async fn submit(a: SubmitArgs) -> anyhow::Result<u8> {
         req.cache = Some(false);
     }
     let client = a.conn.client();
+    req.inputs = match send_inputs(&client, &a.inputs).await {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(super::exit_code_of(&e));
+        }
+    };
     // Retried under one idempotency key while the server is away (restarting, say): one run.
     let run = match client.create_run_retrying(&req, a.retry_for).await {
         Ok(r) => r,

@@ -197,6 +197,10 @@ pub struct ServerOpts {
     /// Largest pipeline file accepted (request bodies may be about twice this).
     #[arg(long, env = "SLUICE_MAX_PIPELINE_SIZE", default_value = "4Mi", value_parser = parse_size)]
     max_pipeline_size: u64,
+    /// Largest input artifact a run may be given (`sluice submit --input`): a file, or a
+    /// directory's tar stream.
+    #[arg(long, env = "SLUICE_MAX_UPLOAD", default_value = "16Gi", value_parser = parse_size)]
+    max_upload: u64,
     /// Most tasks one run may plan, every loop expanded.
     #[arg(long, env = "SLUICE_MAX_TASKS", default_value_t = sluice_spec::Limits::default().max_tasks)]
     max_tasks: usize,
@@ -280,6 +284,7 @@ impl ServerOpts {
             database: self.database.clone(),
             advertise_url: self.advertise_url.clone(),
             artifacts: self.artifacts.clone(),
+            max_upload: Some(self.max_upload),
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
                 kill_grace_ms: self.kill_grace.as_millis() as i64,

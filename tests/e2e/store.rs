@@ -26,6 +26,7 @@ pub(crate) fn run(id: &str, name: &str, created_at: i64, params: serde_json::Val
         finished_at: None,
         cache: true,
         outputs: Default::default(),
+        inputs: Vec::new(),
         labels: Labels::new(),
         archived: false,
         metrics: Default::default(),

@@ -1,5 +1,5 @@
 // sluice web UI: A run: its header and actions, its live graph, and the panel of the step chosen.
-import { TERMINAL, api, badge, debounce, elapsed, events, fmtTime, fmtVal, go, h, json, kv, labelChips, link, main, notFound, onLeave } from "./lib.js";
+import { TERMINAL, api, badge, debounce, elapsed, events, fmtBytes, fmtTime, fmtVal, go, h, json, kv, labelChips, link, main, notFound, onLeave } from "./lib.js";
 import { Graph } from "./graph.js";
 import { taskPanel } from "./task.js";
 
@@ -69,6 +69,7 @@ export async function runView(id, taskName) {
         [TERMINAL.has(r.state) ? "duration" : "elapsed", h("span", { id: "elapsed" }, elapsed(r))],
         ["error", r.error ? h("span", { class: "error" }, r.error) : null],
         ["parameters", Object.keys(r.params || {}).length ? Object.entries(r.params).map(([k, v]) => k + "=" + fmtVal(v)).join("  ") : null],
+        ["inputs", (r.inputs || []).length ? h("span", { id: "run-inputs" }, r.inputs.map((a) => a.name + " (" + fmtBytes(a.size) + ", " + a.digest.slice(0, 19) + "…)").join("  ")) : null],
         ["outputs", outputs.length ? outputs.join("  ") : null],
       ])));
   }

@@ -73,7 +73,7 @@ export function taskPanel(panel, run, name, { close, select }) {
       h("tbody", {},
         params.map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "val" }, fmtVal(v)), h("td", { class: "muted" }, k in (run.params || {}) ? "run parameter" : "parameter"))),
         arts.map((a) => h("tr", { "data-artifact": a.name }, h("td", {}, a.name), h("td", {}, h("span", { class: "muted" }, "artifact · "), lineageLink(a.uri)),
-          h("td", {}, run.tasks.some((x) => x.name === a.producer) ? taskLink(a.producer) : a.producer)))));
+          h("td", {}, !a.producer ? "given to the run" : run.tasks.some((x) => x.name === a.producer) ? taskLink(a.producer) : a.producer)))));
   }
 
   function renderInfo() {

@@ -224,6 +224,8 @@ pub async fn run(
                 data_dir: cfg.data_dir.clone(),
                 artifacts: artifacts.clone(),
                 log_policy: cfg.log_policy,
+                client: client.clone(),
+                identity: worker_id.clone(),
             };
             tasks.spawn(async move {
                 ctx.execute(lease, rx).await;
@@ -326,6 +328,9 @@ struct TaskCtx {
     /// canonical root), and the object store it uploads to and fetches from, if any.
     artifacts: Arc<Artifacts>,
     log_policy: LogPolicy,
+    /// The server, for the uploads runs were given that it keeps itself.
+    client: Client,
+    identity: Arc<RwLock<WorkerIdentity>>,
 }
 
 impl TaskCtx {
@@ -425,8 +430,12 @@ impl TaskCtx {
             return Some(r);
         }
         // Inputs made on other hosts come from the object store (or this worker's cache of it).
+        let server = crate::placed::Server {
+            client: &self.client,
+            identity: self.identity.read().map(|g| g.clone()).unwrap_or_default(),
+        };
         let inputs = tokio::select! {
-            r = crate::placed::fetch_inputs(&self.artifacts, &lease.spec, inputs) => match r {
+            r = crate::placed::fetch_inputs(&self.artifacts, &lease.spec, inputs, &server) => match r {
                 Ok(i) => i,
                 Err(e) => return Some(TaskResult::failed(e)),
             },

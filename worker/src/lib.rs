@@ -10,7 +10,7 @@ mod outputs;
 mod placed;
 pub mod reporter;
 pub mod runtime;
-mod transfer;
+use sluice_sdk::artifacts::transfer;
 
 pub use agent::{run, WorkerConfig};
 pub use reporter::logship::LogPolicy;

@@ -21,7 +21,9 @@ impl Attempt {
         }
     }
 }
-use sluice_sdk::artifacts::{ArtifactError, ArtifactStore, Artifacts, ObjectArtifacts};
+use sluice_sdk::artifacts::{
+    ArtifactError, ArtifactStore, Artifacts, ObjectArtifacts, UPLOAD_SCHEME,
+};
 use sluice_spec::uri::ArtifactUri;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,12 +38,8 @@ pub(crate) fn resolve_inputs(artifacts: &Artifacts, spec: &TaskSpec) -> Result<V
     spec.input_artifacts
         .iter()
         .map(|a| {
-            local_artifact(artifacts, &a.uri).map_err(|why| {
-                format!(
-                    "input artifact `{}` from step `{}`: {why}",
-                    a.name, a.producer
-                )
-            })
+            local_artifact(artifacts, &a.uri)
+                .map_err(|why| format!("input artifact `{}` {}: {why}", a.name, source(a)))
         })
         .collect()
 }
@@ -50,6 +48,11 @@ fn local_artifact(artifacts: &Artifacts, uri: &str) -> Result<Input, String> {
     let parsed = ArtifactUri::parse(uri).map_err(|e| e.to_string())?;
     let here = match (&parsed, &artifacts.object) {
         (ArtifactUri::File(_), _) => parsed.clone(),
+        // An upload the server keeps: where `sluice up`'s server puts it, else fetched from it.
+        (ArtifactUri::Other { scheme, .. }, _) if scheme == UPLOAD_SCHEME => {
+            let name = upload_name(uri)?;
+            ArtifactUri::file(&artifacts.local.root().join("uploads").join(name))
+        }
         // Its producer's area, had it run on this worker: RUN/TASK/ATTEMPT/NAME.
         (ArtifactUri::Other { .. }, Some(o)) => {
             let parts = o.parts_of(uri).map_err(|e| e.to_string())?;
@@ -72,27 +75,63 @@ fn local_artifact(artifacts: &Artifacts, uri: &str) -> Result<Input, String> {
     }
 }
 
+/// Where an input comes from, for messages: a step, or the run's own inputs.
+fn source(a: &sluice_sdk::api::InputArtifact) -> String {
+    if a.producer.is_empty() {
+        "(given to the run)".into()
+    } else {
+        format!("from step `{}`", a.producer)
+    }
+}
+
+/// The `blake3-HEX` an `upload://` URI names.
+fn upload_name(uri: &str) -> Result<&str, String> {
+    uri.split_once("://")
+        .map(|(_, n)| n)
+        .filter(|n| {
+            n.strip_prefix("blake3-").is_some_and(|h| {
+                h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+        })
+        .ok_or_else(|| format!("`{uri}` does not name an upload"))
+}
+
+/// The server a worker fetches the uploads runs were given from, when it keeps them itself.
+pub(crate) struct Server<'a> {
+    pub client: &'a sluice_sdk::client::Client,
+    pub identity: sluice_sdk::api::WorkerIdentity,
+}
+
 /// The host paths of the inputs, fetching from the object store those not here.
 pub(crate) async fn fetch_inputs(
     artifacts: &Artifacts,
     spec: &TaskSpec,
     inputs: Vec<Input>,
+    server: &Server<'_>,
 ) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::with_capacity(inputs.len());
     for (a, i) in spec.input_artifacts.iter().zip(inputs) {
+        let upload = a.uri.get(..UPLOAD_SCHEME.len() + 3) == Some(&*format!("{UPLOAD_SCHEME}://"));
         let path = match (i, &artifacts.object) {
             (Input::Here(p), _) => p,
+            (Input::Fetch, _) if upload => {
+                let cache = artifacts.local.root().join(CACHE_DIR);
+                let digest = a.digest.as_deref().unwrap_or_default();
+                let t = Instant::now();
+                let p = server
+                    .client
+                    .fetch_upload(&server.identity, digest, &cache)
+                    .await
+                    .map_err(|why| format!("input artifact `{}` {}: {why}", a.name, source(a)))?;
+                tracing::info!(artifact = %a.name, bytes = a.size, secs = t.elapsed().as_secs_f64(), uri = %a.uri, "input artifact fetched from the server");
+                p
+            }
             (Input::Fetch, Some(store)) => {
                 let cache = artifacts.local.root().join(CACHE_DIR);
                 let t = Instant::now();
                 let p = crate::transfer::fetch(store, &a.uri, a.digest.as_deref(), a.size, &cache)
                     .await
-                    .map_err(|why| {
-                        format!(
-                            "input artifact `{}` from step `{}`: {why}",
-                            a.name, a.producer
-                        )
-                    })?;
+                    .map_err(|why| format!("input artifact `{}` {}: {why}", a.name, source(a)))?;
                 tracing::info!(artifact = %a.name, bytes = a.size, secs = t.elapsed().as_secs_f64(), uri = %a.uri, "input artifact ready");
                 p
             }

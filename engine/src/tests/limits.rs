@@ -11,6 +11,7 @@ fn plan_error(src: &str) -> String {
         "r".into(),
         Arc::new(p),
         params,
+        Vec::new(),
         Limits::default(),
         0,
     ) {

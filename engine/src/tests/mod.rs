@@ -44,6 +44,7 @@ fn start(src: &str, params: &[(&str, serde_json::Value)]) -> Run {
         "my-run".into(),
         Arc::new(p),
         params,
+        Vec::new(),
         Default::default(),
         0,
     )
@@ -480,6 +481,7 @@ fn restored(run: &Run) -> Run {
         name: run.name.clone(),
         pipeline: run.pipeline.clone(),
         params: run.params.clone(),
+        inputs: run.inputs.clone(),
         state: run.state,
         error: run.error.clone(),
         end_reason: run.end_reason,
@@ -510,6 +512,7 @@ mod conditions;
 mod daemons;
 mod exit_handlers;
 mod groups;
+mod inputs;
 mod limits;
 mod loops;
 mod retries;

@@ -277,7 +277,25 @@ pub struct CreateRun {
     /// The experiment it belongs to, by name or id (`Default` if none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<String>,
+    /// The pipeline's input artifacts, by name: the digest of an upload (`blake3:HEX`, see
+    /// [`UploadInfo`]). A clone given none keeps those of the run it clones.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: std::collections::BTreeMap<String, String>,
 }
+
+/// A file or directory uploaded to be a run's input artifact (`PUT /uploads/{digest}`), kept
+/// by its content's digest: a file's BLAKE3, a directory's over its sorted tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub digest: String,
+    /// Bytes of content (a directory's files together).
+    pub size: u64,
+    /// `file` or `directory`.
+    pub kind: String,
+}
+
+/// How a directory is sent to `PUT /uploads/{digest}`: as a tar stream of its tree.
+pub const UPLOAD_TAR: &str = "application/x-tar";
 
 /// A run's labels: names to values.
 pub type Labels = std::collections::BTreeMap<String, String>;
@@ -359,6 +377,9 @@ pub struct RunDetail {
     /// names them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_artifacts: Vec<ArtifactRecord>,
+    /// The input artifacts it was given (the pipeline's `artifacts:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ArtifactRecord>,
     pub tasks: Vec<TaskInfo>,
 }
 

@@ -4,12 +4,21 @@
 //! store ([`object::ObjectArtifacts`], S3) the worker uploads there too and records its URI, and
 //! [`Artifacts`] answers for both.
 
+pub mod archive;
 pub mod object;
+pub mod transfer;
+pub mod tree;
 
 use crate::beneath::{self, BeneathError, Dir, Kind, Links};
 pub use object::ObjectArtifacts;
 use sluice_spec::uri::ArtifactUri;
 use std::path::{Path, PathBuf};
+
+/// The scheme of the URI of an upload a run was given when the server keeps it itself (no object
+/// store): `upload://blake3-HEX`. A worker finds it beneath its own artifact directory
+/// (`uploads/blake3-HEX`, where `sluice up`'s server puts it), in its cache, or fetches it from
+/// the server.
+pub const UPLOAD_SCHEME: &str = "upload";
 
 /// An artifact found in a store: read it beneath `dir` at `rel`, never following a link out.
 pub struct Located {

@@ -15,6 +15,9 @@ pub enum ClientError {
     Unreachable { url: String, reason: String },
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    /// Something of this host the request needed could not be read (a file to upload).
+    #[error("{0}")]
+    Local(String),
 }
 
 impl ClientError {
@@ -496,3 +499,5 @@ impl EventStream {
 }
 
 mod catalog;
+mod uploads;
+pub use uploads::Uploaded;

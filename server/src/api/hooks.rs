@@ -314,6 +314,9 @@ pub async fn deliver(
             version: Some(version.version),
             name: None,
             params,
+            // A delivery carries no files: a pipeline that takes input artifacts is refused.
+            inputs: Default::default(),
+            inherited: Vec::new(),
             labels,
             cache: true,
             experiment_id: hook.experiment_id.clone(),

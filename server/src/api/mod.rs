@@ -15,6 +15,7 @@ pub mod schedules;
 mod secrets;
 mod stream;
 pub mod tokens;
+pub mod uploads;
 mod workers;
 
 use crate::scheduler::Scheduler;
@@ -46,6 +47,8 @@ pub struct App {
     pub artifacts: Arc<sluice_sdk::artifacts::Artifacts>,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// The largest upload (`PUT /uploads/{digest}`) accepted, in bytes.
+    pub max_upload: u64,
 }
 
 impl App {
@@ -205,6 +208,12 @@ fn table() -> Table {
             workers::heartbeat,
         )
         .add(M::POST, "/workers/{id}/report", WorkerSelf, workers::report)
+        .add(
+            M::GET,
+            "/workers/{id}/uploads/{digest}",
+            WorkerSelf,
+            uploads::content,
+        )
         .add(M::POST, "/tokens", Admin, tokens::create)
         .add(M::GET, "/tokens", Admin, tokens::list)
         .add(M::DELETE, "/tokens/{id}", Admin, tokens::revoke)
@@ -213,6 +222,9 @@ fn table() -> Table {
         .add(M::DELETE, "/hooks/{name}", Admin, hooks::delete)
         // A delivery is verified by its signature, not a token.
         .add(M::POST, "/hooks/{name}", Open, hooks::deliver)
+        // A run's input artifacts, sent before the run is made.
+        .add(M::GET, "/uploads/{digest}", Submit, uploads::get)
+        .add(M::PUT, "/uploads/{digest}", Submit, uploads::put)
         .add(M::GET, "/secrets", Admin, secrets::list)
         .add(M::PUT, "/secrets/{name}", Admin, secrets::set)
         .add(M::DELETE, "/secrets/{name}", Admin, secrets::delete)
@@ -297,7 +309,12 @@ async fn announced_size(State(app): State<App>, req: Request, next: Next) -> Res
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > app.max_body as u64) {
+    // An upload has a limit of its own, and is streamed rather than read whole.
+    let upload = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|p| p.as_str().ends_with("/uploads/{digest}"));
+    if !upload && announced.is_some_and(|n| n > app.max_body as u64) {
         return error::too_large(app.max_body).into_response();
     }
     next.run(req).await

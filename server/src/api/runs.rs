@@ -68,6 +68,7 @@ pub async fn create(
     }
     sluice_sdk::api::check_labels(&req.labels)
         .map_err(|e| ApiErr::bad_request(ErrorCode::InvalidBody, format!("`labels`: {e}")))?;
+    let mut inherited = Vec::new();
     let (yaml, version_id, version) = match (&req.yaml, &req.pipeline) {
         (None, None) if req.clone_of.is_some() => {
             let id = req.clone_of.as_deref().unwrap_or_default();
@@ -81,6 +82,7 @@ pub async fn create(
             let yaml = app.store().source(&old.row.digest).await?.ok_or_else(|| {
                 ApiErr::not_found(format!("the pipeline file of run `{id}` is gone"))
             })?;
+            inherited = old.row.inputs;
             (yaml, old.row.pipeline_version_id, old.row.pipeline_version)
         }
         (Some(_), Some(_)) => {
@@ -121,6 +123,8 @@ pub async fn create(
             version,
             name: req.name,
             params: req.params,
+            inputs: req.inputs,
+            inherited,
             labels: req.labels,
             cache: req.cache.unwrap_or(true),
             experiment_id,
@@ -146,6 +150,10 @@ pub(super) struct Start<'a> {
     pub version: Option<u32>,
     pub name: Option<String>,
     pub params: sluice_sdk::api::Params,
+    /// Input artifacts by name: the digests of uploads.
+    pub inputs: std::collections::BTreeMap<String, String>,
+    /// Those of the run this one clones, for what `inputs` leaves out.
+    pub inherited: Vec<sluice_engine::ArtifactRecord>,
     pub labels: sluice_sdk::api::Labels,
     pub cache: bool,
     pub experiment_id: String,
@@ -169,6 +177,7 @@ pub(super) async fn start(app: &App, caller: &Caller, s: Start<'_>) -> ApiResult
     if let Some(name) = &s.name {
         check_name("name", name, 200)?;
     }
+    let inputs = super::uploads::run_inputs(app, &pipeline, &s.inputs, &s.inherited).await?;
     let new = NewRun {
         experiment_id: s.experiment_id,
         fired: None,
@@ -179,6 +188,7 @@ pub(super) async fn start(app: &App, caller: &Caller, s: Start<'_>) -> ApiResult
         pipeline_version_id: s.version_id,
         pipeline_version: s.version,
         params,
+        inputs,
         labels: s.labels,
         cache: s.cache,
         reuse: Default::default(),
@@ -249,6 +259,7 @@ pub async fn rerun(
         pipeline_version_id: old.row.pipeline_version_id.clone(),
         pipeline_version: old.row.pipeline_version,
         params: old.row.params.clone(),
+        inputs: old.row.inputs.clone(),
         labels: old.row.labels.clone(),
         cache: old.row.cache,
         reuse,
@@ -538,6 +549,7 @@ pub(super) fn to_detail(run: StoredRun) -> RunDetail {
         error: row.error,
         outputs: row.outputs.params,
         output_artifacts: crate::wire::artifacts(&row.outputs.artifacts),
+        inputs: crate::wire::artifacts(&row.inputs),
         tasks,
     }
 }

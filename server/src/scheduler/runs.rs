@@ -16,6 +16,8 @@ pub struct NewRun {
     pub pipeline_version_id: Option<String>,
     pub pipeline_version: Option<u32>,
     pub params: Params,
+    /// The pipeline's input artifacts, as given (uploads, by content).
+    pub inputs: Vec<sluice_engine::ArtifactRecord>,
     pub labels: sluice_sdk::api::Labels,
     /// Reuse cached results (the default).
     pub cache: bool,
@@ -64,6 +66,7 @@ impl Scheduler {
             name.clone(),
             Arc::new(new.pipeline),
             new.params.clone(),
+            new.inputs.clone(),
             self.cfg.limits,
             now,
         )
@@ -85,6 +88,7 @@ impl Scheduler {
             finished_at: None,
             cache: new.cache,
             outputs: Default::default(),
+            inputs: new.inputs,
             labels: new.labels,
             archived: false,
             metrics: Default::default(),
@@ -214,6 +218,7 @@ impl Scheduler {
             name: s.row.name.clone(),
             pipeline: Arc::new(pipeline),
             params: s.row.params.clone(),
+            inputs: s.row.inputs.clone(),
             state: s.row.state,
             error: s.row.error.clone(),
             end_reason: s.row.end_reason,

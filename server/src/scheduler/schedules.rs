@@ -125,6 +125,12 @@ impl Scheduler {
             .map_err(|d| format!("its pipeline no longer loads: {d}"))?;
         let params = sluice_engine::resolve_params(&pipeline, &s.params)
             .map_err(|e| format!("its parameters: {}", e.join("; ")))?;
+        if let Some(a) = pipeline.artifacts.first() {
+            return Err(format!(
+                "its pipeline takes input artifacts (`{}`), which a schedule cannot give",
+                a.name
+            ));
+        }
         let when = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
             .map(|t| t.format("%Y%m%d-%H%M%S").to_string())
             .unwrap_or_else(|| at.to_string());
@@ -136,6 +142,7 @@ impl Scheduler {
             pipeline_version_id: version_id,
             pipeline_version: version,
             params,
+            inputs: Vec::new(),
             labels: s.labels.clone(),
             cache: s.cache,
             reuse: Default::default(),

@@ -331,6 +331,7 @@ pub(crate) struct RunCols {
     experiment_id: String,
     schedule_id: Option<String>,
     scheduled_at: Option<i64>,
+    inputs: Option<String>,
 }
 
 pub(crate) fn run_row<'r, R: Row>(r: &'r R) -> Result<RunRow>
@@ -359,6 +360,7 @@ where
         finished_at: c.finished_at,
         cache: c.cache,
         outputs: from_json(c.outputs, "run outputs")?.unwrap_or_default(),
+        inputs: from_json(c.inputs, "run inputs")?.unwrap_or_default(),
         labels: from_json(c.labels, "run labels")?.unwrap_or_default(),
         archived: c.archived,
         metrics: from_json(c.metrics, "run metrics")?.unwrap_or_default(),

@@ -32,6 +32,8 @@ pub struct RunRow {
     pub cache: bool,
     /// The pipeline's own outputs, once the run has ended.
     pub outputs: RunOutputs,
+    /// The input artifacts it was given (the pipeline's `artifacts:`).
+    pub inputs: Vec<ArtifactRecord>,
     pub labels: Labels,
     pub archived: bool,
     /// Scalar metrics the run ended with (see `engine::Run::metrics`).

@@ -154,6 +154,7 @@ pub fn ended_run(
         finished_at: Some(times.1),
         cache: true,
         outputs: Default::default(),
+        inputs: Vec::new(),
         labels: Default::default(),
         archived: false,
         metrics: Default::default(),

@@ -231,6 +231,7 @@ async fn scheduler(
             pipeline_version_id: None,
             pipeline_version: None,
             params: Default::default(),
+            inputs: Vec::new(),
             labels: Default::default(),
             cache: true,
             reuse: Default::default(),

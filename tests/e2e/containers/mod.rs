@@ -343,6 +343,7 @@ mod disk;
 mod escapes;
 mod failover;
 mod groups;
+mod inputs;
 mod isolation;
 mod kfp;
 mod kfp_client;

@@ -108,6 +108,9 @@ pub async fn create(
                 .runtime_config
                 .and_then(|r| r.parameters)
                 .unwrap_or_default(),
+            // Kubeflow's runtime config gives parameters only.
+            inputs: Default::default(),
+            inherited: Vec::new(),
             labels: Default::default(),
             cache: true,
             experiment_id,

@@ -70,8 +70,8 @@ impl RunStore for PgStore {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics, experiment_id, schedule_id, scheduled_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics, experiment_id, schedule_id, scheduled_at, inputs) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -91,6 +91,7 @@ impl RunStore for PgStore {
             .bind(&r.experiment_id)
             .bind(&r.schedule_id)
             .bind(r.scheduled_at)
+            .bind((!r.inputs.is_empty()).then(|| json(&r.inputs)))
             .execute(&mut *tx)
             .await?;
         }

@@ -228,6 +228,7 @@ mod tests {
             finished_at: Some(2),
             cache: true,
             outputs: Default::default(),
+            inputs: Vec::new(),
             labels: Default::default(),
             archived: false,
             metrics: Default::default(),

@@ -51,8 +51,8 @@ impl RunStore for SqliteStore {
         }
         for r in &batch.new_runs {
             sqlx::query(
-                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics, experiment_id, schedule_id, scheduled_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, name, pipeline_name, pipeline_version_id, pipeline_version, digest, params, state, error, end_reason, created_at, finished_at, cache, labels, metrics, experiment_id, schedule_id, scheduled_at, inputs) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&r.id)
             .bind(&r.name)
@@ -72,6 +72,7 @@ impl RunStore for SqliteStore {
             .bind(&r.experiment_id)
             .bind(&r.schedule_id)
             .bind(r.scheduled_at)
+            .bind((!r.inputs.is_empty()).then(|| json(&r.inputs)))
             .execute(&mut *tx)
             .await?;
         }

@@ -118,7 +118,7 @@ pub(crate) fn pipeline(docs: &[Node], d: &mut Diagnostics) -> Option<Pipeline> {
         &[&["dag", "inputDefinitions", "outputDefinitions"]],
         d,
     )?;
-    let mut params = Vec::new();
+    let (mut params, mut artifacts) = (Vec::new(), Vec::new());
     let mut env = dag::Env::default();
     if let Some(defs) = root.get("inputDefinitions") {
         let io = io_defs(defs, "root.inputDefinitions", d);
@@ -129,14 +129,11 @@ pub(crate) fn pipeline(docs: &[Node], d: &mut Diagnostics) -> Option<Pipeline> {
             );
             params.push(p);
         }
+        // The pipeline's input artifacts: given to each run when it is submitted.
         for a in io.artifacts {
-            d.error(
-                a.span,
-                format!(
-                    "pipeline input artifact `{}`: sluice pipelines take parameters only; produce the artifact with a step (dsl.importer) instead",
-                    a.name
-                ),
-            );
+            env.artifacts
+                .insert(a.name.clone(), format!("{{{{artifacts.{}}}}}", a.name));
+            artifacts.push(a);
         }
     }
     let dag_node = root.required("dag", "root", d)?;
@@ -157,6 +154,7 @@ pub(crate) fn pipeline(docs: &[Node], d: &mut Diagnostics) -> Option<Pipeline> {
         name,
         description,
         params,
+        artifacts,
         components: ir.out,
         steps,
         on_exit,

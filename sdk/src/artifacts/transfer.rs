@@ -1,16 +1,17 @@
-//! Artifacts to and from the object store: a task's outputs uploaded after it exits (streamed,
-//! multipart for large files, each request retried by `object_store`), and inputs made on other
+//! Artifacts to and from the object store: a task's outputs uploaded after it exits, and the
+//! files a run is given uploaded as the server receives them (streamed, multipart for large
+//! files, each request retried by `object_store`), and inputs made on other
 //! hosts downloaded before a step starts, into a cache kept per worker by content digest and
 //! verified against the digest the producer recorded. A step on its producer's host reads the
 //! producer's own copy and nothing is downloaded.
 
-use crate::outputs;
+use super::object::{self, Manifest, ManifestFile, ManifestLink, Stat};
+use super::tree as outputs;
+use super::ObjectArtifacts;
+use crate::beneath::{Dir, Kind, Links};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as Key;
 use object_store::{ObjectStoreExt, WriteMultipart};
-use sluice_sdk::artifacts::object::{self, Manifest, ManifestFile, ManifestLink, Stat};
-use sluice_sdk::artifacts::ObjectArtifacts;
-use sluice_sdk::beneath::{Dir, Kind, Links};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -129,7 +130,7 @@ pub async fn upload(
 
 enum Opened {
     File(std::fs::File),
-    Dir(Arc<Dir>, Vec<sluice_sdk::beneath::Entry>),
+    Dir(Arc<Dir>, Vec<crate::beneath::Entry>),
 }
 
 /// Sends one file to `key`: one PUT when it is smaller than a part, else a multipart upload of
