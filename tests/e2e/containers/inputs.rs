@@ -53,9 +53,12 @@ fn run_id(stdout: &str) -> String {
 
 #[tokio::test]
 async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
-    // The server and the worker are separate processes with their own directories: the worker
-    // fetches what the server keeps.
-    let c = Cluster::start_custom("2s", &[], &["--max-upload", "64Ki"], Vec::new()).await;
+    // The server and the worker are separate processes with directories of their own: the
+    // worker fetches what the server keeps.
+    let mut c = Cluster::start_custom("2s", &[], &["--max-upload", "64Ki"], Vec::new()).await;
+    c.worker = None;
+    let elsewhere = c.dir.path().join("elsewhere/worker");
+    c.worker = Some(c.spawn_worker(&elsewhere, "elsewhere.log"));
     let img = image("busybox");
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("with-inputs.yaml");
@@ -97,6 +100,14 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
     assert_eq!(names, ["dataset", "config"]);
     assert_eq!(first.inputs[1].size, 12);
     assert!(first.inputs.iter().all(|a| a.digest.starts_with("blake3:")));
+    // The worker, which shares no directory with the server, fetched both into its cache.
+    let cached: Vec<String> = std::fs::read_dir(elsewhere.join("artifacts/.cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for a in &first.inputs {
+        assert!(cached.contains(&a.digest.replace(':', "-")), "{cached:?}");
+    }
 
     // The same content again: nothing is sent, and the steps are served from the cache.
     let (code, out, err) = sluice(
@@ -297,4 +308,68 @@ async fn an_upload_is_kept_only_as_the_content_its_digest_names() {
             .unwrap_err();
         assert!(e.to_string().contains(want), "{e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sluice_up_reads_an_upload_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut up = spawn(
+        &["up", "--addr", &addr, "--data-dir", data.to_str().unwrap()],
+        &dir.path().join("up.log"),
+    );
+    let url = format!("http://{addr}");
+    let client = Client::new(&url, None);
+    let start = Instant::now();
+    while client.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "sluice up did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, pipeline(&image("busybox"))).unwrap();
+    let rows = dir.path().join("rows");
+    std::fs::create_dir(&rows).unwrap();
+    std::fs::write(rows.join("part-0.csv"), "a\nb\n").unwrap();
+    std::os::unix::fs::symlink("part-0.csv", rows.join("latest")).unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::write(&cfg, "{}\n").unwrap();
+    let (d, k) = (
+        format!("dataset={}", rows.display()),
+        format!("config={}", cfg.display()),
+    );
+    let (code, out, err) = sluice(
+        &url,
+        &[
+            "submit",
+            file.to_str().unwrap(),
+            "-i",
+            &d,
+            "-i",
+            &k,
+            "--wait",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let run = client.get_run(&run_id(&out)).await.unwrap();
+    assert_eq!(task(&run, "count").outputs["n"], serde_json::json!(2));
+    assert!(run
+        .inputs
+        .iter()
+        .all(|a| a.uri.starts_with("upload://blake3-")));
+    // Read where the server put it: nothing was fetched into the worker's cache.
+    let cache = data.join("worker/artifacts/.cache");
+    let fetched: Vec<_> = std::fs::read_dir(&cache)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(fetched.is_empty(), "{fetched:?}");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(up.0.id() as i32, libc::SIGTERM) };
+    assert!(up.0.wait().unwrap().success());
 }

@@ -184,4 +184,43 @@ steps:
             .is_err(),
         "a file of the directory is left"
     );
+
+    // A run's own input, uploaded: kept in the store, and fetched from it by a worker that
+    // shares nothing with the server but the store.
+    let given = dir.path().join("given");
+    std::fs::create_dir_all(given.join("sub")).unwrap();
+    std::fs::write(given.join("sub/rows.csv"), "x,y\n3,4\n").unwrap();
+    let up = client.upload_path(&given).await.unwrap();
+    assert!(up.sent);
+    let at = store.uri_of(&["uploads", &up.info.digest.replace(':', "-")]);
+    assert!(store.contains_all(std::slice::from_ref(&at)).await, "{at}");
+    let yaml = format!(
+        "name: given\nartifacts: {{rows: {{}}}}\nsteps:\n  - name: read\n    image: {img}\n    nodeSelector: {{side: b}}\n    command: [cat, '{{{{artifacts.rows}}}}/sub/rows.csv']\n"
+    );
+    let id = client
+        .create_run(&sluice_sdk::api::CreateRun {
+            yaml: Some(yaml),
+            inputs: [("rows".to_string(), up.info.digest.clone())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let run = wait_run(&client, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        run.summary.state,
+        RunState::Succeeded,
+        "{:?}",
+        run.tasks[0].error
+    );
+    assert_eq!(run.inputs[0].uri, at);
+    let page = client.logs(&id, "read", 0, 100).await.unwrap();
+    let lines: Vec<String> = page.lines.into_iter().map(|l| l.line).collect();
+    assert_eq!(lines, ["x,y", "3,4"]);
+    assert!(
+        logs("b.log").contains("input artifact ready"),
+        "{}",
+        logs("b.log")
+    );
 }

@@ -146,3 +146,35 @@ schemaVersion: 2.1.0
         Some("file:///srv/data.csv")
     );
 }
+
+#[test]
+fn a_pipelines_input_artifacts_are_given_to_each_run() {
+    let src = "components:
+  comp-count:
+    executorLabel: exec-count
+    inputDefinitions:
+      artifacts: {rows: {artifactType: {schemaTitle: system.Dataset, schemaVersion: 0.0.1}}}
+deploymentSpec:
+  executors:
+    exec-count:
+      container: {image: busybox, command: [wc, -l, '{{$.inputs.artifacts[''rows''].path}}']}
+pipelineInfo: {name: p}
+root:
+  inputDefinitions:
+    artifacts: {data: {artifactType: {schemaTitle: system.Dataset, schemaVersion: 0.0.1}}}
+  dag:
+    tasks:
+      count:
+        componentRef: {name: comp-count}
+        inputs: {artifacts: {rows: {componentInputArtifact: data}}}
+schemaVersion: 2.1.0
+";
+    let p = load("p.yaml", src).unwrap_or_else(|d| panic!("{}", d.render(src)));
+    assert_eq!(p.artifacts.len(), 1);
+    assert_eq!(p.artifacts[0].name, "data");
+    let count = p.step("count").unwrap();
+    assert_eq!(
+        count.artifacts[0].value,
+        serde_json::json!("{{artifacts.data}}")
+    );
+}
