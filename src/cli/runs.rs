@@ -550,6 +550,14 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<u8> {
                     if let Some(e) = &d.error {
                         println!("error     {e}");
                     }
+                    for a in &d.inputs {
+                        println!(
+                            "input     {} ({}, {})",
+                            a.name,
+                            sluice_spec::format_bytes(a.size),
+                            a.digest
+                        );
+                    }
                     if let Some(o) = outputs_line(&d) {
                         println!("outputs   {o}");
                     }

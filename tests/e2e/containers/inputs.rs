@@ -100,6 +100,14 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
     assert_eq!(names, ["dataset", "config"]);
     assert_eq!(first.inputs[1].size, 12);
     assert!(first.inputs.iter().all(|a| a.digest.starts_with("blake3:")));
+    let (_, shown, _) = sluice(&c.url, &["runs", "get", &first.summary.id]).await;
+    assert!(
+        shown.contains(&format!(
+            "input     config (12 bytes, {})",
+            first.inputs[1].digest
+        )),
+        "{shown}"
+    );
     // The worker, which shares no directory with the server, fetched both into its cache.
     let cached: Vec<String> = std::fs::read_dir(elsewhere.join("artifacts/.cache"))
         .unwrap()

@@ -388,6 +388,39 @@ steps:
         "return document.querySelector('[data-task=data] .tag-cached')",
     )
     .await;
+    // A run given an input artifact shows it in its header, and the step that reads it says
+    // where it came from.
+    let local = c.dir.path().join("given.csv");
+    std::fs::write(&local, "1,2\n").unwrap();
+    let up = c.client.upload_path(&local).await.unwrap();
+    let given = c
+        .client
+        .create_run(&sluice_sdk::api::CreateRun {
+            yaml: Some(format!(
+                "name: ui-given\nartifacts: {{rows: {{}}}}\nsteps:\n  - name: read\n    image: {img}\n    inputs: {{artifacts: {{rows: {{}}}}}}\n    artifacts: {{rows: '{{{{artifacts.rows}}}}'}}\n    command: [cat, '{{{{inputs.artifacts.rows}}}}']\n"
+            )),
+            inputs: [("rows".to_string(), up.info.digest.clone())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    b.goto(&format!("{}/runs/{}/tasks/read", c.url, given.summary.id))
+        .await;
+    let shown = b
+        .wait(
+            "the run's inputs",
+            "const i = document.getElementById('run-inputs'), r = document.querySelector('table.inputs tr[data-artifact=rows]');
+             return i && r && {header: i.textContent, from: r.cells[2].textContent}",
+        )
+        .await;
+    assert!(
+        shown["header"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("rows (4 B, {}", &up.info.digest[..19])),
+        "{shown}"
+    );
+    assert_eq!(shown["from"], json!("given to the run"));
     b.quit().await;
 }
 
