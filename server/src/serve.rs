@@ -64,6 +64,7 @@ impl Server {
             )
         })?;
         let store: DynStore = crate::store::open(cfg.database.as_deref(), &cfg.data_dir).await?;
+        api::uploads::sweep(&cfg.data_dir);
         let secrets = Arc::new(crate::secrets::SecretBox::open_or_create(
             &cfg.data_dir.join("secrets.key"),
         )?);

@@ -50,7 +50,24 @@ fn kept_name(digest: &str) -> ApiResult<String> {
 
 /// Where uploads are kept on this host.
 fn dir(app: &App) -> PathBuf {
-    app.artifacts.local.root().join("worker/artifacts/uploads")
+    uploads_in(app.artifacts.local.root())
+}
+
+fn uploads_in(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("worker/artifacts/uploads")
+}
+
+/// Removes what uploads cut off by the server's last exit left half-written.
+pub fn sweep(data_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(uploads_in(data_dir)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".partial-") {
+            let p = e.path();
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+    }
 }
 
 /// Where the upload `name` is for workers: its object-store URI with a store, else its path here.

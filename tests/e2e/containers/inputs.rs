@@ -226,7 +226,7 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
 
 #[tokio::test]
 async fn an_upload_is_kept_only_as_the_content_its_digest_names() {
-    let c = Cluster::start(&[]).await;
+    let mut c = Cluster::start(&[]).await;
     let http = reqwest::Client::new();
     let put = |digest: &str, body: Vec<u8>, tar: bool| {
         let req = http
@@ -316,6 +316,12 @@ async fn an_upload_is_kept_only_as_the_content_its_digest_names() {
             .unwrap_err();
         assert!(e.to_string().contains(want), "{e}");
     }
+    // What an upload cut off by the server's exit left is gone when it starts again.
+    let left = uploads.join(".partial-left");
+    std::fs::write(&left, b"half").unwrap();
+    c.restart_server().await;
+    assert!(!left.exists());
+    assert!(c.client.upload_info(&good).await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
