@@ -58,21 +58,6 @@ fn github(body: &Value, delivery: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The CLI, as a CI job runs it (the server is in this process: it is run without blocking).
-async fn sluice(url: &str, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .env("SLUICE_SERVER", url)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 async fn runs(env: &InProcess) -> usize {
     env.client
         .list_runs_where(&[("archived", "all".into())])
@@ -198,7 +183,7 @@ async fn a_signed_push_starts_one_run_and_the_gate_compares_it_with_main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (md, xml) = (dir.path().join("summary.md"), dir.path().join("junit.xml"));
-    let (code, _, err) = sluice(
+    let (code, _, err) = cli(
         &env.url,
         &[
             "runs",
@@ -213,7 +198,7 @@ async fn a_signed_push_starts_one_run_and_the_gate_compares_it_with_main() {
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&main_run) && err.contains("ok"), "{err}");
-    let (code, _, err) = sluice(
+    let (code, _, err) = cli(
         &env.url,
         &[
             "runs",
@@ -260,7 +245,7 @@ async fn a_signed_push_starts_one_run_and_the_gate_compares_it_with_main() {
     assert!(junit.contains("classname=\"quality gates\""), "{junit}");
     // No baseline: the gate fails unless told it may pass.
     let nothing = "latest succeeded run of this pipeline with label branch=nowhere";
-    let (code, _, err) = sluice(
+    let (code, _, err) = cli(
         &env.url,
         &[
             "runs",
@@ -275,7 +260,7 @@ async fn a_signed_push_starts_one_run_and_the_gate_compares_it_with_main() {
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no baseline run matches"), "{err}");
-    let (code, _, err) = sluice(
+    let (code, _, err) = cli(
         &env.url,
         &[
             "runs",
@@ -292,7 +277,7 @@ async fn a_signed_push_starts_one_run_and_the_gate_compares_it_with_main() {
     .await;
     assert_eq!(code, 0, "{err}");
     // A gate that does not parse is exit 2, naming it.
-    let (code, _, err) = sluice(
+    let (code, _, err) = cli(
         &env.url,
         &[
             "runs",
@@ -375,7 +360,7 @@ async fn gitlab_deliveries_carry_their_token_and_a_failed_step_is_a_junit_failur
     .unwrap();
     let (xml, md) = (dir.path().join("j.xml"), dir.path().join("s.md"));
     std::fs::write(&md, "earlier step's summary\n").unwrap();
-    let (code, _, err) = sluice(
+    let (code, _, err) = cli(
         &env.url,
         &[
             "submit",
@@ -417,7 +402,7 @@ async fn gitlab_deliveries_carry_their_token_and_a_failed_step_is_a_junit_failur
         "{summary}"
     );
     // Without --wait, what needs the run's end is refused.
-    let (code, _, err) = sluice(
+    let (code, _, err) = cli(
         &env.url,
         &["submit", file.to_str().unwrap(), "--junit", "x.xml"],
     )

@@ -348,3 +348,40 @@ pub async fn server_in(dir: &Path) -> (Proc, String) {
     let p = spawn_server(port, &dir.join("data"), &dir.join("server.log")).await;
     (p, format!("http://127.0.0.1:{port}"))
 }
+
+/// The real `sluice` binary as a CI job runs it, against the server at `url`: its exit code,
+/// stdout and stderr. Run without blocking, so that a server in this process keeps serving.
+pub async fn cli(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("SLUICE_SERVER", url)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `sluice up` (a server and its built-in worker) over `data` on a free port, once it answers,
+/// and its URL.
+pub async fn spawn_up(data: &Path, log: &Path) -> (Proc, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let up = spawn(
+        &["up", "--addr", &addr, "--data-dir", data.to_str().unwrap()],
+        log,
+    );
+    let url = format!("http://{addr}");
+    let client = Client::new(&url, None);
+    let start = std::time::Instant::now();
+    while client.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "sluice up did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (up, url)
+}

@@ -32,20 +32,6 @@ steps:
     )
 }
 
-async fn sluice(url: &str, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .env("SLUICE_SERVER", url)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn run_id(stdout: &str) -> String {
     let d: RunDetail = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     d.summary.id
@@ -76,7 +62,7 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
         format!("config={}", cfg.display()),
     );
 
-    let (code, out, err) = sluice(
+    let (code, out, err) = cli(
         &c.url,
         &["submit", f, "--input", &d, "-i", &k, "--wait", "-o", "json"],
     )
@@ -100,7 +86,7 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
     assert_eq!(names, ["dataset", "config"]);
     assert_eq!(first.inputs[1].size, 12);
     assert!(first.inputs.iter().all(|a| a.digest.starts_with("blake3:")));
-    let (_, shown, _) = sluice(&c.url, &["runs", "get", &first.summary.id]).await;
+    let (_, shown, _) = cli(&c.url, &["runs", "get", &first.summary.id]).await;
     assert!(
         shown.contains(&format!(
             "input     config (12 bytes, {})",
@@ -118,7 +104,7 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
     }
 
     // The same content again: nothing is sent, and the steps are served from the cache.
-    let (code, out, err) = sluice(
+    let (code, out, err) = cli(
         &c.url,
         &["submit", f, "--input", &d, "-i", &k, "--wait", "-o", "json"],
     )
@@ -133,7 +119,7 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
 
     // Another row: another digest, sent, and counted afresh.
     std::fs::write(data.join("part-2.csv"), "f\n").unwrap();
-    let (code, out, err) = sluice(
+    let (code, out, err) = cli(
         &c.url,
         &["submit", f, "--input", &d, "-i", &k, "--wait", "-o", "json"],
     )
@@ -201,7 +187,7 @@ async fn local_files_and_directories_become_a_runs_inputs_sent_once_each() {
             "must be written NAME=PATH",
         ),
     ] {
-        let (got, out, err) = sluice(&c.url, &args).await;
+        let (got, out, err) = cli(&c.url, &args).await;
         assert_eq!(got, code, "{args:?}\n{out}\n{err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
@@ -328,21 +314,8 @@ async fn an_upload_is_kept_only_as_the_content_its_digest_names() {
 async fn sluice_up_reads_an_upload_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut up = spawn(
-        &["up", "--addr", &addr, "--data-dir", data.to_str().unwrap()],
-        &dir.path().join("up.log"),
-    );
-    let url = format!("http://{addr}");
+    let (mut up, url) = spawn_up(&data, &dir.path().join("up.log")).await;
     let client = Client::new(&url, None);
-    let start = Instant::now();
-    while client.health().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "sluice up did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let file = dir.path().join("p.yaml");
     std::fs::write(&file, pipeline(&image("busybox"))).unwrap();
     let rows = dir.path().join("rows");
@@ -355,7 +328,7 @@ async fn sluice_up_reads_an_upload_in_place() {
         format!("dataset={}", rows.display()),
         format!("config={}", cfg.display()),
     );
-    let (code, out, err) = sluice(
+    let (code, out, err) = cli(
         &url,
         &[
             "submit",

@@ -412,21 +412,8 @@ steps:
 async fn sluice_up_leaves_no_network_when_it_exits() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut up = spawn(
-        &["up", "--addr", &addr, "--data-dir", data.to_str().unwrap()],
-        &dir.path().join("up.log"),
-    );
-    let client = Client::new(&format!("http://{addr}"), None);
-    let start = Instant::now();
-    while client.health().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "sluice up did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut up, url) = spawn_up(&data, &dir.path().join("up.log")).await;
+    let client = Client::new(&url, None);
     let yaml = format!(
         "name: up-net\nsteps:\n  - name: look\n    image: {}\n    command: [sh, -c, 'ip -4 -o addr show eth0 | grep 198.19.']\n",
         image("busybox")
