@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub artifacts: Option<String>,
     /// The largest upload a run's input artifact may be (bytes; 16 GiB when unset).
     pub max_upload: Option<u64>,
+    /// How long an upload's body may send nothing before it is refused (60 s when unset), and
+    /// how many uploads are taken at once (32 when unset; one more is a 503 to retry).
+    pub upload_idle: Option<std::time::Duration>,
+    pub uploads_at_once: Option<usize>,
 }
 
 /// A server whose store is open and whose active runs are taken up: all that is left is to
@@ -109,6 +113,10 @@ impl Server {
             // A pipeline file at its size limit, escaped into JSON, with room to spare.
             max_body: 2 * cfg.scheduler.limits.yaml.max_bytes + (1 << 20),
             max_upload: cfg.max_upload.unwrap_or(api::uploads::DEFAULT_MAX_UPLOAD),
+            uploads: Arc::new(api::uploads::Limits::new(
+                cfg.upload_idle,
+                cfg.uploads_at_once,
+            )),
         };
         Ok(Server {
             app,

@@ -285,6 +285,8 @@ impl ServerOpts {
             advertise_url: self.advertise_url.clone(),
             artifacts: self.artifacts.clone(),
             max_upload: Some(self.max_upload),
+            upload_idle: None,
+            uploads_at_once: None,
             scheduler: SchedulerConfig {
                 lease_ttl_ms: self.lease_ttl.as_millis() as i64,
                 kill_grace_ms: self.kill_grace.as_millis() as i64,

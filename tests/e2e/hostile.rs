@@ -282,3 +282,66 @@ async fn an_idempotency_key_makes_a_retried_submit_create_one_run() {
         .unwrap();
     assert_eq!(runs.runs.len(), 2);
 }
+
+/// Uploads hold a blocking thread each while their bodies arrive: a client that opens many and
+/// sends nothing gets a 503 past the server's limit, and each stalled one is given up (408) and
+/// its place freed, with nothing kept.
+#[tokio::test]
+async fn stalled_uploads_are_bounded_and_given_up() {
+    let (url, dir) = crate::access::server(sluice_server::ServerConfig {
+        upload_idle: Some(Duration::from_millis(800)),
+        uploads_at_once: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let digest = format!("blake3:{}", blake3::hash(b"never sent").to_hex());
+    let put = || http.put(format!("{url}/api/v1/uploads/{digest}"));
+    let mut held = Vec::new();
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        tx.send(Ok(b"n".to_vec())).await.unwrap();
+        let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async {
+            rx.recv().await.map(|item| (item, rx))
+        }));
+        // A byte, and then nothing: the sender is held open.
+        held.push(tx);
+        stalled.push(tokio::spawn(put().body(body).send()));
+    }
+    // Both places taken: a third upload is told to come back.
+    // (A probe whose content is not its digest's: until both places are taken it gets a 400.)
+    let other = format!("blake3:{}", blake3::hash(b"other").to_hex());
+    let start = std::time::Instant::now();
+    let busy = loop {
+        let r = http
+            .put(format!("{url}/api/v1/uploads/{other}"))
+            .body(b"x".to_vec())
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            break r.text().await.unwrap();
+        }
+        assert_eq!(r.status(), 400);
+        assert!(start.elapsed() < Duration::from_secs(10), "never busy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(busy.contains("taking 2 uploads at once already"), "{busy}");
+    // The stalled ones are given up, saying why.
+    for s in stalled {
+        let r = s.await.unwrap().unwrap();
+        assert_eq!(r.status(), 408);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("the upload sent nothing for 800ms"), "{body}");
+    }
+    drop(held);
+    // Their places are free again, and nothing of them was kept.
+    let r = put().body(b"never sent".to_vec()).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("data/worker/artifacts/uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

@@ -71,6 +71,10 @@ pub enum ErrorCode {
     /// Several servers share one database and none schedules right now (one is taking over):
     /// send it again shortly (503).
     SchedulerUnavailable,
+    /// The server is taking as many uploads at once as it takes: send it again shortly (503).
+    Busy,
+    /// The request's body stopped arriving for longer than the server waits (408).
+    Timeout,
     /// The server failed (500).
     /// What was asked clashes with what is kept (a name taken, a thing still in use).
     Conflict,
@@ -109,6 +113,8 @@ impl ErrorCode {
             ErrorCode::ArtifactRefused => "artifact_refused",
             ErrorCode::ArtifactUnreachable => "artifact_unreachable",
             ErrorCode::StorageFull => "storage_full",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::SchedulerUnavailable => "scheduler_unavailable",
             ErrorCode::Conflict => "conflict",
             ErrorCode::Unimplemented => "unimplemented",
@@ -143,6 +149,8 @@ impl ErrorCode {
             "artifact_refused" => ErrorCode::ArtifactRefused,
             "artifact_unreachable" => ErrorCode::ArtifactUnreachable,
             "storage_full" => ErrorCode::StorageFull,
+            "busy" => ErrorCode::Busy,
+            "timeout" => ErrorCode::Timeout,
             "scheduler_unavailable" => ErrorCode::SchedulerUnavailable,
             "conflict" => ErrorCode::Conflict,
             "unimplemented" => ErrorCode::Unimplemented,
@@ -181,6 +189,8 @@ mod error_code_tests {
             ErrorCode::UnknownWorker,
             ErrorCode::StorageFull,
             ErrorCode::SchedulerUnavailable,
+            ErrorCode::Busy,
+            ErrorCode::Timeout,
             ErrorCode::InvalidBody,
         ] {
             let json = serde_json::to_string(&c).unwrap();

@@ -49,6 +49,8 @@ pub struct App {
     pub max_body: usize,
     /// The largest upload (`PUT /uploads/{digest}`) accepted, in bytes.
     pub max_upload: u64,
+    /// How many uploads are taken at once, and how long one may send nothing.
+    pub uploads: Arc<uploads::Limits>,
 }
 
 impl App {

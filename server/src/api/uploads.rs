@@ -32,6 +32,25 @@ use std::path::PathBuf;
 /// The largest upload a server takes unless told otherwise (`--max-upload`).
 pub const DEFAULT_MAX_UPLOAD: u64 = 16 << 30;
 
+/// What bounds the uploads in flight: each holds a blocking thread while its body arrives, so
+/// only so many are taken at once, and one whose body stops arriving is given up.
+pub struct Limits {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    at_once: usize,
+    idle: std::time::Duration,
+}
+
+impl Limits {
+    pub fn new(idle: Option<std::time::Duration>, at_once: Option<usize>) -> Limits {
+        let at_once = at_once.unwrap_or(32).max(1);
+        Limits {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(at_once)),
+            at_once,
+            idle: idle.unwrap_or(std::time::Duration::from_secs(60)),
+        }
+    }
+}
+
 /// The name an upload is kept under: `blake3-HEX`, from its digest `blake3:HEX`.
 fn kept_name(digest: &str) -> ApiResult<String> {
     let hex = digest
@@ -168,6 +187,16 @@ pub async fn put(
     if let Some(held) = info(&app, &digest).await? {
         return Ok((StatusCode::OK, Json(held)));
     }
+    let Ok(_slot) = app.uploads.slots.clone().try_acquire_owned() else {
+        return Err(ApiErr::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy,
+            format!(
+                "the server is taking {} uploads at once already; send it again shortly",
+                app.uploads.at_once
+            ),
+        ));
+    };
     let tar = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -185,8 +214,14 @@ pub async fn put(
     let job = tokio::task::spawn_blocking(move || land(ChannelReader::new(rx), &at, tar));
     let mut stream = body.into_data_stream();
     let mut got = 0u64;
-    let mut over = false;
-    while let Some(chunk) = stream.next().await {
+    let (mut over, mut idle) = (false, false);
+    loop {
+        let Ok(next) = tokio::time::timeout(app.uploads.idle, stream.next()).await else {
+            idle = true;
+            let _ = tx.send(Err("the upload stopped arriving".into())).await;
+            break;
+        };
+        let Some(chunk) = next else { break };
         let msg = match chunk {
             Ok(b) => {
                 got += b.len() as u64;
@@ -208,6 +243,14 @@ pub async fn put(
     let landed = job.await.map_err(|e| internal(e.to_string()))?;
     let outcome = match (over, landed) {
         (true, _) => Err(too_large(limit)),
+        (false, _) if idle => Err(ApiErr::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::Timeout,
+            format!(
+                "the upload sent nothing for {}; nothing was kept",
+                humantime::format_duration(app.uploads.idle)
+            ),
+        )),
         (false, Err(e)) => Err(e),
         (false, Ok((_, d))) if d != digest => Err(refused(format!(
             "the content sent has digest {d}, not the {digest} its path names"
