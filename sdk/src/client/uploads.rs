@@ -10,6 +10,9 @@ use crate::artifacts::tree;
 use crate::beneath::{Dir, Kind, Links};
 use std::path::{Path, PathBuf};
 
+/// How long an upload is sent again while the server says it is busy.
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What became of a local path sent as an input.
 #[derive(Debug, Clone)]
 pub struct Uploaded {
@@ -57,6 +60,38 @@ impl Client {
         if let Some(info) = self.upload_info(&digest).await? {
             return Ok(Uploaded { info, sent: false });
         }
+        // A server taking as many uploads as it takes says so: sent again, backing off, for
+        // a while.
+        let mut wait = std::time::Duration::from_millis(250);
+        let start = std::time::Instant::now();
+        loop {
+            match self
+                .send_upload(path, &parent, &name, kind, size, &digest)
+                .await
+            {
+                Err(ClientError::Api { error, .. })
+                    if error.code == crate::api::ErrorCode::Busy
+                        && start.elapsed() < BUSY_PATIENCE =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+                sent => return sent,
+            }
+        }
+    }
+
+    /// Sends one file or directory once.
+    async fn send_upload(
+        &self,
+        path: &Path,
+        parent: &Path,
+        name: &Path,
+        kind: Kind,
+        size: u64,
+        digest: &str,
+    ) -> Result<Uploaded> {
+        let (parent, name) = (parent.to_path_buf(), name.to_path_buf());
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
         let shown = path.display().to_string();
         let reader = tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
@@ -84,7 +119,7 @@ impl Client {
             rx.recv().await.map(|item| (item, rx))
         }));
         let mut req = self
-            .req(reqwest::Method::PUT, &format!("/uploads/{}", enc(&digest)))
+            .req(reqwest::Method::PUT, &format!("/uploads/{}", enc(digest)))
             .body(body);
         req = match kind {
             Kind::Dir => req.header(reqwest::header::CONTENT_TYPE, UPLOAD_TAR),
