@@ -29,6 +29,32 @@ pub(crate) async fn server(mut cfg: sluice_server::ServerConfig) -> (String, tem
 
 pub(crate) const ADMIN: &str = "admin-secret-for-tests";
 
+/// The admin's client, and a `submit` token limited to the pipeline `iris` with its client (a
+/// CI job's).
+pub(crate) async fn ci_token(url: &str) -> (Client, sluice_sdk::api::CreatedToken, Client) {
+    let admin = Client::new(url, Some(ADMIN.into()));
+    let ci = admin
+        .create_token(&CreateToken {
+            name: "ci".into(),
+            role: "submit".into(),
+            pipelines: Some(vec!["iris".into()]),
+        })
+        .await
+        .unwrap();
+    let ci_client = Client::new(url, Some(ci.token.clone()));
+    (admin, ci, ci_client)
+}
+
+/// A run of a one-step pipeline named `name`.
+pub(crate) fn run_of(name: &str) -> CreateRun {
+    CreateRun {
+        yaml: Some(format!(
+            "name: {name}\nsteps:\n  - name: a\n    image: busybox\n    command: [\"true\"]\n"
+        )),
+        ..Default::default()
+    }
+}
+
 /// A server with an admin token, and a token of each role made through the API.
 pub(crate) async fn server_with_roles() -> (String, tempfile::TempDir, HashMap<&'static str, String>)
 {
@@ -144,31 +170,16 @@ async fn every_route_takes_exactly_the_roles_it_declares() {
 #[tokio::test]
 async fn a_revoked_token_stops_working_and_a_submit_token_runs_only_its_pipelines() {
     let (url, _dir, tokens) = server_with_roles().await;
-    let admin = Client::new(&url, Some(ADMIN.into()));
-    let ci = admin
-        .create_token(&CreateToken {
-            name: "ci".into(),
-            role: "submit".into(),
-            pipelines: Some(vec!["iris".into()]),
-        })
-        .await
-        .unwrap();
-    let ci_client = Client::new(&url, Some(ci.token.clone()));
-    let run = |name: &str| CreateRun {
-        yaml: Some(format!(
-            "name: {name}\nsteps:\n  - name: a\n    image: busybox\n    command: [\"true\"]\n"
-        )),
-        ..Default::default()
-    };
-    ci_client.create_run(&run("iris")).await.unwrap();
-    match ci_client.create_run(&run("other")).await {
+    let (admin, ci, ci_client) = ci_token(&url).await;
+    ci_client.create_run(&run_of("iris")).await.unwrap();
+    match ci_client.create_run(&run_of("other")).await {
         Err(ClientError::Api { status: 403, error }) => {
             assert!(error.message.contains("`iris`") && error.message.contains("`other`"))
         }
         other => panic!("expected 403, got {:?}", other.map(|r| r.summary.id)),
     }
     // Another's run of another pipeline cannot be cancelled with it either.
-    let theirs = admin.create_run(&run("other")).await.unwrap();
+    let theirs = admin.create_run(&run_of("other")).await.unwrap();
     assert!(matches!(
         ci_client.cancel_run(&theirs.summary.id).await,
         Err(ClientError::Api { status: 403, .. })

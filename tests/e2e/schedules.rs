@@ -417,26 +417,9 @@ async fn kubeflows_api_names_a_filter_it_cannot_evaluate_and_an_endpoint_it_does
 /// (which holds runs of every pipeline), through sluice's API and Kubeflow's.
 #[tokio::test]
 async fn a_token_limited_to_pipelines_touches_only_their_schedules_and_no_experiment() {
-    use crate::access::{server_with_roles, ADMIN};
-    use sluice_sdk::api::CreateToken;
-    use sluice_sdk::client::Client;
+    use crate::access::{ci_token, run_of as run, server_with_roles};
     let (url, _dir, _tokens) = server_with_roles().await;
-    let admin = Client::new(&url, Some(ADMIN.into()));
-    let ci = admin
-        .create_token(&CreateToken {
-            name: "ci".into(),
-            role: "submit".into(),
-            pipelines: Some(vec!["iris".into()]),
-        })
-        .await
-        .unwrap();
-    let ci_client = Client::new(&url, Some(ci.token.clone()));
-    let run = |name: &str| CreateRun {
-        yaml: Some(format!(
-            "name: {name}\nsteps:\n  - name: a\n    image: busybox\n    command: [\"true\"]\n"
-        )),
-        ..Default::default()
-    };
+    let (admin, ci, ci_client) = ci_token(&url).await;
     // Another pipeline's schedule is not made, paused, resumed or deleted with it, nor an
     // experiment archived or deleted; its own pipeline's schedule it may pause.
     let every = |yaml: String| sluice_sdk::api::CreateSchedule {

@@ -2,6 +2,7 @@
 //! with plain HTTP calls. Real runs in real containers feed it.
 
 mod browser;
+mod lineage;
 mod schedules;
 mod workbench;
 
