@@ -56,13 +56,11 @@ impl Run {
             .input_artifacts
             .iter()
             .map(|a| {
-                // The run's own inputs have no producer: their digest is the one given.
-                let given = a
-                    .producer
-                    .is_empty()
-                    .then_some(a.digest.as_deref())
-                    .flatten();
-                let hash = given
+                // The digest the input carries; records from before inputs carried one are
+                // looked up in their producer's outputs.
+                let hash = a
+                    .digest
+                    .as_deref()
                     .or_else(|| {
                         self.task_index(&a.producer)
                             .and_then(|p| {

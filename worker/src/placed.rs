@@ -65,8 +65,10 @@ fn local_artifact(artifacts: &Artifacts, uri: &str) -> Result<Input, String> {
             ))
         }
     };
+    let upload = matches!(&parsed, ArtifactUri::Other { scheme, .. } if scheme == UPLOAD_SCHEME);
     match artifacts.local.locate(&here) {
         Ok(l) => Ok(Input::Here(l.path)),
+        Err(ArtifactError::Gone(_)) if upload => Ok(Input::FromServer),
         Err(ArtifactError::Gone(_)) if here != parsed => Ok(Input::Fetch),
         Err(e @ ArtifactError::Elsewhere { .. }) => {
             Err(format!("{e}: this worker cannot reach it"))
@@ -111,10 +113,9 @@ pub(crate) async fn fetch_inputs(
 ) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::with_capacity(inputs.len());
     for (a, i) in spec.input_artifacts.iter().zip(inputs) {
-        let upload = a.uri.get(..UPLOAD_SCHEME.len() + 3) == Some(&*format!("{UPLOAD_SCHEME}://"));
         let path = match (i, &artifacts.object) {
             (Input::Here(p), _) => p,
-            (Input::Fetch, _) if upload => {
+            (Input::FromServer, _) => {
                 let cache = artifacts.local.root().join(CACHE_DIR);
                 let digest = a.digest.as_deref().unwrap_or_default();
                 let t = Instant::now();
@@ -212,7 +213,10 @@ pub(crate) async fn upload_all(
 /// Where an input artifact is: on this host, or in the object store only.
 pub(crate) enum Input {
     Here(PathBuf),
+    /// From the object store.
     Fetch,
+    /// An upload the server keeps, from the server.
+    FromServer,
 }
 
 /// Where fetched inputs are kept, by content digest, beneath the artifact root (so that the
